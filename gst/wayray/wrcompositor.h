@@ -1,0 +1,83 @@
+/* The session compositor behind wayraysrc: a headless wlroots compositor in a
+ * thread of its own. The element talks to it only through this interface;
+ * nothing here exposes wlroots types.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace wayray {
+
+struct CompositorConfig {
+  std::string socket_name;      /* empty: pick wayland-N */
+  std::string exec;             /* command started inside the session */
+  std::string xkb_rules, xkb_model, xkb_layout, xkb_variant, xkb_options;
+  /* pixman renders straight into pushed buffers; otherwise wlroots picks
+   * (GLES2 on a GPU) and frames are read back once. */
+  bool use_pixman = true;
+  bool read_back = false;       /* read back even with pixman (tests that path) */
+  int width = 1920, height = 1080;
+  int fps_n = 60, fps_d = 1;
+};
+
+/* A rendered frame: a read-only buffer holding the whole picture (BGRx) with
+ * the damage meta, and when it was rendered (CLOCK_MONOTONIC, ns). */
+struct CompositorFrame {
+  GstBuffer *buffer = nullptr;
+  int width = 0, height = 0;
+  gint64 rendered_ns = 0;
+};
+
+struct CompositorCursor {
+  bool visible = false;
+  int x = 0, y = 0;
+  guint serial = 0;
+  int hotspot_x = 0, hotspot_y = 0;
+  int width = 0, height = 0;
+  GstBuffer *image = nullptr;    /* set only when the image changed */
+};
+
+struct CompositorCallbacks {
+  /* All called on the compositor thread; ownership of buffers passes. */
+  std::function<void (CompositorFrame &&)> frame;
+  std::function<void (CompositorCursor &&)> cursor;
+  std::function<void (const std::string &)> error;
+  std::function<void (int pid, int status)> exec_exited;
+};
+
+class Compositor {
+ public:
+  Compositor (GstObject *owner, CompositorConfig config, CompositorCallbacks callbacks);
+  ~Compositor ();
+
+  /* Creates the display, backend, output and socket in the compositor
+   * thread, starts the exec command. Blocks until it serves or failed. */
+  bool start (GError **error);
+  /* Disconnects clients, ends the exec command, joins the thread. */
+  void stop ();
+
+  std::string socket_name () const;
+  std::string socket_path () const;
+
+  /* Thread-safe requests, carried out on the compositor thread. */
+  void resize (int width, int height, int fps_n, int fps_d);
+  void request_full_frame ();
+  void pointer_motion (double x, double y);
+  void pointer_button (guint32 evdev_button, bool pressed);
+  void pointer_axis (double dx, double dy);
+  void key (guint32 evdev_keycode, bool pressed);
+  void key_by_name (const std::string &keysym_name, bool pressed);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wayray
