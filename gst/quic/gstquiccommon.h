@@ -1,0 +1,59 @@
+/* What quicsink and quicsrc share: the connection properties, the GstContext
+ * that hands one endpoint to every quic element of a process, and the bus
+ * messages about the connection.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "gstquicendpoint.h"
+
+#include <gst/gst.h>
+
+#include <memory>
+
+namespace wrq {
+
+/* Context type carrying the endpoint ("endpoint" field, boxed). */
+#define WRQ_CONTEXT_TYPE "wayray.quic.endpoint"
+
+enum CommonProp {
+  PROP_0,
+  PROP_MODE,
+  PROP_HOST,
+  PROP_PORT,
+  PROP_TRANSPORT,
+  PROP_CERTIFICATE_FILE,
+  PROP_PRIVATE_KEY_FILE,
+  PROP_CERTIFICATE_FINGERPRINT,
+  PROP_KNOWN_HOSTS_FILE,
+  PROP_PINNED_FINGERPRINT,
+  PROP_IDLE_TIMEOUT,
+  PROP_KEEPALIVE_INTERVAL,
+  PROP_HANDSHAKE_TIMEOUT,
+  PROP_MAX_UDP_PAYLOAD,
+  PROP_STATS_INTERVAL,
+  PROP_STATS,
+  PROP_CONNECTED,
+  PROP_COMMON_LAST,
+};
+
+void install_common_properties (GObjectClass * klass);
+/* FALSE when @prop_id is not a common property. */
+bool set_common_property (Config & cfg, guint prop_id, const GValue * value);
+bool get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * value);
+
+/* Finds the endpoint: one handed over in a context (@ctx_ep) when its
+ * configuration matches, else the process-wide one for @cfg; then
+ * publishes it as a context. */
+std::shared_ptr<Endpoint> acquire_endpoint (GstElement * element, const Config & cfg,
+    const std::shared_ptr<Endpoint> & ctx_ep);
+/* Extracts the endpoint from a context set on the element. */
+std::shared_ptr<Endpoint> endpoint_from_context (GstContext * context);
+
+/* Element messages: "wayray-quic-connection" and "wayray-quic-stats". */
+void post_connection_message (GstElement * element, bool up, const std::string & peer,
+    const std::string & transport, const std::string & reason);
+void post_stats_message (GstElement * element, const Stats & stats);
+
+}  // namespace wrq

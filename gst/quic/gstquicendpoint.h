@@ -1,0 +1,180 @@
+/* WayRay transport endpoint: one per (role, address, port) in a process,
+ * shared by every quicsink and quicsrc configured for it. It owns the UDP
+ * (and TCP fallback) sockets, a network thread with its own poll loop, the
+ * single peer connection (ngtcp2 + GnuTLS), per-stream send queues and the
+ * stream parsers of incoming data.
+ *
+ * Threads: the network thread is the only one touching ngtcp2/GnuTLS.
+ * Streaming threads append to send queues under the endpoint lock and wake
+ * it. A dispatcher thread runs element callbacks (upstream events,
+ * connection state, statistics) so that no element code ever runs on the
+ * network thread, except the receive hand-off (EndpointUser::on_frames),
+ * which must only queue.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "gstquicframing.h"
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace wrq {
+
+enum class Mode { Server, Client };
+enum class TransportChoice { Auto, Quic, Tcp };
+
+struct Config {
+  Mode mode = Mode::Server;
+  std::string host;              /* server: bind address ("" = any); client: server */
+  guint port = 4433;
+  std::string cert_file;         /* "" = default path */
+  std::string key_file;
+  std::string known_hosts_file;
+  std::string pinned_fingerprint;  /* client: exact SHA-256 to accept, "" = TOFU */
+  guint idle_timeout_ms = 10000;
+  guint keepalive_ms = 2000;
+  guint handshake_timeout_ms = 3000;
+  TransportChoice transport = TransportChoice::Auto;
+  guint stats_interval_ms = 1000;
+  guint max_udp_payload = 1452;
+
+  /* Elements with equal keys share one endpoint. */
+  std::string key () const;
+  /* "host:port" as recorded in known-hosts. */
+  std::string host_port () const;
+};
+
+struct Stats {
+  bool connected = false;
+  std::string transport;   /* "quic" or "tcp" */
+  std::string peer;
+  guint64 rtt = 0, min_rtt = 0, smoothed_rtt = 0, rttvar = 0;   /* ns */
+  guint64 cwnd = 0, bytes_in_flight = 0, delivery_rate = 0;     /* bytes, bytes/s */
+  guint64 lost_packets = 0, pto_count = 0;
+  guint64 bytes_sent = 0, bytes_received = 0;
+  guint64 send_queue_bytes = 0;
+  GstStructure *to_structure () const;
+};
+
+/* A reliable outgoing stream. Members are guarded by the endpoint lock. */
+struct SendStream {
+  Preamble pre;
+  int priority = 4;
+  guint64 conn_gen = 0;
+  gint64 id = -1;                /* transport stream id, -1 until opened */
+  std::deque<std::vector<guint8>> chunks;
+  guint64 base = 0;              /* offset of chunks.front () */
+  guint64 written = 0, sent = 0, acked = 0;
+  bool fin = false, fin_sent = false;
+  bool dead = false;             /* reset, or its connection is gone */
+  bool blocked = false;          /* waiting for flow-control credit */
+  guint64 served = 0;            /* round-robin among equal priorities */
+
+  guint64 unacked () const { return written - acked; }
+  guint64 unsent () const { return written - sent; }
+};
+
+/* Identifies one incoming stream for EndpointUser. */
+struct InStreamRef {
+  guint64 conn_gen;
+  gint64 id;
+  const Preamble *pre;
+};
+
+class EndpointUser {
+public:
+  virtual ~EndpointUser () = default;
+  /* Dispatcher thread. @fatal: the endpoint will not recover (client side). */
+  virtual void on_connection_state (bool up, const std::string & peer, const std::string & transport,
+      const std::string & reason, bool fatal) {}
+  virtual void on_stats (const Stats & stats) {}
+  /* Dispatcher thread; TRUE when this user owns the sink pad @target. */
+  virtual bool on_upstream_event (const std::string & target, GstEvent * event) { return false; }
+  /* Dispatcher thread: problems worth a warning (malformed data, ...). */
+  virtual void on_warning (const std::string & message) {}
+  /* Receivers (quicsrc) only. Network thread, endpoint locked: queue only.
+   * Return FALSE to stop crediting flow control until resume_receive (). */
+  virtual bool is_receiver () const { return false; }
+  virtual bool on_frames (const InStreamRef & s, std::vector<Frame> & frames) { return true; }
+  virtual void on_stream_end (const InStreamRef & s, bool reset) {}
+};
+
+class Endpoint : public std::enable_shared_from_this<Endpoint> {
+public:
+  /* The endpoint for @cfg's key: the existing one or a new one. */
+  static std::shared_ptr<Endpoint> obtain (const Config & cfg);
+  ~Endpoint ();
+
+  const Config & config () const { return cfg_; }
+
+  /* Registers @user and starts the network thread if needed. */
+  bool add_user (EndpointUser * user, std::string & error);
+  void remove_user (EndpointUser * user);
+
+  bool connected ();
+  guint64 generation ();
+  Stats stats ();
+  std::string certificate_fingerprint ();
+
+  /* Waits until connected, or @cancel becomes true / @timeout_ms passes. */
+  bool wait_connected (const std::atomic<bool> & cancel, gint64 timeout_ms = -1);
+  /* Wakes every waiter (so it re-checks its cancel flag). */
+  void wake_waiters ();
+
+  /* nullptr when not connected. */
+  std::shared_ptr<SendStream> open_stream (const Preamble & pre);
+  enum class WriteResult { Ok, Cancelled, Closed, Full };
+  /* Queues @bytes. While more than @limit bytes are unacknowledged, waits
+   * (or returns Full at once when @block is false). A write into an empty
+   * queue is always accepted, so a frame larger than @limit still goes. */
+  WriteResult write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bool block,
+      const std::atomic<bool> & cancel);
+  void finish (SendStream & s);
+  /* Drops what is queued and resets the stream. */
+  void reset (SendStream & s, guint64 app_error);
+  /* Waits until all queued bytes (and FIN) are acknowledged. */
+  bool wait_drained (SendStream & s, const std::atomic<bool> & cancel, gint64 timeout_ms);
+  guint64 unsent (SendStream & s);
+
+  /* Queues an upstream event for the peer's sink pad @target on the
+   * control stream. FALSE when not connected or not serializable. */
+  bool send_upstream_event (const std::string & target, GstEvent * event);
+
+  /* Receivers: their queues drained; credit what was held back. */
+  void resume_receive ();
+
+  /* Runs @job on the dispatcher thread. */
+  void post (std::function<void ()> job);
+
+  /* Closes the current connection (tests: simulates a lost peer when
+   * @silent, i.e. without telling the peer). */
+  void drop_connection (bool silent);
+
+  struct Conn;
+  struct Impl;
+
+private:
+  explicit Endpoint (const Config & cfg);
+  void run ();
+  void dispatch_loop ();
+  void wake ();
+
+  Config cfg_;
+  std::unique_ptr<Impl> impl_;
+  friend struct Impl;
+  friend struct Conn;
+};
+
+}  // namespace wrq

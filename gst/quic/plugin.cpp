@@ -1,0 +1,23 @@
+/* gstwayrayquic: quicsink and quicsrc.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#ifdef HAVE_CONFIG_H
+#  include "config.h"
+#endif
+
+#include "gstquicsink.h"
+#include "gstquicsrc.h"
+
+static gboolean
+plugin_init (GstPlugin * plugin)
+{
+  gboolean ret = FALSE;
+  ret |= GST_ELEMENT_REGISTER (quicsink, plugin);
+  ret |= GST_ELEMENT_REGISTER (quicsrc, plugin);
+  return ret;
+}
+
+GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, wayrayquic,
+    "WayRay transport: QUIC (ngtcp2 + GnuTLS) with a TCP+TLS fallback",
+    plugin_init, VERSION, GST_LICENSE, GST_PACKAGE_NAME, GST_PACKAGE_ORIGIN)
