@@ -1,0 +1,670 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * SECTION:element-wayraycompositor
+ * @title: wayraycompositor
+ *
+ * The client side of the damage path. It keeps the session's framebuffer
+ * and:
+ *
+ * - applies the damaged rectangles of the BGRx frames arriving on its
+ *   `tiles` pad (from wayraytiledec: each frame carries a
+ *   #GstWayrayDamageMeta; a frame without it replaces everything);
+ * - places decoded video regions arriving on the `video` request pad at
+ *   the position given by their "wayray-video" GstVideoRegionOfInterestMeta.
+ *   A video frame never overwrites pixels that a lossless update with the
+ *   same or a later timestamp already wrote, so a late video frame cannot
+ *   undo a refinement;
+ * - draws the cursor published by wayraysrc ("wayray-cursor" events on any
+ *   sink pad, e.g. the `cursor` request pad) alpha-blended over the
+ *   picture, its old and new rectangles counting as damage;
+ * - outputs a BGRx frame, with a #GstWayrayDamageMeta, only when the picture
+ *   changed;
+ * - forwards navigation and other upstream events through the `tiles` pad
+ *   (towards the session).
+ *
+ * ## Example launch line
+ * |[
+ * gst-launch-1.0 videotestsrc pattern=ball ! video/x-raw,format=BGRx,width=640,height=480 ! damagetiler ! wayraytileenc ! wayraytiledec ! wayraycompositor ! videoconvert ! autovideosink
+ * ]|
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstwayraycompositor.h"
+
+#include "gstwayraycursor.h"
+#include "gstwayraydamagemeta.h"
+#include "wayrayregions.h"
+
+#include <gst/video/video.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+GST_DEBUG_CATEGORY_STATIC (gst_wayray_compositor_debug);
+#define GST_CAT_DEFAULT gst_wayray_compositor_debug
+
+enum
+{
+  PROP_0,
+  PROP_DRAW_CURSOR,
+  PROP_STATS,
+};
+
+#define DEFAULT_DRAW_CURSOR TRUE
+#define BLOCK 16                /* granularity of the lossless timestamps */
+
+struct GstWayrayCompositorPrivate
+{
+  /* Protects everything: three sink pads feed one framebuffer. Recursive
+   * because a push may call back (queries, probes) on the same thread. */
+  std::recursive_mutex lock;
+  gboolean draw_cursor = DEFAULT_DRAW_CURSOR;
+
+  int width = 0, height = 0;
+  gint fps_n = 0, fps_d = 1;
+  std::vector<uint8_t> fb;      /* the session picture, without the cursor */
+  std::vector<GstClockTime> stamp;      /* per BLOCK: last lossless write */
+  int blocks_x = 0, blocks_y = 0;
+  GstBuffer *out = nullptr;     /* fb + cursor, shared with the last output */
+  bool caps_pending = true;
+  GstClockTime last_pts = GST_CLOCK_TIME_NONE;
+  GstSegment segment;
+
+  GstVideoInfo video_info;
+  bool have_video_info = false;
+
+  /* cursor */
+  bool cursor_visible = false;
+  int cursor_x = 0, cursor_y = 0, hot_x = 0, hot_y = 0;
+  int cursor_w = 0, cursor_h = 0;
+  guint cursor_serial = 0;
+  std::vector<uint8_t> cursor_image;    /* premultiplied BGRA */
+
+  guint64 frames_out = 0, tile_updates = 0, video_updates = 0, video_blocks_skipped = 0;
+};
+
+struct _GstWayrayCompositor
+{
+  GstElement parent;
+  GstPad *tilespad, *videopad, *cursorpad, *srcpad;
+  GstWayrayCompositorPrivate *priv;
+};
+
+static GstStaticPadTemplate tiles_template = GST_STATIC_PAD_TEMPLATE ("tiles",
+    GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("video/x-raw, format = (string) { BGRx, BGRA }, "
+        "width = (int) [ 1, 16384 ], height = (int) [ 1, 16384 ], "
+        "framerate = (fraction) [ 0/1, MAX ]"));
+static GstStaticPadTemplate video_template = GST_STATIC_PAD_TEMPLATE ("video",
+    GST_PAD_SINK, GST_PAD_REQUEST,
+    GST_STATIC_CAPS ("video/x-raw, format = (string) { BGRx, BGRA }, "
+        "width = (int) [ 1, 16384 ], height = (int) [ 1, 16384 ], "
+        "framerate = (fraction) [ 0/1, MAX ]"));
+static GstStaticPadTemplate cursor_template = GST_STATIC_PAD_TEMPLATE ("cursor",
+    GST_PAD_SINK, GST_PAD_REQUEST, GST_STATIC_CAPS_ANY);
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("src",
+    GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("video/x-raw, format = (string) BGRx, "
+        "width = (int) [ 1, 16384 ], height = (int) [ 1, 16384 ], "
+        "framerate = (fraction) [ 0/1, MAX ]"));
+
+#define gst_wayray_compositor_parent_class parent_class
+G_DEFINE_TYPE (GstWayrayCompositor, gst_wayray_compositor, GST_TYPE_ELEMENT);
+GST_ELEMENT_REGISTER_DEFINE (wayraycompositor, "wayraycompositor", GST_RANK_NONE,
+    GST_TYPE_WAYRAY_COMPOSITOR);
+
+static bool
+clip (GstVideoRectangle & r, int w, int h)
+{
+  int x0 = std::max (r.x, 0), y0 = std::max (r.y, 0);
+  int x1 = std::min (r.x + r.w, w), y1 = std::min (r.y + r.h, h);
+  if (x1 <= x0 || y1 <= y0)
+    return false;
+  r = {x0, y0, x1 - x0, y1 - y0};
+  return true;
+}
+
+static GstVideoRectangle
+cursor_rect (GstWayrayCompositorPrivate * priv)
+{
+  GstVideoRectangle r = {priv->cursor_x - priv->hot_x, priv->cursor_y - priv->hot_y,
+    priv->cursor_w, priv->cursor_h
+  };
+  return r;
+}
+
+static bool
+cursor_shown (GstWayrayCompositorPrivate * priv)
+{
+  return priv->draw_cursor && priv->cursor_visible && priv->cursor_w > 0 &&
+      !priv->cursor_image.empty ();
+}
+
+/* Blends the premultiplied cursor over @dst within @area. */
+static void
+blend_cursor (GstWayrayCompositorPrivate * priv, uint8_t *dst, size_t stride,
+    const GstVideoRectangle & area)
+{
+  GstVideoRectangle c = cursor_rect (priv);
+  int x0 = std::max (c.x, area.x), y0 = std::max (c.y, area.y);
+  int x1 = std::min (c.x + c.w, area.x + area.w), y1 = std::min (c.y + c.h, area.y + area.h);
+  for (int y = y0; y < y1; y++) {
+    const uint8_t *src = priv->cursor_image.data () + ((size_t) (y - c.y) * c.w + (x0 - c.x)) * 4;
+    uint8_t *d = dst + (size_t) y * stride + (size_t) x0 * 4;
+    for (int x = x0; x < x1; x++, src += 4, d += 4) {
+      unsigned a = src[3];
+      if (a == 0)
+        continue;
+      for (int i = 0; i < 3; i++)
+        d[i] = (uint8_t) std::min (255u, src[i] + (d[i] * (255 - a) + 127) / 255);
+    }
+  }
+}
+
+static gboolean
+push_caps (GstWayrayCompositor * self)
+{
+  GstWayrayCompositorPrivate *priv = self->priv;
+  GstCaps *caps = gst_caps_new_simple ("video/x-raw",
+      "format", G_TYPE_STRING, "BGRx",
+      "width", G_TYPE_INT, priv->width, "height", G_TYPE_INT, priv->height,
+      "framerate", GST_TYPE_FRACTION, priv->fps_n, priv->fps_d,
+      "pixel-aspect-ratio", GST_TYPE_FRACTION, 1, 1, NULL);
+  gboolean ok = gst_pad_set_caps (self->srcpad, caps);
+  gst_caps_unref (caps);
+  priv->caps_pending = !ok;
+  return ok;
+}
+
+/* Composes @damage into the output picture and pushes it. Called with the
+ * lock held. */
+static GstFlowReturn
+output (GstWayrayCompositor * self, std::vector<GstVideoRectangle> &damage, GstClockTime pts)
+{
+  GstWayrayCompositorPrivate *priv = self->priv;
+  const int W = priv->width, H = priv->height;
+  std::vector<GstVideoRectangle> rects;
+  for (auto r : damage)
+    if (clip (r, W, H))
+      rects.push_back (r);
+  if (rects.empty () || W == 0)
+    return GST_FLOW_OK;
+
+  if (!priv->out) {
+    /* a new picture: compose all of it once */
+    priv->out = gst_buffer_new_allocate (NULL, (gsize) W * H * 4, NULL);
+    rects.assign (1, GstVideoRectangle {0, 0, W, H});
+  }
+  GstMapInfo map;
+  /* copies the memory first when the previous output is still held */
+  if (!gst_buffer_map (priv->out, &map, GST_MAP_WRITE)) {
+    GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cannot map the output frame"));
+    return GST_FLOW_ERROR;
+  }
+  const size_t stride = (size_t) W * 4;
+  bool with_cursor = cursor_shown (priv);
+  for (const auto &r : rects) {
+    for (int y = 0; y < r.h; y++) {
+      size_t off = (size_t) (r.y + y) * stride + (size_t) r.x * 4;
+      memcpy (map.data + off, priv->fb.data () + off, (size_t) r.w * 4);
+    }
+    if (with_cursor)
+      blend_cursor (priv, map.data, stride, r);
+  }
+  gst_buffer_unmap (priv->out, &map);
+
+  GstBuffer *buf = gst_buffer_copy_region (priv->out, GST_BUFFER_COPY_MEMORY, 0, -1);
+  GST_BUFFER_PTS (buf) = pts;
+  gst_buffer_add_wayray_damage_meta (buf, rects.data (), rects.size (), W, H);
+  priv->frames_out++;
+  if (GST_CLOCK_TIME_IS_VALID (pts))
+    priv->last_pts = pts;
+  return gst_pad_push (self->srcpad, buf);
+}
+
+/* A timestamp for output caused by an event: now, or just after the last. */
+static GstClockTime
+current_pts (GstWayrayCompositor * self)
+{
+  GstWayrayCompositorPrivate *priv = self->priv;
+  GstClockTime pts = priv->last_pts;
+  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+  if (clock) {
+    GstClockTime running = gst_clock_get_time (clock) - gst_element_get_base_time (GST_ELEMENT
+        (self));
+    gst_object_unref (clock);
+    GstClockTime pos = gst_segment_position_from_running_time (&priv->segment,
+        GST_FORMAT_TIME, running);
+    if (GST_CLOCK_TIME_IS_VALID (pos) && (!GST_CLOCK_TIME_IS_VALID (pts) || pos > pts))
+      pts = pos;
+  }
+  return pts;
+}
+
+static void
+resize (GstWayrayCompositorPrivate * priv, int w, int h)
+{
+  if (w == priv->width && h == priv->height && !priv->fb.empty ())
+    return;
+  priv->width = w;
+  priv->height = h;
+  priv->fb.assign ((size_t) w * h * 4, 0);
+  priv->blocks_x = (w + BLOCK - 1) / BLOCK;
+  priv->blocks_y = (h + BLOCK - 1) / BLOCK;
+  priv->stamp.assign ((size_t) priv->blocks_x * priv->blocks_y, GST_CLOCK_TIME_NONE);
+  if (priv->out) {
+    gst_buffer_unref (priv->out);
+    priv->out = nullptr;
+  }
+  priv->caps_pending = true;
+}
+
+static GstFlowReturn
+gst_wayray_compositor_tiles_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (parent);
+  GstWayrayCompositorPrivate *priv = self->priv;
+  std::lock_guard<std::recursive_mutex> lk (priv->lock);
+
+  GstCaps *caps = gst_pad_get_current_caps (pad);
+  GstVideoInfo info;
+  bool ok = caps && gst_video_info_from_caps (&info, caps);
+  if (caps)
+    gst_caps_unref (caps);
+  if (!ok) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("no caps on the tiles pad"));
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  GstVideoFrame frame;
+  if (!gst_video_frame_map (&frame, &info, buf, GST_MAP_READ)) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cannot map the tile frame"));
+    return GST_FLOW_ERROR;
+  }
+  const int W = priv->width, H = priv->height;
+  std::vector<GstVideoRectangle> damage;
+  GstWayrayDamageMeta *dm = gst_buffer_get_wayray_damage_meta (buf);
+  if (dm) {
+    damage.assign (dm->rects, dm->rects + dm->n_rects);
+  } else {
+    damage.push_back ({0, 0, W, H});
+  }
+  const uint8_t *data = (const uint8_t *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
+  const size_t stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+  GstClockTime pts = GST_BUFFER_PTS (buf);
+  std::vector<GstVideoRectangle> applied;
+  for (auto r : damage) {
+    if (!clip (r, W, H))
+      continue;
+    for (int y = 0; y < r.h; y++)
+      memcpy (priv->fb.data () + ((size_t) (r.y + y) * W + r.x) * 4,
+          data + (size_t) (r.y + y) * stride + (size_t) r.x * 4, (size_t) r.w * 4);
+    for (int by = r.y / BLOCK; by <= (r.y + r.h - 1) / BLOCK; by++)
+      for (int bx = r.x / BLOCK; bx <= (r.x + r.w - 1) / BLOCK; bx++) {
+        GstClockTime &s = priv->stamp[(size_t) by * priv->blocks_x + bx];
+        if (!GST_CLOCK_TIME_IS_VALID (s) || !GST_CLOCK_TIME_IS_VALID (pts) || pts > s)
+          s = GST_CLOCK_TIME_IS_VALID (pts) ? pts : s;
+      }
+    applied.push_back (r);
+  }
+  gst_video_frame_unmap (&frame);
+  gst_buffer_unref (buf);
+  priv->tile_updates++;
+  return output (self, applied, GST_CLOCK_TIME_IS_VALID (pts) ? pts : current_pts (self));
+}
+
+static GstFlowReturn
+gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (parent);
+  GstWayrayCompositorPrivate *priv = self->priv;
+  std::lock_guard<std::recursive_mutex> lk (priv->lock);
+
+  if (!priv->have_video_info || priv->fb.empty ()) {
+    GST_DEBUG_OBJECT (self, "video before caps or before the first tile frame: dropped");
+    gst_buffer_unref (buf);
+    return GST_FLOW_OK;
+  }
+  GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta_id (buf, 0);
+  int px = 0, py = 0;
+  GQuark q = g_quark_from_static_string (WAYRAY_ROI_VIDEO);
+  gpointer state = NULL;
+  GstMeta *meta;
+  while ((meta = gst_buffer_iterate_meta_filtered (buf, &state,
+              GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
+    roi = (GstVideoRegionOfInterestMeta *) meta;
+    if (roi->roi_type == q) {
+      px = roi->x;
+      py = roi->y;
+      break;
+    }
+  }
+  GstVideoFrame frame;
+  if (!gst_video_frame_map (&frame, &priv->video_info, buf, GST_MAP_READ)) {
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cannot map the video frame"));
+    return GST_FLOW_ERROR;
+  }
+  const uint8_t *data = (const uint8_t *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
+  const size_t stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+  const int vw = GST_VIDEO_FRAME_WIDTH (&frame), vh = GST_VIDEO_FRAME_HEIGHT (&frame);
+  GstClockTime pts = GST_BUFFER_PTS (buf);
+  GstVideoRectangle area = {px, py, vw, vh};
+  std::vector<GstVideoRectangle> damage;
+  if (clip (area, priv->width, priv->height)) {
+    for (int by = area.y / BLOCK; by <= (area.y + area.h - 1) / BLOCK; by++) {
+      for (int bx = area.x / BLOCK; bx <= (area.x + area.w - 1) / BLOCK; bx++) {
+        GstClockTime s = priv->stamp[(size_t) by * priv->blocks_x + bx];
+        if (GST_CLOCK_TIME_IS_VALID (s) && (!GST_CLOCK_TIME_IS_VALID (pts) || s >= pts)) {
+          priv->video_blocks_skipped++;
+          continue;
+        }
+        GstVideoRectangle b = {bx * BLOCK, by * BLOCK, BLOCK, BLOCK};
+        int x0 = std::max (b.x, area.x), y0 = std::max (b.y, area.y);
+        int x1 = std::min (b.x + b.w, area.x + area.w);
+        int y1 = std::min (b.y + b.h, area.y + area.h);
+        if (x1 <= x0 || y1 <= y0)
+          continue;
+        for (int y = y0; y < y1; y++)
+          memcpy (priv->fb.data () + ((size_t) y * priv->width + x0) * 4,
+              data + (size_t) (y - py) * stride + (size_t) (x0 - px) * 4,
+              (size_t) (x1 - x0) * 4);
+        if (!damage.empty () && damage.back ().y == y0 &&
+            damage.back ().x + damage.back ().w == x0 && damage.back ().h == y1 - y0)
+          damage.back ().w += x1 - x0;
+        else
+          damage.push_back ({x0, y0, x1 - x0, y1 - y0});
+      }
+    }
+  }
+  gst_video_frame_unmap (&frame);
+  gst_buffer_unref (buf);
+  priv->video_updates++;
+  return output (self, damage, GST_CLOCK_TIME_IS_VALID (pts) ? pts : current_pts (self));
+}
+
+static GstFlowReturn
+gst_wayray_compositor_cursor_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
+{
+  /* The cursor pad carries events only. */
+  gst_buffer_unref (buf);
+  return GST_FLOW_OK;
+}
+
+/* Applies a cursor event; returns the damage it causes. */
+static void
+handle_cursor (GstWayrayCompositor * self, GstEvent * event)
+{
+  GstWayrayCompositorPrivate *priv = self->priv;
+  GstWayrayCursor c;
+  if (!gst_wayray_cursor_event_parse (event, &c)) {
+    GST_WARNING_OBJECT (self, "malformed cursor event ignored");
+    return;
+  }
+  std::lock_guard<std::recursive_mutex> lk (priv->lock);
+  std::vector<GstVideoRectangle> damage;
+  if (cursor_shown (priv))
+    damage.push_back (cursor_rect (priv));
+  priv->cursor_visible = c.visible;
+  priv->cursor_x = c.x;
+  priv->cursor_y = c.y;
+  if (c.image) {
+    GstMapInfo map;
+    if (gst_buffer_map (c.image, &map, GST_MAP_READ)) {
+      priv->cursor_image.assign (map.data, map.data + map.size);
+      gst_buffer_unmap (c.image, &map);
+      priv->cursor_w = c.width;
+      priv->cursor_h = c.height;
+      priv->hot_x = c.hotspot_x;
+      priv->hot_y = c.hotspot_y;
+      priv->cursor_serial = c.serial;
+    }
+    gst_buffer_unref (c.image);
+  } else if (c.serial != priv->cursor_serial) {
+    GST_DEBUG_OBJECT (self, "position for unknown cursor image %u", c.serial);
+  } else {
+    priv->hot_x = c.hotspot_x;
+    priv->hot_y = c.hotspot_y;
+  }
+  if (cursor_shown (priv))
+    damage.push_back (cursor_rect (priv));
+  if (!priv->fb.empty ())
+    output (self, damage, current_pts (self));
+}
+
+static gboolean
+gst_wayray_compositor_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (parent);
+  GstWayrayCompositorPrivate *priv = self->priv;
+
+  if (gst_wayray_cursor_event_is (event)) {
+    handle_cursor (self, event);
+    gst_event_unref (event);
+    return TRUE;
+  }
+  if (pad != self->tilespad) {
+    if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS && pad == self->videopad) {
+      GstCaps *caps;
+      gst_event_parse_caps (event, &caps);
+      std::lock_guard<std::recursive_mutex> lk (priv->lock);
+      priv->have_video_info = gst_video_info_from_caps (&priv->video_info, caps);
+      gst_event_unref (event);
+      return priv->have_video_info;
+    }
+    /* Flushes and EOS of the side pads do not end the picture. */
+    gst_event_unref (event);
+    return TRUE;
+  }
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS:{
+      GstCaps *caps;
+      GstVideoInfo info;
+      gst_event_parse_caps (event, &caps);
+      if (!gst_video_info_from_caps (&info, caps)) {
+        gst_event_unref (event);
+        return FALSE;
+      }
+      std::lock_guard<std::recursive_mutex> lk (priv->lock);
+      priv->fps_n = GST_VIDEO_INFO_FPS_N (&info);
+      priv->fps_d = GST_VIDEO_INFO_FPS_D (&info);
+      resize (priv, GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info));
+      gst_event_unref (event);
+      return push_caps (self);
+    }
+    case GST_EVENT_SEGMENT:{
+      std::lock_guard<std::recursive_mutex> lk (priv->lock);
+      gst_event_copy_segment (event, &priv->segment);
+      break;
+    }
+    default:
+      break;
+  }
+  return gst_pad_push_event (self->srcpad, event);
+}
+
+static gboolean
+gst_wayray_compositor_src_event (GstPad * pad, GstObject * parent, GstEvent * event)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (parent);
+  /* Navigation (and key-unit requests, QoS …) go towards the session; the
+   * picture comes from the tile stream, so that is where they belong. */
+  return gst_pad_push_event (self->tilespad, event);
+}
+
+static GstPad *
+gst_wayray_compositor_request_new_pad (GstElement * element, GstPadTemplate * templ,
+    const gchar * name, const GstCaps * caps)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (element);
+  bool video = g_str_equal (GST_PAD_TEMPLATE_NAME_TEMPLATE (templ), "video");
+  GST_OBJECT_LOCK (self);
+  GstPad **slot = video ? &self->videopad : &self->cursorpad;
+  if (*slot) {
+    GST_OBJECT_UNLOCK (self);
+    GST_WARNING_OBJECT (self, "the %s pad exists already", video ? "video" : "cursor");
+    return NULL;
+  }
+  GstPad *pad = gst_pad_new_from_template (templ, video ? "video" : "cursor");
+  gst_pad_set_chain_function (pad, video ? gst_wayray_compositor_video_chain :
+      gst_wayray_compositor_cursor_chain);
+  gst_pad_set_event_function (pad, gst_wayray_compositor_sink_event);
+  *slot = pad;
+  GST_OBJECT_UNLOCK (self);
+  gst_pad_set_active (pad, TRUE);
+  gst_element_add_pad (element, pad);
+  return pad;
+}
+
+static void
+gst_wayray_compositor_release_pad (GstElement * element, GstPad * pad)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (element);
+  {
+    std::lock_guard<std::recursive_mutex> lk (self->priv->lock);
+    GST_OBJECT_LOCK (self);
+    if (pad == self->videopad)
+      self->videopad = NULL;
+    if (pad == self->cursorpad)
+      self->cursorpad = NULL;
+    GST_OBJECT_UNLOCK (self);
+  }
+  gst_pad_set_active (pad, FALSE);
+  gst_element_remove_pad (element, pad);
+}
+
+static GstStateChangeReturn
+gst_wayray_compositor_change_state (GstElement * element, GstStateChange transition)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (element);
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS (parent_class)->change_state (element,
+      transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
+    GstWayrayCompositorPrivate *priv = self->priv;
+    std::lock_guard<std::recursive_mutex> lk (priv->lock);
+    priv->fb.clear ();
+    priv->width = priv->height = 0;
+    if (priv->out) {
+      gst_buffer_unref (priv->out);
+      priv->out = nullptr;
+    }
+    priv->caps_pending = true;
+    priv->cursor_visible = false;
+    priv->cursor_image.clear ();
+    priv->have_video_info = false;
+    gst_segment_init (&priv->segment, GST_FORMAT_TIME);
+  }
+  return ret;
+}
+
+static void
+gst_wayray_compositor_set_property (GObject * object, guint prop_id, const GValue * value,
+    GParamSpec * pspec)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (object);
+  std::lock_guard<std::recursive_mutex> lk (self->priv->lock);
+  switch (prop_id) {
+    case PROP_DRAW_CURSOR:
+      self->priv->draw_cursor = g_value_get_boolean (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+}
+
+static void
+gst_wayray_compositor_get_property (GObject * object, guint prop_id, GValue * value,
+    GParamSpec * pspec)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (object);
+  GstWayrayCompositorPrivate *priv = self->priv;
+  std::lock_guard<std::recursive_mutex> lk (priv->lock);
+  switch (prop_id) {
+    case PROP_DRAW_CURSOR:
+      g_value_set_boolean (value, priv->draw_cursor);
+      break;
+    case PROP_STATS:
+      g_value_take_boxed (value, gst_structure_new ("application/x-wayray-compositor-stats",
+              "frames-out", G_TYPE_UINT64, priv->frames_out,
+              "tile-updates", G_TYPE_UINT64, priv->tile_updates,
+              "video-updates", G_TYPE_UINT64, priv->video_updates,
+              "video-blocks-skipped", G_TYPE_UINT64, priv->video_blocks_skipped, NULL));
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+      break;
+  }
+}
+
+static void
+gst_wayray_compositor_finalize (GObject * object)
+{
+  GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (object);
+  if (self->priv->out)
+    gst_buffer_unref (self->priv->out);
+  delete self->priv;
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_wayray_compositor_class_init (GstWayrayCompositorClass * klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+
+  gobject_class->set_property = gst_wayray_compositor_set_property;
+  gobject_class->get_property = gst_wayray_compositor_get_property;
+  gobject_class->finalize = gst_wayray_compositor_finalize;
+  element_class->change_state = gst_wayray_compositor_change_state;
+  element_class->request_new_pad = gst_wayray_compositor_request_new_pad;
+  element_class->release_pad = gst_wayray_compositor_release_pad;
+
+  g_object_class_install_property (gobject_class, PROP_DRAW_CURSOR,
+      g_param_spec_boolean ("draw-cursor", "Draw cursor",
+          "Draw the session's cursor (from wayray-cursor events) into the output; off "
+          "when the video sink shows its own", DEFAULT_DRAW_CURSOR,
+          (GParamFlags) (G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
+              G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property (gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+          "Frames output, tile and video updates applied, video blocks skipped because a "
+          "newer lossless update covered them", GST_TYPE_STRUCTURE,
+          (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template (element_class, &tiles_template);
+  gst_element_class_add_static_pad_template (element_class, &video_template);
+  gst_element_class_add_static_pad_template (element_class, &cursor_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (element_class, "WayRay client compositor",
+      "Filter/Editor/Video/Compositor",
+      "Keeps the client framebuffer: applies tile updates, places video regions, draws "
+      "the cursor, outputs only changed frames", "WayRay developers");
+
+  GST_DEBUG_CATEGORY_INIT (gst_wayray_compositor_debug, "wayraycompositor", 0,
+      "WayRay client compositor");
+}
+
+static void
+gst_wayray_compositor_init (GstWayrayCompositor * self)
+{
+  self->priv = new GstWayrayCompositorPrivate ();
+  gst_video_info_init (&self->priv->video_info);
+  gst_segment_init (&self->priv->segment, GST_FORMAT_TIME);
+
+  self->tilespad = gst_pad_new_from_static_template (&tiles_template, "tiles");
+  gst_pad_set_chain_function (self->tilespad, gst_wayray_compositor_tiles_chain);
+  gst_pad_set_event_function (self->tilespad, gst_wayray_compositor_sink_event);
+  gst_element_add_pad (GST_ELEMENT (self), self->tilespad);
+
+  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  gst_pad_set_event_function (self->srcpad, gst_wayray_compositor_src_event);
+  gst_pad_use_fixed_caps (self->srcpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
+}

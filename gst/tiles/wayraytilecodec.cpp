@@ -1,0 +1,1346 @@
+/* WayRay tile codec: see wayraytilecodec.h and docs/protocol.md.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wayraytilecodec.h"
+
+#include <lz4.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+#include <unordered_map>
+
+namespace wayray {
+namespace tiles {
+
+/* ---------------------------------------------------------------------- */
+/* Little-endian helpers                                                   */
+
+static inline void
+put_u8 (std::vector<uint8_t> &out, uint8_t v)
+{
+  out.push_back (v);
+}
+
+static inline void
+put_u16 (std::vector<uint8_t> &out, uint16_t v)
+{
+  out.push_back (v & 0xff);
+  out.push_back (v >> 8);
+}
+
+static inline void
+put_u32 (std::vector<uint8_t> &out, uint32_t v)
+{
+  for (int i = 0; i < 4; i++)
+    out.push_back ((v >> (8 * i)) & 0xff);
+}
+
+static inline uint16_t
+rd_u16 (const uint8_t *p)
+{
+  return (uint16_t) (p[0] | (p[1] << 8));
+}
+
+static inline uint32_t
+rd_u32 (const uint8_t *p)
+{
+  return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) |
+      ((uint32_t) p[3] << 24);
+}
+
+static inline uint32_t
+load_px (const uint8_t *p)
+{
+  uint32_t v;
+  memcpy (&v, p, 4);
+  return v;
+}
+
+/* Pixels are compared and stored as host u32 but serialized as their four
+ * bytes (B, G, R, x), which is the little-endian u32 the spec describes. */
+static inline uint32_t
+px_to_le (uint32_t host_px)
+{
+  const uint8_t *b = (const uint8_t *) &host_px;
+  return rd_u32 (b);
+}
+
+static inline uint32_t
+le_to_px (uint32_t le)
+{
+  uint8_t b[4] = { (uint8_t) le, (uint8_t) (le >> 8), (uint8_t) (le >> 16),
+    (uint8_t) (le >> 24) };
+  return load_px (b);
+}
+
+const char *
+op_name (int type)
+{
+  switch (type) {
+    case OP_SOLID:
+      return "solid";
+    case OP_CACHE_REF:
+      return "cache-ref";
+    case OP_PALETTE:
+      return "palette";
+    case OP_ZSTD:
+      return "zstd";
+    case OP_LZ4:
+      return "lz4";
+    case OP_DELTA_ZSTD:
+      return "delta-zstd";
+    case OP_DELTA_LZ4:
+      return "delta-lz4";
+    case OP_RAW:
+      return "raw";
+    case OP_COPY:
+      return "copy";
+    default:
+      return "unknown";
+  }
+}
+
+uint64_t
+hash_rows (const uint8_t *data, size_t stride, int row_bytes, int rows)
+{
+  uint64_t h = 0x243f6a8885a308d3ull ^ ((uint64_t) row_bytes << 32) ^ (uint64_t) rows;
+  for (int y = 0; y < rows; y++) {
+    const uint8_t *p = data + y * stride;
+    int i = 0;
+    for (; i + 8 <= row_bytes; i += 8) {
+      uint64_t v;
+      memcpy (&v, p + i, 8);
+      h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+      h ^= h >> 31;
+    }
+    for (; i < row_bytes; i++)
+      h = (h ^ p[i]) * 0x100000001b3ull;
+    h = (h ^ (uint64_t) y) * 0xff51afd7ed558ccdull;
+  }
+  h ^= h >> 33;
+  return h;
+}
+
+Rect
+tile_rect (int tx, int ty, int tile_size, int width, int height)
+{
+  Rect r;
+  r.x = tx * tile_size;
+  r.y = ty * tile_size;
+  r.w = std::min (tile_size, width - r.x);
+  r.h = std::min (tile_size, height - r.y);
+  return r;
+}
+
+bool
+parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
+{
+  if (size < kHeaderSize) {
+    error = "message shorter than the " + std::to_string (kHeaderSize) +
+        "-byte header (" + std::to_string (size) + " bytes)";
+    return false;
+  }
+  if (memcmp (data, kMagic, 4) != 0) {
+    error = "bad magic (not a WayRay tile message)";
+    return false;
+  }
+  h.version = data[4];
+  h.flags = data[5];
+  h.tile_size = rd_u16 (data + 6);
+  h.width = rd_u16 (data + 8);
+  h.height = rd_u16 (data + 10);
+  h.cache_slots = rd_u32 (data + 12);
+  h.seq = rd_u32 (data + 16);
+  h.n_ops = rd_u32 (data + 20);
+  if (h.version != kVersion) {
+    error = "unsupported version " + std::to_string (h.version);
+    return false;
+  }
+  if (h.flags & ~kFlagReset) {
+    error = "unknown flags 0x" + std::to_string (h.flags);
+    return false;
+  }
+  if (h.tile_size < kMinTileSize || h.tile_size > kMaxTileSize || h.tile_size % 16) {
+    error = "tile size " + std::to_string (h.tile_size) +
+        " out of range (16..256, multiple of 16)";
+    return false;
+  }
+  if (h.width < 1 || h.width > kMaxDimension || h.height < 1 || h.height > kMaxDimension) {
+    error = "frame size " + std::to_string (h.width) + "x" + std::to_string (h.height) +
+        " out of range (1..16384)";
+    return false;
+  }
+  if (h.cache_slots > kMaxCacheSlots ||
+      (uint64_t) h.cache_slots * h.tile_size * h.tile_size * 4 > kMaxCacheBytes) {
+    error = "cache of " + std::to_string (h.cache_slots) + " slots exceeds the limit";
+    return false;
+  }
+  if (h.n_ops > kMaxOps) {
+    error = "operation count " + std::to_string (h.n_ops) + " exceeds the limit";
+    return false;
+  }
+  return true;
+}
+
+bool
+validate_settings (const EncoderSettings &s, std::string &error)
+{
+  if (s.tile_size < kMinTileSize || s.tile_size > kMaxTileSize || s.tile_size % 16) {
+    error = "tile size must be a multiple of 16 in 16..256";
+    return false;
+  }
+  if (s.cache_slots > kMaxCacheSlots ||
+      (uint64_t) s.cache_slots * s.tile_size * s.tile_size * 4 > kMaxCacheBytes) {
+    error = "cache larger than 256 MiB";
+    return false;
+  }
+  return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* The least-recently-used order both sides keep over the cache slots. A
+ * slot is filled in index order while free ones remain; afterwards the
+ * slot unused for longest is replaced. */
+
+class Lru {
+public:
+  void reset (uint32_t capacity)
+  {
+    capacity_ = capacity;
+    filled_ = 0;
+    prev_.assign (capacity, kNone);
+    next_.assign (capacity, kNone);
+    head_ = tail_ = kNone;
+  }
+  uint32_t capacity () const
+  {
+    return capacity_;
+  }
+  bool used (uint32_t slot) const
+  {
+    return slot < filled_;
+  }
+  /* Returns the slot a new entry goes to and makes it most recent. */
+  uint32_t insert ()
+  {
+    uint32_t slot;
+    if (filled_ < capacity_) {
+      slot = filled_++;
+    } else {
+      slot = head_;
+      unlink (slot);
+    }
+    append (slot);
+    return slot;
+  }
+  void touch (uint32_t slot)
+  {
+    unlink (slot);
+    append (slot);
+  }
+
+private:
+  static constexpr uint32_t kNone = UINT32_MAX;
+  void unlink (uint32_t s)
+  {
+    uint32_t p = prev_[s], n = next_[s];
+    if (p != kNone)
+      next_[p] = n;
+    else
+      head_ = n;
+    if (n != kNone)
+      prev_[n] = p;
+    else
+      tail_ = p;
+    prev_[s] = next_[s] = kNone;
+  }
+  void append (uint32_t s)
+  {
+    prev_[s] = tail_;
+    next_[s] = kNone;
+    if (tail_ != kNone)
+      next_[tail_] = s;
+    else
+      head_ = s;
+    tail_ = s;
+  }
+  uint32_t capacity_ = 0, filled_ = 0;
+  uint32_t head_ = kNone, tail_ = kNone;
+  std::vector<uint32_t> prev_, next_;
+};
+
+struct CacheEntry {
+  int w = 0, h = 0;
+  uint64_t hash = 0;
+  std::vector<uint8_t> px;      /* w * h * 4, contiguous */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Tile pixel helpers                                                      */
+
+static void
+gather (const uint8_t *src, size_t stride, int w, int h, uint8_t *dst)
+{
+  for (int y = 0; y < h; y++)
+    memcpy (dst + (size_t) y * w * 4, src + y * stride, (size_t) w * 4);
+}
+
+static void
+scatter (const uint8_t *src, int w, int h, uint8_t *dst, size_t stride)
+{
+  for (int y = 0; y < h; y++)
+    memcpy (dst + y * stride, src + (size_t) y * w * 4, (size_t) w * 4);
+}
+
+static bool
+rows_equal (const uint8_t *a, size_t a_stride, const uint8_t *b, size_t b_stride, int w, int h)
+{
+  for (int y = 0; y < h; y++)
+    if (memcmp (a + y * a_stride, b + y * b_stride, (size_t) w * 4) != 0)
+      return false;
+  return true;
+}
+
+/* Number of pixels that differ (stops counting at @limit). */
+static int
+count_diff (const uint8_t *a, size_t a_stride, const uint8_t *b, size_t b_stride, int w,
+    int h, int limit)
+{
+  int n = 0;
+  for (int y = 0; y < h; y++) {
+    const uint8_t *ra = a + y * a_stride, *rb = b + y * b_stride;
+    if (memcmp (ra, rb, (size_t) w * 4) == 0)
+      continue;
+    for (int x = 0; x < w; x++)
+      n += load_px (ra + 4 * x) != load_px (rb + 4 * x);
+    if (n >= limit)
+      return n;
+  }
+  return n;
+}
+
+static bool
+is_solid (const uint8_t *p, size_t stride, int w, int h, uint32_t *color)
+{
+  uint32_t c = load_px (p);
+  for (int y = 0; y < h; y++) {
+    const uint8_t *r = p + y * stride;
+    for (int x = 0; x < w; x++)
+      if (load_px (r + 4 * x) != c)
+        return false;
+  }
+  *color = c;
+  return true;
+}
+
+static void
+put_varint (std::vector<uint8_t> &out, uint32_t v)
+{
+  while (v >= 0x80) {
+    out.push_back ((uint8_t) (v | 0x80));
+    v >>= 7;
+  }
+  out.push_back ((uint8_t) v);
+}
+
+/* Palette + run-length payload for a contiguous tile; false when the tile
+ * has more than 256 colours or the result would exceed @limit bytes. */
+static bool
+encode_palette (const uint8_t *px, int n_px, size_t limit, std::vector<uint8_t> &out)
+{
+  constexpr int kTable = 1024;
+  uint32_t keys[kTable];
+  int16_t vals[kTable];
+  std::fill (vals, vals + kTable, (int16_t) - 1);
+  uint32_t palette[256];
+  int n_colors = 0;
+  /* Runs first (index, length) so colours are counted in the same pass. */
+  std::vector<std::pair<uint8_t, uint32_t>> runs;
+  runs.reserve (256);
+  uint32_t prev = 0;
+  int prev_idx = -1;
+  size_t est = 0;
+  for (int i = 0; i < n_px; i++) {
+    uint32_t c = load_px (px + 4 * i);
+    if (prev_idx >= 0 && c == prev) {
+      runs.back ().second++;
+      continue;
+    }
+    uint32_t hslot = (c * 2654435761u) >> 22;
+    int idx;
+    for (;;) {
+      if (vals[hslot] < 0) {
+        if (n_colors == 256)
+          return false;
+        keys[hslot] = c;
+        vals[hslot] = (int16_t) n_colors;
+        palette[n_colors] = c;
+        idx = n_colors++;
+        break;
+      }
+      if (keys[hslot] == c) {
+        idx = vals[hslot];
+        break;
+      }
+      hslot = (hslot + 1) & (kTable - 1);
+    }
+    if (!runs.empty ())
+      est += 1 + (runs.back ().second >= 128 ? 3 : 1);
+    if (est > limit)
+      return false;
+    runs.emplace_back ((uint8_t) idx, 1);
+    prev = c;
+    prev_idx = idx;
+  }
+  if (n_colors < 2)
+    return false;
+  out.clear ();
+  put_u8 (out, (uint8_t) (n_colors - 1));
+  for (int i = 0; i < n_colors; i++)
+    put_u32 (out, px_to_le (palette[i]));
+  size_t len_pos = out.size ();
+  put_u32 (out, 0);
+  for (auto &r : runs) {
+    put_u8 (out, r.first);
+    put_varint (out, r.second - 1);
+  }
+  uint32_t len = (uint32_t) (out.size () - len_pos - 4);
+  for (int i = 0; i < 4; i++)
+    out[len_pos + i] = (len >> (8 * i)) & 0xff;
+  return out.size () <= limit;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Scroll detection                                                        */
+
+static bool
+row_uniform (const uint8_t *p, int w)
+{
+  uint32_t c = load_px (p);
+  for (int x = 1; x < w; x++)
+    if (load_px (p + 4 * x) != c)
+      return false;
+  return true;
+}
+
+int
+detect_vertical_shift (const ConstSurface &prev, const ConstSurface &cur, const Rect &r)
+{
+  if (r.h < 32 || r.w < 16)
+    return 0;
+  const int n = r.h;
+  std::vector<uint64_t> hp (n), hc (n);
+  std::vector<uint8_t> uni (n);
+  for (int i = 0; i < n; i++) {
+    const uint8_t *pp = prev.data + (size_t) (r.y + i) * prev.stride + (size_t) r.x * 4;
+    const uint8_t *pc = cur.data + (size_t) (r.y + i) * cur.stride + (size_t) r.x * 4;
+    hp[i] = hash_rows (pp, prev.stride, r.w * 4, 1);
+    hc[i] = hash_rows (pc, cur.stride, r.w * 4, 1);
+    uni[i] = row_uniform (pc, r.w);
+  }
+  /* Candidate shifts from distinctive (non-uniform) rows; a row hash that
+   * occurs several times in the previous frame votes for each occurrence
+   * (at most 4) so repeated lines do not hide the real shift. */
+  std::unordered_map<uint64_t, std::vector<int>> where;
+  where.reserve (n * 2);
+  for (int i = 0; i < n; i++) {
+    auto &v = where[hp[i]];
+    if (v.size () < 4)
+      v.push_back (i);
+  }
+  std::vector<int> votes (2 * n + 1, 0);
+  int distinctive = 0;
+  for (int i = 0; i < n; i++) {
+    if (uni[i] || hc[i] == hp[i])
+      continue;
+    distinctive++;
+    auto it = where.find (hc[i]);
+    if (it == where.end ())
+      continue;
+    for (int j : it->second)
+      votes[j - i + n]++;
+  }
+  int best = 0, best_votes = 0;
+  for (int d = -n + 1; d < n; d++) {
+    if (d != 0 && votes[d + n] > best_votes) {
+      best_votes = votes[d + n];
+      best = d;
+    }
+  }
+  if (best == 0 || best_votes < 8 || best_votes * 4 < distinctive)
+    return 0;
+  /* Worth it only if the shift explains clearly more distinctive rows than
+   * no shift does (uniform rows match anywhere and prove nothing). */
+  int shifted = 0, in_place = 0;
+  for (int i = 0; i < n; i++) {
+    if (uni[i])
+      continue;
+    int j = i + best;
+    if (j >= 0 && j < n && hc[i] == hp[j])
+      shifted++;
+    if (hc[i] == hp[i])
+      in_place++;
+  }
+  if (shifted < 8 || shifted <= in_place + in_place / 2)
+    return 0;
+  return best;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Encoder                                                                 */
+
+namespace {
+
+constexpr size_t kSmallUpdateTiles = 4;
+constexpr int kSmallUpdateLevel = 6;
+
+enum class JobKind { SOLID, REF, CONTENT, DUP };
+
+struct Job {
+  int tx, ty;
+  Rect r;
+  JobKind kind;
+  uint32_t color = 0;           /* SOLID */
+  uint32_t slot = 0;            /* REF */
+  size_t dup_of = 0;            /* DUP: index of the CONTENT job it repeats */
+  uint64_t hash = 0;
+  bool delta_ok = false;
+  uint8_t type = 0;             /* CONTENT: the coding chosen */
+  std::vector<uint8_t> payload;
+};
+
+struct Compressors {
+  ZSTD_CCtx *zstd = nullptr;
+  std::vector<uint8_t> tile, xored, tmp, best;
+  Compressors ()
+  {
+    zstd = ZSTD_createCCtx ();
+  }
+  ~Compressors ()
+  {
+    ZSTD_freeCCtx (zstd);
+  }
+};
+
+}                               /* namespace */
+
+struct Encoder::Impl {
+  int width = 0, height = 0;
+  EncoderSettings s;
+  int tiles_x = 0, tiles_y = 0;
+  std::vector<uint8_t> model;   /* what the client shows, as far as known */
+  size_t model_stride = 0;
+  std::vector<uint8_t> exact;   /* per tile: client tile == model tile */
+  bool need_reset = true;
+  uint32_t seq = 0;
+  Lru lru;
+  std::vector<CacheEntry> cache;
+  std::unordered_map<uint64_t, uint32_t> by_hash;
+  std::vector<std::unique_ptr<Compressors>> comp;
+  bool configured = false;
+  int level = 1;                /* zstd level for the current message */
+
+  uint8_t *model_at (int x, int y)
+  {
+    return model.data () + (size_t) y * model_stride + (size_t) x * 4;
+  }
+
+  void encode_content (Job &job, const ConstSurface &f, Compressors &c);
+  int lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, int h);
+  void insert (const Job &job, const ConstSurface &f);
+};
+
+/* Picks the smallest exact coding for a tile that is neither solid nor in
+ * the cache. */
+void
+Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
+{
+  const Rect &r = job.r;
+  const size_t n_bytes = (size_t) r.w * r.h * 4;
+  c.tile.resize (n_bytes);
+  gather (f.data + (size_t) r.y * f.stride + (size_t) r.x * 4, f.stride, r.w, r.h,
+      c.tile.data ());
+
+  job.type = OP_RAW;
+  size_t best_size = n_bytes;
+
+  if (encode_palette (c.tile.data (), r.w * r.h, best_size - 1, c.tmp)) {
+    job.type = OP_PALETTE;
+    best_size = c.tmp.size ();
+    std::swap (c.best, c.tmp);
+  }
+
+  auto try_compress = [&] (const uint8_t *src, uint8_t type) {
+    if (best_size < 64)
+      return;                   /* nothing left worth a compressor run */
+    size_t cap = (s.compressor == Compressor::ZSTD) ? ZSTD_compressBound (n_bytes)
+        : (size_t) LZ4_compressBound ((int) n_bytes);
+    c.tmp.resize (cap);
+    size_t len;
+    if (s.compressor == Compressor::ZSTD) {
+      len = ZSTD_compressCCtx (c.zstd, c.tmp.data (), cap, src, n_bytes, level);
+      if (ZSTD_isError (len))
+        return;
+    } else {
+      int l = LZ4_compress_default ((const char *) src, (char *) c.tmp.data (),
+          (int) n_bytes, (int) cap);
+      if (l <= 0)
+        return;
+      len = (size_t) l;
+    }
+    if (len + 4 < best_size) {
+      c.tmp.resize (len);
+      best_size = len + 4;
+      job.type = type;
+      std::swap (c.best, c.tmp);
+    }
+  };
+
+  if (job.delta_ok) {
+    c.xored.resize (n_bytes);
+    const uint8_t *m = model_at (r.x, r.y);
+    for (int y = 0; y < r.h; y++) {
+      const uint8_t *a = c.tile.data () + (size_t) y * r.w * 4;
+      const uint8_t *b = m + y * model_stride;
+      uint8_t *d = c.xored.data () + (size_t) y * r.w * 4;
+      for (int i = 0; i < r.w * 4; i++)
+        d[i] = a[i] ^ b[i];
+    }
+    try_compress (c.xored.data (),
+        s.compressor == Compressor::ZSTD ? OP_DELTA_ZSTD : OP_DELTA_LZ4);
+  }
+  try_compress (c.tile.data (), s.compressor == Compressor::ZSTD ? OP_ZSTD : OP_LZ4);
+
+  job.payload.clear ();
+  switch (job.type) {
+    case OP_RAW:
+      job.payload.assign (c.tile.begin (), c.tile.end ());
+      break;
+    case OP_PALETTE:
+      job.payload.assign (c.best.begin (), c.best.end ());
+      break;
+    default:
+      put_u32 (job.payload, (uint32_t) c.best.size ());
+      job.payload.insert (job.payload.end (), c.best.begin (), c.best.end ());
+      break;
+  }
+}
+
+int
+Encoder::Impl::lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, int h)
+{
+  auto it = by_hash.find (hash);
+  if (it == by_hash.end ())
+    return -1;
+  const CacheEntry &e = cache[it->second];
+  if (e.hash != hash || e.w != w || e.h != h ||
+      !rows_equal (p, stride, e.px.data (), (size_t) w * 4, w, h))
+    return -1;
+  return (int) it->second;
+}
+
+void
+Encoder::Impl::insert (const Job &job, const ConstSurface &f)
+{
+  if (lru.capacity () == 0)
+    return;
+  uint32_t slot = lru.insert ();
+  CacheEntry &e = cache[slot];
+  if (!e.px.empty ()) {
+    auto it = by_hash.find (e.hash);
+    if (it != by_hash.end () && it->second == slot)
+      by_hash.erase (it);
+  }
+  e.w = job.r.w;
+  e.h = job.r.h;
+  e.hash = job.hash;
+  e.px.resize ((size_t) e.w * e.h * 4);
+  gather (f.data + (size_t) job.r.y * f.stride + (size_t) job.r.x * 4, f.stride, e.w, e.h,
+      e.px.data ());
+  by_hash[job.hash] = slot;
+}
+
+Encoder::Encoder () : impl_ (new Impl)
+{
+}
+
+Encoder::~Encoder () = default;
+
+bool
+Encoder::configured () const
+{
+  return impl_->configured;
+}
+
+void
+Encoder::configure (int width, int height, const EncoderSettings &settings)
+{
+  Impl &d = *impl_;
+  d.width = width;
+  d.height = height;
+  d.s = settings;
+  d.tiles_x = (width + settings.tile_size - 1) / settings.tile_size;
+  d.tiles_y = (height + settings.tile_size - 1) / settings.tile_size;
+  d.model_stride = (size_t) width * 4;
+  d.model.assign (d.model_stride * height, 0);
+  d.exact.assign ((size_t) d.tiles_x * d.tiles_y, 0);
+  unsigned threads = settings.threads;
+  if (threads == 0)
+    threads = std::max (1u, std::min (4u, std::thread::hardware_concurrency ()));
+  d.comp.clear ();
+  for (unsigned i = 0; i < threads; i++)
+    d.comp.emplace_back (new Compressors);
+  d.need_reset = true;
+  d.seq = 0;
+  d.configured = true;
+}
+
+void
+Encoder::request_reset ()
+{
+  impl_->need_reset = true;
+}
+
+static bool
+clip_rect (Rect &r, int width, int height)
+{
+  int x0 = std::max (r.x, 0), y0 = std::max (r.y, 0);
+  int x1 = std::min (r.x + r.w, width), y1 = std::min (r.y + r.h, height);
+  if (x1 <= x0 || y1 <= y0)
+    return false;
+  r = { x0, y0, x1 - x0, y1 - y0 };
+  return true;
+}
+
+bool
+Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
+    const Rect *lossy, size_t n_lossy, std::vector<uint8_t> &out, EncodeStats *stats)
+{
+  Impl &d = *impl_;
+  const int ts = (int) d.s.tile_size;
+  const bool reset = d.need_reset;
+  const size_t n_tiles = (size_t) d.tiles_x * d.tiles_y;
+
+  if (reset) {
+    d.lru.reset (d.s.cache_slots);
+    d.cache.assign (d.s.cache_slots, CacheEntry ());
+    d.by_hash.clear ();
+    std::fill (d.exact.begin (), d.exact.end (), 0);
+    d.seq = 0;
+  }
+
+  /* Regions shown lossily on the client hold unknown pixels: never a
+   * reference, and resent in full when damaged. */
+  for (size_t i = 0; i < n_lossy; i++) {
+    Rect r = lossy[i];
+    if (!clip_rect (r, d.width, d.height))
+      continue;
+    for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)
+      for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
+        d.exact[(size_t) ty * d.tiles_x + tx] = 0;
+  }
+
+  /* Which tiles the damage touches. */
+  std::vector<uint8_t> dirty (n_tiles, 0);
+  std::vector<Rect> rects;
+  if (reset || damage == nullptr) {
+    std::fill (dirty.begin (), dirty.end (), 1);
+    rects.push_back ({ 0, 0, d.width, d.height });
+  } else {
+    for (size_t i = 0; i < n_damage; i++) {
+      Rect r = damage[i];
+      if (!clip_rect (r, d.width, d.height))
+        continue;
+      rects.push_back (r);
+      for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)
+        for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
+          dirty[(size_t) ty * d.tiles_x + tx] = 1;
+    }
+  }
+
+  std::vector<uint8_t> msg;
+  msg.reserve (4096);
+  msg.insert (msg.end (), kMagic, kMagic + 4);
+  put_u8 (msg, kVersion);
+  put_u8 (msg, reset ? kFlagReset : 0);
+  put_u16 (msg, (uint16_t) ts);
+  put_u16 (msg, (uint16_t) d.width);
+  put_u16 (msg, (uint16_t) d.height);
+  put_u32 (msg, d.s.cache_slots);
+  put_u32 (msg, d.seq);
+  put_u32 (msg, 0);             /* n_ops, patched below */
+  uint32_t n_ops = 0;
+  EncodeStats local;
+
+  /* Scrolls and moves: one copy inside the client's framebuffer, then only
+   * the residue. The source must be exact on the client. */
+  if (!reset && d.s.scroll_detection) {
+    ConstSurface model = { d.model.data (), d.model_stride, d.width, d.height };
+    for (const Rect &r : rects) {
+      if (r.w * r.h < ts * ts)
+        continue;
+      int dy = detect_vertical_shift (model, f, r);
+      if (dy == 0)
+        continue;
+      Rect src = { r.x, dy > 0 ? r.y + dy : r.y, r.w, r.h - std::abs (dy) };
+      Rect dst = { r.x, dy > 0 ? r.y : r.y - dy, r.w, src.h };
+      bool src_exact = true;
+      for (int ty = src.y / ts; src_exact && ty <= (src.y + src.h - 1) / ts; ty++)
+        for (int tx = src.x / ts; tx <= (src.x + src.w - 1) / ts; tx++)
+          if (!d.exact[(size_t) ty * d.tiles_x + tx]) {
+            src_exact = false;
+            break;
+          }
+      if (!src_exact)
+        continue;
+      put_u8 (msg, OP_COPY);
+      put_u16 (msg, (uint16_t) src.x);
+      put_u16 (msg, (uint16_t) src.y);
+      put_u16 (msg, (uint16_t) dst.x);
+      put_u16 (msg, (uint16_t) dst.y);
+      put_u16 (msg, (uint16_t) src.w);
+      put_u16 (msg, (uint16_t) src.h);
+      n_ops++;
+      local.ops[OP_COPY]++;
+      /* Apply to the model with memmove semantics. */
+      if (dy > 0) {
+        for (int y = 0; y < src.h; y++)
+          memcpy (d.model_at (dst.x, dst.y + y), d.model_at (src.x, src.y + y),
+              (size_t) src.w * 4);
+      } else {
+        for (int y = src.h - 1; y >= 0; y--)
+          memcpy (d.model_at (dst.x, dst.y + y), d.model_at (src.x, src.y + y),
+              (size_t) src.w * 4);
+      }
+    }
+  }
+
+  /* Phase 1, in tile order: drop unchanged tiles, find solids and cache
+   * hits. */
+  std::vector<Job> jobs;
+  std::unordered_map<uint64_t, size_t> frame_content;
+  for (int ty = 0; ty < d.tiles_y; ty++) {
+    for (int tx = 0; tx < d.tiles_x; tx++) {
+      size_t t = (size_t) ty * d.tiles_x + tx;
+      if (!dirty[t])
+        continue;
+      Job job;
+      job.tx = tx;
+      job.ty = ty;
+      job.r = tile_rect (tx, ty, ts, d.width, d.height);
+      const Rect &r = job.r;
+      const uint8_t *p = f.data + (size_t) r.y * f.stride + (size_t) r.x * 4;
+      int changed = r.w * r.h;
+      if (d.exact[t]) {
+        changed = count_diff (p, f.stride, d.model_at (r.x, r.y), d.model_stride, r.w, r.h,
+            r.w * r.h / 2);
+        if (changed == 0) {
+          local.tiles_unchanged++;
+          continue;
+        }
+      }
+      if (is_solid (p, f.stride, r.w, r.h, &job.color)) {
+        job.kind = JobKind::SOLID;
+      } else {
+        job.hash = hash_rows (p, f.stride, r.w * 4, r.h);
+        int slot = d.lookup (job.hash, p, f.stride, r.w, r.h);
+        auto dup = frame_content.find (job.hash);
+        if (slot >= 0) {
+          job.kind = JobKind::REF;
+          job.slot = (uint32_t) slot;
+        } else if (dup != frame_content.end () && jobs[dup->second].r.w == r.w &&
+            jobs[dup->second].r.h == r.h &&
+            rows_equal (p, f.stride, f.data + (size_t) jobs[dup->second].r.y * f.stride +
+                (size_t) jobs[dup->second].r.x * 4, f.stride, r.w, r.h)) {
+          job.kind = JobKind::DUP;
+          job.dup_of = dup->second;
+        } else {
+          job.kind = JobKind::CONTENT;
+          /* A delta against the client's tile pays when few pixels changed. */
+          job.delta_ok = d.exact[t] && changed < r.w * r.h / 2;
+          frame_content.emplace (job.hash, jobs.size ());
+        }
+      }
+      jobs.push_back (std::move (job));
+    }
+  }
+
+  /* Phase 2: compress, on several threads when the update is large. */
+  std::vector<size_t> content;
+  for (size_t i = 0; i < jobs.size (); i++)
+    if (jobs[i].kind == JobKind::CONTENT)
+      content.push_back (i);
+  /* A few tiles (a keystroke) are worth a stronger level: it costs tens of
+   * microseconds and saves a third of the bytes. */
+  d.level = d.s.zstd_level;
+  if (content.size () <= kSmallUpdateTiles)
+    d.level = std::max (d.level, kSmallUpdateLevel);
+  size_t n_threads = d.comp.size ();
+  if (content.size () < d.s.parallel_threshold || n_threads < 2) {
+    for (size_t i : content)
+      d.encode_content (jobs[i], f, *d.comp[0]);
+  } else {
+    auto work = [&] (size_t k) {
+      for (size_t j = k; j < content.size (); j += n_threads)
+        d.encode_content (jobs[content[j]], f, *d.comp[k]);
+    };
+    std::vector<std::thread> workers;
+    for (size_t k = 1; k < n_threads; k++)
+      workers.emplace_back (work, k);
+    work (0);
+    for (auto &w : workers)
+      w.join ();
+  }
+
+  /* Phase 3, in order: write the operations and keep the cache in step
+   * with the decoder's. */
+  std::vector<uint32_t> slot_of (jobs.size (), UINT32_MAX);
+  for (size_t i = 0; i < jobs.size (); i++) {
+    Job &job = jobs[i];
+    const Rect &r = job.r;
+    const uint8_t *p = f.data + (size_t) r.y * f.stride + (size_t) r.x * 4;
+    if (job.kind == JobKind::DUP) {
+      uint32_t s = slot_of[job.dup_of];
+      if (s != UINT32_MAX && d.cache[s].hash == job.hash &&
+          rows_equal (p, f.stride, d.cache[s].px.data (), (size_t) r.w * 4, r.w, r.h)) {
+        job.kind = JobKind::REF;
+        job.slot = s;
+      } else {
+        job.kind = JobKind::CONTENT;
+        job.delta_ok = false;
+        d.encode_content (job, f, *d.comp[0]);
+      }
+    } else if (job.kind == JobKind::REF) {
+      /* An insert earlier in this message may have evicted the entry. */
+      const CacheEntry &e = d.cache[job.slot];
+      if (e.hash != job.hash || e.w != r.w || e.h != r.h ||
+          !rows_equal (p, f.stride, e.px.data (), (size_t) r.w * 4, r.w, r.h)) {
+        job.kind = JobKind::CONTENT;
+        job.delta_ok = false;
+        d.encode_content (job, f, *d.comp[0]);
+      }
+    }
+
+    switch (job.kind) {
+      case JobKind::SOLID:
+        put_u8 (msg, OP_SOLID);
+        put_u16 (msg, (uint16_t) job.tx);
+        put_u16 (msg, (uint16_t) job.ty);
+        put_u32 (msg, px_to_le (job.color));
+        local.ops[OP_SOLID]++;
+        break;
+      case JobKind::REF:
+        put_u8 (msg, OP_CACHE_REF);
+        put_u16 (msg, (uint16_t) job.tx);
+        put_u16 (msg, (uint16_t) job.ty);
+        put_u32 (msg, job.slot);
+        d.lru.touch (job.slot);
+        local.ops[OP_CACHE_REF]++;
+        break;
+      case JobKind::CONTENT:
+        put_u8 (msg, job.type);
+        put_u16 (msg, (uint16_t) job.tx);
+        put_u16 (msg, (uint16_t) job.ty);
+        msg.insert (msg.end (), job.payload.begin (), job.payload.end ());
+        if (d.lru.capacity () > 0) {
+          d.insert (job, f);
+          slot_of[i] = (uint32_t) (d.by_hash.find (job.hash)->second);
+        }
+        local.ops[job.type]++;
+        break;
+      case JobKind::DUP:
+        break;
+    }
+    n_ops++;
+    for (int y = 0; y < r.h; y++)
+      memcpy (d.model_at (r.x, r.y + y), p + y * f.stride, (size_t) r.w * 4);
+    d.exact[(size_t) job.ty * d.tiles_x + job.tx] = 1;
+  }
+
+  if (n_ops == 0 && !reset) {
+    if (stats) {
+      stats->tiles_unchanged += local.tiles_unchanged;
+    }
+    return false;
+  }
+  msg[20] = n_ops & 0xff;
+  msg[21] = (n_ops >> 8) & 0xff;
+  msg[22] = (n_ops >> 16) & 0xff;
+  msg[23] = (n_ops >> 24) & 0xff;
+  d.need_reset = false;
+  d.seq++;
+  local.bytes = msg.size ();
+  if (stats) {
+    for (int i = 0; i < kNumOpTypes; i++)
+      stats->ops[i] += local.ops[i];
+    stats->tiles_unchanged += local.tiles_unchanged;
+    stats->bytes += local.bytes;
+  }
+  out.insert (out.end (), msg.begin (), msg.end ());
+  return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Decoder                                                                 */
+
+struct Decoder::Impl {
+  bool started = false;
+  Header params = {};
+  uint32_t next_seq = 0;
+  Lru lru;
+  std::vector<CacheEntry> cache;
+  ZSTD_DCtx *zstd = nullptr;
+  std::vector<uint8_t> tile;
+
+  Impl ()
+  {
+    zstd = ZSTD_createDCtx ();
+  }
+  ~Impl ()
+  {
+    ZSTD_freeDCtx (zstd);
+  }
+};
+
+Decoder::Decoder () : impl_ (new Impl)
+{
+}
+
+Decoder::~Decoder () = default;
+
+void
+Decoder::reset ()
+{
+  impl_->started = false;
+  impl_->cache.clear ();
+  impl_->lru.reset (0);
+}
+
+namespace {
+
+/* Bounds-checked reader over one message. */
+struct Reader {
+  const uint8_t *p;
+  size_t left;
+  bool take (size_t n, const uint8_t **out)
+  {
+    if (n > left)
+      return false;
+    *out = p;
+    p += n;
+    left -= n;
+    return true;
+  }
+};
+
+}                               /* namespace */
+
+static bool
+decompress (Decoder * /*self */ , ZSTD_DCtx *zstd, bool lz4, const uint8_t *src, size_t len,
+    uint8_t *dst, size_t n, std::string &error)
+{
+  if (lz4) {
+    int got = LZ4_decompress_safe ((const char *) src, (char *) dst, (int) len, (int) n);
+    if (got < 0 || (size_t) got != n) {
+      error = "lz4 payload does not decode to exactly " + std::to_string (n) + " bytes";
+      return false;
+    }
+    return true;
+  }
+  unsigned long long content = ZSTD_getFrameContentSize (src, len);
+  if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != n) {
+    error = "zstd payload declares " + std::to_string (content) + " bytes instead of " +
+        std::to_string (n);
+    return false;
+  }
+  size_t got = ZSTD_decompressDCtx (zstd, dst, n, src, len);
+  if (ZSTD_isError (got)) {
+    error = std::string ("zstd payload is corrupt: ") + ZSTD_getErrorName (got);
+    return false;
+  }
+  if (got != n) {
+    error = "zstd payload decodes to " + std::to_string (got) + " bytes instead of " +
+        std::to_string (n);
+    return false;
+  }
+  return true;
+}
+
+static bool
+decode_palette (Reader &rd, uint8_t *dst, int n_px, std::string &error)
+{
+  const uint8_t *b;
+  if (!rd.take (1, &b)) {
+    error = "palette truncated";
+    return false;
+  }
+  int n_colors = b[0] + 1;
+  if (n_colors < 2) {
+    error = "palette with fewer than 2 colours";
+    return false;
+  }
+  const uint8_t *pal;
+  if (!rd.take ((size_t) n_colors * 4, &pal)) {
+    error = "palette colours truncated";
+    return false;
+  }
+  if (!rd.take (4, &b)) {
+    error = "palette run length field truncated";
+    return false;
+  }
+  uint32_t len = rd_u32 (b);
+  if (len > (uint32_t) n_px * 4) {
+    error = "palette run data of " + std::to_string (len) + " bytes exceeds the bound";
+    return false;
+  }
+  const uint8_t *runs;
+  if (!rd.take (len, &runs)) {
+    error = "palette run data truncated";
+    return false;
+  }
+  uint32_t colors[256];
+  for (int i = 0; i < n_colors; i++)
+    colors[i] = le_to_px (rd_u32 (pal + 4 * i));
+  size_t pos = 0;
+  int filled = 0;
+  while (pos < len) {
+    uint8_t idx = runs[pos++];
+    if (idx >= n_colors) {
+      error = "palette index " + std::to_string (idx) + " out of range (" +
+          std::to_string (n_colors) + " colours)";
+      return false;
+    }
+    uint32_t v = 0;
+    int shift = 0;
+    for (;;) {
+      if (pos >= len) {
+        error = "palette run length truncated";
+        return false;
+      }
+      uint8_t byte = runs[pos++];
+      if (shift == 21 || (shift == 14 && byte > 3)) {
+        error = "palette run length too large";
+        return false;
+      }
+      v |= (uint32_t) (byte & 0x7f) << shift;
+      shift += 7;
+      if (!(byte & 0x80))
+        break;
+    }
+    uint32_t run = v + 1;
+    if (run > (uint32_t) (n_px - filled)) {
+      error = "palette runs cover more pixels than the tile";
+      return false;
+    }
+    uint32_t c = colors[idx];
+    for (uint32_t i = 0; i < run; i++)
+      memcpy (dst + 4 * (size_t) (filled + i), &c, 4);
+    filled += run;
+  }
+  if (filled != n_px) {
+    error = "palette runs cover " + std::to_string (filled) + " of " + std::to_string (n_px) +
+        " pixels";
+    return false;
+  }
+  return true;
+}
+
+bool
+Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vector<Rect> &damage,
+    std::string &error)
+{
+  Impl &d = *impl_;
+  Header h;
+  if (!parse_header (data, size, h, error))
+    return false;
+  if (h.flags & kFlagReset) {
+    d.params = h;
+    d.lru.reset (h.cache_slots);
+    d.cache.assign (h.cache_slots, CacheEntry ());
+    d.started = true;
+  } else {
+    if (!d.started) {
+      error = "stream does not start with a reset message";
+      return false;
+    }
+    if (h.tile_size != d.params.tile_size || h.width != d.params.width ||
+        h.height != d.params.height || h.cache_slots != d.params.cache_slots) {
+      error = "stream parameters changed without a reset message";
+      return false;
+    }
+    if (h.seq != d.next_seq) {
+      error = "message " + std::to_string (h.seq) + " out of sequence (expected " +
+          std::to_string (d.next_seq) + ")";
+      return false;
+    }
+  }
+  if (fb.width != h.width || fb.height != h.height) {
+    error = "framebuffer size does not match the message";
+    return false;
+  }
+  const int ts = h.tile_size;
+  const int tiles_x = (h.width + ts - 1) / ts, tiles_y = (h.height + ts - 1) / ts;
+  Reader rd = { data + kHeaderSize, size - kHeaderSize };
+
+  for (uint32_t i = 0; i < h.n_ops; i++) {
+    const uint8_t *b;
+    std::string where = "operation " + std::to_string (i) + ": ";
+    if (!rd.take (1, &b)) {
+      error = where + "message truncated (" + std::to_string (h.n_ops) + " operations announced)";
+      return false;
+    }
+    uint8_t type = b[0];
+    if (type == OP_COPY) {
+      if (!rd.take (12, &b)) {
+        error = where + "copy truncated";
+        return false;
+      }
+      int sx = rd_u16 (b), sy = rd_u16 (b + 2), dx = rd_u16 (b + 4), dy = rd_u16 (b + 6);
+      int w = rd_u16 (b + 8), hh = rd_u16 (b + 10);
+      if (w == 0 || hh == 0 || sx + w > h.width || dx + w > h.width || sy + hh > h.height ||
+          dy + hh > h.height) {
+        error = where + "copy rectangle outside the frame";
+        return false;
+      }
+      if (dy <= sy) {
+        for (int y = 0; y < hh; y++)
+          memmove (fb.data + (size_t) (dy + y) * fb.stride + (size_t) dx * 4,
+              fb.data + (size_t) (sy + y) * fb.stride + (size_t) sx * 4, (size_t) w * 4);
+      } else {
+        for (int y = hh - 1; y >= 0; y--)
+          memmove (fb.data + (size_t) (dy + y) * fb.stride + (size_t) dx * 4,
+              fb.data + (size_t) (sy + y) * fb.stride + (size_t) sx * 4, (size_t) w * 4);
+      }
+      damage.push_back ({ dx, dy, w, hh });
+      continue;
+    }
+    if (type < OP_SOLID || type > OP_RAW) {
+      error = where + "unknown operation type " + std::to_string (type);
+      return false;
+    }
+    if (!rd.take (4, &b)) {
+      error = where + std::string (op_name (type)) + " tile position truncated";
+      return false;
+    }
+    int tx = rd_u16 (b), ty = rd_u16 (b + 2);
+    if (tx >= tiles_x || ty >= tiles_y) {
+      error = where + "tile (" + std::to_string (tx) + "," + std::to_string (ty) +
+          ") outside the " + std::to_string (tiles_x) + "x" + std::to_string (tiles_y) +
+          " grid";
+      return false;
+    }
+    Rect r = tile_rect (tx, ty, ts, h.width, h.height);
+    const size_t n_bytes = (size_t) r.w * r.h * 4;
+    uint8_t *dst = fb.data + (size_t) r.y * fb.stride + (size_t) r.x * 4;
+    d.tile.resize (n_bytes);
+    bool cacheable = true;
+    switch (type) {
+      case OP_SOLID:{
+        if (!rd.take (4, &b)) {
+          error = where + "solid colour truncated";
+          return false;
+        }
+        uint32_t c = le_to_px (rd_u32 (b));
+        for (int y = 0; y < r.h; y++) {
+          uint8_t *row = dst + y * fb.stride;
+          for (int x = 0; x < r.w; x++)
+            memcpy (row + 4 * x, &c, 4);
+        }
+        cacheable = false;
+        break;
+      }
+      case OP_CACHE_REF:{
+        if (!rd.take (4, &b)) {
+          error = where + "cache slot truncated";
+          return false;
+        }
+        uint32_t slot = rd_u32 (b);
+        if (slot >= d.lru.capacity () || !d.lru.used (slot)) {
+          error = where + "reference to empty or missing cache slot " + std::to_string (slot);
+          return false;
+        }
+        const CacheEntry &e = d.cache[slot];
+        if (e.w != r.w || e.h != r.h) {
+          error = where + "cache slot " + std::to_string (slot) + " holds a " +
+              std::to_string (e.w) + "x" + std::to_string (e.h) + " tile, not " +
+              std::to_string (r.w) + "x" + std::to_string (r.h);
+          return false;
+        }
+        scatter (e.px.data (), r.w, r.h, dst, fb.stride);
+        d.lru.touch (slot);
+        cacheable = false;
+        break;
+      }
+      case OP_PALETTE:
+        if (!decode_palette (rd, d.tile.data (), r.w * r.h, error)) {
+          error = where + error;
+          return false;
+        }
+        scatter (d.tile.data (), r.w, r.h, dst, fb.stride);
+        break;
+      case OP_RAW:{
+        const uint8_t *px;
+        if (!rd.take (n_bytes, &px)) {
+          error = where + "raw tile truncated";
+          return false;
+        }
+        memcpy (d.tile.data (), px, n_bytes);
+        scatter (d.tile.data (), r.w, r.h, dst, fb.stride);
+        break;
+      }
+      default:{                /* ZSTD, LZ4, DELTA_ZSTD, DELTA_LZ4 */
+        if (!rd.take (4, &b)) {
+          error = where + std::string (op_name (type)) + " length truncated";
+          return false;
+        }
+        uint32_t len = rd_u32 (b);
+        if (len == 0 || len > n_bytes) {
+          error = where + std::string (op_name (type)) + " payload length " +
+              std::to_string (len) + " out of range (1.." + std::to_string (n_bytes) + ")";
+          return false;
+        }
+        const uint8_t *src;
+        if (!rd.take (len, &src)) {
+          error = where + std::string (op_name (type)) + " payload truncated";
+          return false;
+        }
+        bool lz4 = type == OP_LZ4 || type == OP_DELTA_LZ4;
+        std::string why;
+        if (!decompress (this, d.zstd, lz4, src, len, d.tile.data (), n_bytes, why)) {
+          error = where + why;
+          return false;
+        }
+        if (type == OP_DELTA_ZSTD || type == OP_DELTA_LZ4) {
+          for (int y = 0; y < r.h; y++) {
+            uint8_t *row = dst + y * fb.stride;
+            uint8_t *t = d.tile.data () + (size_t) y * r.w * 4;
+            for (int x = 0; x < r.w * 4; x++)
+              t[x] ^= row[x];
+          }
+        }
+        scatter (d.tile.data (), r.w, r.h, dst, fb.stride);
+        break;
+      }
+    }
+    if (cacheable && d.lru.capacity () > 0) {
+      uint32_t slot = d.lru.insert ();
+      CacheEntry &e = d.cache[slot];
+      e.w = r.w;
+      e.h = r.h;
+      e.px.assign (d.tile.begin (), d.tile.begin () + n_bytes);
+    }
+    damage.push_back (r);
+  }
+  if (rd.left != 0) {
+    error = std::to_string (rd.left) + " bytes of trailing data after the last operation";
+    return false;
+  }
+  d.next_seq = h.seq + 1;
+  return true;
+}
+
+}                               /* namespace tiles */
+}                               /* namespace wayray */

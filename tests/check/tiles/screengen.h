@@ -1,0 +1,216 @@
+/* Synthetic desktop pictures for the tile path's tests and benchmarks:
+ * BGRx frames with text-like glyphs, solid areas, noise, scrolls and
+ * repeated content, plus the damage each change causes. Deterministic for
+ * a given seed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace screengen {
+
+struct Rect {
+  int x, y, w, h;
+};
+
+/* splitmix64: small, fast and the same everywhere. */
+struct Rng {
+  uint64_t s;
+  explicit Rng (uint64_t seed) : s (seed) {}
+  uint64_t next ()
+  {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  int range (int lo, int hi)    /* [lo, hi] */
+  {
+    return lo + (int) (next () % (uint64_t) (hi - lo + 1));
+  }
+  bool chance (int percent)
+  {
+    return range (0, 99) < percent;
+  }
+};
+
+inline uint32_t
+bgrx (uint8_t r, uint8_t g, uint8_t b)
+{
+  return (uint32_t) b | ((uint32_t) g << 8) | ((uint32_t) r << 16) | 0xff000000u;
+}
+
+constexpr int kCellW = 8, kCellH = 16;
+
+struct Screen {
+  int w, h;
+  std::vector<uint8_t> px;
+  Screen (int width, int height) : w (width), h (height), px ((size_t) width * height * 4, 0)
+  {
+  }
+  size_t stride () const
+  {
+    return (size_t) w * 4;
+  }
+  uint8_t *at (int x, int y)
+  {
+    return px.data () + ((size_t) y * w + x) * 4;
+  }
+  Rect clip (Rect r) const
+  {
+    int x0 = std::max (r.x, 0), y0 = std::max (r.y, 0);
+    int x1 = std::min (r.x + r.w, w), y1 = std::min (r.y + r.h, h);
+    if (x1 <= x0 || y1 <= y0)
+      return {0, 0, 0, 0};
+    return {x0, y0, x1 - x0, y1 - y0};
+  }
+  void fill (Rect r, uint32_t c)
+  {
+    r = clip (r);
+    for (int y = 0; y < r.h; y++)
+      for (int x = 0; x < r.w; x++)
+        memcpy (at (r.x + x, r.y + y), &c, 4);
+  }
+  void noise (Rect r, Rng & rng)
+  {
+    r = clip (r);
+    for (int y = 0; y < r.h; y++)
+      for (int x = 0; x < r.w; x++) {
+        uint32_t c = (uint32_t) rng.next () | 0xff000000u;
+        memcpy (at (r.x + x, r.y + y), &c, 4);
+      }
+  }
+  /* A glyph with anti-aliased edges: a handful of blends of fg and bg. */
+  void glyph (int x, int y, unsigned ch, uint32_t fg, uint32_t bg)
+  {
+    Rng g (ch * 0x9e37u + 17);
+    uint8_t shape[kCellH][kCellW] = {};
+    if (ch != ' ') {
+      for (int s = 0; s < 3; s++) {     /* three strokes */
+        int x0 = g.range (1, 6), y0 = g.range (3, 12), len = g.range (3, 9);
+        bool vertical = g.chance (50);
+        for (int i = 0; i < len; i++) {
+          int xx = vertical ? x0 : std::min (x0 + i / 2, 6);
+          int yy = vertical ? std::min (y0 - 3 + i, 14) : y0;
+          shape[yy][xx] = 3;
+          if (xx + 1 < kCellW && shape[yy][xx + 1] == 0)
+            shape[yy][xx + 1] = 1;
+        }
+      }
+    }
+    for (int yy = 0; yy < kCellH; yy++)
+      for (int xx = 0; xx < kCellW; xx++) {
+        int px_x = x + xx, px_y = y + yy;
+        if (px_x < 0 || px_y < 0 || px_x >= w || px_y >= h)
+          continue;
+        int a = shape[yy][xx];
+        uint32_t c = bg;
+        if (a) {
+          uint32_t out = 0xff000000u;
+          for (int k = 0; k < 3; k++) {
+            unsigned f = (fg >> (8 * k)) & 0xff, b = (bg >> (8 * k)) & 0xff;
+            out |= ((b * (3 - a) + f * a) / 3) << (8 * k);
+          }
+          c = out;
+        }
+        memcpy (at (px_x, px_y), &c, 4);
+      }
+  }
+  /* Moves the rows of @r by @dy (negative: up) and leaves the uncovered
+   * rows as they were. */
+  void shift_rows (Rect r, int dy)
+  {
+    r = clip (r);
+    if (dy < 0) {
+      for (int y = 0; y < r.h + dy; y++)
+        memmove (at (r.x, r.y + y), at (r.x, r.y + y - dy), (size_t) r.w * 4);
+    } else if (dy > 0) {
+      for (int y = r.h - 1; y >= dy; y--)
+        memmove (at (r.x, r.y + y), at (r.x, r.y + y - dy), (size_t) r.w * 4);
+    }
+  }
+  void copy_from (const Screen & src, Rect r)
+  {
+    r = clip (r);
+    for (int y = 0; y < r.h; y++)
+      memcpy (at (r.x, r.y + y), src.px.data () + ((size_t) (r.y + y) * src.w + r.x) * 4,
+          (size_t) r.w * 4);
+  }
+};
+
+/* A terminal window: a cell grid with a block cursor. */
+struct Terminal {
+  Rect area;
+  uint32_t fg = bgrx (0xdd, 0xdd, 0xdd), bg = bgrx (0x1e, 0x1e, 0x2e);
+  int col = 0, row = 0;
+  int cols () const
+  {
+    return area.w / kCellW;
+  }
+  int rows () const
+  {
+    return area.h / kCellH;
+  }
+  Rect cell (int c, int r) const
+  {
+    return {area.x + c * kCellW, area.y + r * kCellH, kCellW, kCellH};
+  }
+  void draw_cursor (Screen & s, bool on)
+  {
+    Rect c = cell (col, row);
+    if (on)
+      s.fill (c, fg);
+    else
+      s.glyph (c.x, c.y, ' ', fg, bg);
+  }
+  /* Types one character; returns the damage. */
+  Rect type (Screen & s, unsigned ch)
+  {
+    Rect c = cell (col, row);
+    s.glyph (c.x, c.y, ch, fg, bg);
+    col++;
+    Rect dmg = c;
+    if (col >= cols ()) {
+      col = 0;
+      row = std::min (row + 1, rows () - 1);
+      Rect n = cell (col, row);
+      draw_cursor (s, true);
+      return {area.x, std::min (c.y, n.y), area.w, std::max (c.y, n.y) + kCellH -
+            std::min (c.y, n.y)};
+    }
+    draw_cursor (s, true);
+    dmg.w += kCellW;
+    return dmg;
+  }
+  /* Scrolls the text up by @lines, writing new lines at the bottom. */
+  Rect scroll (Screen & s, int lines, Rng & rng)
+  {
+    s.shift_rows ({area.x, area.y, area.w, rows () * kCellH}, -lines * kCellH);
+    for (int l = rows () - lines; l < rows (); l++)
+      write_line (s, l, rng);
+    return {area.x, area.y, area.w, rows () * kCellH};
+  }
+  void write_line (Screen & s, int r, Rng & rng)
+  {
+    s.fill ({area.x, area.y + r * kCellH, area.w, kCellH}, bg);
+    int len = rng.range (cols () / 4, cols ());
+    for (int c = 0; c < len; c++) {
+      unsigned ch = rng.chance (15) ? ' ' : (unsigned) rng.range (33, 126);
+      Rect cl = cell (c, r);
+      s.glyph (cl.x, cl.y, ch, fg, bg);
+    }
+  }
+  void fill_text (Screen & s, Rng & rng)
+  {
+    s.fill (area, bg);
+    for (int r = 0; r < rows (); r++)
+      write_line (s, r, rng);
+  }
+};
+
+}                               /* namespace screengen */

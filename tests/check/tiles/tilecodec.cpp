@@ -1,0 +1,726 @@
+/* Unit tests of the tile format: each coding decoded from hand-built
+ * messages (as docs/protocol.md specifies them), the encoder's choices,
+ * the cache in step on both sides, malformed input, and a randomized
+ * encoder/decoder round trip.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gst/check/gstcheck.h>
+
+#include "screengen.h"
+#include "wayraytilecodec.h"
+
+#include <lz4.h>
+#include <zstd.h>
+
+#include <string>
+#include <vector>
+
+using namespace wayray::tiles;
+using screengen::Rng;
+using screengen::Screen;
+using screengen::bgrx;
+
+/* ---- message builder, written from the specification ---- */
+struct Msg {
+  std::vector<uint8_t> b;
+  size_t n_ops_pos = 20;
+  uint32_t n = 0;
+  Msg (int w, int h, int ts, uint32_t slots, bool reset, uint32_t seq = 0)
+  {
+    b = {'W', 'R', 'T', 'S', 1, (uint8_t) (reset ? 1 : 0)};
+    u16 (ts);
+    u16 (w);
+    u16 (h);
+    u32 (slots);
+    u32 (seq);
+    u32 (0);
+  }
+  void u8 (uint8_t v)
+  {
+    b.push_back (v);
+  }
+  void u16 (uint16_t v)
+  {
+    u8 (v & 0xff);
+    u8 (v >> 8);
+  }
+  void u32 (uint32_t v)
+  {
+    for (int i = 0; i < 4; i++)
+      u8 ((v >> (8 * i)) & 0xff);
+  }
+  void bytes (const std::vector<uint8_t> &v)
+  {
+    b.insert (b.end (), v.begin (), v.end ());
+  }
+  void op (uint8_t type, int tx, int ty)
+  {
+    u8 (type);
+    u16 (tx);
+    u16 (ty);
+    n++;
+  }
+  std::vector<uint8_t> done ()
+  {
+    std::vector<uint8_t> r = b;
+    for (int i = 0; i < 4; i++)
+      r[n_ops_pos + i] = (n >> (8 * i)) & 0xff;
+    return r;
+  }
+};
+
+static std::vector<uint8_t>
+tile_bytes (const Screen &s, int x, int y, int w, int h)
+{
+  std::vector<uint8_t> v;
+  for (int yy = 0; yy < h; yy++)
+    v.insert (v.end (), s.px.begin () + ((size_t) (y + yy) * s.w + x) * 4,
+        s.px.begin () + ((size_t) (y + yy) * s.w + x + w) * 4);
+  return v;
+}
+
+static std::vector<uint8_t>
+zstd (const std::vector<uint8_t> &in)
+{
+  std::vector<uint8_t> out (ZSTD_compressBound (in.size ()));
+  out.resize (ZSTD_compress (out.data (), out.size (), in.data (), in.size (), 3));
+  return out;
+}
+
+static std::vector<uint8_t>
+lz4 (const std::vector<uint8_t> &in)
+{
+  std::vector<uint8_t> out (LZ4_compressBound ((int) in.size ()));
+  out.resize (LZ4_compress_default ((const char *) in.data (), (char *) out.data (),
+          (int) in.size (), (int) out.size ()));
+  return out;
+}
+
+struct Client {
+  Decoder dec;
+  Screen fb;
+  std::vector<Rect> damage;
+  std::string error;
+  Client (int w, int h) : fb (w, h) {}
+  bool apply (const std::vector<uint8_t> &m)
+  {
+    damage.clear ();
+    error.clear ();
+    Surface s = {fb.px.data (), fb.stride (), fb.w, fb.h};
+    return dec.decode (m.data (), m.size (), s, damage, error);
+  }
+};
+
+static uint32_t
+pixel (Screen &s, int x, int y)
+{
+  uint32_t v;
+  memcpy (&v, s.at (x, y), 4);
+  return v;
+}
+
+/* 40x20 frame with 16-pixel tiles: a 3x2 grid whose right column is 8
+ * wide and bottom row 4 high. */
+GST_START_TEST (test_decode_solid_and_edges)
+{
+  Client c (40, 20);
+  Msg m (40, 20, 16, 0, true);
+  for (int ty = 0; ty < 2; ty++)
+    for (int tx = 0; tx < 3; tx++) {
+      m.op (OP_SOLID, tx, ty);
+      m.u8 (0x10 * tx);         /* B */
+      m.u8 (0x20 * ty);         /* G */
+      m.u8 (0x30);              /* R */
+      m.u8 (0xff);              /* x */
+    }
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless_equals_int (c.damage.size (), 6);
+  fail_unless_equals_int (c.damage[5].w, 8);
+  fail_unless_equals_int (c.damage[5].h, 4);
+  for (int y = 0; y < 20; y++)
+    for (int x = 0; x < 40; x++) {
+      const uint8_t *p = c.fb.at (x, y);
+      fail_unless_equals_int (p[0], 0x10 * (x / 16));
+      fail_unless_equals_int (p[1], 0x20 * (y / 16));
+      fail_unless_equals_int (p[2], 0x30);
+      fail_unless_equals_int (p[3], 0xff);
+    }
+}
+GST_END_TEST;
+
+GST_START_TEST (test_decode_palette_rle)
+{
+  Client c (16, 16);
+  Msg m (16, 16, 16, 0, true);
+  m.op (OP_PALETTE, 0, 0);
+  m.u8 (2);                     /* 3 colours */
+  m.u32 (0xff000000);
+  m.u32 (0xffffffff);
+  m.u32 (0xff0000ff);
+  std::vector<uint8_t> runs;
+  /* 200 black (varint 199 = 0xc7 0x01), 1 white, 55 red */
+  runs = {0, 0xc7, 0x01, 1, 0, 2, 54};
+  m.u32 (runs.size ());
+  m.bytes (runs);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless_equals_int (pixel (c.fb, 7, 12), 0xff000000);     /* pixel 199 */
+  fail_unless_equals_int (pixel (c.fb, 8, 12), 0xffffffff);     /* pixel 200 */
+  fail_unless_equals_int (pixel (c.fb, 9, 12), 0xff0000ff);
+  fail_unless_equals_int (pixel (c.fb, 15, 15), 0xff0000ff);
+}
+GST_END_TEST;
+
+static void
+check_compressed (uint8_t type, bool delta)
+{
+  Rng rng (7);
+  Screen src (32, 16);
+  src.noise ({0, 0, 32, 16}, rng);
+  src.fill ({4, 4, 24, 8}, bgrx (1, 2, 3));
+  Client c (32, 16);
+  Msg m (32, 16, 16, 0, true);
+  /* tile 0 as raw, then tile 1 compressed (as delta against tile 0's
+   * content copied there by a raw op first when testing deltas) */
+  std::vector<uint8_t> t0 = tile_bytes (src, 0, 0, 16, 16);
+  std::vector<uint8_t> t1 = tile_bytes (src, 16, 0, 16, 16);
+  m.op (OP_RAW, 0, 0);
+  m.bytes (t0);
+  std::vector<uint8_t> payload = t1;
+  if (delta) {
+    m.op (OP_RAW, 1, 0);
+    m.bytes (t0);
+    for (size_t i = 0; i < payload.size (); i++)
+      payload[i] ^= t0[i];
+  }
+  std::vector<uint8_t> comp = (type == OP_LZ4 || type == OP_DELTA_LZ4) ? lz4 (payload) :
+      zstd (payload);
+  fail_unless (comp.size () <= payload.size ());
+  m.op (type, 1, 0);
+  m.u32 (comp.size ());
+  m.bytes (comp);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == src.px, "%s tile differs", op_name (type));
+}
+
+GST_START_TEST (test_decode_compressed)
+{
+  /* noise does not compress: use a mostly flat tile */
+  check_compressed (OP_ZSTD, false);
+  check_compressed (OP_LZ4, false);
+  check_compressed (OP_DELTA_ZSTD, true);
+  check_compressed (OP_DELTA_LZ4, true);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_decode_cache_lru)
+{
+  /* 2 slots. Tiles A, B inserted (slots 0, 1); ref A makes B least
+   * recent; C replaces B (slot 1); a ref to slot 1 now yields C. */
+  Client c (48, 16);
+  Msg m (48, 16, 16, 2, true);
+  uint32_t colours[3] = {0xff112233, 0xff445566, 0xff778899};
+  for (int i = 0; i < 2; i++) {
+    m.op (OP_PALETTE, i, 0);
+    m.u8 (1);
+    m.u32 (colours[i]);
+    m.u32 (0xff000000);
+    m.u32 (4);
+    m.bytes ({0, 127, 1, 127});      /* 128 + 128 pixels */
+  }
+  m.op (OP_CACHE_REF, 2, 0);
+  m.u32 (0);
+  m.op (OP_PALETTE, 0, 0);
+  m.u8 (1);
+  m.u32 (colours[2]);
+  m.u32 (0xff000000);
+  m.u32 (4);
+  m.bytes ({0, 127, 1, 127});
+  m.op (OP_CACHE_REF, 1, 0);
+  m.u32 (1);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless_equals_int (pixel (c.fb, 32, 0), 0xff112233);     /* A via ref */
+  fail_unless_equals_int (pixel (c.fb, 0, 0), 0xff778899);      /* C */
+  fail_unless_equals_int (pixel (c.fb, 16, 0), 0xff778899);     /* slot 1 = C */
+  /* solid tiles never enter the cache: slot 2 does not exist */
+  Msg n (48, 16, 16, 2, false, 1);
+  n.op (OP_CACHE_REF, 0, 0);
+  n.u32 (2);
+  fail_if (c.apply (n.done ()));
+}
+GST_END_TEST;
+
+GST_START_TEST (test_decode_copy)
+{
+  Client c (32, 32);
+  Rng rng (3);
+  Screen src (32, 32);
+  src.noise ({0, 0, 32, 32}, rng);
+  Msg m (32, 32, 16, 0, true);
+  for (int t = 0; t < 4; t++) {
+    m.op (OP_RAW, t % 2, t / 2);
+    m.bytes (tile_bytes (src, 16 * (t % 2), 16 * (t / 2), 16, 16));
+  }
+  /* overlapping copy down by 5 rows: memmove semantics */
+  m.u8 (OP_COPY);
+  m.u16 (3);
+  m.u16 (0);
+  m.u16 (3);
+  m.u16 (5);
+  m.u16 (20);
+  m.u16 (27);
+  m.n++;
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  Screen want = src;
+  want.shift_rows ({3, 0, 20, 32}, 5);
+  fail_unless (c.fb.px == want.px);
+  fail_unless_equals_int (c.damage.back ().y, 5);
+  fail_unless_equals_int (c.damage.back ().h, 27);
+}
+GST_END_TEST;
+
+/* ---- encoder choices ---- */
+
+struct Server {
+  Encoder enc;
+  EncodeStats stats;
+  std::vector<uint8_t> out;
+  Server (int w, int h, EncoderSettings s = EncoderSettings ())
+  {
+    enc.configure (w, h, s);
+  }
+  bool send (const Screen &f, std::vector<Rect> damage, bool full = false)
+  {
+    out.clear ();
+    stats = EncodeStats ();
+    ConstSurface s = {f.px.data (), f.stride (), f.w, f.h};
+    return enc.encode (s, full ? nullptr : damage.data (), damage.size (), nullptr, 0, out,
+        &stats);
+  }
+};
+
+GST_START_TEST (test_encode_choices)
+{
+  const int W = 256, H = 128;
+  Screen f (W, H);
+  Rng rng (11);
+  f.fill ({0, 0, W, H}, bgrx (40, 40, 40));
+  screengen::Terminal term;
+  term.area = {64, 0, 128, 64};
+  term.fill_text (f, rng);
+  f.noise ({0, 64, 64, 64}, rng);
+  Server s (W, H);
+  Client c (W, H);
+  fail_unless (s.send (f, {}, true));
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+  /* 4x2 tiles: up to two of text, one of noise, the rest solid */
+  fail_unless (s.stats.ops[OP_SOLID] >= 5);
+  fail_unless_equals_int (s.stats.ops[OP_SOLID] + s.stats.ops[OP_PALETTE] +
+      s.stats.ops[OP_ZSTD] + s.stats.ops[OP_RAW], 8);
+
+  /* unchanged but damaged: nothing to send */
+  fail_if (s.send (f, {{0, 0, W, H}}));
+
+  /* the noise tile repeated elsewhere: a cache reference */
+  f.copy_from (f, {0, 64, 64, 64});
+  for (int y = 0; y < 64; y++)
+    memcpy (f.at (192, 64 + y), f.at (0, 64 + y), 64 * 4);
+  fail_unless (s.send (f, {{192, 64, 64, 64}}));
+  fail_unless_equals_int (s.stats.ops[OP_CACHE_REF], 1);
+  fail_unless (s.out.size () < 40);
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+
+  /* one typed character: a small delta */
+  screengen::Rect d = term.type (f, 'x');
+  fail_unless (s.send (f, {{d.x, d.y, d.w, d.h}}));
+  fail_unless (s.stats.ops[OP_DELTA_ZSTD] + s.stats.ops[OP_PALETTE] >= 1);
+  fail_unless (s.out.size () < 200, "keystroke took %u bytes", (guint) s.out.size ());
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+
+  /* scroll the terminal by two lines: a copy plus the new lines */
+  screengen::Rect sr = term.scroll (f, 2, rng);
+  fail_unless (s.send (f, {{sr.x, sr.y, sr.w, sr.h}}));
+  fail_unless_equals_int (s.stats.ops[OP_COPY], 1);
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_encode_lz4)
+{
+  EncoderSettings set;
+  set.compressor = Compressor::LZ4;
+  const int W = 128, H = 64;
+  Screen f (W, H);
+  Rng rng (5);
+  for (int y = 0; y < H; y++)
+    for (int x = 0; x < W; x++) {
+      /* vertical stripes: repeated rows compress, too many runs for a palette */
+      uint32_t c = bgrx (x * 2, x, 255 - x);
+      memcpy (f.at (x, y), &c, 4);
+    }
+  Server s (W, H, set);
+  Client c (W, H);
+  fail_unless (s.send (f, {}, true));
+  fail_unless (s.stats.ops[OP_LZ4] > 0);
+  fail_unless_equals_int (s.stats.ops[OP_ZSTD], 0);
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_cache_eviction_in_step)
+{
+  /* A 4-slot cache with 8 tile patterns cycling: entries are evicted and
+   * re-sent constantly; both sides must agree every time. */
+  EncoderSettings set;
+  set.cache_slots = 4;
+  set.tile_size = 16;
+  const int W = 64, H = 16;
+  Rng rng (9);
+  std::vector<Screen> patterns;
+  for (int i = 0; i < 8; i++) {
+    Screen p (16, 16);
+    p.noise ({0, 0, 16, 16}, rng);
+    patterns.push_back (p);
+  }
+  Server s (W, H, set);
+  Client c (W, H);
+  Screen f (W, H);
+  uint64_t refs = 0;
+  for (int i = 0; i < 400; i++) {
+    int tx = rng.range (0, 3);
+    const Screen &p = patterns[rng.range (0, (i % 50 < 25) ? 3 : 7)];
+    for (int y = 0; y < 16; y++)
+      memcpy (f.at (tx * 16, y), p.px.data () + y * 64, 64);
+    if (s.send (f, {{tx * 16, 0, 16, 16}}, i == 0)) {
+      fail_unless (c.apply (s.out), "frame %d: %s", i, c.error.c_str ());
+      refs += s.stats.ops[OP_CACHE_REF];
+    }
+    fail_unless (c.fb.px == f.px, "frame %d differs", i);
+  }
+  fail_unless (refs > 50);
+}
+GST_END_TEST;
+
+/* ---- malformed input ---- */
+
+static std::vector<uint8_t>
+valid_message (int W, int H)
+{
+  Screen f (W, H);
+  Rng rng (1);
+  f.fill ({0, 0, W, H}, bgrx (9, 9, 9));
+  screengen::Terminal t;
+  t.area = {0, 0, W, H / 2};
+  t.fill_text (f, rng);
+  f.noise ({0, H / 2, 20, 20}, rng);
+  Server s (W, H);
+  s.send (f, {}, true);
+  return s.out;
+}
+
+GST_START_TEST (test_malformed_truncated)
+{
+  std::vector<uint8_t> m = valid_message (96, 80);
+  for (size_t len = 0; len < m.size (); len++) {
+    Client c (96, 80);
+    std::vector<uint8_t> cut (m.begin (), m.begin () + len);
+    fail_if (c.apply (cut), "prefix of %u bytes accepted", (guint) len);
+    fail_if (c.error.empty ());
+  }
+  Client c (96, 80);
+  std::vector<uint8_t> longer = m;
+  longer.push_back (0);
+  fail_if (c.apply (longer));
+  fail_unless (c.error.find ("trailing") != std::string::npos, "%s", c.error.c_str ());
+}
+GST_END_TEST;
+
+GST_START_TEST (test_malformed_mutations)
+{
+  /* every single-byte corruption is either decoded or rejected; ASan and
+   * the framebuffer guard catch anything worse */
+  std::vector<uint8_t> m = valid_message (64, 48);
+  Rng rng (77);
+  for (int i = 0; i < 3000; i++) {
+    std::vector<uint8_t> bad = m;
+    size_t pos = rng.range (0, (int) bad.size () - 1);
+    bad[pos] ^= (uint8_t) rng.range (1, 255);
+    Client c (64, 48);
+    if (!c.apply (bad))
+      fail_if (c.error.empty ());
+  }
+}
+GST_END_TEST;
+
+static std::string
+reject (std::vector<uint8_t> m, int w = 32, int h = 32, const std::vector<uint8_t> *first =
+    nullptr)
+{
+  Client c (w, h);
+  if (first)
+    fail_unless (c.apply (*first), "%s", c.error.c_str ());
+  fail_if (c.apply (m), "malformed message accepted");
+  return c.error;
+}
+
+#define assert_error(err, word) \
+  fail_unless ((err).find (word) != std::string::npos, "error '%s' lacks '%s'", \
+      (err).c_str (), word)
+
+GST_START_TEST (test_malformed_specific)
+{
+  {
+    Msg m (32, 32, 16, 0, true);
+    std::vector<uint8_t> b = m.done ();
+    b[0] = 'X';
+    assert_error (reject (b), "magic");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    std::vector<uint8_t> b = m.done ();
+    b[4] = 2;
+    assert_error (reject (b), "version");
+  }
+  {
+    Msg m (32, 32, 24, 0, true);
+    assert_error (reject (m.done ()), "tile size");
+  }
+  {
+    Msg m (32, 32, 256, 65536, true);
+    assert_error (reject (m.done ()), "cache");
+  }
+  {
+    Msg m (32, 32, 16, 0, false);
+    assert_error (reject (m.done ()), "reset");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.op (OP_SOLID, 2, 0);
+    m.u32 (0);
+    assert_error (reject (m.done ()), "outside");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.op (42, 0, 0);
+    assert_error (reject (m.done ()), "unknown operation");
+  }
+  {
+    Msg m (32, 32, 16, 4, true);
+    m.op (OP_CACHE_REF, 0, 0);
+    m.u32 (0);
+    assert_error (reject (m.done ()), "cache slot");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.op (OP_PALETTE, 0, 0);
+    m.u8 (1);
+    m.u32 (0);
+    m.u32 (1);
+    m.u32 (2);
+    m.bytes ({5, 0});
+    assert_error (reject (m.done ()), "index");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.op (OP_PALETTE, 0, 0);
+    m.u8 (1);
+    m.u32 (0);
+    m.u32 (1);
+    m.u32 (4);
+    m.bytes ({0, 0xff, 0x01, 1});       /* 256 + a second run: too many */
+    std::string e = reject (m.done ());
+    fail_if (e.empty ());
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.op (OP_PALETTE, 0, 0);
+    m.u8 (1);
+    m.u32 (0);
+    m.u32 (1);
+    m.u32 (2);
+    m.bytes ({0, 10});          /* 11 of 256 pixels */
+    assert_error (reject (m.done ()), "cover");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.op (OP_ZSTD, 0, 0);
+    m.u32 (16 * 16 * 4 + 1);
+    assert_error (reject (m.done ()), "out of range");
+  }
+  {
+    /* a valid zstd frame of the wrong size */
+    Msg m (32, 32, 16, 0, true);
+    std::vector<uint8_t> z = zstd (std::vector<uint8_t> (100, 7));
+    m.op (OP_ZSTD, 0, 0);
+    m.u32 (z.size ());
+    m.bytes (z);
+    assert_error (reject (m.done ()), "instead of");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    std::vector<uint8_t> junk (50, 0xab);
+    m.op (OP_LZ4, 0, 0);
+    m.u32 (junk.size ());
+    m.bytes (junk);
+    assert_error (reject (m.done ()), "lz4");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    m.u8 (OP_COPY);
+    m.u16 (0);
+    m.u16 (0);
+    m.u16 (10);
+    m.u16 (10);
+    m.u16 (23);
+    m.u16 (5);
+    m.n++;
+    assert_error (reject (m.done ()), "copy rectangle");
+  }
+  {
+    Msg first (32, 32, 16, 0, true);
+    std::vector<uint8_t> f = first.done ();
+    Msg gap (32, 32, 16, 0, false, 5);
+    assert_error (reject (gap.done (), 32, 32, &f), "sequence");
+    Msg other (32, 48, 16, 0, false, 1);
+    assert_error (reject (other.done (), 32, 32, &f), "parameters");
+  }
+  {
+    Msg m (32, 32, 16, 0, true);
+    std::vector<uint8_t> b = m.done ();
+    b[20] = 3;                  /* three operations announced, none there */
+    assert_error (reject (b), "truncated");
+  }
+}
+GST_END_TEST;
+
+/* ---- randomized round trip at the codec level ---- */
+
+static void
+random_round_trip (uint64_t seed, int frames, EncoderSettings set, int W, int H)
+{
+  Rng rng (seed);
+  Screen f (W, H);
+  f.fill ({0, 0, W, H}, bgrx (50, 60, 70));
+  screengen::Terminal term;
+  term.area = {16, 16, W / 2, H / 2};
+  term.fill_text (f, rng);
+  Screen saved = f;
+  Server s (W, H, set);
+  Client c (W, H);
+  size_t bytes = 0;
+  for (int i = 0; i < frames; i++) {
+    std::vector<Rect> damage;
+    int what = rng.range (0, 9);
+    Rect r = {rng.range (-8, W - 1), rng.range (-8, H - 1), rng.range (1, W / 2),
+      rng.range (1, H / 2)
+    };
+    switch (what) {
+      case 0:{
+        screengen::Rect d = term.type (f, rng.range (33, 126));
+        damage.push_back ({d.x, d.y, d.w, d.h});
+        break;
+      }
+      case 1:{
+        screengen::Rect d = term.scroll (f, rng.range (1, 3), rng);
+        damage.push_back ({d.x, d.y, d.w, d.h});
+        break;
+      }
+      case 2:
+        f.fill ({r.x, r.y, r.w, r.h}, bgrx (rng.range (0, 3) * 80, 0, 200));
+        damage.push_back ({r.x, r.y, r.w, r.h});
+        break;
+      case 3:
+        f.noise ({r.x, r.y, std::min (r.w, 40), std::min (r.h, 40)}, rng);
+        damage.push_back ({r.x, r.y, std::min (r.w, 40), std::min (r.h, 40)});
+        break;
+      case 4:{                 /* switch to the saved picture and back */
+        std::swap (saved.px, f.px);
+        damage.push_back ({0, 0, W, H});
+        break;
+      }
+      case 5:{                 /* vertical move of a block */
+        int dy = rng.range (-20, 20);
+        f.shift_rows ({r.x, r.y, r.w, r.h}, dy);
+        damage.push_back ({r.x, r.y, r.w, r.h});
+        break;
+      }
+      case 6:                  /* over-reported damage */
+        damage.push_back ({0, 0, W, H});
+        break;
+      case 7:                  /* several small glyphs */
+        for (int k = 0; k < 5; k++) {
+          int x = rng.range (0, W - 8), y = rng.range (0, H - 16);
+          f.glyph (x, y, rng.range (33, 126), bgrx (0, 0, 0), bgrx (255, 255, 255));
+          damage.push_back ({x, y, 8, 16});
+        }
+        break;
+      case 8:
+        damage.push_back ({r.x, r.y, r.w, r.h});        /* damage without change */
+        break;
+      default:
+        if (rng.chance (10)) {
+          s.enc.request_reset ();
+        }
+        f.glyph (r.x, r.y, rng.range (33, 126), bgrx (200, 0, 0), bgrx (0, 0, 0));
+        damage.push_back ({r.x, r.y, 8, 16});
+        break;
+    }
+    if (s.send (f, damage, i == 0)) {
+      bytes += s.out.size ();
+      fail_unless (c.apply (s.out), "seed %" G_GUINT64_FORMAT " frame %d: %s", seed, i,
+          c.error.c_str ());
+    }
+    if (c.fb.px != f.px) {
+      fail ("seed %" G_GUINT64_FORMAT " frame %d (change %d): client differs", seed, i,
+          what);
+    }
+  }
+  GST_INFO ("seed %" G_GUINT64_FORMAT ": %d frames, %u bytes", seed, frames, (guint) bytes);
+}
+
+GST_START_TEST (test_round_trip_random)
+{
+  EncoderSettings set;
+  set.cache_slots = 64;
+  random_round_trip (1, 1500, set, 320, 200);
+  set.tile_size = 16;
+  set.cache_slots = 8;          /* constant eviction */
+  random_round_trip (2, 1500, set, 200, 120);
+  set.tile_size = 32;
+  set.compressor = Compressor::LZ4;
+  set.threads = 2;
+  set.parallel_threshold = 2;   /* the threaded path on most frames */
+  random_round_trip (3, 1500, set, 333, 199);
+  set.cache_slots = 0;
+  set.scroll_detection = false;
+  random_round_trip (4, 500, set, 100, 77);
+}
+GST_END_TEST;
+
+static Suite *
+tilecodec_suite (void)
+{
+  Suite *s = suite_create ("tilecodec");
+  TCase *tc = tcase_create ("general");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_decode_solid_and_edges);
+  tcase_add_test (tc, test_decode_palette_rle);
+  tcase_add_test (tc, test_decode_compressed);
+  tcase_add_test (tc, test_decode_cache_lru);
+  tcase_add_test (tc, test_decode_copy);
+  tcase_add_test (tc, test_encode_choices);
+  tcase_add_test (tc, test_encode_lz4);
+  tcase_add_test (tc, test_cache_eviction_in_step);
+  tcase_add_test (tc, test_malformed_truncated);
+  tcase_add_test (tc, test_malformed_mutations);
+  tcase_add_test (tc, test_malformed_specific);
+  tcase_add_test (tc, test_round_trip_random);
+  return s;
+}
+
+GST_CHECK_MAIN (tilecodec);
