@@ -213,9 +213,9 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
           nullptr, rw_ready));
   g_object_class_install_property (gobject_class, PROP_EXEC,
       g_param_spec_string ("exec", "Command",
-          "Command line started inside the session once its socket exists, with "
-          "WAYLAND_DISPLAY set (shell quoting, no shell). It and its process group "
-          "are ended when the element stops.", nullptr, rw_ready));
+          "Command line started inside the session once the output has its negotiated "
+          "size, with WAYLAND_DISPLAY set (shell quoting, no shell). It and its process "
+          "group are ended when the element stops.", nullptr, rw_ready));
   g_object_class_install_property (gobject_class, PROP_KEYMAP_LAYOUT,
       g_param_spec_string ("keymap-layout", "Keymap layout",
           "XKB layout of the session keyboard, e.g. \"us\" or \"de,us\" (empty: "

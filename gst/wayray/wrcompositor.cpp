@@ -73,6 +73,7 @@ struct Slot {
   size_t stride;
   size_t size;
   guint64 seq;                  /* the frame whose picture it holds; 0: none */
+  uint32_t format;              /* XRGB8888 for frames, ARGB8888 for cursors */
 };
 
 void
@@ -98,7 +99,7 @@ slot_begin_data_ptr_access (wlr_buffer *buffer, uint32_t flags, void **data,
 {
   Slot *slot = reinterpret_cast<Slot *> (buffer);
   *data = slot->data;
-  *format = DRM_FORMAT_XRGB8888;
+  *format = slot->format;
   *stride = slot->stride;
   return true;
 }
@@ -117,9 +118,10 @@ const wlr_buffer_impl slot_impl = {
 };
 
 Slot *
-slot_new (int width, int height)
+slot_new (int width, int height, uint32_t format = DRM_FORMAT_XRGB8888)
 {
   Slot *slot = new Slot ();
+  slot->format = format;
   slot->refs = 1;
   slot->in_gst = false;
   slot->stride = (size_t) width * 4;
@@ -173,6 +175,13 @@ struct View {
   Listener map, unmap, destroy;
 };
 
+/* A toplevel's decoration object: always server-side, and the server draws
+ * none, so windows are content only (as on a kiosk or a thin client). */
+struct Decoration {
+  wlr_xdg_toplevel_decoration_v1 *deco = nullptr;
+  Listener request_mode, destroy;
+};
+
 struct Compositor::Impl {
   GstObject *owner;
   CompositorConfig config;
@@ -197,6 +206,7 @@ struct Compositor::Impl {
   bool zero_copy () const { return pixman && !config.read_back; }
 
   Listener output_frame, new_xdg_surface, request_set_cursor, request_set_selection;
+  Listener new_decoration;
   Listener cursor_surface_commit, cursor_surface_destroy;
 
   std::list<View *> views;        /* toplevels, newest first */
@@ -224,6 +234,7 @@ struct Compositor::Impl {
 
   /* Exec'd command. */
   GPid exec_pid = 0;
+  bool exec_started = false;
   int exec_pidfd = -1;
   wl_event_source *exec_source = nullptr;
 
@@ -288,6 +299,7 @@ struct Compositor::Impl {
   bool ensure_copy_target ();
   void apply_mode (int width, int height, int fps_n, int fps_d);
   void recommit_front ();
+  bool commit_picture (wlr_buffer *picture, Region &damage);
 
   /* -- views -- */
   void handle_new_xdg_surface (wlr_xdg_surface *xdg);
@@ -376,6 +388,17 @@ Compositor::Impl::setup ()
     handle_new_xdg_surface (static_cast<wlr_xdg_surface *> (data));
   });
 
+  auto decoration_manager = wlr_xdg_decoration_manager_v1_create (display);
+  new_decoration.connect (&decoration_manager->events.new_toplevel_decoration, [] (void *data) {
+    auto d = new Decoration ();
+    d->deco = static_cast<wlr_xdg_toplevel_decoration_v1 *> (data);
+    d->request_mode.connect (&d->deco->events.request_mode, [d] (void *) {
+      wlr_xdg_toplevel_decoration_v1_set_mode (d->deco, WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
+    });
+    d->destroy.connect (&d->deco->events.destroy, [d] (void *) { delete d; });
+    wlr_xdg_toplevel_decoration_v1_set_mode (d->deco, WLR_XDG_TOPLEVEL_DECORATION_V1_MODE_SERVER_SIDE);
+  });
+
   output = wlr_headless_add_output (backend, config.width, config.height);
   if (!output || !wlr_output_init_render (output, allocator, renderer)) {
     start_error = "could not create the headless output";
@@ -450,8 +473,19 @@ Compositor::Impl::setup ()
   }
   apply_mode (config.width, config.height, config.fps_n, config.fps_d);
 
-  if (!config.exec.empty () && !spawn_exec (&start_error))
-    return false;
+  /* The session command starts once the output has its negotiated size
+   * (the first resize()), so applications start at the right size. Its
+   * command line is checked now, to fail early. */
+  if (!config.exec.empty ()) {
+    gchar **argv = nullptr;
+    GError *error = nullptr;
+    if (!g_shell_parse_argv (config.exec.c_str (), nullptr, &argv, &error)) {
+      start_error = std::string ("could not parse exec command: ") + error->message;
+      g_error_free (error);
+      return false;
+    }
+    g_strfreev (argv);
+  }
 
   GST_INFO_OBJECT (owner, "serving on %s/%s (%s renderer, %s)", runtime_dir.c_str (),
       socket.c_str (), pixman ? "pixman" : "GPU", zero_copy () ? "zero-copy" : "read-back");
@@ -466,6 +500,7 @@ Compositor::Impl::teardown ()
   end_exec ();
 
   new_xdg_surface.disconnect ();
+  new_decoration.disconnect ();
   output_frame.disconnect ();
   request_set_cursor.disconnect ();
   request_set_selection.disconnect ();
@@ -641,18 +676,39 @@ void
 Compositor::Impl::recommit_front ()
 {
   /* A screencopy client waits for a committed buffer; give it the current
-   * picture without rendering. */
+   * picture without rendering anything new. */
   wlr_buffer *buf = copy_target ? copy_target : (front ? &front->base : nullptr);
   if (!buf)
     return;
-  int saved = output->attach_render_locks;
-  output->attach_render_locks = 0;
-  wlr_output_attach_buffer (output, buf);
   Region none;
-  wlr_output_set_damage (output, &none.r);
-  if (!wlr_output_commit (output))
+  if (!commit_picture (buf, none))
     GST_DEBUG_OBJECT (owner, "re-commit for screencopy failed");
-  output->attach_render_locks = saved;
+}
+
+bool
+Compositor::Impl::commit_picture (wlr_buffer *picture, Region &damage)
+{
+  if (output->attach_render_locks > 0) {
+    /* Screencopy (grim) is waiting. In wlroots 0.15 it reads only buffers
+     * committed through the output's own swapchain, so this commit draws
+     * the picture into one: a full copy, paid only while someone takes a
+     * screenshot. */
+    if (!wlr_output_attach_render (output, nullptr))
+      return false;
+    wlr_texture *tex = wlr_texture_from_buffer (renderer, picture);
+    if (!tex) {
+      wlr_output_rollback (output);
+      return false;
+    }
+    wlr_renderer_begin (renderer, output->width, output->height);
+    wlr_render_texture (renderer, tex, output->transform_matrix, 0, 0, 1.0f);
+    wlr_renderer_end (renderer);
+    wlr_texture_destroy (tex);
+  } else {
+    wlr_output_attach_buffer (output, picture);
+  }
+  wlr_output_set_damage (output, &damage.r);
+  return wlr_output_commit (output);
 }
 
 void
@@ -741,9 +797,11 @@ Compositor::Impl::render_frame ()
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {
       uint32_t flags = 0;
+      /* Destination offsets go into the pointer: pixman's read_pixels
+       * clips them against width x height. */
       ok = wlr_renderer_read_pixels (renderer, DRM_FORMAT_XRGB8888, &flags, slot->stride,
-          boxes[i].x2 - boxes[i].x1, boxes[i].y2 - boxes[i].y1, boxes[i].x1, boxes[i].y1,
-          boxes[i].x1, boxes[i].y1, slot->data);
+          boxes[i].x2 - boxes[i].x1, boxes[i].y2 - boxes[i].y1, boxes[i].x1, boxes[i].y1, 0, 0,
+          slot->data + (size_t) boxes[i].y1 * slot->stride + (size_t) boxes[i].x1 * 4);
     }
     wlr_renderer_end (renderer);
     if (!ok) {
@@ -753,17 +811,9 @@ Compositor::Impl::render_frame ()
   }
   slot->seq = frame_seq;
 
-  /* Commit to the output: presentation feedback, screencopy (grim), and
-   * wlr_output_damage starts collecting the next frame's damage. The
-   * buffer is a full composition, so it also satisfies screencopy's
-   * "render, don't scan out" lock. */
-  int saved_locks = output->attach_render_locks;
-  output->attach_render_locks = 0;
-  wlr_output_attach_buffer (output, copy_target ? copy_target : &slot->base);
-  wlr_output_set_damage (output, &damage.r);
-  bool committed = wlr_output_commit (output);
-  output->attach_render_locks = saved_locks;
-  if (!committed) {
+  /* Commit to the output: presentation feedback, screencopy, and
+   * wlr_output_damage starts collecting the next frame's damage. */
+  if (!commit_picture (copy_target ? copy_target : &slot->base, damage)) {
     GST_WARNING_OBJECT (owner, "output commit failed");
     /* Keep the damage for the next frame. */
     pixman_region32_union (&scene_output->damage->current, &scene_output->damage->current, &damage.r);
@@ -957,7 +1007,7 @@ Compositor::Impl::read_surface_image (wlr_surface *surface, int *w, int *h)
   *w = tex->width;
   *h = tex->height;
 
-  Slot *tmp = slot_new (*w, *h);
+  Slot *tmp = slot_new (*w, *h, DRM_FORMAT_ARGB8888);
   if (!tmp)
     return nullptr;
   GstBuffer *image = nullptr;
@@ -1243,6 +1293,12 @@ Compositor::resize (int width, int height, int fps_n, int fps_d)
     if (width != p->config.width || height != p->config.height || fps_n != p->config.fps_n ||
         fps_d != p->config.fps_d)
       p->apply_mode (width, height, fps_n, fps_d);
+    std::string err;
+    if (!p->exec_started && !p->config.exec.empty ()) {
+      p->exec_started = true;
+      if (!p->spawn_exec (&err))
+        p->cb.error (err);
+    }
   });
 }
 

@@ -1,0 +1,781 @@
+/* wayraysrc tests: a real wlroots compositor with real Wayland clients.
+ *
+ * The test client (tests/client/wr-test-client.c) paints what it is told and
+ * reports the input it receives; these tests compare the element's frames,
+ * damage and events with that.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gst/check/gstcheck.h>
+#include <gst/check/gstharness.h>
+#include <gst/video/navigation.h>
+#include <gst/video/video.h>
+
+#include <dirent.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "gstwayraycursor.h"
+#include "gstwayraydamagemeta.h"
+
+static gchar *runtime_dir;
+
+/* ---- The test client -------------------------------------------------- */
+
+struct TestClient {
+  GPid pid = 0;
+  int in = -1, out = -1;
+  std::string buf;
+  std::vector<std::string> seen;
+
+  explicit TestClient (const std::string & socket) {
+    const gchar *exe = g_getenv ("WR_TEST_CLIENT");
+    fail_unless (exe != nullptr, "WR_TEST_CLIENT is not set");
+    gchar *argv[] = { (gchar *) exe, nullptr };
+    gchar **envp = g_environ_setenv (g_get_environ (), "WAYLAND_DISPLAY", socket.c_str (), TRUE);
+    GError *err = nullptr;
+    gboolean ok = g_spawn_async_with_pipes (nullptr, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD,
+        nullptr, nullptr, &pid, &in, &out, nullptr, &err);
+    g_strfreev (envp);
+    fail_unless (ok, "could not start the test client: %s", err ? err->message : "?");
+  }
+
+  ~TestClient () {
+    if (in >= 0)
+      close (in);               /* EOF: the client exits */
+    if (pid > 0) {
+      for (int i = 0; i < 200 && waitpid (pid, nullptr, WNOHANG) != pid; i++)
+        g_usleep (10000);
+      kill (pid, SIGKILL);
+      waitpid (pid, nullptr, WNOHANG);
+    }
+    if (out >= 0)
+      close (out);
+  }
+
+  void send (const std::string & line) {
+    std::string l = line + "\n";
+    fail_unless (write (in, l.data (), l.size ()) == (ssize_t) l.size ());
+  }
+
+  /* Next line from the client, or "" after timeout_ms. */
+  std::string read_line (int timeout_ms) {
+    gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
+    for (;;) {
+      size_t nl = buf.find ('\n');
+      if (nl != std::string::npos) {
+        std::string line = buf.substr (0, nl);
+        buf.erase (0, nl + 1);
+        seen.push_back (line);
+        return line;
+      }
+      gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+      if (left <= 0)
+        return "";
+      struct pollfd p = { out, POLLIN, 0 };
+      if (poll (&p, 1, (int) left) <= 0)
+        continue;
+      char tmp[512];
+      ssize_t n = read (out, tmp, sizeof tmp);
+      if (n <= 0)
+        return "";
+      buf.append (tmp, n);
+    }
+  }
+
+  /* Waits for a line starting with `prefix`; fails the test if none. */
+  std::string expect (const std::string & prefix, int timeout_ms = 5000) {
+    gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
+    for (;;) {
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      std::string line = left > 0 ? read_line (left) : "";
+      if (line.empty ()) {
+        std::string all;
+        for (auto &s : seen)
+          all += "\n  " + s;
+        fail ("test client never reported '%s'; it reported:%s", prefix.c_str (), all.c_str ());
+        return "";
+      }
+      if (line.rfind (prefix, 0) == 0)
+        return line;
+    }
+  }
+};
+
+/* ---- Harness helpers -------------------------------------------------- */
+
+static GstHarness *
+start_src (const gchar * props, int width = 640, int height = 480)
+{
+  /* The element under test is named "src" inside the harness' bin. */
+  gchar *desc = g_strdup_printf ("%s name=src", props);
+  GstHarness *h = gst_harness_new_parse (desc);
+  g_free (desc);
+  gchar *caps = g_strdup_printf ("video/x-raw,format=BGRx,width=%d,height=%d,framerate=30/1",
+      width, height);
+  gst_harness_set_sink_caps_str (h, caps);
+  g_free (caps);
+  gst_harness_play (h);
+  return h;
+}
+
+static GstElement *
+src_of (GstHarness * h)
+{
+  GstElement *src = gst_bin_get_by_name (GST_BIN (h->element), "src");
+  gst_object_unref (src);       /* the bin keeps it alive */
+  return src;
+}
+
+static std::string
+socket_name (GstHarness * h)
+{
+  gchar *name = nullptr;
+  g_object_get (src_of (h), "socket-name", &name, nullptr);
+  std::string s = name ? name : "";
+  g_free (name);
+  return s;
+}
+
+static GstBuffer *
+pull_within (GstHarness * h, int timeout_ms)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
+  while (g_get_monotonic_time () < deadline) {
+    GstBuffer *b = gst_harness_try_pull (h);
+    if (b)
+      return b;
+    g_usleep (2000);
+  }
+  return nullptr;
+}
+
+/* Pulls frames until none comes for quiet_ms; returns the last one. */
+static GstBuffer *
+drain (GstHarness * h, int quiet_ms = 400)
+{
+  GstBuffer *last = nullptr, *b;
+  while ((b = pull_within (h, quiet_ms))) {
+    gst_clear_buffer (&last);
+    last = b;
+  }
+  return last;
+}
+
+static void
+discard (GstBuffer * b)
+{
+  if (b)
+    gst_buffer_unref (b);
+}
+
+static guint32
+pixel (GstBuffer * buf, int width, int x, int y)
+{
+  guint32 v = 0;
+  gst_buffer_extract (buf, ((gsize) y * width + x) * 4, &v, 4);
+  return v & 0xffffff;          /* BGRx in memory: 0x00RRGGBB as a native word */
+}
+
+static GstBuffer *
+pull_until_pixel (GstHarness * h, int width, int x, int y, guint32 rgb, int timeout_ms = 5000)
+{
+  gint64 deadline = g_get_monotonic_time () + timeout_ms * 1000;
+  while (g_get_monotonic_time () < deadline) {
+    GstBuffer *b = pull_within (h, 200);
+    if (b && pixel (b, width, x, y) == rgb)
+      return b;
+    gst_clear_buffer (&b);
+  }
+  fail ("no frame with pixel (%d,%d) = %06x arrived", x, y, rgb);
+  return nullptr;
+}
+
+static bool
+has_rect (GstWayrayDamageMeta * m, int x, int y, int w, int h)
+{
+  for (guint i = 0; i < m->n_rects; i++)
+    if (m->rects[i].x == x && m->rects[i].y == y && m->rects[i].w == w && m->rects[i].h == h)
+      return true;
+  return false;
+}
+
+/* Starts a 640x480 session with the test client mapped and focused. */
+struct Session {
+  GstHarness *h;
+  TestClient *client;
+
+  explicit Session (const gchar * props = "wayraysrc") {
+    h = start_src (props);
+    /* Caps first, so the client maps at the negotiated size. */
+    for (int i = 0; i < 500 && !gst_pad_has_current_caps (h->sinkpad); i++)
+      g_usleep (10000);
+    fail_unless (gst_pad_has_current_caps (h->sinkpad), "wayraysrc did not negotiate");
+    client = new TestClient (socket_name (h));
+    client->expect ("ready 640 480");
+    client->expect ("keyboard-enter");
+  }
+  ~Session () {
+    delete client;
+    gst_harness_teardown (h);
+  }
+};
+
+/* ---- Tests ------------------------------------------------------------ */
+
+GST_START_TEST (test_damage_and_pixels)
+{
+  for (const gchar *renderer : { "pixman", "pixman-readback" }) {
+    gchar *desc = g_strdup_printf ("wayraysrc renderer=%s", renderer);
+    Session s (desc);
+    g_free (desc);
+
+    s.client->send ("fill ff0000");
+    s.client->send ("commit");
+    s.client->expect ("committed");
+    GstBuffer *b = pull_until_pixel (s.h, 640, 320, 240, 0xff0000);
+    fail_unless_equals_int (gst_buffer_get_size (b), 640 * 480 * 4);
+    fail_unless (gst_buffer_get_wayray_damage_meta (b) != nullptr);
+    gst_buffer_unref (b);
+    discard (drain (s.h));
+
+    /* One rectangle: exactly it is damaged, exactly it changed. */
+    s.client->send ("rect 10 20 30 40 00ff00");
+    s.client->send ("commit");
+    b = pull_within (s.h, 3000);
+    fail_unless (b != nullptr, "no frame after a commit (%s)", renderer);
+    GstWayrayDamageMeta *m = gst_buffer_get_wayray_damage_meta (b);
+    fail_unless (m != nullptr);
+    fail_unless_equals_int (m->n_rects, 1);
+    fail_unless (has_rect (m, 10, 20, 30, 40), "damage is %d,%d %dx%d", m->rects[0].x,
+        m->rects[0].y, m->rects[0].w, m->rects[0].h);
+    fail_unless_equals_int (pixel (b, 640, 10, 20), 0x00ff00);
+    fail_unless_equals_int (pixel (b, 640, 39, 59), 0x00ff00);
+    fail_unless_equals_int (pixel (b, 640, 40, 59), 0xff0000);
+    fail_unless_equals_int (pixel (b, 640, 39, 60), 0xff0000);
+    fail_unless_equals_int (pixel (b, 640, 9, 20), 0xff0000);
+    gst_buffer_unref (b);
+
+    /* Two separate rectangles in one commit. */
+    s.client->send ("rect 100 100 10 10 0000ff");
+    s.client->send ("rect 300 200 20 5 ffffff");
+    s.client->send ("commit");
+    b = pull_within (s.h, 3000);
+    fail_unless (b != nullptr);
+    m = gst_buffer_get_wayray_damage_meta (b);
+    fail_unless_equals_int (m->n_rects, 2);
+    fail_unless (has_rect (m, 100, 100, 10, 10));
+    fail_unless (has_rect (m, 300, 200, 20, 5));
+    fail_unless_equals_int (pixel (b, 640, 105, 105), 0x0000ff);
+    fail_unless_equals_int (pixel (b, 640, 319, 204), 0xffffff);
+    /* Earlier content is still there (the frame is whole, not just damage). */
+    fail_unless_equals_int (pixel (b, 640, 10, 20), 0x00ff00);
+    fail_unless_equals_int (pixel (b, 640, 600, 400), 0xff0000);
+    gst_buffer_unref (b);
+
+    /* Many frames in a row with buffers held downstream: every frame
+     * stays whole and right while slots are reused by age. */
+    std::vector<GstBuffer *> held;
+    for (int i = 0; i < 12; i++) {
+      gchar *cmd = g_strdup_printf ("rect %d 300 8 8 %06x", i * 10, 0x010101 * (i + 1));
+      s.client->send (cmd);
+      g_free (cmd);
+      s.client->send ("commit");
+      s.client->expect ("committed");
+      b = pull_within (s.h, 3000);
+      fail_unless (b != nullptr);
+      for (int j = 0; j <= i; j++) {
+        /* A frame may merge commits; those after it are not in it yet. */
+        guint32 v = pixel (b, 640, j * 10 + 4, 304);
+        if (v != 0x010101u * (j + 1)) {
+          fail_unless (j > 0 && v == 0xff0000, "frame %d: square %d is %06x", i, j, v);
+          break;
+        }
+      }
+      if (i % 3 == 0)
+        held.push_back (b);
+      else
+        gst_buffer_unref (b);
+    }
+    b = drain (s.h, 300);
+    if (b) {
+      for (int j = 0; j < 12; j++)
+        fail_unless_equals_int (pixel (b, 640, j * 10 + 4, 304), 0x010101 * (j + 1));
+      gst_buffer_unref (b);
+    }
+    /* Held frames were not painted over. */
+    fail_unless_equals_int (pixel (held[0], 640, 4, 304), 0x010101);
+    fail_unless_equals_int (pixel (held[0], 640, 14, 304), 0xff0000);
+    for (GstBuffer *hb : held)
+      gst_buffer_unref (hb);
+  }
+}
+GST_END_TEST;
+
+GST_START_TEST (test_idle_pushes_nothing)
+{
+  Session s;
+  s.client->send ("pattern");
+  s.client->send ("commit");
+  GstBuffer *b = drain (s.h);
+  fail_unless (b != nullptr);
+  gst_buffer_unref (b);
+
+  guint64 before = 0, after = 0;
+  g_object_get (src_of (s.h), "frames-pushed", &before, nullptr);
+  g_usleep (G_USEC_PER_SEC);
+  g_object_get (src_of (s.h), "frames-pushed", &after, nullptr);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (s.h), 0);
+  fail_unless_equals_uint64 (before, after);
+
+  /* And it wakes up on the next change. */
+  s.client->send ("rect 1 1 2 2 123456");
+  s.client->send ("commit");
+  b = pull_within (s.h, 3000);
+  fail_unless (b != nullptr);
+  fail_unless_equals_int (pixel (b, 640, 1, 1), 0x123456);
+  gst_buffer_unref (b);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_force_key_unit_full_damage)
+{
+  Session s;
+  s.client->send ("pattern");
+  s.client->send ("commit");
+  GstBuffer *b = drain (s.h);
+  gst_clear_buffer (&b);
+
+  fail_unless (gst_harness_push_upstream_event (s.h,
+          gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 1)));
+  b = pull_within (s.h, 3000);
+  fail_unless (b != nullptr, "no frame after force-key-unit");
+  GstWayrayDamageMeta *m = gst_buffer_get_wayray_damage_meta (b);
+  fail_unless (m != nullptr);
+  fail_unless_equals_int (m->n_rects, 1);
+  fail_unless (has_rect (m, 0, 0, 640, 480));
+  /* The pattern: (x & 0xff) << 16 | (y & 0xff) << 8 | (x + y) & 0xff. */
+  for (int y = 0; y < 480; y += 37)
+    for (int x = 0; x < 640; x += 29)
+      fail_unless_equals_int (pixel (b, 640, x, y),
+          ((x & 0xff) << 16) | ((y & 0xff) << 8) | ((x + y) & 0xff));
+  gst_buffer_unref (b);
+}
+GST_END_TEST;
+
+static void
+push_nav (GstHarness * h, GstEvent * ev)
+{
+  fail_unless (gst_harness_push_upstream_event (h, ev));
+}
+
+GST_START_TEST (test_navigation_reaches_client)
+{
+  Session s;
+
+  push_nav (s.h, gst_navigation_event_new_mouse_move (100.0, 50.0, (GstNavigationModifierType) 0));
+  s.client->expect ("motion 100.00 50.00");
+  push_nav (s.h, gst_navigation_event_new_mouse_move (200.5, 60.0, (GstNavigationModifierType) 0));
+  s.client->expect ("motion 200.50 60.00");
+
+  push_nav (s.h, gst_navigation_event_new_mouse_button_press (1, 200.5, 60.0,
+          (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("button").c_str (), "button 272 1");
+  push_nav (s.h, gst_navigation_event_new_mouse_button_release (1, 200.5, 60.0,
+          (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("button").c_str (), "button 272 0");
+  push_nav (s.h, gst_navigation_event_new_mouse_button_press (3, 200.5, 60.0,
+          (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("button").c_str (), "button 273 1");
+
+  /* GStreamer scrolls up with positive delta_y; Wayland's axis is positive
+   * down. One step down is 15 pixels on the vertical axis (0). */
+  push_nav (s.h, gst_navigation_event_new_mouse_scroll (200.5, 60.0, 0.0, -1.0,
+          (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("axis").c_str (), "axis 0 15.00");
+
+  /* Keys by keysym name, as stock sinks send them. */
+  push_nav (s.h, gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 1");
+  push_nav (s.h, gst_navigation_event_new_key_release ("a", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 0");
+  push_nav (s.h, gst_navigation_event_new_key_press ("Return", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 28 1");
+  push_nav (s.h, gst_navigation_event_new_key_release ("Return", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 28 0");
+
+  /* A shifted symbol typed without Shift: Shift is held around it. */
+  push_nav (s.h, gst_navigation_event_new_key_press ("A", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 42 1");
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 1");
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 42 0");
+  push_nav (s.h, gst_navigation_event_new_key_release ("A", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 0");
+
+  /* The evdev keycode field wins over the name. */
+  GstEvent *ev = gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0);
+  gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, 44, nullptr);
+  push_nav (s.h, ev);
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 44 1");
+  ev = gst_navigation_event_new_key_release ("a", (GstNavigationModifierType) 0);
+  gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, 44, nullptr);
+  push_nav (s.h, ev);
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 44 0");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_keymap_layout)
+{
+  /* On a German layout the "z" keysym sits where "y" is on US keyboards. */
+  Session s ("wayraysrc keymap-layout=de");
+  push_nav (s.h, gst_navigation_event_new_key_press ("z", (GstNavigationModifierType) 0));
+  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 21 1");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_bad_keymap_is_refused)
+{
+  GstElement *src = gst_element_factory_make ("wayraysrc", nullptr);
+  g_object_set (src, "keymap-layout", "no-such-layout", nullptr);
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (src, bus);
+  fail_unless_equals_int (gst_element_set_state (src, GST_STATE_PAUSED), GST_STATE_CHANGE_FAILURE);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != nullptr);
+  GError *err = nullptr;
+  gst_message_parse_error (msg, &err, nullptr);
+  fail_unless (strstr (err->message, "keymap") != nullptr, "unclear error: %s", err->message);
+  fail_unless (strstr (err->message, "no-such-layout") != nullptr, "unclear error: %s", err->message);
+  g_error_free (err);
+  gst_message_unref (msg);
+  gst_element_set_state (src, GST_STATE_NULL);
+  gst_element_set_bus (src, nullptr);
+  gst_object_unref (bus);
+  gst_object_unref (src);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_renegotiation_resizes)
+{
+  Session s;
+  s.client->send ("fill 00ffff");
+  s.client->send ("commit");
+  GstBuffer *b = pull_until_pixel (s.h, 640, 5, 5, 0x00ffff);
+  gst_buffer_unref (b);
+  discard (drain (s.h));
+
+  gst_harness_set_sink_caps_str (s.h, "video/x-raw,format=BGRx,width=320,height=240,framerate=30/1");
+  fail_unless (gst_harness_push_upstream_event (s.h, gst_event_new_reconfigure ()));
+  s.client->expect ("configured 320 240");
+
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  bool resized = false;
+  while (!resized && g_get_monotonic_time () < deadline) {
+    b = pull_within (s.h, 200);
+    if (b && gst_buffer_get_size (b) == 320 * 240 * 4) {
+      resized = true;
+      GstWayrayDamageMeta *m = gst_buffer_get_wayray_damage_meta (b);
+      fail_unless (m != nullptr);
+      for (guint i = 0; i < m->n_rects; i++)
+        fail_unless (m->rects[i].x + m->rects[i].w <= 320 && m->rects[i].y + m->rects[i].h <= 240);
+    }
+    gst_clear_buffer (&b);
+  }
+  fail_unless (resized, "no 320x240 frame after renegotiation");
+  GstCaps *caps = gst_pad_get_current_caps (s.h->sinkpad);
+  GstVideoInfo info;
+  fail_unless (gst_video_info_from_caps (&info, caps));
+  fail_unless_equals_int (info.width, 320);
+  fail_unless_equals_int (info.height, 240);
+  gst_caps_unref (caps);
+
+  /* The resized client still draws where it should. */
+  s.client->send ("rect 300 220 10 10 ff00ff");
+  s.client->send ("commit");
+  b = pull_until_pixel (s.h, 320, 305, 225, 0xff00ff);
+  gst_buffer_unref (b);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_grim_screenshot)
+{
+  Session s;
+  s.client->send ("pattern");
+  s.client->send ("commit");
+  s.client->send ("rect 50 60 70 80 abcdef");
+  s.client->send ("commit");
+  GstBuffer *b = pull_until_pixel (s.h, 640, 60, 70, 0xabcdef);
+  GstBuffer *last = drain (s.h);
+  if (last) {
+    gst_buffer_unref (b);
+    b = last;
+  }
+
+  gchar *path = g_build_filename (runtime_dir, "shot.ppm", nullptr);
+  gchar *cmd = g_strdup_printf ("env WAYLAND_DISPLAY=%s grim -t ppm %s", socket_name (s.h).c_str (), path);
+  gint status = -1;
+  gchar *err = nullptr;
+  fail_unless (g_spawn_command_line_sync (cmd, nullptr, &err, &status, nullptr));
+  fail_unless (g_spawn_check_wait_status (status, nullptr), "grim failed: %s", err);
+  g_free (err);
+  g_free (cmd);
+
+  gchar *data = nullptr;
+  gsize len = 0;
+  fail_unless (g_file_get_contents (path, &data, &len, nullptr));
+  int w = 0, h = 0, maxval = 0, off = 0;
+  fail_unless (sscanf (data, "P6 %d %d %d%n", &w, &h, &maxval, &off) == 3, "not a PPM");
+  off++;                        /* the single whitespace after maxval */
+  fail_unless_equals_int (w, 640);
+  fail_unless_equals_int (h, 480);
+  fail_unless ((gsize) off + (gsize) w * h * 3 <= len);
+  int mismatches = 0;
+  for (int y = 0; y < h; y++) {
+    for (int x = 0; x < w; x++) {
+      const guint8 *p = (const guint8 *) data + off + ((gsize) y * w + x) * 3;
+      guint32 rgb = (p[0] << 16) | (p[1] << 8) | p[2];
+      if (rgb != pixel (b, 640, x, y))
+        mismatches++;
+    }
+  }
+  fail_unless_equals_int (mismatches, 0);
+  g_free (data);
+  unlink (path);
+  g_free (path);
+  gst_buffer_unref (b);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_cursor_published)
+{
+  Session s;
+  s.client->send ("fill 000000");
+  s.client->send ("commit");
+  discard (drain (s.h));
+
+  s.client->send ("cursor 16 8 ff00ff00 2 3");
+  push_nav (s.h, gst_navigation_event_new_mouse_move (100.0, 50.0, (GstNavigationModifierType) 0));
+  s.client->expect ("pointer-enter");
+  s.client->send ("sync");
+  s.client->expect ("synced");
+
+  /* Cursor events are serialized with frames; they come out even while
+   * idle. Find the newest image and position. */
+  GstWayrayCursor found = { };
+  bool have_image = false;
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < deadline && !(have_image && found.x == 100)) {
+    GstEvent *ev = gst_harness_try_pull_event (s.h);
+    if (!ev) {
+      g_usleep (5000);
+      continue;
+    }
+    GstWayrayCursor c;
+    if (gst_wayray_cursor_event_parse (ev, &c)) {
+      if (c.image && c.width == 16) {
+        gst_clear_buffer (&found.image);
+        found = c;
+        have_image = true;
+      } else {
+        found.x = c.x;
+        found.y = c.y;
+        gst_clear_buffer (&c.image);
+      }
+    }
+    gst_event_unref (ev);
+  }
+  fail_unless (have_image, "no cursor image event");
+  fail_unless_equals_int (found.width, 16);
+  fail_unless_equals_int (found.height, 8);
+  fail_unless_equals_int (found.hotspot_x, 2);
+  fail_unless_equals_int (found.hotspot_y, 3);
+  fail_unless (found.visible);
+  fail_unless_equals_int (found.x, 100);
+  fail_unless_equals_int (found.y, 50);
+  guint32 px = 0;
+  gst_buffer_extract (found.image, 4 * 21, &px, 4);
+  fail_unless_equals_int (px, 0xff00ff00);      /* opaque green, ARGB word */
+  gst_buffer_unref (found.image);
+
+  /* Frames never contain the cursor. */
+  fail_unless (gst_harness_push_upstream_event (s.h,
+          gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 1)));
+  GstBuffer *b = pull_within (s.h, 3000);
+  fail_unless (b != nullptr);
+  fail_unless_equals_int (pixel (b, 640, 100, 50), 0x000000);
+  gst_buffer_unref (b);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_real_application)
+{
+  GstHarness *h = start_src ("wayraysrc exec=weston-simple-shm");
+  /* weston-simple-shm animates: frames keep coming, each damaged, and the
+   * picture changes between them. */
+  std::vector<GstBuffer *> frames;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (frames.size () < 10 && g_get_monotonic_time () < deadline) {
+    GstBuffer *b = pull_within (h, 500);
+    if (b)
+      frames.push_back (b);
+  }
+  fail_unless (frames.size () >= 10, "only %zu frames from weston-simple-shm", frames.size ());
+  int non_black = 0, changed = 0;
+  for (size_t i = 0; i < frames.size (); i++) {
+    GstWayrayDamageMeta *m = gst_buffer_get_wayray_damage_meta (frames[i]);
+    fail_unless (m != nullptr && m->n_rects > 0);
+    GstMapInfo a;
+    gst_buffer_map (frames[i], &a, GST_MAP_READ);
+    for (gsize o = 0; o < a.size; o += 4 * 97)
+      if (a.data[o] || a.data[o + 1] || a.data[o + 2]) {
+        non_black++;
+        break;
+      }
+    if (i > 0) {
+      GstMapInfo p;
+      gst_buffer_map (frames[i - 1], &p, GST_MAP_READ);
+      if (memcmp (a.data, p.data, a.size) != 0)
+        changed++;
+      gst_buffer_unmap (frames[i - 1], &p);
+    }
+    gst_buffer_unmap (frames[i], &a);
+  }
+  fail_unless (non_black >= 9, "the application drew nothing");
+  fail_unless (changed >= 5, "the animation did not show");
+  for (auto b : frames)
+    gst_buffer_unref (b);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
+static int
+count_fds ()
+{
+  int n = 0;
+  DIR *d = opendir ("/proc/self/fd");
+  while (readdir (d))
+    n++;
+  closedir (d);
+  return n;
+}
+
+static int
+count_children ()
+{
+  int n = 0;
+  DIR *d = opendir ("/proc");
+  struct dirent *e;
+  pid_t self = getpid ();
+  while ((e = readdir (d))) {
+    if (!g_ascii_isdigit (e->d_name[0]))
+      continue;
+    gchar *path = g_strdup_printf ("/proc/%s/stat", e->d_name);
+    gchar *stat = nullptr;
+    if (g_file_get_contents (path, &stat, nullptr, nullptr)) {
+      const gchar *rp = strrchr (stat, ')');
+      int ppid = 0;
+      if (rp && sscanf (rp + 2, "%*c %d", &ppid) == 1 && ppid == self)
+        n++;
+      g_free (stat);
+    }
+    g_free (path);
+  }
+  closedir (d);
+  return n;
+}
+
+static int
+count_runtime_entries ()
+{
+  int n = 0;
+  DIR *d = opendir (runtime_dir);
+  struct dirent *e;
+  while ((e = readdir (d)))
+    if (e->d_name[0] != '.')
+      n++;
+  closedir (d);
+  return n;
+}
+
+GST_START_TEST (test_start_stop_cycles)
+{
+  auto cycle = [] () {
+    GstHarness *h = start_src ("wayraysrc exec=weston-simple-shm");
+    GstBuffer *b = pull_within (h, 5000);
+    fail_unless (b != nullptr);
+    gst_buffer_unref (b);
+    gst_harness_teardown (h);
+  };
+  cycle ();                     /* warm-up: lazily opened things stay open */
+  int fds = count_fds ();
+  int entries = count_runtime_entries ();
+  for (int i = 0; i < 20; i++)
+    cycle ();
+  fail_unless_equals_int (count_fds (), fds);
+  fail_unless_equals_int (count_children (), 0);
+  fail_unless_equals_int (count_runtime_entries (), entries);
+
+  /* The same element through NULL->PLAYING->NULL repeatedly. */
+  GstHarness *h = start_src ("wayraysrc exec=weston-simple-shm");
+  for (int i = 0; i < 5; i++) {
+    GstBuffer *b = pull_within (h, 5000);
+    fail_unless (b != nullptr, "cycle %d gave no frame", i);
+    gst_buffer_unref (b);
+    gst_element_set_state (h->element, GST_STATE_NULL);
+    fail_unless_equals_int (count_children (), 0);
+    gst_harness_play (h);
+  }
+  gst_harness_teardown (h);
+  fail_unless_equals_int (count_fds (), fds);
+  fail_unless_equals_int (count_children (), 0);
+}
+GST_END_TEST;
+
+static Suite *
+wayraysrc_suite (void)
+{
+  Suite *s = suite_create ("wayraysrc");
+  TCase *tc = tcase_create ("general");
+  tcase_set_timeout (tc, 120);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_damage_and_pixels);
+  tcase_add_test (tc, test_idle_pushes_nothing);
+  tcase_add_test (tc, test_force_key_unit_full_damage);
+  tcase_add_test (tc, test_navigation_reaches_client);
+  tcase_add_test (tc, test_keymap_layout);
+  tcase_add_test (tc, test_bad_keymap_is_refused);
+  tcase_add_test (tc, test_renegotiation_resizes);
+  tcase_add_test (tc, test_grim_screenshot);
+  tcase_add_test (tc, test_cursor_published);
+  tcase_add_test (tc, test_real_application);
+  tcase_add_test (tc, test_start_stop_cycles);
+  return s;
+}
+
+int
+main (int argc, char **argv)
+{
+  /* A private runtime directory: sockets of this test only. */
+  runtime_dir = g_dir_make_tmp ("wayray-check-XXXXXX", nullptr);
+  g_setenv ("XDG_RUNTIME_DIR", runtime_dir, TRUE);
+  g_unsetenv ("WAYLAND_DISPLAY");
+  /* The Wayland socket must not die with a client that goes away early. */
+  signal (SIGPIPE, SIG_IGN);
+
+  gst_check_init (&argc, &argv);
+  int failed = gst_check_run_suite (wayraysrc_suite (), "wayraysrc", __FILE__);
+
+  gchar *cmd = g_strdup_printf ("rm -rf %s", runtime_dir);
+  if (system (cmd) != 0)
+    g_printerr ("could not remove %s\n", runtime_dir);
+  g_free (cmd);
+  g_free (runtime_dir);
+  return failed;
+}
