@@ -528,12 +528,14 @@ Compositor::Impl::teardown ()
     wlr_backend_destroy (backend);      /* outputs and input devices */
   backend = nullptr;
   output = nullptr;
-  if (scene)
-    wlr_scene_node_destroy (&scene->node);
-  scene = nullptr;
+  /* The layout before the scene: wlroots 0.15's scene/layout helper only
+   * unhooks itself when the layout goes. */
   if (layout)
     wlr_output_layout_destroy (layout);
   layout = nullptr;
+  if (scene)
+    wlr_scene_node_destroy (&scene->node);
+  scene = nullptr;
   if (display)
     wl_display_destroy (display);       /* globals: seat, shells, managers */
   display = nullptr;
