@@ -188,6 +188,7 @@ static gboolean gst_wayray_src_unlock (GstBaseSrc * bsrc);
 static gboolean gst_wayray_src_unlock_stop (GstBaseSrc * bsrc);
 static gboolean gst_wayray_src_event (GstBaseSrc * bsrc, GstEvent * event);
 static gboolean gst_wayray_src_query (GstBaseSrc * bsrc, GstQuery * query);
+static gboolean gst_wayray_src_send_event (GstElement * element, GstEvent * event);
 static GstFlowReturn gst_wayray_src_create (GstPushSrc * psrc, GstBuffer ** buf);
 
 static void
@@ -245,6 +246,7 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
       "navigation events become the session's input",
       "WayRay developers");
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  element_class->send_event = GST_DEBUG_FUNCPTR (gst_wayray_src_send_event);
 
   basesrc_class->start = GST_DEBUG_FUNCPTR (gst_wayray_src_start);
   basesrc_class->stop = GST_DEBUG_FUNCPTR (gst_wayray_src_stop);
@@ -668,6 +670,19 @@ gst_wayray_src_event (GstBaseSrc * bsrc, GstEvent * event)
     priv->cond.notify_all ();
   }
   return GST_BASE_SRC_CLASS (parent_class)->event (bsrc, event);
+}
+
+/* Applications may hand input to the element itself (gst_element_send_event)
+ * rather than through a sink; GstBaseSrc would drop navigation there. */
+static gboolean
+gst_wayray_src_send_event (GstElement * element, GstEvent * event)
+{
+  if (GST_EVENT_TYPE (event) == GST_EVENT_NAVIGATION || gst_video_event_is_force_key_unit (event)) {
+    gboolean ret = gst_wayray_src_event (GST_BASE_SRC (element), event);
+    gst_event_unref (event);
+    return ret;
+  }
+  return GST_ELEMENT_CLASS (parent_class)->send_event (element, event);
 }
 
 static gboolean

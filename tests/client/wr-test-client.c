@@ -15,7 +15,8 @@
  * Reports:
  *   ready W H                 the window is mapped at this size
  *   configured W H            a new size was acked, redrawn and committed
- *   committed                 a commit command was carried out
+ *   committed NS              a commit command was carried out; NS is
+ *                             CLOCK_MONOTONIC in ns just before wl_surface_commit
  *   pointer-enter X Y | pointer-leave | motion X Y | button CODE STATE
  *   axis AXIS VALUE | keyboard-enter | keyboard-leave | key CODE STATE
  *   modifiers DEPRESSED LATCHED LOCKED GROUP
@@ -36,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <wayland-client.h>
 
@@ -78,6 +80,7 @@ struct client {
   int n_damage;
   bool damage_all;
   bool running;
+  long long last_commit_ns;
 };
 
 static void
@@ -191,6 +194,9 @@ commit (struct client *c)
           c->damage[i][3]);
   c->n_damage = 0;
   c->damage_all = false;
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  c->last_commit_ns = (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
   wl_surface_commit (c->surface);
   wl_display_flush (c->display);
 }
@@ -434,7 +440,7 @@ handle_command (struct client *c, char *line)
     paint_pattern (c);
   } else if (strncmp (line, "commit", 6) == 0) {
     commit (c);
-    report ("committed");
+    report ("committed %lld", c->last_commit_ns);
   } else if (sscanf (line, "cursor %d %d %x %d %d", &w, &h, &color, &hx, &hy) == 5) {
     buffer_destroy (c->cursor_buffer);
     c->cursor_buffer = buffer_create (c, w, h);
