@@ -109,6 +109,14 @@ struct TestClient {
   }
 };
 
+/* The next report starting with `prefix` must be `expected` exactly. */
+static void
+expect_line (TestClient * client, const char *prefix, const char *expected)
+{
+  std::string line = client->expect (prefix);
+  fail_unless (line == expected, "test client reported '%s', expected '%s'", line.c_str (), expected);
+}
+
 /* ---- Harness helpers -------------------------------------------------- */
 
 static GstHarness *
@@ -387,47 +395,47 @@ GST_START_TEST (test_navigation_reaches_client)
 
   push_nav (s.h, gst_navigation_event_new_mouse_button_press (1, 200.5, 60.0,
           (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("button").c_str (), "button 272 1");
+  expect_line (s.client, "button", "button 272 1");
   push_nav (s.h, gst_navigation_event_new_mouse_button_release (1, 200.5, 60.0,
           (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("button").c_str (), "button 272 0");
+  expect_line (s.client, "button", "button 272 0");
   push_nav (s.h, gst_navigation_event_new_mouse_button_press (3, 200.5, 60.0,
           (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("button").c_str (), "button 273 1");
+  expect_line (s.client, "button", "button 273 1");
 
   /* GStreamer scrolls up with positive delta_y; Wayland's axis is positive
    * down. One step down is 15 pixels on the vertical axis (0). */
   push_nav (s.h, gst_navigation_event_new_mouse_scroll (200.5, 60.0, 0.0, -1.0,
           (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("axis").c_str (), "axis 0 15.00");
+  expect_line (s.client, "axis", "axis 0 15.00");
 
   /* Keys by keysym name, as stock sinks send them. */
   push_nav (s.h, gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 1");
+  expect_line (s.client, "key", "key 30 1");
   push_nav (s.h, gst_navigation_event_new_key_release ("a", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 0");
+  expect_line (s.client, "key", "key 30 0");
   push_nav (s.h, gst_navigation_event_new_key_press ("Return", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 28 1");
+  expect_line (s.client, "key", "key 28 1");
   push_nav (s.h, gst_navigation_event_new_key_release ("Return", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 28 0");
+  expect_line (s.client, "key", "key 28 0");
 
   /* A shifted symbol typed without Shift: Shift is held around it. */
   push_nav (s.h, gst_navigation_event_new_key_press ("A", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 42 1");
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 1");
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 42 0");
+  expect_line (s.client, "key", "key 42 1");
+  expect_line (s.client, "key", "key 30 1");
+  expect_line (s.client, "key", "key 42 0");
   push_nav (s.h, gst_navigation_event_new_key_release ("A", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 30 0");
+  expect_line (s.client, "key", "key 30 0");
 
   /* The evdev keycode field wins over the name. */
   GstEvent *ev = gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0);
   gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, 44, nullptr);
   push_nav (s.h, ev);
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 44 1");
+  expect_line (s.client, "key", "key 44 1");
   ev = gst_navigation_event_new_key_release ("a", (GstNavigationModifierType) 0);
   gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, 44, nullptr);
   push_nav (s.h, ev);
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 44 0");
+  expect_line (s.client, "key", "key 44 0");
 }
 GST_END_TEST;
 
@@ -436,7 +444,7 @@ GST_START_TEST (test_keymap_layout)
   /* On a German layout the "z" keysym sits where "y" is on US keyboards. */
   Session s ("wayraysrc keymap-layout=de");
   push_nav (s.h, gst_navigation_event_new_key_press ("z", (GstNavigationModifierType) 0));
-  fail_unless_equals_string (s.client->expect ("key").c_str (), "key 21 1");
+  expect_line (s.client, "key", "key 21 1");
 }
 GST_END_TEST;
 
