@@ -366,8 +366,10 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   if (video_linked && !full) {
     ConstSurface prev = {priv->prev.data (), (size_t) W * 4, W, H};
     ConstSurface cur = {data, stride, W, H};
-    for (const Rect &r : damage) {
-      if (r.w * r.h < 4 * ts * ts)
+    std::vector<Rect> groups = damage;
+    wayray::tiles::merge_touching (groups);
+    for (Rect r : groups) {
+      if (!wayray::tiles::changed_box (prev, cur, r) || r.w * r.h < ts * ts)
         continue;
       if (wayray::tiles::detect_vertical_shift (prev, cur, r) != 0) {
         for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)

@@ -426,6 +426,54 @@ row_uniform (const uint8_t *p, int w)
   return true;
 }
 
+bool
+changed_box (const ConstSurface &a, const ConstSurface &b, Rect &r)
+{
+  int x0 = r.x + r.w, x1 = r.x - 1, y0 = -1, y1 = -1;
+  for (int y = r.y; y < r.y + r.h; y++) {
+    const uint8_t *pa = a.data + (size_t) y * a.stride + (size_t) r.x * 4;
+    const uint8_t *pb = b.data + (size_t) y * b.stride + (size_t) r.x * 4;
+    if (memcmp (pa, pb, (size_t) r.w * 4) == 0)
+      continue;
+    if (y0 < 0)
+      y0 = y;
+    y1 = y;
+    int l = 0, h = r.w - 1;
+    while (load_px (pa + 4 * l) == load_px (pb + 4 * l))
+      l++;
+    while (load_px (pa + 4 * h) == load_px (pb + 4 * h))
+      h--;
+    x0 = std::min (x0, r.x + l);
+    x1 = std::max (x1, r.x + h);
+  }
+  if (y0 < 0)
+    return false;
+  r = { x0, y0, x1 - x0 + 1, y1 - y0 + 1 };
+  return true;
+}
+
+void
+merge_touching (std::vector<Rect> &rects)
+{
+  bool merged = true;
+  while (merged) {
+    merged = false;
+    for (size_t i = 0; i < rects.size () && !merged; i++) {
+      for (size_t j = i + 1; j < rects.size (); j++) {
+        Rect &a = rects[i], &b = rects[j];
+        if (a.x > b.x + b.w || b.x > a.x + a.w || a.y > b.y + b.h || b.y > a.y + a.h)
+          continue;
+        int x0 = std::min (a.x, b.x), y0 = std::min (a.y, b.y);
+        int x1 = std::max (a.x + a.w, b.x + b.w), y1 = std::max (a.y + a.h, b.y + b.h);
+        a = { x0, y0, x1 - x0, y1 - y0 };
+        rects.erase (rects.begin () + j);
+        merged = true;
+        break;
+      }
+    }
+  }
+}
+
 int
 detect_vertical_shift (const ConstSurface &prev, const ConstSurface &cur, const Rect &r)
 {
@@ -779,7 +827,15 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
    * the residue. The source must be exact on the client. */
   if (!reset && d.s.scroll_detection) {
     ConstSurface model = { d.model.data (), d.model_stride, d.width, d.height };
-    for (const Rect &r : rects) {
+    /* A scrolled window often arrives as several rectangles (the tiles
+     * that changed); look at each connected group as a whole. */
+    std::vector<Rect> groups = rects;
+    merge_touching (groups);
+    for (Rect r : groups) {
+      /* Only the part that really changed: static columns or rows inside
+       * the group (a side bar, a status line) would hide the shift. */
+      if (!changed_box (model, f, r))
+        continue;
       if (r.w * r.h < ts * ts)
         continue;
       int dy = detect_vertical_shift (model, f, r);
@@ -787,15 +843,22 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
         continue;
       Rect src = { r.x, dy > 0 ? r.y + dy : r.y, r.w, r.h - std::abs (dy) };
       Rect dst = { r.x, dy > 0 ? r.y : r.y - dy, r.w, src.h };
-      bool src_exact = true;
-      for (int ty = src.y / ts; src_exact && ty <= (src.y + src.h - 1) / ts; ty++)
-        for (int tx = src.x / ts; tx <= (src.x + src.w - 1) / ts; tx++)
+      /* Source and destination must be known exactly on the client (the
+       * union of both is r, which holds them). */
+      bool exact = true;
+      for (int ty = r.y / ts; exact && ty <= (r.y + r.h - 1) / ts; ty++)
+        for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
           if (!d.exact[(size_t) ty * d.tiles_x + tx]) {
-            src_exact = false;
+            exact = false;
             break;
           }
-      if (!src_exact)
+      if (!exact)
         continue;
+      /* The group's box may cover tiles outside the damage: everything the
+       * copy wrote is checked again below. */
+      for (int ty = dst.y / ts; ty <= (dst.y + dst.h - 1) / ts; ty++)
+        for (int tx = dst.x / ts; tx <= (dst.x + dst.w - 1) / ts; tx++)
+          dirty[(size_t) ty * d.tiles_x + tx] = 1;
       put_u8 (msg, OP_COPY);
       put_u16 (msg, (uint16_t) src.x);
       put_u16 (msg, (uint16_t) src.y);

@@ -151,6 +151,14 @@ private:
  * moves. Returns 0 when no shift explains clearly more rows than no shift. */
 int detect_vertical_shift (const ConstSurface & prev, const ConstSurface & cur, const Rect & r);
 
+/* Shrinks @r to the bounding box of the pixels that differ between @a and
+ * @b; false when none does. */
+bool changed_box (const ConstSurface & a, const ConstSurface & b, Rect & r);
+
+/* Replaces rectangles that overlap or touch by their bounding box, until
+ * none do. */
+void merge_touching (std::vector<Rect> & rects);
+
 uint64_t hash_rows (const uint8_t * data, size_t stride, int row_bytes, int rows);
 
 }                               /* namespace tiles */

@@ -213,4 +213,98 @@ struct Terminal {
   }
 };
 
+/* Random desktop activity for invariant tests: typing, scrolling, solid
+ * fills, noise, switching between two pictures, moved blocks, repeated
+ * (animated) regions, over-reported damage and damage without change. */
+struct RandomDesktop {
+  Screen screen, saved;
+  Terminal term;
+  Rng rng;
+  Rect anim;
+  int what = 0;
+  /* With bursts, the animated region runs on every frame for 60 frames of
+   * each 150 (video, then settling) instead of at random, and the other
+   * changes come on one frame in four. */
+  bool bursts = false;
+  int frame = 0;
+  RandomDesktop (int w, int h, uint64_t seed) : screen (w, h), saved (w, h), rng (seed)
+  {
+    screen.fill ({0, 0, w, h}, bgrx (50, 60, 70));
+    term.area = {16, 16, w / 2, h / 2};
+    term.fill_text (screen, rng);
+    saved = screen;
+    anim = {w / 2, h / 3, w / 3, h / 3};
+  }
+  /* Changes the picture; returns the damage to report. */
+  std::vector<Rect> step ()
+  {
+    const int W = screen.w, H = screen.h;
+    std::vector<Rect> damage;
+    Rect r = {rng.range (-8, W - 1), rng.range (-8, H - 1), rng.range (1, W / 2),
+      rng.range (1, H / 2)
+    };
+    what = rng.range (0, 11);
+    frame++;
+    if (bursts) {
+      if (frame % 150 < 60) {
+        screen.noise (anim, rng);
+        damage.push_back (anim);
+      }
+      if (what == 9 || what == 10)
+        what = 0;
+      if (frame % 4 != 0)
+        return damage;
+    }
+    switch (what) {
+      case 0:
+        damage.push_back (term.type (screen, rng.range (33, 126)));
+        break;
+      case 1:
+        damage.push_back (term.scroll (screen, rng.range (1, 3), rng));
+        break;
+      case 2:
+        screen.fill (r, bgrx (rng.range (0, 3) * 80, 0, 200));
+        damage.push_back (r);
+        break;
+      case 3:
+        r.w = std::min (r.w, 40);
+        r.h = std::min (r.h, 40);
+        screen.noise (r, rng);
+        damage.push_back (r);
+        break;
+      case 4:                  /* switch to the other picture */
+        std::swap (saved.px, screen.px);
+        damage.push_back ({0, 0, W, H});
+        break;
+      case 5:                  /* vertical move of a block */
+        screen.shift_rows (r, rng.range (-20, 20));
+        damage.push_back (r);
+        break;
+      case 6:                  /* over-reported damage */
+        damage.push_back ({0, 0, W, H});
+        break;
+      case 7:                  /* scattered glyphs */
+        for (int k = 0; k < 5; k++) {
+          int x = rng.range (0, W - 8), y = rng.range (0, H - 16);
+          screen.glyph (x, y, rng.range (33, 126), bgrx (0, 0, 0), bgrx (255, 255, 255));
+          damage.push_back ({x, y, 8, 16});
+        }
+        break;
+      case 8:                  /* damage without change */
+        damage.push_back (r);
+        break;
+      case 9:
+      case 10:                 /* the same region animating */
+        screen.noise (anim, rng);
+        damage.push_back (anim);
+        break;
+      default:
+        screen.glyph (r.x, r.y, rng.range (33, 126), bgrx (200, 0, 0), bgrx (0, 0, 0));
+        damage.push_back ({r.x, r.y, 8, 16});
+        break;
+    }
+    return damage;
+  }
+};
+
 }                               /* namespace screengen */

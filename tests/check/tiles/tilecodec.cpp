@@ -603,81 +603,24 @@ GST_END_TEST;
 static void
 random_round_trip (uint64_t seed, int frames, EncoderSettings set, int W, int H)
 {
-  Rng rng (seed);
-  Screen f (W, H);
-  f.fill ({0, 0, W, H}, bgrx (50, 60, 70));
-  screengen::Terminal term;
-  term.area = {16, 16, W / 2, H / 2};
-  term.fill_text (f, rng);
-  Screen saved = f;
+  screengen::RandomDesktop desk (W, H, seed);
   Server s (W, H, set);
   Client c (W, H);
   size_t bytes = 0;
   for (int i = 0; i < frames; i++) {
     std::vector<Rect> damage;
-    int what = rng.range (0, 9);
-    Rect r = {rng.range (-8, W - 1), rng.range (-8, H - 1), rng.range (1, W / 2),
-      rng.range (1, H / 2)
-    };
-    switch (what) {
-      case 0:{
-        screengen::Rect d = term.type (f, rng.range (33, 126));
-        damage.push_back ({d.x, d.y, d.w, d.h});
-        break;
-      }
-      case 1:{
-        screengen::Rect d = term.scroll (f, rng.range (1, 3), rng);
-        damage.push_back ({d.x, d.y, d.w, d.h});
-        break;
-      }
-      case 2:
-        f.fill ({r.x, r.y, r.w, r.h}, bgrx (rng.range (0, 3) * 80, 0, 200));
-        damage.push_back ({r.x, r.y, r.w, r.h});
-        break;
-      case 3:
-        f.noise ({r.x, r.y, std::min (r.w, 40), std::min (r.h, 40)}, rng);
-        damage.push_back ({r.x, r.y, std::min (r.w, 40), std::min (r.h, 40)});
-        break;
-      case 4:{                 /* switch to the saved picture and back */
-        std::swap (saved.px, f.px);
-        damage.push_back ({0, 0, W, H});
-        break;
-      }
-      case 5:{                 /* vertical move of a block */
-        int dy = rng.range (-20, 20);
-        f.shift_rows ({r.x, r.y, r.w, r.h}, dy);
-        damage.push_back ({r.x, r.y, r.w, r.h});
-        break;
-      }
-      case 6:                  /* over-reported damage */
-        damage.push_back ({0, 0, W, H});
-        break;
-      case 7:                  /* several small glyphs */
-        for (int k = 0; k < 5; k++) {
-          int x = rng.range (0, W - 8), y = rng.range (0, H - 16);
-          f.glyph (x, y, rng.range (33, 126), bgrx (0, 0, 0), bgrx (255, 255, 255));
-          damage.push_back ({x, y, 8, 16});
-        }
-        break;
-      case 8:
-        damage.push_back ({r.x, r.y, r.w, r.h});        /* damage without change */
-        break;
-      default:
-        if (rng.chance (10)) {
-          s.enc.request_reset ();
-        }
-        f.glyph (r.x, r.y, rng.range (33, 126), bgrx (200, 0, 0), bgrx (0, 0, 0));
-        damage.push_back ({r.x, r.y, 8, 16});
-        break;
-    }
-    if (s.send (f, damage, i == 0)) {
+    for (const auto &r : desk.step ())
+      damage.push_back ({r.x, r.y, r.w, r.h});
+    if (desk.rng.chance (1))
+      s.enc.request_reset ();
+    if (s.send (desk.screen, damage, i == 0)) {
       bytes += s.out.size ();
       fail_unless (c.apply (s.out), "seed %" G_GUINT64_FORMAT " frame %d: %s", seed, i,
           c.error.c_str ());
     }
-    if (c.fb.px != f.px) {
+    if (c.fb.px != desk.screen.px) {
       fail ("seed %" G_GUINT64_FORMAT " frame %d (change %d): client differs", seed, i,
-          what);
+          desk.what);
     }
   }
   GST_INFO ("seed %" G_GUINT64_FORMAT ": %d frames, %u bytes", seed, frames, (guint) bytes);

@@ -1,0 +1,125 @@
+/* The invariant of the lossless path: after every frame the client's
+ * picture (wayraycompositor's output) equals the server's frame, pixel for
+ * pixel, over thousands of random frames: typing, scrolls, repeated
+ * content, solid areas, noise, picture switches, cache eviction, resets,
+ * and the video path for animated regions with its refinement.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "tiletest.h"
+
+using namespace screengen;
+
+static guint64
+stat_of (GstHarness * h, const char *factory, const char *field)
+{
+  GstElement *e = gst_harness_find_element (h, factory);
+  GstStructure *st = NULL;
+  g_object_get (e, "stats", &st, NULL);
+  guint64 v = 0;
+  fail_unless (gst_structure_get_uint64 (st, field, &v), "no %s in %s", field, factory);
+  gst_structure_free (st);
+  gst_object_unref (e);
+  return v;
+}
+
+static void
+run_invariant (const char *launch, int W, int H, uint64_t seed, int frames, bool with_fku,
+    bool expect_video = false)
+{
+  GstHarness *h = gst_harness_new_parse (launch);
+  gst_harness_set_src_caps_str (h, bgrx_caps (W, H).c_str ());
+  RandomDesktop desk (W, H, seed);
+  desk.bursts = expect_video;
+  GstBuffer *last = NULL;
+  GstClockTime t = 0;
+  int outputs = 0;
+  for (int i = 0; i < frames; i++) {
+    std::vector<Rect> damage = desk.step ();
+    if (with_fku && desk.rng.chance (1))
+      gst_harness_push_upstream_event (h,
+          gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 1));
+    t += GST_SECOND / 30;
+    fail_unless_equals_int (gst_harness_push (h, frame_buffer (desk.screen, damage, i == 0, t)),
+        GST_FLOW_OK);
+    while (GstBuffer * b = gst_harness_try_pull (h)) {
+      if (last)
+        gst_buffer_unref (last);
+      last = b;
+      outputs++;
+    }
+    fail_unless (last != NULL);
+    if (!buffer_equals (last, desk.screen))
+      fail ("%s: seed %" G_GUINT64_FORMAT ", frame %d (change %d): client differs", launch,
+          seed, i, desk.what);
+  }
+  /* idle frames produce nothing, so there are fewer outputs than frames */
+  fail_unless (outputs > frames / 2);
+  gst_buffer_unref (last);
+  /* the runs exercise what they claim to */
+  for (const char *name : {"damagetiler", "wayraytileenc", "wayraycompositor"}) {
+    GstElement *e = gst_harness_find_element (h, name);
+    GstStructure *st = NULL;
+    g_object_get (e, "stats", &st, NULL);
+    gchar *str = gst_structure_to_string (st);
+    GST_INFO ("%s", str);
+    g_free (str);
+    gst_structure_free (st);
+    gst_object_unref (e);
+  }
+  fail_unless (stat_of (h, "wayraytileenc", "cache-ref") > 20);
+  fail_unless (stat_of (h, "wayraytileenc", "copy") > 20);
+  fail_unless (stat_of (h, "wayraytileenc", "palette") + stat_of (h, "wayraytileenc",
+          "delta-zstd") + stat_of (h, "wayraytileenc", "delta-lz4") > 20);
+  fail_unless (stat_of (h, "damagetiler", "tiles-dropped") > 100);
+  if (expect_video) {
+    GST_INFO ("video frames %" G_GUINT64_FORMAT ", refinements %" G_GUINT64_FORMAT,
+        stat_of (h, "damagetiler", "frames-video"), stat_of (h, "damagetiler", "refinements"));
+    fail_unless (stat_of (h, "damagetiler", "frames-video") > 50);
+    fail_unless (stat_of (h, "damagetiler", "refinements") > 5);
+    fail_unless (stat_of (h, "wayraycompositor", "video-updates") > 50);
+  }
+  while (GstEvent * ev = gst_harness_try_pull_upstream_event (h))
+    gst_event_unref (ev);
+  gst_harness_teardown (h);
+}
+
+GST_START_TEST (test_invariant_lossless)
+{
+  run_invariant ("damagetiler ! wayraytileenc cache-size=48 ! wayraytiledec ! wayraycompositor",
+      320, 240, 11, 2500, true);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_invariant_small_tiles_lz4)
+{
+  run_invariant ("damagetiler tile-size=32 ! wayraytileenc tile-size=32 cache-size=8 "
+      "compression=lz4 threads=2 ! wayraytiledec ! wayraycompositor", 250, 170, 12, 1500, true);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_invariant_with_video_path)
+{
+  /* The video pad linked straight to the compositor (raw crops are exact):
+   * the split into tiles and video regions, the lossy marking and the
+   * refinement must still give the exact picture after every frame. */
+  run_invariant ("damagetiler name=t settle-time=200 ! "
+      "wayraytileenc cache-size=64 ! wayraytiledec ! wayraycompositor name=c "
+      "t.video ! c.video", 320, 240, 13, 2500, false, true);
+}
+GST_END_TEST;
+
+static Suite *
+invariant_suite (void)
+{
+  Suite *s = suite_create ("tiles-invariant");
+  TCase *tc = tcase_create ("general");
+  tcase_set_timeout (tc, 300);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_invariant_lossless);
+  tcase_add_test (tc, test_invariant_small_tiles_lz4);
+  tcase_add_test (tc, test_invariant_with_video_path);
+  return s;
+}
+
+GST_CHECK_MAIN (invariant);
