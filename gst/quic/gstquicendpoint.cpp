@@ -174,7 +174,9 @@ struct Endpoint::Conn {
   int fd = -1;
   bool tls_handshaking = true;
   std::vector<guint8> rx;            /* undecoded mux bytes */
-  std::vector<guint8> tx_pending;    /* a record gnutls_record_send is retrying */
+  std::vector<guint8> tx_pending;    /* mux bytes TLS has not taken yet */
+  size_t tx_off = 0;
+  size_t tx_again_len = 0;           /* length of the call that got E_AGAIN */
   std::map<guint32, std::unique_ptr<InStream>> tcp_in;
   guint32 next_tcp_id = 0;
   guint64 last_rx = 0, last_tx = 0;
@@ -611,7 +613,10 @@ Endpoint::generation ()
 Stats
 Endpoint::stats ()
 {
+  /* The network thread touches ngtcp2 only with the lock held, so reading
+   * its statistics here is safe and current. */
   std::lock_guard<std::mutex> lk (impl_->mu);
+  impl_->update_stats (false);
   return impl_->stats;
 }
 
@@ -1025,6 +1030,10 @@ Endpoint::run ()
     if (m.conn && m.conn->tcp)
       timeout_ms = MIN (timeout_ms, (gint64) MAX (MIN (cfg_.keepalive_ms ? cfg_.keepalive_ms : 1000u,
                   cfg_.idle_timeout_ms / 2), 50u));
+    /* A TCP connect in progress only shows as writable; poll the TLS
+     * handshake briskly instead of tracking that state. */
+    if (m.conn && m.conn->tcp && m.conn->tls_handshaking)
+      timeout_ms = MIN (timeout_ms, 5);
 
     struct pollfd fds[4];
     int nfds = 0;
@@ -1825,6 +1834,7 @@ Endpoint::Impl::tcp_progress ()
   tcp_read ();
   if (!conn || conn.get () != c)
     return;
+  now = now_ns ();
   if (now - c->last_rx > (guint64) self->cfg_.idle_timeout_ms * 1000000ull) {
     char buf[160];
     g_snprintf (buf, sizeof buf, "no data from the peer for %.1f s (idle timeout): the peer is gone",
@@ -1841,47 +1851,45 @@ bool
 Endpoint::Impl::tcp_flush_pending ()
 {
   Conn &c = *conn;
-  if (c.tx_pending.empty ())
-    return true;
-  /* gnutls must see the same record again after E_AGAIN. */
-  ssize_t r = gnutls_record_send (c.tls, c.tx_pending.data (), c.tx_pending.size ());
-  if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-    return false;
-  if (r < 0) {
-    close_conn (std::string ("TLS send failed: ") + gnutls_strerror ((int) r), false, 0, false);
-    return false;
+  while (c.tx_off < c.tx_pending.size ()) {
+    /* After E_AGAIN gnutls must be called again with the same arguments. */
+    size_t len = c.tx_again_len ? c.tx_again_len : MIN (c.tx_pending.size () - c.tx_off, kTcpMaxRecord);
+    ssize_t r = gnutls_record_send (c.tls, c.tx_pending.data () + c.tx_off, len);
+    if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+      c.tx_again_len = len;
+      return false;
+    }
+    c.tx_again_len = 0;
+    if (r < 0) {
+      close_conn (std::string ("TLS send failed: ") + gnutls_strerror ((int) r), false, 0, false);
+      return false;
+    }
+    c.tx_off += (size_t) r;
+    c.bytes_sent += (guint64) r;
   }
-  c.bytes_sent += c.tx_pending.size ();
   c.tx_pending.clear ();
+  c.tx_off = 0;
   return true;
 }
 
 bool
 Endpoint::Impl::tcp_send_record (guint32 id, guint8 flags, const guint8 * data, size_t len)
 {
-  if (!tcp_flush_pending ())
-    return false;
   Conn &c = *conn;
-  std::vector<guint8> rec (kTcpRecordHeader + len);
+  guint8 h[kTcpRecordHeader];
   for (int i = 0; i < 4; i++)
-    rec[i] = (guint8) (id >> (8 * i));
-  rec[4] = flags;
+    h[i] = (guint8) (id >> (8 * i));
+  h[4] = flags;
   for (int i = 0; i < 4; i++)
-    rec[5 + i] = (guint8) (len >> (8 * i));
+    h[5 + i] = (guint8) (len >> (8 * i));
+  c.tx_pending.insert (c.tx_pending.end (), h, h + kTcpRecordHeader);
   if (len)
-    memcpy (rec.data () + kTcpRecordHeader, data, len);
+    c.tx_pending.insert (c.tx_pending.end (), data, data + len);
   c.last_tx = now_ns ();
-  ssize_t r = gnutls_record_send (c.tls, rec.data (), rec.size ());
-  if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-    c.tx_pending = std::move (rec);
-    return true;   /* accepted; it goes out with the next attempt */
-  }
-  if (r < 0) {
-    close_conn (std::string ("TLS send failed: ") + gnutls_strerror ((int) r), false, 0, false);
-    return false;
-  }
-  c.bytes_sent += rec.size ();
-  return true;
+  /* Queued either way; what TLS did not take yet goes with the next try. */
+  Conn *cp = &c;
+  tcp_flush_pending ();
+  return conn.get () == cp;
 }
 
 void
@@ -1927,7 +1935,7 @@ Endpoint::Impl::tcp_write ()
       streams.erase (std::remove_if (streams.begin (), streams.end (),
               [done] (const std::shared_ptr<SendStream> &sp) { return sp.get () == done; }), streams.end ());
     }
-    if (!c->tx_pending.empty ())
+    if (c->tx_pending.size () - c->tx_off > kTcpMaxRecord * 4)
       break;
   }
   if (notify)

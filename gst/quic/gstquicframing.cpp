@@ -383,7 +383,7 @@ Frame::to_event (std::string & error) const
 }
 
 bool
-Parser::fail (std::string msg)
+Parser::set_error (std::string msg)
 {
   if (error_.empty ())
     error_ = std::move (msg);
@@ -397,17 +397,17 @@ Parser::parse_preamble ()
   if (p[0] != 'W' || p[1] != 'R' || p[2] != 'Y') {
     char buf[64];
     g_snprintf (buf, sizeof buf, "%02x %02x %02x", p[0], p[1], p[2]);
-    return fail (std::string ("stream preamble: bad magic ") + buf + " (expected 'WRY')");
+    return set_error (std::string ("stream preamble: bad magic ") + buf + " (expected 'WRY')");
   }
   if (p[3] != kFramingVersion)
-    return fail ("stream preamble: unsupported framing version " + std::to_string (p[3])
+    return set_error ("stream preamble: unsupported framing version " + std::to_string (p[3])
         + " (this end speaks version " + std::to_string (kFramingVersion) + ")");
   if (p[4] > kPurposeMax)
-    return fail ("stream preamble: unknown stream purpose " + std::to_string (p[4]));
+    return set_error ("stream preamble: unknown stream purpose " + std::to_string (p[4]));
   if (p[5] & ~1u)
-    return fail ("stream preamble: unknown flags 0x" + std::to_string (p[5]));
+    return set_error ("stream preamble: unknown flags 0x" + std::to_string (p[5]));
   if (p[6] == 0 || p[6] > kMaxNameLen)
-    return fail ("stream preamble: stream name length " + std::to_string (p[6])
+    return set_error ("stream preamble: stream name length " + std::to_string (p[6])
         + " outside 1.." + std::to_string (kMaxNameLen));
   if (acc_.size () < kPreambleFixedLen + p[6])
     return true;   /* wait for the name */
@@ -416,9 +416,9 @@ Parser::parse_preamble ()
   preamble_.gop = get_u32 (p + 7);
   preamble_.name.assign ((const char *) p + kPreambleFixedLen, p[6]);
   if (!valid_stream_name (preamble_.name))
-    return fail ("stream preamble: stream name has characters outside [A-Za-z0-9_-]");
+    return set_error ("stream preamble: stream name has characters outside [A-Za-z0-9_-]");
   if (preamble_.purpose == Purpose::Control && !control_allowed_)
-    return fail ("stream preamble: a second control stream");
+    return set_error ("stream preamble: a second control stream");
   acc_.erase (acc_.begin (), acc_.begin () + kPreambleFixedLen + p[6]);
   have_preamble_ = true;
   return true;
@@ -437,15 +437,15 @@ Parser::parse_frame_header ()
     case FrameType::Event: min = 4; max = kMaxEventLen; break;
     case FrameType::UpstreamEvent: min = 6; max = kMaxEventLen; break;
     default:
-      return fail ("unknown frame type " + std::to_string (t));
+      return set_error ("unknown frame type " + std::to_string (t));
   }
   FrameType ft = (FrameType) t;
   bool control = preamble_.purpose == Purpose::Control;
   if (control != (ft == FrameType::UpstreamEvent))
-    return fail (std::string (frame_type_name (ft)) + " frame on "
+    return set_error (std::string (frame_type_name (ft)) + " frame on "
         + (control ? "the control stream" : "a media stream"));
   if (len < min || len > max)
-    return fail (std::string (frame_type_name (ft)) + " frame length " + std::to_string (len)
+    return set_error (std::string (frame_type_name (ft)) + " frame length " + std::to_string (len)
         + " outside " + std::to_string (min) + ".." + std::to_string (max));
   acc_.erase (acc_.begin (), acc_.begin () + kFrameHeaderLen);
   in_frame_ = true;
@@ -468,7 +468,7 @@ Parser::finish_frame (std::vector<Frame> & frames)
     case FrameType::Segment: {
       guint32 fmt = get_u32 (p);
       if (fmt != GST_FORMAT_TIME && fmt != GST_FORMAT_BYTES && fmt != GST_FORMAT_DEFAULT)
-        return fail ("segment frame with unsupported format " + std::to_string (fmt));
+        return set_error ("segment frame with unsupported format " + std::to_string (fmt));
       gst_segment_init (&f.segment, (GstFormat) fmt);
       f.segment.flags = (GstSegmentFlags) (get_u32 (p + 4) & 0xffff);
       f.segment.rate = get_f64 (p + 8);
@@ -476,7 +476,7 @@ Parser::finish_frame (std::vector<Frame> & frames)
       if (!(f.segment.rate != 0.0 && f.segment.rate > -1e9 && f.segment.rate < 1e9)
           || !(f.segment.applied_rate != 0.0 && f.segment.applied_rate > -1e9
               && f.segment.applied_rate < 1e9))
-        return fail ("segment frame with an invalid rate");
+        return set_error ("segment frame with an invalid rate");
       f.segment.base = get_u64 (p + 24);
       f.segment.offset = get_u64 (p + 32);
       f.segment.start = get_u64 (p + 40);
@@ -485,7 +485,7 @@ Parser::finish_frame (std::vector<Frame> & frames)
       f.segment.position = get_u64 (p + 64);
       f.segment.duration = get_u64 (p + 72);
       if (f.segment.stop != GST_CLOCK_TIME_NONE && f.segment.stop < f.segment.start)
-        return fail ("segment frame with stop before start");
+        return set_error ("segment frame with stop before start");
       break;
     }
     case FrameType::Buffer:
@@ -497,10 +497,10 @@ Parser::finish_frame (std::vector<Frame> & frames)
     case FrameType::UpstreamEvent: {
       guint8 n = p[0];
       if (n == 0 || n > kMaxNameLen || (size_t) n + 5 > cur_len_)
-        return fail ("upstream-event frame: target name length " + std::to_string (n) + " invalid");
+        return set_error ("upstream-event frame: target name length " + std::to_string (n) + " invalid");
       f.target.assign ((const char *) p + 1, n);
       if (!valid_stream_name (f.target))
-        return fail ("upstream-event frame: target name has invalid characters");
+        return set_error ("upstream-event frame: target name has invalid characters");
       f.event_type = get_u32 (p + 1 + n);
       f.text.assign ((const char *) p + 5 + n, cur_len_ - 5 - n);
       break;
@@ -525,7 +525,7 @@ Parser::emit_buffer (std::vector<Frame> & frames)
   guint32 wf = get_u32 (h + 24);
   if (wf & ~0x7fu) {
     gst_buffer_unref (b);
-    return fail ("buffer frame with unknown flags " + std::to_string (wf));
+    return set_error ("buffer frame with unknown flags " + std::to_string (wf));
   }
   GST_BUFFER_PTS (b) = get_u64 (h);
   GST_BUFFER_DTS (b) = get_u64 (h + 8);
@@ -590,7 +590,7 @@ Parser::feed (const guint8 * data, size_t len, std::vector<Frame> & frames)
       acc_.erase (acc_.begin (), acc_.begin () + kBufferHeaderLen);
       pending_buffer_ = gst_buffer_new_allocate (nullptr, cur_len_ - kBufferHeaderLen, nullptr);
       if (!pending_buffer_ || !gst_buffer_map (pending_buffer_, &pending_map_, GST_MAP_WRITE))
-        return fail ("out of memory for a buffer of " + std::to_string (cur_len_) + " bytes");
+        return set_error ("out of memory for a buffer of " + std::to_string (cur_len_) + " bytes");
       pending_filled_ = 0;
       if (pending_map_.size == 0 && !emit_buffer (frames))
         return false;

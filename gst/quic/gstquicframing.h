@@ -130,7 +130,7 @@ public:
   size_t buffered () const { return acc_.size () + pending_filled_; }
 
 private:
-  bool fail (std::string msg);
+  bool set_error (std::string msg);
   bool parse_preamble ();
   bool parse_frame_header ();
   bool finish_frame (std::vector<Frame> & frames);

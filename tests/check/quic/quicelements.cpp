@@ -1,0 +1,654 @@
+/* quicsink + quicsrc over loopback: two pipelines, real QUIC (and TCP)
+ * connections between them.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gst/app/app.h>
+#include <gst/check/gstcheck.h>
+#include <gst/video/video.h>
+
+#include "gstwayraycursor.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <vector>
+
+/* A fresh directory with the server key/certificate and the client's
+ * known-hosts file; a port of its own. */
+struct Site {
+  std::string dir;
+  guint port;
+
+  Site ()
+  {
+    gchar *d = g_dir_make_tmp ("wayray-quic-XXXXXX", nullptr);
+    dir = d;
+    g_free (d);
+    static guint n = 0;
+    port = 20000 + (getpid () * 7 + n++ * 101) % 30000;
+  }
+  ~Site ()
+  {
+    for (const char *f : { "cert.pem", "key.pem", "known_hosts", "other-cert.pem", "other-key.pem" })
+      g_unlink ((dir + "/" + f).c_str ());
+    g_rmdir (dir.c_str ());
+  }
+  std::string server (const char *extra = "") const
+  {
+    return "mode=server host=127.0.0.1 port=" + std::to_string (port) + " certificate-file=" + dir
+        + "/cert.pem private-key-file=" + dir + "/key.pem " + extra;
+  }
+  std::string client (const char *extra = "") const
+  {
+    return "mode=client host=127.0.0.1 port=" + std::to_string (port) + " known-hosts-file=" + dir
+        + "/known_hosts " + extra;
+  }
+};
+
+static GstElement *
+launch (const std::string & desc)
+{
+  GError *err = nullptr;
+  GstElement *p = gst_parse_launch (desc.c_str (), &err);
+  fail_unless (p != nullptr, "%s: %s", desc.c_str (), err ? err->message : "?");
+  return p;
+}
+
+static GstElement *
+by_name (GstElement * pipeline, const char *name)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (pipeline), name);
+  fail_unless (e != nullptr, "no element %s", name);
+  return e;
+}
+
+static void
+play (GstElement * p)
+{
+  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+}
+
+static void
+stop (GstElement * p)
+{
+  gst_element_set_state (p, GST_STATE_NULL);
+  gst_object_unref (p);
+}
+
+/* Fails the test on an error message from @p. */
+static void
+assert_no_error (GstElement * p)
+{
+  GstBus *bus = gst_element_get_bus (p);
+  GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  if (m) {
+    GError *e;
+    gchar *dbg;
+    gst_message_parse_error (m, &e, &dbg);
+    fail ("error from %s: %s (%s)", GST_OBJECT_NAME (GST_MESSAGE_SRC (m)), e->message, dbg);
+  }
+  gst_object_unref (bus);
+}
+
+/* Waits for an error message; returns its text. */
+static std::string
+wait_error (GstElement * p, GstClockTime timeout)
+{
+  GstBus *bus = gst_element_get_bus (p);
+  GstMessage *m = gst_bus_timed_pop_filtered (bus, timeout, GST_MESSAGE_ERROR);
+  gst_object_unref (bus);
+  if (!m)
+    return "";
+  GError *e;
+  gst_message_parse_error (m, &e, nullptr);
+  std::string s = e->message;
+  g_error_free (e);
+  gst_message_unref (m);
+  return s;
+}
+
+static bool
+wait_connection_message (GstElement * p, gboolean connected, GstClockTime timeout, std::string * reason)
+{
+  GstBus *bus = gst_element_get_bus (p);
+  gint64 end = g_get_monotonic_time () + timeout / 1000;
+  bool found = false;
+  while (!found && g_get_monotonic_time () < end) {
+    GstMessage *m = gst_bus_timed_pop_filtered (bus, 100 * GST_MSECOND, GST_MESSAGE_ELEMENT);
+    if (!m)
+      continue;
+    const GstStructure *s = gst_message_get_structure (m);
+    gboolean c;
+    if (gst_structure_has_name (s, "wayray-quic-connection")
+        && gst_structure_get_boolean (s, "connected", &c) && c == connected) {
+      found = true;
+      if (reason)
+        *reason = gst_structure_get_string (s, "reason");
+    }
+    gst_message_unref (m);
+  }
+  gst_object_unref (bus);
+  return found;
+}
+
+static GstBuffer *
+pattern_buffer (guint i, gsize size)
+{
+  GstBuffer *b = gst_buffer_new_allocate (nullptr, size, nullptr);
+  GstMapInfo map;
+  gst_buffer_map (b, &map, GST_MAP_WRITE);
+  guint32 x = i * 2654435761u + 1;
+  for (gsize k = 0; k < size; k++) {
+    x = x * 1103515245u + 12345u;
+    map.data[k] = (guint8) (x >> 16);
+  }
+  gst_buffer_unmap (b, &map);
+  return b;
+}
+
+static gsize
+size_of (guint i)
+{
+  /* From empty to 2 MiB, frame-sized and tiny ones mixed. */
+  static const gsize sizes[] = { 0, 1, 13, 1200, 65536, 300000, 2 * 1024 * 1024, 777, 1000000 };
+  return sizes[i % G_N_ELEMENTS (sizes)] + i;
+}
+
+/* Every byte of many buffers arrives, in order, with caps (also changed
+ * midway), timestamps, duration and flags. */
+GST_START_TEST (test_large_data_in_order)
+{
+  Site site;
+  const guint n = 120;
+  GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-test,n=(int)1 "
+      "! s.display quicsink name=s " + site.server ());
+  GstElement *cli = launch ("quicsrc name=c " + site.client ()
+      + " c.display ! appsink name=out sync=false max-buffers=0");
+  play (srv);
+  play (cli);
+
+  GstElement *src = by_name (srv, "src");
+  std::vector<std::vector<guint8>> sent;
+  for (guint i = 0; i < n; i++) {
+    if (i == n / 2) {
+      GstCaps *caps = gst_caps_from_string ("application/x-wayray-test,n=(int)2");
+      g_object_set (src, "caps", caps, nullptr);
+      gst_caps_unref (caps);
+    }
+    GstBuffer *b = pattern_buffer (i, size_of (i));
+    GST_BUFFER_PTS (b) = i * 10 * GST_MSECOND;
+    GST_BUFFER_DTS (b) = i == 3 ? GST_CLOCK_TIME_NONE : i * 10 * GST_MSECOND - GST_MSECOND;
+    GST_BUFFER_DURATION (b) = i == 4 ? GST_CLOCK_TIME_NONE : 10 * GST_MSECOND;
+    if (i % 5)
+      GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (i == 0)
+      GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DISCONT);
+    if (i == 1)
+      GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_HEADER);
+    std::vector<guint8> copy (gst_buffer_get_size (b));
+    if (!copy.empty ())
+      gst_buffer_extract (b, 0, copy.data (), copy.size ());
+    sent.push_back (std::move (copy));
+    fail_unless_equals_int (gst_app_src_push_buffer (GST_APP_SRC (src), b), GST_FLOW_OK);
+  }
+  gst_app_src_end_of_stream (GST_APP_SRC (src));
+
+  GstElement *out = by_name (cli, "out");
+  for (guint i = 0; i < n; i++) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (s != nullptr, "buffer %u did not arrive", i);
+    GstBuffer *b = gst_sample_get_buffer (s);
+    fail_unless_equals_int (gst_buffer_get_size (b), sent[i].size ());
+    fail_unless (sent[i].empty () || gst_buffer_memcmp (b, 0, sent[i].data (), sent[i].size ()) == 0,
+        "buffer %u differs", i);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (b), i * 10 * GST_MSECOND);
+    fail_unless_equals_uint64 (GST_BUFFER_DTS (b), i == 3 ? GST_CLOCK_TIME_NONE : i * 10 * GST_MSECOND - GST_MSECOND);
+    fail_unless_equals_uint64 (GST_BUFFER_DURATION (b), i == 4 ? GST_CLOCK_TIME_NONE : 10 * GST_MSECOND);
+    fail_unless_equals_int (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DELTA_UNIT), (i % 5) != 0);
+    fail_unless_equals_int (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DISCONT), i == 0);
+    fail_unless_equals_int (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_HEADER), i == 1);
+    const GstStructure *cs = gst_caps_get_structure (gst_sample_get_caps (s), 0);
+    gint capsn = 0;
+    fail_unless (gst_structure_get_int (cs, "n", &capsn));
+    fail_unless_equals_int (capsn, i < n / 2 ? 1 : 2);
+    gst_sample_unref (s);
+  }
+  /* The sender's EOS arrives after the data; the server's EOS message
+   * means the client acknowledged everything. */
+  fail_unless (gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND) == nullptr);
+  fail_unless (gst_app_sink_is_eos (GST_APP_SINK (out)));
+  GstBus *bus = gst_element_get_bus (srv);
+  GstMessage *eos = gst_bus_timed_pop_filtered (bus, 10 * GST_SECOND, GST_MESSAGE_EOS);
+  fail_unless (eos != nullptr);
+  gst_message_unref (eos);
+  gst_object_unref (bus);
+
+  /* Statistics are readable. */
+  GstElement *s = by_name (srv, "s");
+  GstStructure *st = nullptr;
+  g_object_get (s, "stats", &st, nullptr);
+  fail_unless (st != nullptr);
+  guint64 sent_bytes = 0, min_rtt = 0, cwnd = 0;
+  fail_unless (gst_structure_get_uint64 (st, "bytes-sent", &sent_bytes));
+  fail_unless (gst_structure_get_uint64 (st, "min-rtt", &min_rtt));
+  fail_unless (gst_structure_get_uint64 (st, "cwnd", &cwnd));
+  gsize total = 0;
+  for (auto &v : sent)
+    total += v.size ();
+  fail_unless (sent_bytes > total, "bytes-sent %" G_GUINT64_FORMAT " < payload %zu", sent_bytes, total);
+  fail_unless (min_rtt > 0 && min_rtt < GST_SECOND);
+  fail_unless (cwnd > 0);
+  gst_structure_free (st);
+  assert_no_error (srv);
+  assert_no_error (cli);
+  gst_object_unref (s);
+  gst_object_unref (out);
+  gst_object_unref (src);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+/* Collects events that pass a pad in one direction. */
+struct EventLog {
+  std::mutex lock;
+  std::vector<GstEvent *> events;
+  ~EventLog ()
+  {
+    for (auto *e : events)
+      gst_event_unref (e);
+  }
+  static GstPadProbeReturn probe (GstPad *, GstPadProbeInfo * info, gpointer data)
+  {
+    auto *log = static_cast<EventLog *> (data);
+    std::lock_guard<std::mutex> lk (log->lock);
+    log->events.push_back (gst_event_ref (GST_PAD_PROBE_INFO_EVENT (info)));
+    return GST_PAD_PROBE_OK;
+  }
+  GstEvent *wait_for (bool (*match) (GstEvent *), guint timeout_ms)
+  {
+    for (guint t = 0; t < timeout_ms; t += 10) {
+      {
+        std::lock_guard<std::mutex> lk (lock);
+        for (auto *e : events)
+          if (match (e))
+            return e;
+      }
+      g_usleep (10000);
+    }
+    return nullptr;
+  }
+};
+
+static bool
+is_nav_key_a (GstEvent * e)
+{
+  const gchar *key;
+  return GST_EVENT_TYPE (e) == GST_EVENT_NAVIGATION
+      && gst_navigation_event_get_type (e) == GST_NAVIGATION_EVENT_KEY_PRESS
+      && gst_navigation_event_parse_key_event (e, &key) && g_str_equal (key, "a");
+}
+
+static bool
+is_fku (GstEvent * e)
+{
+  guint count = 0;
+  return gst_video_event_is_force_key_unit (e)
+      && gst_video_event_parse_upstream_force_key_unit (e, nullptr, nullptr, &count) && count == 77;
+}
+
+static bool
+is_cursor (GstEvent * e)
+{
+  return gst_wayray_cursor_event_is (e);
+}
+
+/* Several streams, downstream custom events (the cursor) and upstream
+ * events in both directions; the client's quicsink shares the client's
+ * connection through the endpoint context. */
+GST_START_TEST (test_streams_and_events_both_ways)
+{
+  Site site;
+  GstElement *srv = launch ("appsrc name=disp format=time caps=video/x-raw,format=BGRx,width=64,height=64,framerate=0/1 "
+      "! s.display quicsink name=s " + site.server () + " "
+      "appsrc name=cur format=time caps=application/x-wayray-cursor ! s.cursor "
+      "quicsrc name=sr " + site.server () + " sr.mic ! appsink name=micout sync=false");
+  GstElement *cli = launch ("quicsrc name=c " + site.client () + " "
+      "c.display ! appsink name=dout sync=false  c.cursor ! appsink name=cout sync=false "
+      "appsrc name=mic format=time caps=audio/x-opus ! k.mic quicsink name=k " + site.client ());
+  play (srv);
+  play (cli);
+
+  GstElement *disp = by_name (srv, "disp"), *cur = by_name (srv, "cur"), *mic = by_name (cli, "mic");
+  GstPad *disp_pad = gst_element_get_static_pad (disp, "src");
+  GstPad *mic_pad = gst_element_get_static_pad (mic, "src");
+  EventLog server_up, client_up, cursor_down;
+  gst_pad_add_probe (disp_pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, EventLog::probe, &server_up, nullptr);
+  gst_pad_add_probe (mic_pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, EventLog::probe, &client_up, nullptr);
+
+  /* Server → client: display frames and a cursor event with its image. */
+  GstBuffer *img = gst_buffer_new_allocate (nullptr, 16 * 16 * 4, nullptr);
+  gst_buffer_memset (img, 0, 0xc3, 16 * 16 * 4);
+  GstWayrayCursor cursor = { TRUE, 100, 200, 9, 3, 4, 16, 16, img };
+  fail_unless (gst_element_send_event (cur, gst_wayray_cursor_event_new (&cursor)));
+  gst_buffer_unref (img);
+  gst_app_src_push_buffer (GST_APP_SRC (cur), gst_buffer_new_allocate (nullptr, 8, nullptr));
+  for (int i = 0; i < 3; i++) {
+    GstBuffer *b = pattern_buffer (i, 64 * 64 * 4);
+    GST_BUFFER_PTS (b) = i * GST_MSECOND;
+    gst_app_src_push_buffer (GST_APP_SRC (disp), b);
+  }
+  /* Client → server on the shared client connection. */
+  GstBuffer *mb = pattern_buffer (99, 321);
+  GST_BUFFER_PTS (mb) = 5 * GST_SECOND;
+  gst_app_src_push_buffer (GST_APP_SRC (mic), mb);
+
+  GstElement *dout = by_name (cli, "dout"), *cout = by_name (cli, "cout"), *micout = by_name (srv, "micout");
+  for (int i = 0; i < 3; i++) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (dout), 10 * GST_SECOND);
+    fail_unless (s != nullptr);
+    GstVideoInfo vi;
+    fail_unless (gst_video_info_from_caps (&vi, gst_sample_get_caps (s)));
+    fail_unless_equals_int (GST_VIDEO_INFO_WIDTH (&vi), 64);
+    fail_unless_equals_int (gst_buffer_get_size (gst_sample_get_buffer (s)), 64 * 64 * 4);
+    gst_sample_unref (s);
+  }
+  GstPad *cout_pad = gst_element_get_static_pad (cout, "sink");
+  gst_pad_add_probe (cout_pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, EventLog::probe, &cursor_down, nullptr);
+  GstSample *cs = gst_app_sink_try_pull_sample (GST_APP_SINK (cout), 10 * GST_SECOND);
+  fail_unless (cs != nullptr);
+  gst_sample_unref (cs);
+  /* The cursor event went before its buffer: it is sticky-free, so look at
+   * what the pad saw via appsink's object queue instead. */
+  GstSample *ms = gst_app_sink_try_pull_sample (GST_APP_SINK (micout), 10 * GST_SECOND);
+  fail_unless (ms != nullptr, "client→server stream on the shared connection did not arrive");
+  fail_unless_equals_uint64 (GST_BUFFER_PTS (gst_sample_get_buffer (ms)), 5 * GST_SECOND);
+  fail_unless_equals_int (gst_buffer_get_size (gst_sample_get_buffer (ms)), 321);
+  gst_sample_unref (ms);
+
+  /* Upstream, client → server: navigation and force-key-unit sent into
+   * the client's quicsrc pad leave the server's quicsink pad upstream. */
+  GstPad *dout_pad = gst_element_get_static_pad (dout, "sink");
+  fail_unless (gst_pad_push_event (dout_pad, gst_navigation_event_new_key_press ("a", GST_NAVIGATION_MODIFIER_NONE)));
+  fail_unless (gst_pad_push_event (dout_pad, gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 77)));
+  fail_unless (server_up.wait_for (is_nav_key_a, 5000) != nullptr, "navigation did not reach the server");
+  fail_unless (server_up.wait_for (is_fku, 5000) != nullptr, "force-key-unit did not reach the server");
+
+  /* Upstream, server → client: into the server's quicsrc pad, out of the
+   * client's quicsink pad. */
+  GstPad *micout_pad = gst_element_get_static_pad (micout, "sink");
+  fail_unless (gst_pad_push_event (micout_pad, gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 77)));
+  fail_unless (gst_pad_push_event (micout_pad, gst_navigation_event_new_key_press ("a", GST_NAVIGATION_MODIFIER_NONE)));
+  fail_unless (client_up.wait_for (is_fku, 5000) != nullptr, "force-key-unit did not reach the client");
+  fail_unless (client_up.wait_for (is_nav_key_a, 5000) != nullptr, "navigation did not reach the client");
+
+  /* A second cursor event arrives with its image intact. */
+  GstBuffer *img2 = gst_buffer_new_allocate (nullptr, 2 * 2 * 4, nullptr);
+  gst_buffer_memset (img2, 0, 0x11, 16);
+  GstWayrayCursor cursor2 = { TRUE, 5, 6, 10, 0, 0, 2, 2, img2 };
+  fail_unless (gst_element_send_event (cur, gst_wayray_cursor_event_new (&cursor2)));
+  gst_buffer_unref (img2);
+  gst_app_src_push_buffer (GST_APP_SRC (cur), gst_buffer_new_allocate (nullptr, 8, nullptr));
+  GstEvent *ce = cursor_down.wait_for (is_cursor, 5000);
+  fail_unless (ce != nullptr, "cursor event did not cross");
+  GstWayrayCursor got;
+  fail_unless (gst_wayray_cursor_event_parse (ce, &got));
+  fail_unless_equals_int (got.x, 5);
+  fail_unless_equals_int (got.serial, 10);
+  fail_unless (got.image != nullptr);
+  guint8 px = 0;
+  gst_buffer_extract (got.image, 15, &px, 1);
+  fail_unless_equals_int (px, 0x11);
+  gst_buffer_unref (got.image);
+
+  assert_no_error (srv);
+  assert_no_error (cli);
+  for (GstPad *p : { disp_pad, mic_pad, dout_pad, micout_pad, cout_pad })
+    gst_object_unref (p);
+  for (GstElement *e : { disp, cur, mic, dout, cout, micout })
+    gst_object_unref (e);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+static std::string
+server_fingerprint (const Site & site)
+{
+  GstElement *srv = launch ("fakesrc num-buffers=0 ! quicsink name=s " + site.server ());
+  fail_unless (gst_element_set_state (srv, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS);
+  GstElement *s = by_name (srv, "s");
+  gchar *fp = nullptr;
+  g_object_get (s, "certificate-fingerprint", &fp, nullptr);
+  fail_unless (fp && strlen (fp) == 64);
+  std::string r = fp;
+  g_free (fp);
+  gst_object_unref (s);
+  stop (srv);
+  return r;
+}
+
+/* Trust on first use records the fingerprint; a server with another key is
+ * refused with a message naming both fingerprints; a wrong pin is refused. */
+GST_START_TEST (test_fingerprint_pinning)
+{
+  Site site;
+  std::string fp = server_fingerprint (site);
+  const std::string caps = " caps=application/x-wayray-test";
+
+  /* First use: accepted and recorded. */
+  GstElement *srv = launch ("appsrc name=src format=time" + caps + " ! quicsink " + site.server ());
+  GstElement *cli = launch ("quicsrc " + site.client () + " ! appsink name=out sync=false");
+  play (srv);
+  play (cli);
+  GstElement *src = by_name (srv, "src");
+  gst_app_src_push_buffer (GST_APP_SRC (src), gst_buffer_new_allocate (nullptr, 10, nullptr));
+  GstElement *out = by_name (cli, "out");
+  GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+  fail_unless (s != nullptr);
+  gst_sample_unref (s);
+  gchar *known = nullptr;
+  fail_unless (g_file_get_contents ((site.dir + "/known_hosts").c_str (), &known, nullptr, nullptr));
+  std::string want = "127.0.0.1:" + std::to_string (site.port) + " " + fp;
+  fail_unless (strstr (known, want.c_str ()) != nullptr, "known_hosts: %s", known);
+  g_free (known);
+  gst_object_unref (out);
+  gst_object_unref (src);
+  stop (cli);
+  stop (srv);
+
+  /* Same port, another key: the client refuses. */
+  std::string other = "mode=server host=127.0.0.1 port=" + std::to_string (site.port) + " certificate-file="
+      + site.dir + "/other-cert.pem private-key-file=" + site.dir + "/other-key.pem";
+  srv = launch ("appsrc name=src format=time" + caps + " ! quicsink " + other);
+  cli = launch ("quicsrc " + site.client () + " ! fakesink");
+  play (srv);
+  play (cli);
+  std::string err = wait_error (cli, 10 * GST_SECOND);
+  fail_unless (err.find ("refusing") != std::string::npos, "error: '%s'", err.c_str ());
+  fail_unless (err.find (fp) != std::string::npos, "error does not name the known fingerprint: '%s'", err.c_str ());
+  fail_unless (err.find ("known_hosts") != std::string::npos, "error does not name the file: '%s'", err.c_str ());
+  stop (cli);
+  stop (srv);
+
+  /* A pin that does not match is refused; the right pin is accepted. */
+  srv = launch ("appsrc name=src format=time" + caps + " ! quicsink " + site.server ());
+  play (srv);
+  cli = launch ("quicsrc " + site.client (("pinned-fingerprint=" + std::string (64, 'a')).c_str ()) + " ! fakesink");
+  play (cli);
+  err = wait_error (cli, 10 * GST_SECOND);
+  fail_unless (err.find ("pinned-fingerprint") != std::string::npos, "error: '%s'", err.c_str ());
+  stop (cli);
+
+  std::string colon_fp;
+  for (size_t i = 0; i < fp.size (); i += 2)
+    colon_fp += (i ? ":" : "") + fp.substr (i, 2);
+  cli = launch ("quicsrc " + site.client (("pinned-fingerprint=SHA256:" + colon_fp).c_str ()) + " ! appsink name=out sync=false");
+  play (cli);
+  src = by_name (srv, "src");
+  gst_app_src_push_buffer (GST_APP_SRC (src), gst_buffer_new_allocate (nullptr, 10, nullptr));
+  out = by_name (cli, "out");
+  s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+  fail_unless (s != nullptr, "the right pin was refused");
+  gst_sample_unref (s);
+  assert_no_error (cli);
+  gst_object_unref (out);
+  gst_object_unref (src);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+/* A server process killed mid-stream: the client reports the peer as gone
+ * (error naming the idle timeout) instead of hanging. */
+GST_START_TEST (test_peer_killed)
+{
+  Site site;
+  std::string desc = "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! quicsink "
+      + site.server ("idle-timeout=1000 keepalive-interval=200");
+  gchar **argv = nullptr;
+  fail_unless (g_shell_parse_argv (("gst-launch-1.0 -q " + desc).c_str (), nullptr, &argv, nullptr));
+  GPid pid;
+  GError *err = nullptr;
+  fail_unless (g_spawn_async (nullptr, argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, &pid, &err),
+      "%s", err ? err->message : "");
+  g_strfreev (argv);
+  /* The child needs a moment to listen (and maybe to generate its key). */
+  g_usleep (1500 * 1000);
+
+  GstElement *cli = launch ("quicsrc name=c " + site.client ("idle-timeout=1000 keepalive-interval=200")
+      + " ! appsink name=out sync=false max-buffers=2 drop=true");
+  play (cli);
+  GstElement *out = by_name (cli, "out");
+  GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+  fail_unless (s != nullptr, "no video from the server process");
+  gst_sample_unref (s);
+
+  gint64 killed = g_get_monotonic_time ();
+  kill (pid, SIGKILL);
+  waitpid (pid, nullptr, 0);
+  g_spawn_close_pid (pid);
+
+  std::string e = wait_error (cli, 10 * GST_SECOND);
+  gint64 after = g_get_monotonic_time () - killed;
+  fail_unless (e.find ("peer is gone") != std::string::npos, "error: '%s'", e.c_str ());
+  fail_unless (after < 5 * G_USEC_PER_SEC, "noticed only after %" G_GINT64_FORMAT " us", after);
+  GstElement *c = by_name (cli, "c");
+  gboolean connected = TRUE;
+  g_object_get (c, "connected", &connected, nullptr);
+  fail_if (connected);
+  gst_object_unref (c);
+  gst_object_unref (out);
+  stop (cli);
+}
+GST_END_TEST;
+
+/* A client that went away is a bus message on the server, which then
+ * serves the next client. */
+GST_START_TEST (test_server_survives_client)
+{
+  Site site;
+  GstElement *srv = launch ("videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=30/1 ! quicsink name=s "
+      + site.server ("idle-timeout=1000 keepalive-interval=200"));
+  play (srv);
+  for (int round = 0; round < 2; round++) {
+    GstElement *cli = launch ("quicsrc " + site.client ("idle-timeout=1000 keepalive-interval=200")
+        + " ! appsink name=out sync=false max-buffers=2 drop=true");
+    play (cli);
+    GstElement *out = by_name (cli, "out");
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+    fail_unless (s != nullptr, "round %d: no video", round);
+    gst_sample_unref (s);
+    fail_unless (wait_connection_message (srv, TRUE, 5 * GST_SECOND, nullptr));
+    gst_object_unref (out);
+    stop (cli);
+    std::string reason;
+    fail_unless (wait_connection_message (srv, FALSE, 10 * GST_SECOND, &reason),
+        "round %d: no disconnect message", round);
+    fail_unless (reason.find ("lost") != std::string::npos, "reason: %s", reason.c_str ());
+  }
+  assert_no_error (srv);
+  stop (srv);
+}
+GST_END_TEST;
+
+/* With UDP blocked (the server listens on TCP only), the client falls back
+ * to TCP+TLS with the same framing. */
+GST_START_TEST (test_tcp_fallback)
+{
+  Site site;
+  GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-test ! s.display quicsink name=s "
+      + site.server ("transport=tcp"));
+  GstElement *cli = launch ("quicsrc name=c " + site.client ("transport=auto handshake-timeout=500")
+      + " c.display ! appsink name=out sync=false");
+  play (srv);
+  play (cli);
+  GstElement *src = by_name (srv, "src");
+  std::vector<std::vector<guint8>> sent;
+  for (guint i = 0; i < 20; i++) {
+    GstBuffer *b = pattern_buffer (i, size_of (i));
+    GST_BUFFER_PTS (b) = i * GST_SECOND;
+    std::vector<guint8> copy (gst_buffer_get_size (b));
+    if (!copy.empty ())
+      gst_buffer_extract (b, 0, copy.data (), copy.size ());
+    sent.push_back (std::move (copy));
+    gst_app_src_push_buffer (GST_APP_SRC (src), b);
+  }
+  GstElement *out = by_name (cli, "out");
+  for (guint i = 0; i < 20; i++) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 15 * GST_SECOND);
+    fail_unless (s != nullptr, "buffer %u did not arrive over TCP", i);
+    GstBuffer *b = gst_sample_get_buffer (s);
+    fail_unless_equals_int (gst_buffer_get_size (b), sent[i].size ());
+    fail_unless (sent[i].empty () || gst_buffer_memcmp (b, 0, sent[i].data (), sent[i].size ()) == 0);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (b), i * GST_SECOND);
+    gst_sample_unref (s);
+  }
+  GstElement *c = by_name (cli, "c");
+  GstStructure *st = nullptr;
+  g_object_get (c, "stats", &st, nullptr);
+  fail_unless_equals_string (gst_structure_get_string (st, "transport"), "tcp");
+  gst_structure_free (st);
+
+  /* Upstream events use the same control stream over TCP. */
+  EventLog up;
+  GstPad *src_pad = gst_element_get_static_pad (src, "src");
+  gst_pad_add_probe (src_pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, EventLog::probe, &up, nullptr);
+  GstPad *out_pad = gst_element_get_static_pad (out, "sink");
+  fail_unless (gst_pad_push_event (out_pad, gst_navigation_event_new_key_press ("a", GST_NAVIGATION_MODIFIER_NONE)));
+  fail_unless (up.wait_for (is_nav_key_a, 5000) != nullptr);
+  assert_no_error (srv);
+  assert_no_error (cli);
+  gst_object_unref (src_pad);
+  gst_object_unref (out_pad);
+  gst_object_unref (c);
+  gst_object_unref (out);
+  gst_object_unref (src);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+static Suite *
+quicelements_suite (void)
+{
+  Suite *s = suite_create ("quicelements");
+  TCase *tc = tcase_create ("loopback");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_large_data_in_order);
+  tcase_add_test (tc, test_streams_and_events_both_ways);
+  tcase_add_test (tc, test_fingerprint_pinning);
+  tcase_add_test (tc, test_peer_killed);
+  tcase_add_test (tc, test_server_survives_client);
+  tcase_add_test (tc, test_tcp_fallback);
+  return s;
+}
+
+GST_CHECK_MAIN (quicelements);
