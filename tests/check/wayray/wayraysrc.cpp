@@ -712,6 +712,39 @@ count_runtime_entries ()
   return n;
 }
 
+GST_START_TEST (test_first_frame_full_and_pacing)
+{
+  /* At 20 fps an application drawing as fast as it is allowed gets 20
+   * frame callbacks a second: frames never come faster than that. */
+  GstHarness *h = start_src ("wayraysrc exec=weston-simple-shm");
+  gst_harness_set_sink_caps_str (h, "video/x-raw,format=BGRx,width=640,height=480,framerate=20/1");
+  fail_unless (gst_harness_push_upstream_event (h, gst_event_new_reconfigure ()));
+  GstBuffer *first = pull_within (h, 5000);
+  fail_unless (first != nullptr);
+  GstWayrayDamageMeta *m = gst_buffer_get_wayray_damage_meta (first);
+  fail_unless (m != nullptr);
+  fail_unless_equals_int (m->n_rects, 1);
+  fail_unless (has_rect (m, 0, 0, 640, 480));
+  gst_buffer_unref (first);
+
+  discard (pull_within (h, 1000));
+  while (GstBuffer *b = gst_harness_try_pull (h))
+    gst_buffer_unref (b);
+  gint64 start = g_get_monotonic_time ();
+  int frames = 0;
+  while (g_get_monotonic_time () - start < 2 * G_USEC_PER_SEC) {
+    GstBuffer *b = pull_within (h, 100);
+    if (b) {
+      frames++;
+      gst_buffer_unref (b);
+    }
+  }
+  fail_unless (frames <= 2 * 20 + 3, "%d frames in 2 s at 20 fps", frames);
+  fail_unless (frames >= 5, "the animation stalled: %d frames in 2 s", frames);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_start_stop_cycles)
 {
   auto cycle = [] () {
@@ -763,6 +796,7 @@ wayraysrc_suite (void)
   tcase_add_test (tc, test_grim_screenshot);
   tcase_add_test (tc, test_cursor_published);
   tcase_add_test (tc, test_real_application);
+  tcase_add_test (tc, test_first_frame_full_and_pacing);
   tcase_add_test (tc, test_start_stop_cycles);
   return s;
 }
