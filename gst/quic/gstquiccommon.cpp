@@ -67,6 +67,22 @@ transport_get_type ()
   return type;
 }
 
+GType
+congestion_get_type ()
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { (gint) Congestion::Reno, "NewReno", "reno" },
+    { (gint) Congestion::Cubic, "CUBIC", "cubic" },
+    { (gint) Congestion::Bbr, "BBR", "bbr" },
+    { (gint) Congestion::Bbr2, "BBR v2", "bbr2" },
+    { 0, nullptr, nullptr },
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstWayrayQuicCongestion", values));
+  return type;
+}
+
 }  // namespace
 
 void
@@ -126,6 +142,10 @@ install_common_properties (GObjectClass * klass)
       g_param_spec_uint ("max-udp-payload", "Maximum UDP payload",
           "Largest UDP payload sent, in bytes (1200..65527; the default suits Ethernet paths)",
           1200, 65527, d.max_udp_payload, rw_ready));
+  g_object_class_install_property (klass, PROP_CONGESTION_CONTROL,
+      g_param_spec_enum ("congestion-control", "Congestion control",
+          "QUIC congestion controller of what this end sends", congestion_get_type (),
+          (gint) d.congestion, rw_ready));
   g_object_class_install_property (klass, PROP_STATS_INTERVAL,
       g_param_spec_uint ("stats-interval", "Statistics interval",
           "Milliseconds between 'wayray-quic-stats' element messages while connected (0 = none)",
@@ -158,6 +178,7 @@ set_common_property (Config & cfg, guint prop_id, const GValue * value)
     case PROP_KEEPALIVE_INTERVAL: cfg.keepalive_ms = g_value_get_uint (value); return true;
     case PROP_HANDSHAKE_TIMEOUT: cfg.handshake_timeout_ms = g_value_get_uint (value); return true;
     case PROP_MAX_UDP_PAYLOAD: cfg.max_udp_payload = g_value_get_uint (value); return true;
+    case PROP_CONGESTION_CONTROL: cfg.congestion = (Congestion) g_value_get_enum (value); return true;
     case PROP_STATS_INTERVAL: cfg.stats_interval_ms = g_value_get_uint (value); return true;
     default: return false;
   }
@@ -181,6 +202,7 @@ get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * 
     case PROP_KEEPALIVE_INTERVAL: g_value_set_uint (value, cfg.keepalive_ms); return true;
     case PROP_HANDSHAKE_TIMEOUT: g_value_set_uint (value, cfg.handshake_timeout_ms); return true;
     case PROP_MAX_UDP_PAYLOAD: g_value_set_uint (value, cfg.max_udp_payload); return true;
+    case PROP_CONGESTION_CONTROL: g_value_set_enum (value, (gint) cfg.congestion); return true;
     case PROP_STATS_INTERVAL: g_value_set_uint (value, cfg.stats_interval_ms); return true;
     case PROP_STATS: {
       Stats st = ep ? ep->stats () : Stats ();

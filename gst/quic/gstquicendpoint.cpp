@@ -932,7 +932,7 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const sock
   ngtcp2_settings settings;
   ngtcp2_settings_default (&settings);
   settings.initial_ts = now_ns ();
-  settings.cc_algo = NGTCP2_CC_ALGO_CUBIC;
+  settings.cc_algo = (ngtcp2_cc_algo) cfg.congestion;
   settings.max_tx_udp_payload_size = std::max<guint> (cfg.max_udp_payload, 1200);
   settings.handshake_timeout = (cfg.transport == TransportChoice::Auto && !server)
       ? UINT64_MAX : (ngtcp2_duration) std::max<guint> (cfg.handshake_timeout_ms, 1000) * 10 * NGTCP2_MILLISECONDS;

@@ -34,6 +34,8 @@ namespace wrq {
 
 enum class Mode { Server, Client };
 enum class TransportChoice { Auto, Quic, Tcp };
+/* Values match ngtcp2_cc_algo. */
+enum class Congestion { Reno = 0, Cubic = 1, Bbr = 2, Bbr2 = 3 };
 
 struct Config {
   Mode mode = Mode::Server;
@@ -49,6 +51,7 @@ struct Config {
   TransportChoice transport = TransportChoice::Auto;
   guint stats_interval_ms = 1000;
   guint max_udp_payload = 1452;
+  Congestion congestion = Congestion::Cubic;
 
   /* Elements with equal keys share one endpoint. */
   std::string key () const;
