@@ -8,6 +8,7 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <thread>
 #include <unordered_map>
@@ -295,6 +296,22 @@ scatter (const uint8_t *src, int w, int h, uint8_t *dst, size_t stride)
     memcpy (dst + y * stride, src + (size_t) y * w * 4, (size_t) w * 4);
 }
 
+/* dst = a ^ b; rows are whole pixels, so a multiple of 4 bytes. */
+static void
+xor_bytes (uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n)
+{
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    memcpy (&x, a + i, 8);
+    memcpy (&y, b + i, 8);
+    x ^= y;
+    memcpy (dst + i, &x, 8);
+  }
+  for (; i < n; i++)
+    dst[i] = a[i] ^ b[i];
+}
+
 static bool
 rows_equal (const uint8_t *a, size_t a_stride, const uint8_t *b, size_t b_stride, int w, int h)
 {
@@ -474,6 +491,21 @@ merge_touching (std::vector<Rect> &rects)
   }
 }
 
+/* A cheap signature of a row: a sample of its pixels. Equal rows have
+ * equal signatures; a false match only costs a useless copy, which the
+ * residue then corrects. */
+static uint64_t
+row_signature (const uint8_t *p, int w)
+{
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t) w;
+  int step = w > 256 ? 8 : w > 64 ? 3 : 1;
+  for (int x = 0; x < w; x += step) {
+    h = (h ^ load_px (p + 4 * x)) * 0xff51afd7ed558ccdull;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
 int
 detect_vertical_shift (const ConstSurface &prev, const ConstSurface &cur, const Rect &r)
 {
@@ -485,31 +517,26 @@ detect_vertical_shift (const ConstSurface &prev, const ConstSurface &cur, const 
   for (int i = 0; i < n; i++) {
     const uint8_t *pp = prev.data + (size_t) (r.y + i) * prev.stride + (size_t) r.x * 4;
     const uint8_t *pc = cur.data + (size_t) (r.y + i) * cur.stride + (size_t) r.x * 4;
-    hp[i] = hash_rows (pp, prev.stride, r.w * 4, 1);
-    hc[i] = hash_rows (pc, cur.stride, r.w * 4, 1);
+    hp[i] = row_signature (pp, r.w);
+    hc[i] = row_signature (pc, r.w);
     uni[i] = row_uniform (pc, r.w);
   }
-  /* Candidate shifts from distinctive (non-uniform) rows; a row hash that
-   * occurs several times in the previous frame votes for each occurrence
-   * (at most 4) so repeated lines do not hide the real shift. */
-  std::unordered_map<uint64_t, std::vector<int>> where;
-  where.reserve (n * 2);
-  for (int i = 0; i < n; i++) {
-    auto &v = where[hp[i]];
-    if (v.size () < 4)
-      v.push_back (i);
-  }
+  /* Candidate shifts from distinctive (non-uniform) rows; a row signature
+   * that occurs several times in the previous frame votes for each
+   * occurrence (at most 4) so repeated lines do not hide the real shift. */
+  std::vector<std::pair<uint64_t, int>> where (n);
+  for (int i = 0; i < n; i++)
+    where[i] = { hp[i], i };
+  std::sort (where.begin (), where.end ());
   std::vector<int> votes (2 * n + 1, 0);
   int distinctive = 0;
   for (int i = 0; i < n; i++) {
     if (uni[i] || hc[i] == hp[i])
       continue;
     distinctive++;
-    auto it = where.find (hc[i]);
-    if (it == where.end ())
-      continue;
-    for (int j : it->second)
-      votes[j - i + n]++;
+    auto it = std::lower_bound (where.begin (), where.end (), std::make_pair (hc[i], INT_MIN));
+    for (int k = 0; k < 4 && it != where.end () && it->first == hc[i]; k++, ++it)
+      votes[it->second - i + n]++;
   }
   int best = 0, best_votes = 0;
   for (int d = -n + 1; d < n; d++) {
@@ -615,15 +642,7 @@ Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
   job.type = OP_RAW;
   size_t best_size = n_bytes;
 
-  if (encode_palette (c.tile.data (), r.w * r.h, best_size - 1, c.tmp)) {
-    job.type = OP_PALETTE;
-    best_size = c.tmp.size ();
-    std::swap (c.best, c.tmp);
-  }
-
   auto try_compress = [&] (const uint8_t *src, uint8_t type) {
-    if (best_size < 64)
-      return;                   /* nothing left worth a compressor run */
     size_t cap = (s.compressor == Compressor::ZSTD) ? ZSTD_compressBound (n_bytes)
         : (size_t) LZ4_compressBound ((int) n_bytes);
     c.tmp.resize (cap);
@@ -650,17 +669,20 @@ Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
   if (job.delta_ok) {
     c.xored.resize (n_bytes);
     const uint8_t *m = model_at (r.x, r.y);
-    for (int y = 0; y < r.h; y++) {
-      const uint8_t *a = c.tile.data () + (size_t) y * r.w * 4;
-      const uint8_t *b = m + y * model_stride;
-      uint8_t *d = c.xored.data () + (size_t) y * r.w * 4;
-      for (int i = 0; i < r.w * 4; i++)
-        d[i] = a[i] ^ b[i];
-    }
+    for (int y = 0; y < r.h; y++)
+      xor_bytes (c.xored.data () + (size_t) y * r.w * 4, c.tile.data () + (size_t) y * r.w * 4,
+          m + y * model_stride, (size_t) r.w * 4);
     try_compress (c.xored.data (),
         s.compressor == Compressor::ZSTD ? OP_DELTA_ZSTD : OP_DELTA_LZ4);
   }
   try_compress (c.tile.data (), s.compressor == Compressor::ZSTD ? OP_ZSTD : OP_LZ4);
+  /* Last, so that the size to beat is already small and the run scan
+   * stops early on tiles it cannot win (most anti-aliased text). */
+  if (encode_palette (c.tile.data (), r.w * r.h, best_size - 1, c.tmp)) {
+    job.type = OP_PALETTE;
+    best_size = c.tmp.size ();
+    std::swap (c.best, c.tmp);
+  }
 
   job.payload.clear ();
   switch (job.type) {
@@ -899,7 +921,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
       int changed = r.w * r.h;
       if (d.exact[t]) {
         changed = count_diff (p, f.stride, d.model_at (r.x, r.y), d.model_stride, r.w, r.h,
-            r.w * r.h / 2);
+            r.w * r.h / 4);
         if (changed == 0) {
           local.tiles_unchanged++;
           continue;
@@ -923,7 +945,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
         } else {
           job.kind = JobKind::CONTENT;
           /* A delta against the client's tile pays when few pixels changed. */
-          job.delta_ok = d.exact[t] && changed < r.w * r.h / 2;
+          job.delta_ok = d.exact[t] && changed < r.w * r.h / 4;
           frame_content.emplace (job.hash, jobs.size ());
         }
       }
@@ -1378,10 +1400,8 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
         }
         if (type == OP_DELTA_ZSTD || type == OP_DELTA_LZ4) {
           for (int y = 0; y < r.h; y++) {
-            uint8_t *row = dst + y * fb.stride;
             uint8_t *t = d.tile.data () + (size_t) y * r.w * 4;
-            for (int x = 0; x < r.w * 4; x++)
-              t[x] ^= row[x];
+            xor_bytes (t, t, dst + y * fb.stride, (size_t) r.w * 4);
           }
         }
         scatter (d.tile.data (), r.w, r.h, dst, fb.stride);
