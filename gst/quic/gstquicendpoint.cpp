@@ -38,12 +38,6 @@ namespace wrq {
 
 namespace {
 
-/* Application error codes (RESET_STREAM / CONNECTION_CLOSE). */
-constexpr guint64 kErrNone = 0;
-constexpr guint64 kErrMalformed = 1;      /* framing error */
-constexpr guint64 kErrSuperseded = 2;     /* stale group of pictures */
-constexpr guint64 kErrReplaced = 3;       /* another client took over */
-constexpr guint64 kErrShutdown = 4;       /* element stopped */
 
 constexpr guint64 kStreamWindow = 4 * 1024 * 1024;
 constexpr guint64 kConnWindow = 64 * 1024 * 1024;

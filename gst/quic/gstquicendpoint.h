@@ -33,6 +33,13 @@
 namespace wrq {
 
 enum class Mode { Server, Client };
+
+/* Application error codes of RESET_STREAM / CONNECTION_CLOSE (and of the
+ * TCP fallback's reset records). */
+constexpr guint64 kErrMalformed = 1;      /* framing error */
+constexpr guint64 kErrSuperseded = 2;     /* stale group of pictures */
+constexpr guint64 kErrReplaced = 3;       /* another client took over */
+constexpr guint64 kErrShutdown = 4;       /* element stopped, local close */
 enum class TransportChoice { Auto, Quic, Tcp };
 /* Values match ngtcp2_cc_algo. */
 enum class Congestion { Reno = 0, Cubic = 1, Bbr = 2, Bbr2 = 3 };

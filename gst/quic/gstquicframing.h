@@ -117,7 +117,7 @@ class Parser {
 public:
   explicit Parser (bool control_stream_allowed = true)
       : control_allowed_ (control_stream_allowed) {}
-  ~Parser () { gst_clear_buffer (&pending_buffer_); }
+  ~Parser ();
 
   /* Consumes all of @data; parsed frames are appended to @frames. Returns
    * FALSE on malformed input (see error()). */
@@ -145,10 +145,15 @@ private:
   bool in_frame_ = false;
   FrameType cur_type_ = FrameType::Caps;
   guint32 cur_len_ = 0;
-  /* Buffer frames: payload data goes straight into the GstBuffer. */
+  /* Buffer frames: payload data goes straight into GstMemory chunks of the
+   * GstBuffer, allocated as data arrives (4 MiB first, then doubling), so
+   * memory follows what was received, not what a header claims. */
   GstBuffer *pending_buffer_ = nullptr;
-  GstMapInfo pending_map_ {};
-  size_t pending_filled_ = 0;
+  GstMemory *chunk_ = nullptr;
+  GstMapInfo chunk_map_ {};
+  size_t chunk_filled_ = 0;
+  size_t pending_filled_ = 0;     /* payload bytes received so far */
+  bool next_chunk ();
   guint8 buffer_header_[kBufferHeaderLen] {};
 };
 

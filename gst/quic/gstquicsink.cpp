@@ -304,7 +304,7 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
       if (unsent > priv->gop_reset_threshold) {
         GST_INFO_OBJECT (pad, "resetting superseded group %u (%" G_GUINT64_FORMAT " bytes unsent)",
             st->gop, unsent);
-        priv->ep->reset (*st->stream, 2);
+        priv->ep->reset (*st->stream, kErrSuperseded);
         priv->gops_reset++;
       } else {
         priv->ep->finish (*st->stream);
@@ -334,7 +334,7 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
      * group and ask for a key unit. */
     if (ret == GST_FLOW_CUSTOM_SUCCESS && st->stream) {
       GST_INFO_OBJECT (pad, "send queue full: resetting group %u and requesting a key unit", st->gop);
-      priv->ep->reset (*st->stream, 2);
+      priv->ep->reset (*st->stream, kErrSuperseded);
       priv->gops_reset++;
       st->stream.reset ();
       st->gop++;

@@ -1,0 +1,65 @@
+/* libFuzzer target: the transport framing parser and the conversion of what
+ * it yields (caps strings, serialized events) into GStreamer objects — all
+ * of it input from the network.
+ *
+ * First byte: chunk size for feeding (1..128), so that every split of the
+ * stream is exercised; the rest is the stream (preamble, frames).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gstquicframing.h"
+
+#include <gst/gst.h>
+
+#include <cstdint>
+#include <vector>
+
+extern "C" int
+LLVMFuzzerInitialize (int *argc, char ***argv)
+{
+  gst_init (argc, argv);
+  /* Conversion errors print criticals; they are expected here. */
+  g_log_set_always_fatal ((GLogLevelFlags) G_LOG_FATAL_MASK);
+  return 0;
+}
+
+extern "C" int
+LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
+{
+  if (size < 1)
+    return 0;
+  size_t chunk = (data[0] & 0x7f) + 1;
+  data++;
+  size--;
+  wrq::Parser parser;
+  std::vector<wrq::Frame> frames;
+  for (size_t off = 0; off < size; off += chunk) {
+    if (!parser.feed (data + off, chunk < size - off ? chunk : size - off, frames)) {
+      /* An error must be explained. */
+      if (parser.error ().empty ())
+        __builtin_trap ();
+      break;
+    }
+  }
+  for (auto &f : frames) {
+    std::string err;
+    switch (f.type) {
+      case wrq::FrameType::Caps:
+        if (GstCaps *caps = f.to_caps (err))
+          gst_caps_unref (caps);
+        break;
+      case wrq::FrameType::Event:
+      case wrq::FrameType::UpstreamEvent:
+        if (GstEvent *ev = f.to_event (err))
+          gst_event_unref (ev);
+        break;
+      case wrq::FrameType::Buffer:
+        if (!f.buffer)
+          __builtin_trap ();
+        break;
+      case wrq::FrameType::Segment:
+        break;
+    }
+  }
+  return 0;
+}

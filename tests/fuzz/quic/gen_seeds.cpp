@@ -1,0 +1,86 @@
+/* Writes a seed corpus for fuzz-quic-framing with the real encoder: a media
+ * stream with caps, segment, buffers and a cursor event, and a control
+ * stream with upstream events. Each file starts with the chunk-size byte.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gstquicframing.h"
+
+#include <gst/gst.h>
+#include <gst/video/video.h>
+#include <glib/gstdio.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+static void
+write_seed (const std::string & dir, const char *name, guint8 chunk, const std::vector<guint8> & bytes)
+{
+  std::vector<guint8> all;
+  all.push_back (chunk);
+  all.insert (all.end (), bytes.begin (), bytes.end ());
+  std::string path = dir + "/" + name;
+  g_file_set_contents (path.c_str (), (const gchar *) all.data (), all.size (), nullptr);
+}
+
+int
+main (int argc, char **argv)
+{
+  gst_init (&argc, &argv);
+  if (argc < 3)
+    return 1;
+  std::string dir = argv[1];
+  g_mkdir_with_parents (dir.c_str (), 0755);
+
+  std::vector<guint8> media;
+  wrq::Preamble pre;
+  pre.purpose = wrq::Purpose::Video;
+  pre.gop_stream = true;
+  pre.gop = 3;
+  pre.name = "video";
+  wrq::encode_preamble (media, pre);
+  GstCaps *caps = gst_caps_from_string ("video/x-h264,stream-format=byte-stream,width=(int)64,height=(int)64");
+  wrq::encode_caps (media, caps);
+  gst_caps_unref (caps);
+  GstSegment seg;
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  wrq::encode_segment (media, &seg);
+  for (int i = 0; i < 3; i++) {
+    GstBuffer *b = gst_buffer_new_allocate (nullptr, 40 * i, nullptr);
+    gst_buffer_memset (b, 0, (guint8) i, 40 * i);
+    GST_BUFFER_PTS (b) = i * GST_MSECOND;
+    if (i)
+      GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);
+    wrq::encode_buffer (media, b);
+    gst_buffer_unref (b);
+  }
+  GstStructure *s = gst_structure_new ("wayray-cursor", "visible", G_TYPE_BOOLEAN, TRUE, "x", G_TYPE_INT, 3,
+      "y", G_TYPE_INT, 4, nullptr);
+  GstEvent *ev = gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, s);
+  wrq::encode_event (media, ev);
+  gst_event_unref (ev);
+  ev = gst_event_new_eos ();
+  wrq::encode_event (media, ev);
+  gst_event_unref (ev);
+  write_seed (dir, "media-whole", 127, media);
+  write_seed (dir, "media-bytewise", 0, media);
+
+  std::vector<guint8> control;
+  pre = wrq::Preamble ();
+  pre.purpose = wrq::Purpose::Control;
+  pre.name = "control";
+  wrq::encode_preamble (control, pre);
+  ev = gst_navigation_event_new_mouse_button_press (1, 10.0, 20.0, GST_NAVIGATION_MODIFIER_NONE);
+  wrq::encode_upstream_event (control, "display", ev);
+  gst_event_unref (ev);
+  ev = gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 1);
+  wrq::encode_upstream_event (control, "video", ev);
+  gst_event_unref (ev);
+  write_seed (dir, "control", 5, control);
+
+  FILE *stamp = fopen (argv[2], "w");
+  if (stamp)
+    fclose (stamp);
+  return 0;
+}
