@@ -1580,8 +1580,9 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
       std::string err;
       GstEvent *ev = f.to_event (err);
       if (!ev) {
-        stream_failed (c, s, id, err);
-        return;
+        /* Well framed but meaningless: skip it, the stream stays usable. */
+        warn ("upstream event from " + c.peer + " for '" + target + "' dropped: " + err);
+        continue;
       }
       self->post ([this, target, ev] {
         bool taken = false;
