@@ -1,0 +1,363 @@
+/* quicsink + quicsrc through an impaired network: an in-test UDP proxy
+ * between client and server that delays, drops and rate-limits datagrams
+ * (each direction on its own), so no privileges or kernel qdiscs are needed.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gst/app/app.h>
+#include <gst/check/gstcheck.h>
+#include <gst/video/video.h>
+
+#include <arpa/inet.h>
+#include <glib/gstdio.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+/* Forwards datagrams between a client (who sends to port()) and the server
+ * at @server_port. Each datagram is dropped with probability @loss, else
+ * leaves after @delay_ms — and, with a @rate_bps cap, no earlier than the
+ * link is free again; a cap's queue holds at most @queue_bytes. */
+class ImpairedPath {
+public:
+  ImpairedPath (guint server_port, double loss, guint delay_ms, guint64 rate_bps, size_t queue_bytes)
+      : loss_ (loss), delay_us_ (delay_ms * 1000), rate_bps_ (rate_bps), queue_bytes_ (queue_bytes)
+  {
+    front_ = socket (AF_INET, SOCK_DGRAM, 0);
+    back_ = socket (AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    bind (front_, (sockaddr *) &a, sizeof a);
+    socklen_t len = sizeof a;
+    getsockname (front_, (sockaddr *) &a, &len);
+    port_ = ntohs (a.sin_port);
+    a.sin_port = htons (server_port);
+    connect (back_, (sockaddr *) &a, sizeof a);
+    thread_ = std::thread ([this] { run (); });
+  }
+  ~ImpairedPath ()
+  {
+    quit_ = true;
+    thread_.join ();
+    close (front_);
+    close (back_);
+  }
+  guint port () const { return port_; }
+  guint64 dropped () const { return dropped_; }
+
+private:
+  struct Packet {
+    gint64 due;
+    std::vector<guint8> data;
+  };
+  struct Direction {
+    std::deque<Packet> queue;
+    size_t queued = 0;
+    gint64 link_free = 0;
+  };
+
+  void enqueue (Direction & d, const guint8 * data, size_t len)
+  {
+    std::uniform_real_distribution<double> u (0.0, 1.0);
+    if (u (rng_) < loss_ || (rate_bps_ && d.queued + len > queue_bytes_)) {
+      dropped_++;
+      return;
+    }
+    gint64 now = g_get_monotonic_time ();
+    gint64 due = now + delay_us_;
+    if (rate_bps_) {
+      gint64 start = MAX (now, d.link_free);
+      d.link_free = start + (gint64) (len * 8 * G_USEC_PER_SEC / rate_bps_);
+      due = d.link_free + delay_us_;
+    }
+    d.queue.push_back ({ due, std::vector<guint8> (data, data + len) });
+    d.queued += len;
+  }
+
+  void run ()
+  {
+    std::vector<guint8> buf (65536);
+    while (!quit_) {
+      gint64 now = g_get_monotonic_time ();
+      gint64 next = now + 20000;
+      for (Direction *d : { &up_, &down_ })
+        if (!d->queue.empty ())
+          next = MIN (next, d->queue.front ().due);
+      struct pollfd fds[2] = { { front_, POLLIN, 0 }, { back_, POLLIN, 0 } };
+      poll (fds, 2, (int) MAX ((gint64) 0, (next - now + 999) / 1000));
+      if (fds[0].revents & POLLIN) {
+        sockaddr_in from {};
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom (front_, buf.data (), buf.size (), 0, (sockaddr *) &from, &fl);
+        if (n > 0) {
+          client_ = from;
+          have_client_ = true;
+          enqueue (up_, buf.data (), n);
+        }
+      }
+      if (fds[1].revents & POLLIN) {
+        ssize_t n = recv (back_, buf.data (), buf.size (), 0);
+        if (n > 0)
+          enqueue (down_, buf.data (), n);
+      }
+      now = g_get_monotonic_time ();
+      while (!up_.queue.empty () && up_.queue.front ().due <= now) {
+        send (back_, up_.queue.front ().data.data (), up_.queue.front ().data.size (), 0);
+        up_.queued -= up_.queue.front ().data.size ();
+        up_.queue.pop_front ();
+      }
+      while (!down_.queue.empty () && down_.queue.front ().due <= now) {
+        if (have_client_)
+          sendto (front_, down_.queue.front ().data.data (), down_.queue.front ().data.size (), 0,
+              (sockaddr *) &client_, sizeof client_);
+        down_.queued -= down_.queue.front ().data.size ();
+        down_.queue.pop_front ();
+      }
+    }
+  }
+
+  double loss_;
+  gint64 delay_us_;
+  guint64 rate_bps_;
+  size_t queue_bytes_;
+  int front_ = -1, back_ = -1;
+  guint port_ = 0;
+  sockaddr_in client_ {};
+  bool have_client_ = false;
+  Direction up_, down_;
+  std::mt19937 rng_ { 4242 };
+  std::atomic<bool> quit_ { false };
+  std::atomic<guint64> dropped_ { 0 };
+  std::thread thread_;
+};
+
+struct Site {
+  std::string dir;
+  guint port;          /* the server's */
+  guint client_port;   /* where the client connects: the impaired path */
+  Site ()
+  {
+    port = client_port = 20000 + (getpid () * 13) % 30000;
+    gchar *d = g_dir_make_tmp ("wayray-quic-XXXXXX", nullptr);
+    dir = d;
+    g_free (d);
+  }
+  ~Site ()
+  {
+    for (const char *f : { "cert.pem", "key.pem", "known_hosts" })
+      g_unlink ((dir + "/" + f).c_str ());
+    g_rmdir (dir.c_str ());
+  }
+  std::string server (const std::string & extra = "") const
+  {
+    return "mode=server host=127.0.0.1 port=" + std::to_string (port) + " certificate-file=" + dir
+        + "/cert.pem private-key-file=" + dir + "/key.pem " + extra;
+  }
+  std::string client (const std::string & extra = "") const
+  {
+    return "mode=client host=127.0.0.1 port=" + std::to_string (client_port) + " known-hosts-file=" + dir
+        + "/known_hosts " + extra;
+  }
+};
+
+static GstElement *
+launch (const std::string & desc)
+{
+  GError *err = nullptr;
+  GstElement *p = gst_parse_launch (desc.c_str (), &err);
+  fail_unless (p != nullptr, "%s: %s", desc.c_str (), err ? err->message : "?");
+  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+  return p;
+}
+
+static GstElement *
+by_name (GstElement * p, const char *name)
+{
+  GstElement *e = gst_bin_get_by_name (GST_BIN (p), name);
+  fail_unless (e != nullptr);
+  return e;
+}
+
+static void
+stop (GstElement * p)
+{
+  gst_element_set_state (p, GST_STATE_NULL);
+  gst_object_unref (p);
+}
+
+static GstBuffer *
+pattern_buffer (guint i, gsize size)
+{
+  GstBuffer *b = gst_buffer_new_allocate (nullptr, size, nullptr);
+  GstMapInfo map;
+  gst_buffer_map (b, &map, GST_MAP_WRITE);
+  guint32 x = i * 2654435761u + 7;
+  for (gsize k = 0; k < size; k++) {
+    x = x * 1103515245u + 12345u;
+    map.data[k] = (guint8) (x >> 16);
+  }
+  gst_buffer_unmap (b, &map);
+  return b;
+}
+
+/* 5% loss and 50 ms delay on every packet: every reliable byte arrives,
+ * in order, and so do upstream events. */
+GST_START_TEST (test_loss_and_delay)
+{
+  Site site;
+  ImpairedPath path (site.port, 0.05, 50, 0, 0);
+  site.client_port = path.port ();
+  GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-test ! s.display "
+      "quicsink name=s " + site.server ());
+  GstElement *cli = launch ("quicsrc name=c " + site.client () + " c.display ! appsink name=out sync=false");
+  GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out");
+
+  const guint n = 40;
+  std::vector<std::vector<guint8>> sent;
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *b = pattern_buffer (i, 1 + (i * 7919) % 60000);
+    GST_BUFFER_PTS (b) = i * GST_MSECOND;
+    std::vector<guint8> copy (gst_buffer_get_size (b));
+    gst_buffer_extract (b, 0, copy.data (), copy.size ());
+    sent.push_back (std::move (copy));
+    gst_app_src_push_buffer (GST_APP_SRC (src), b);
+  }
+  for (guint i = 0; i < n; i++) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 60 * GST_SECOND);
+    fail_unless (s != nullptr, "buffer %u did not arrive", i);
+    GstBuffer *b = gst_sample_get_buffer (s);
+    fail_unless_equals_int (gst_buffer_get_size (b), sent[i].size ());
+    fail_unless (gst_buffer_memcmp (b, 0, sent[i].data (), sent[i].size ()) == 0, "buffer %u differs", i);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (b), i * GST_MSECOND);
+    gst_sample_unref (s);
+  }
+
+  /* The impairment was real: the sender saw losses and a long RTT. */
+  GstElement *s = by_name (srv, "s");
+  GstStructure *st = nullptr;
+  g_object_get (s, "stats", &st, nullptr);
+  guint64 lost = 0, min_rtt = 0;
+  gst_structure_get_uint64 (st, "lost-packets", &lost);
+  gst_structure_get_uint64 (st, "min-rtt", &min_rtt);
+  GST_INFO ("stats: %" GST_PTR_FORMAT, st);
+  gst_structure_free (st);
+  fail_unless (min_rtt >= 90 * GST_MSECOND, "min-rtt %" G_GUINT64_FORMAT, min_rtt);
+  fail_unless (path.dropped () > 0);
+  fail_unless (lost > 0, "the sender saw no loss");
+
+  gst_object_unref (s);
+  gst_object_unref (src);
+  gst_object_unref (out);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+struct GopLog {
+  std::mutex lock;
+  std::vector<GstClockTime> pts;
+  std::vector<bool> discont;
+  std::atomic<guint> key_requests { 0 };
+  static GstPadProbeReturn on_buffer (GstPad *, GstPadProbeInfo * info, gpointer data)
+  {
+    auto *l = static_cast<GopLog *> (data);
+    GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER (info);
+    std::lock_guard<std::mutex> lk (l->lock);
+    l->pts.push_back (GST_BUFFER_PTS (b));
+    l->discont.push_back (GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DISCONT));
+    return GST_PAD_PROBE_OK;
+  }
+  static GstPadProbeReturn on_upstream (GstPad *, GstPadProbeInfo * info, gpointer data)
+  {
+    if (gst_video_event_is_force_key_unit (GST_PAD_PROBE_INFO_EVENT (info)))
+      static_cast<GopLog *> (data)->key_requests++;
+    return GST_PAD_PROBE_OK;
+  }
+};
+
+/* Under a bandwidth cap far below the video rate, stale groups of pictures
+ * are reset instead of delivered late, key units are requested, and what
+ * arrives stays in order and current. */
+GST_START_TEST (test_stale_gops_reset)
+{
+  Site site;
+  ImpairedPath path (site.port, 0.0, 5, 2000000, 90000);
+  site.client_port = path.port ();
+  GstElement *srv = launch ("appsrc name=src format=time caps=video/x-h264,stream-format=byte-stream,alignment=au "
+      "! s.video quicsink name=s max-queue-bytes=400000 gop-reset-threshold=32768 " + site.server ());
+  GstElement *cli = launch ("quicsrc name=c " + site.client () + " c.video ! fakesink name=out sync=false async=false");
+  GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out"), *s = by_name (srv, "s");
+  GopLog log;
+  GstPad *src_pad = gst_element_get_static_pad (src, "src");
+  gst_pad_add_probe (src_pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, GopLog::on_upstream, &log, nullptr);
+  /* The client pad appears with the first data; probe it then. */
+  GstPad *out_pad = gst_element_get_static_pad (out, "sink");
+  gst_pad_add_probe (out_pad, GST_PAD_PROBE_TYPE_BUFFER, GopLog::on_buffer, &log, nullptr);
+
+  /* 30 frames/s for 6 s, a key unit every 10 frames: 60 KB key units and
+   * 25 KB deltas, about 7 Mbit/s into a 2 Mbit/s path. */
+  const guint frames = 180;
+  for (guint i = 0; i < frames; i++) {
+    bool key = i % 10 == 0;
+    GstBuffer *b = pattern_buffer (i, key ? 60000 : 25000);
+    GST_BUFFER_PTS (b) = i * GST_SECOND / 30;
+    if (!key)
+      GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);
+    gst_app_src_push_buffer (GST_APP_SRC (src), b);
+    g_usleep (G_USEC_PER_SEC / 30);
+  }
+  g_usleep (2 * G_USEC_PER_SEC);
+
+  guint64 resets = 0;
+  g_object_get (s, "gops-reset", &resets, nullptr);
+  std::lock_guard<std::mutex> lk (log.lock);
+  GST_INFO ("%zu of %u frames delivered, %" G_GUINT64_FORMAT " groups reset, %u key units requested",
+      log.pts.size (), frames, resets, log.key_requests.load ());
+  fail_unless (resets > 0, "no group of pictures was reset under the cap");
+  fail_unless (log.pts.size () > 10, "almost nothing delivered (%zu)", log.pts.size ());
+  fail_unless (log.pts.size () < frames, "everything delivered: the cap did not bite");
+  /* In order, never an older frame after a newer one. */
+  for (size_t i = 1; i < log.pts.size (); i++)
+    fail_unless (log.pts[i] > log.pts[i - 1], "frame %zu out of order", i);
+  /* Delivery kept up with the present instead of trailing ever further:
+   * frames from the last second made it. */
+  fail_unless (log.pts.back () >= (frames - 40) * GST_SECOND / 30, "last frame delivered: %" GST_TIME_FORMAT,
+      GST_TIME_ARGS (log.pts.back ()));
+  /* The gaps are marked. */
+  bool any_discont = false;
+  for (size_t i = 1; i < log.discont.size (); i++)
+    any_discont = any_discont || log.discont[i];
+  fail_unless (any_discont, "no discont after a reset group");
+
+  gst_object_unref (src_pad);
+  gst_object_unref (out_pad);
+  gst_object_unref (s);
+  gst_object_unref (src);
+  gst_object_unref (out);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+static Suite *
+quicimpaired_suite (void)
+{
+  Suite *s = suite_create ("quicimpaired");
+  TCase *tc = tcase_create ("proxy");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_loss_and_delay);
+  tcase_add_test (tc, test_stale_gops_reset);
+  return s;
+}
+
+GST_CHECK_MAIN (quicimpaired);
