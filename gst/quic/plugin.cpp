@@ -9,10 +9,15 @@
 #include "gstquicsink.h"
 #include "gstquicsrc.h"
 
+#include <gst/video/video.h>
+
 static gboolean
 plugin_init (GstPlugin * plugin)
 {
   gboolean ret = FALSE;
+  /* Navigation events from the peer carry GstNavigationModifierType
+   * fields; the type must exist before their structures are parsed. */
+  g_type_ensure (GST_TYPE_NAVIGATION_MODIFIER_TYPE);
   ret |= GST_ELEMENT_REGISTER (quicsink, plugin);
   ret |= GST_ELEMENT_REGISTER (quicsrc, plugin);
   return ret;
