@@ -84,6 +84,7 @@ enum
   PROP_KEYMAP_MODEL,
   PROP_RENDERER,
   PROP_FRAMES_PUSHED,
+  PROP_EXEC_PID,
 };
 
 typedef enum
@@ -240,6 +241,11 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
           "Frames pushed since the element started (frames are pushed only on change)",
           0, G_MAXUINT64, 0, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
+  g_object_class_install_property (gobject_class, PROP_EXEC_PID,
+      g_param_spec_int ("exec-pid", "Exec process id",
+          "Process id of the running exec command (0 when none runs)", 0, G_MAXINT, 0,
+          (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
   gst_element_class_set_static_metadata (element_class,
       "WayRay session compositor source", "Source/Video",
       "A headless Wayland compositor whose output is a live video stream with damage meta; "
@@ -349,6 +355,9 @@ gst_wayray_src_get_property (GObject * object, guint prop_id, GValue * value, GP
       break;
     case PROP_RENDERER:
       g_value_set_enum (value, priv->renderer);
+      break;
+    case PROP_EXEC_PID:
+      g_value_set_int (value, priv->compositor ? priv->compositor->exec_pid () : 0);
       break;
     case PROP_FRAMES_PUSHED:{
       std::lock_guard<std::mutex> g2 (priv->lock);

@@ -234,6 +234,7 @@ struct Compositor::Impl {
 
   /* Exec'd command. */
   GPid exec_pid = 0;
+  std::atomic<int> exec_pid_public { 0 };
   bool exec_started = false;
   int exec_pidfd = -1;
   wl_event_source *exec_source = nullptr;
@@ -1162,6 +1163,7 @@ Compositor::Impl::spawn_exec (std::string *err)
     return false;
   }
   GST_INFO_OBJECT (owner, "started '%s' as pid %d", config.exec.c_str (), exec_pid);
+  exec_pid_public = exec_pid;
 
   /* Learn of its exit without a main loop or SIGCHLD handler. */
   exec_pidfd = (int) syscall (SYS_pidfd_open, exec_pid, 0);
@@ -1178,6 +1180,7 @@ Compositor::Impl::handle_exec_exit (int fd, uint32_t mask, void *data)
   if (waitpid (self->exec_pid, &status, WNOHANG) == self->exec_pid) {
     GPid pid = self->exec_pid;
     self->exec_pid = 0;
+    self->exec_pid_public = 0;
     wl_event_source_remove (self->exec_source);
     self->exec_source = nullptr;
     close (self->exec_pidfd);
@@ -1197,6 +1200,7 @@ Compositor::Impl::end_exec ()
   if (exec_pidfd >= 0)
     close (exec_pidfd);
   exec_pidfd = -1;
+  exec_pid_public = 0;
   if (exec_pid <= 0)
     return;
 
@@ -1279,6 +1283,12 @@ std::string
 Compositor::socket_name () const
 {
   return impl_->socket;
+}
+
+int
+Compositor::exec_pid () const
+{
+  return impl_->exec_pid_public;
 }
 
 std::string

@@ -63,6 +63,8 @@ class Compositor {
   void stop ();
 
   std::string socket_name () const;
+  /* The exec command's process id while it runs, else 0. */
+  int exec_pid () const;
   std::string socket_path () const;
 
   /* Thread-safe requests, carried out on the compositor thread. */

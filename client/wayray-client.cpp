@@ -1,0 +1,722 @@
+/* wayray-client: the WayRay player.
+ *
+ * Knocks at a wayrayd front door with a token and its screen size, gets the
+ * session's port, a one-time ticket and the server's certificate
+ * fingerprint, then runs the client pipeline file on the session port:
+ * display in a window (or on a bare console with kmssink, or headless),
+ * keyboard and pointer back through the pipeline's navigation events.
+ * It reconnects by itself with backoff when the network or server goes
+ * away; it stops when the token is refused or another client took the
+ * session.
+ *
+ *   wayray-client HOST[:PORT] [--token TOKEN] [--size WxH] [--headless] ...
+ *
+ * Headless mode reads commands on stdin (type TEXT, key NAME, click X Y,
+ * wait-idle MS, snapshot FILE, stats, quit) and reports on stdout; see
+ * docs/wayray-client.md.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "config.h"
+#include "wrpipelinefile.h"
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/video/navigation.h>
+#include <gst/video/video.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <functional>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+using namespace wayray;
+
+enum ExitCode { EXIT_OK = 0, EXIT_USAGE = 2, EXIT_REFUSED = 3, EXIT_DETACHED = 4, EXIT_TRUST = 5 };
+
+struct Client {
+  /* Options. */
+  std::string host;
+  guint port = 4433;
+  std::string token, name, pipeline_name = "client-session", known_hosts;
+  int width = 1920, height = 1080;
+  bool headless = false, console = false, reconnect = true;
+
+  GMainLoop *loop = nullptr;
+  int exit_code = EXIT_OK;
+
+  /* Front door. */
+  GstElement *door = nullptr;
+  guint door_timeout = 0;
+  gint64 knock_us = 0;
+
+  /* Session. */
+  GstElement *session = nullptr, *sink = nullptr, *ticket_src = nullptr;
+  guint session_port = 0;
+  std::string ticket, fingerprint;
+  bool attached = false, new_session = false;
+  guint backoff_ms = 0, retry_source = 0;
+
+  /* Headless frames (streaming thread writes, main thread reads). */
+  std::mutex lock;
+  GstSample *last = nullptr;
+  guint64 frames = 0;
+  gint64 last_frame_us = 0;
+  bool first_frame_reported = false;
+  guint idle_source = 0;
+  gint64 idle_wait_ms = 0;
+  gint64 key_sent_us = 0;
+  guint64 frames_at_key = 0;
+
+  void knock ();
+  void stop_door ();
+  void on_answer (GstStructure *msg);
+  void start_session ();
+  void stop_session ();
+  void schedule_reconnect (const std::string &why);
+  void finish (int code, const std::string &why);
+  void state (const std::string &s) {
+    g_print ("%s\n", s.c_str ());
+  }
+};
+
+static Client *the_client;
+
+static void
+on_main (std::function<void ()> fn)
+{
+  auto p = new std::function<void ()> (std::move (fn));
+  g_main_context_invoke_full (nullptr, G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
+        (*static_cast<std::function<void ()> *> (data)) ();
+        return G_SOURCE_REMOVE;
+      }, p, [] (gpointer data) { delete static_cast<std::function<void ()> *> (data); });
+}
+
+static GstElement *
+make_control_src ()
+{
+  GstElement *src = gst_element_factory_make ("appsrc", nullptr);
+  GstCaps *caps = gst_caps_from_string (WAYRAY_CONTROL_CAPS);
+  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", TRUE, nullptr);
+  gst_caps_unref (caps);
+  return src;
+}
+
+/* Links a quicsrc's pad named @want to @target's sink pad; other streams
+ * are drained into a fakesink. */
+static void
+link_named_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target)
+{
+  GstElement *bin = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (quicsrc)));
+  GstElement *to = target;
+  if (g_strcmp0 (GST_PAD_NAME (pad), want) != 0) {
+    if (g_strcmp0 (GST_PAD_NAME (pad), "display") == 0) {
+      gst_object_unref (bin);
+      return;                   /* the pipeline file links it */
+    }
+    to = gst_element_factory_make ("fakesink", nullptr);
+    g_object_set (to, "sync", FALSE, "async", FALSE, nullptr);
+    gst_bin_add (GST_BIN (bin), to);
+    gst_element_sync_state_with_parent (to);
+  }
+  GstPad *sinkpad = gst_element_get_static_pad (to, "sink");
+  if (!gst_pad_is_linked (sinkpad))
+    gst_pad_link (pad, sinkpad);
+  gst_object_unref (sinkpad);
+  gst_object_unref (bin);
+}
+
+static GstStructure *
+pull_message (GstAppSink *sink)
+{
+  GstSample *s = gst_app_sink_pull_sample (sink);
+  if (!s)
+    return nullptr;
+  GstStructure *msg = control_message_parse (gst_sample_get_buffer (s));
+  gst_sample_unref (s);
+  return msg;
+}
+
+static bool
+connection_message (GstMessage *msg, gboolean *up, std::string *reason)
+{
+  if (GST_MESSAGE_TYPE (msg) != GST_MESSAGE_ELEMENT)
+    return false;
+  const GstStructure *st = gst_message_get_structure (msg);
+  if (!gst_structure_has_name (st, "wayray-quic-connection"))
+    return false;
+  gst_structure_get_boolean (st, "connected", up);
+  const gchar *r = gst_structure_get_string (st, "reason");
+  *reason = r ? r : "";
+  return true;
+}
+
+/* ---- Front door --------------------------------------------------------- */
+
+void
+Client::stop_door ()
+{
+  if (door_timeout)
+    g_source_remove (door_timeout);
+  door_timeout = 0;
+  if (door) {
+    gst_element_set_state (door, GST_STATE_NULL);
+    gst_object_unref (door);
+    door = nullptr;
+  }
+}
+
+static gboolean
+door_bus (GstBus *bus, GstMessage *msg, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  if (msg->src == nullptr || !c->door)
+    return G_SOURCE_REMOVE;
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    GError *err = nullptr;
+    gst_message_parse_error (msg, &err, nullptr);
+    std::string m = err->message;
+    g_error_free (err);
+    /* A changed server certificate is not something to retry. */
+    if (m.find ("fingerprint") != std::string::npos || m.find ("certificate") != std::string::npos) {
+      c->finish (EXIT_TRUST, "refused the server: " + m);
+      return G_SOURCE_REMOVE;
+    }
+    c->stop_door ();
+    c->schedule_reconnect (m);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+void
+Client::knock ()
+{
+  retry_source = 0;
+  state ("state connecting " + host + ":" + std::to_string (port));
+  door = gst_pipeline_new ("front-door");
+  GstElement *out = make_control_src ();
+  GstElement *net = gst_element_factory_make ("quicsink", nullptr);
+  GstElement *in = gst_element_factory_make ("quicsrc", nullptr);
+  GstElement *answer = gst_element_factory_make ("appsink", nullptr);
+  if (!net || !in) {
+    finish (EXIT_USAGE, "the WayRay QUIC elements (quicsrc, quicsink) are not installed");
+    return;
+  }
+  for (GstElement *e : { net, in }) {
+    g_object_set (e, "mode", 1 /* client */, "host", host.c_str (), "port", port, nullptr);
+    if (!known_hosts.empty ())
+      g_object_set (e, "known-hosts-file", known_hosts.c_str (), nullptr);
+  }
+  g_object_set (answer, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, nullptr);
+  gst_bin_add_many (GST_BIN (door), out, net, in, answer, nullptr);
+  GstPad *req = gst_element_request_pad_simple (net, "hello");
+  GstPad *srcpad = gst_element_get_static_pad (out, "src");
+  gst_pad_link (srcpad, req);
+  gst_object_unref (srcpad);
+  gst_object_unref (req);
+  g_signal_connect (in, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
+        link_named_pad (el, pad, "welcome", GST_ELEMENT (data));
+      }), answer);
+  g_signal_connect (answer, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
+        GstStructure *msg = pull_message (s);
+        Client *c = static_cast<Client *> (data);
+        on_main ([c, msg] {
+              if (msg) {
+                c->on_answer (msg);
+                gst_structure_free (msg);
+              }
+            });
+        return GST_FLOW_OK;
+      }), this);
+  GstBus *bus = gst_element_get_bus (door);
+  gst_bus_add_watch (bus, door_bus, this);
+  gst_object_unref (bus);
+
+  gst_element_set_state (door, GST_STATE_PLAYING);
+  knock_us = g_get_monotonic_time ();
+  GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "token", G_TYPE_STRING, token.c_str (),
+      "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (), nullptr);
+  gst_app_src_push_buffer (GST_APP_SRC (out), control_message_new (hello));
+  gst_structure_free (hello);
+  door_timeout = g_timeout_add (10000, [] (gpointer data) -> gboolean {
+        Client *c = static_cast<Client *> (data);
+        c->door_timeout = 0;
+        c->stop_door ();
+        c->schedule_reconnect ("no answer from the server");
+        return G_SOURCE_REMOVE;
+      }, this);
+}
+
+void
+Client::on_answer (GstStructure *msg)
+{
+  if (!door)
+    return;
+  if (gst_structure_has_name (msg, "refused")) {
+    const gchar *reason = gst_structure_get_string (msg, "reason");
+    stop_door ();
+    finish (EXIT_REFUSED, std::string ("refused: ") + (reason ? reason : "no reason given"));
+    return;
+  }
+  const gchar *t = gst_structure_get_string (msg, "ticket");
+  const gchar *fp = gst_structure_get_string (msg, "fingerprint");
+  guint p = 0;
+  gboolean created = FALSE;
+  if (!gst_structure_has_name (msg, "welcome") || !t || !fp || !gst_structure_get_uint (msg, "port", &p) || p == 0) {
+    stop_door ();
+    schedule_reconnect ("the server's answer was malformed");
+    return;
+  }
+  gst_structure_get_boolean (msg, "new-session", &created);
+  ticket = t;
+  fingerprint = fp;
+  session_port = p;
+  new_session = created;
+  stop_door ();
+  start_session ();
+}
+
+/* ---- Session ------------------------------------------------------------ */
+
+void
+Client::stop_session ()
+{
+  if (session) {
+    gst_element_set_state (session, GST_STATE_NULL);
+    gst_object_unref (session);
+    session = nullptr;
+  }
+  if (sink)
+    gst_object_unref (sink);
+  sink = nullptr;
+  ticket_src = nullptr;
+  attached = false;
+}
+
+static GstFlowReturn
+on_frame (GstAppSink *appsink, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  GstSample *s = gst_app_sink_pull_sample (appsink);
+  if (!s)
+    return GST_FLOW_EOS;
+  gint64 now = g_get_monotonic_time ();
+  std::lock_guard<std::mutex> g (c->lock);
+  if (c->last)
+    gst_sample_unref (c->last);
+  c->last = s;
+  c->frames++;
+  c->last_frame_us = now;
+  if (!c->first_frame_reported) {
+    c->first_frame_reported = true;
+    double ms = (now - c->knock_us) / 1000.0;
+    bool created = c->new_session;
+    on_main ([ms, created] { g_print ("first-frame %.1f %s\n", ms, created ? "new" : "reattach"); });
+  }
+  if (c->key_sent_us && c->frames > c->frames_at_key) {
+    double ms = (now - c->key_sent_us) / 1000.0;
+    c->key_sent_us = 0;
+    on_main ([ms] { g_print ("latency %.3f\n", ms); });
+  }
+  return GST_FLOW_OK;
+}
+
+static gboolean
+session_bus (GstBus *bus, GstMessage *msg, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  if (!c->session)
+    return G_SOURCE_REMOVE;
+  gboolean up = FALSE;
+  std::string reason;
+  if (connection_message (msg, &up, &reason)) {
+    if (up) {
+      if (!c->attached) {
+        c->attached = true;
+        c->backoff_ms = 0;
+        c->state ("state attached session-port=" + std::to_string (c->session_port) +
+            " new=" + (c->new_session ? "1" : "0") + " size=" + std::to_string (c->width) + "x" +
+            std::to_string (c->height));
+      }
+    } else if (reason.find ("replaced") != std::string::npos) {
+      c->finish (EXIT_DETACHED, "detached: another client took over the session");
+      return G_SOURCE_REMOVE;
+    } else if (c->attached) {
+      c->stop_session ();
+      c->schedule_reconnect ("connection lost: " + reason);
+      return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+  }
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    GError *err = nullptr;
+    gst_message_parse_error (msg, &err, nullptr);
+    std::string m = err->message;
+    g_error_free (err);
+    c->stop_session ();
+    if (m.find ("fingerprint") != std::string::npos) {
+      c->finish (EXIT_TRUST, "refused the server: " + m);
+      return G_SOURCE_REMOVE;
+    }
+    c->schedule_reconnect (m);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+void
+Client::start_session ()
+{
+  std::string path;
+  GError *err = nullptr;
+  if (!find_pipeline_file (pipeline_name, "", &path, &err)) {
+    finish (EXIT_USAGE, err->message);
+    g_error_free (err);
+    return;
+  }
+  std::string video_sink = headless
+      ? "appsink name=wayray-out sync=false emit-signals=true max-buffers=2 drop=true caps=video/x-raw,format=BGRx"
+      : console ? "videoconvert ! kmssink name=wayray-out sync=false"
+                : "videoconvert ! autovideosink name=wayray-out sync=false";
+  Variables vars = {
+    { "HOST", host }, { "PORT", std::to_string (session_port) }, { "FINGERPRINT", fingerprint },
+    { "KNOWN_HOSTS", known_hosts }, { "DRAW_CURSOR", headless ? "false" : "true" }, { "VIDEO_SINK", video_sink },
+  };
+  session = load_pipeline (path, vars, &err);
+  GstElement *net = session ? require_element (session, path, "net", "quicsrc", &err) : nullptr;
+  if (!net) {
+    finish (EXIT_USAGE, err->message);
+    g_error_free (err);
+    return;
+  }
+  sink = gst_bin_get_by_name (GST_BIN (session), "wayray-out");
+
+  /* Our own streams on the same connection: the ticket out, notices in. */
+  ticket_src = make_control_src ();
+  GstElement *qsink = gst_element_factory_make ("quicsink", nullptr);
+  g_object_set (qsink, "mode", 1, "host", host.c_str (), "port", session_port, "pinned-fingerprint",
+      fingerprint.c_str (), nullptr);
+  if (!known_hosts.empty ())
+    g_object_set (qsink, "known-hosts-file", known_hosts.c_str (), nullptr);
+  GstElement *notices = gst_element_factory_make ("appsink", nullptr);
+  g_object_set (notices, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, nullptr);
+  gst_bin_add_many (GST_BIN (session), ticket_src, qsink, notices, nullptr);
+  GstPad *req = gst_element_request_pad_simple (qsink, "ticket");
+  GstPad *srcpad = gst_element_get_static_pad (ticket_src, "src");
+  gst_pad_link (srcpad, req);
+  gst_object_unref (srcpad);
+  gst_object_unref (req);
+  g_signal_connect (net, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
+        link_named_pad (el, pad, "notice", GST_ELEMENT (data));
+      }), notices);
+  gst_object_unref (net);
+  g_signal_connect (notices, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
+        GstStructure *msg = pull_message (s);
+        Client *c = static_cast<Client *> (data);
+        on_main ([c, msg] {
+              if (msg && gst_structure_has_name (msg, "detached")) {
+                const gchar *r = gst_structure_get_string (msg, "reason");
+                c->finish (EXIT_DETACHED, std::string ("detached: ") + (r ? r : "by the server"));
+              }
+              if (msg)
+                gst_structure_free (msg);
+            });
+        return GST_FLOW_OK;
+      }), this);
+  if (headless && sink)
+    g_signal_connect (sink, "new-sample", G_CALLBACK (on_frame), this);
+
+  GstBus *bus = gst_element_get_bus (session);
+  gst_bus_add_watch (bus, session_bus, this);
+  gst_object_unref (bus);
+  {
+    std::lock_guard<std::mutex> g (lock);
+    first_frame_reported = false;
+  }
+  if (gst_element_set_state (session, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    stop_session ();
+    schedule_reconnect ("the client pipeline would not start");
+    return;
+  }
+  GstStructure *t = gst_structure_new ("ticket", "ticket", G_TYPE_STRING, ticket.c_str (), nullptr);
+  gst_app_src_push_buffer (GST_APP_SRC (ticket_src), control_message_new (t));
+  gst_structure_free (t);
+}
+
+void
+Client::schedule_reconnect (const std::string &why)
+{
+  if (!reconnect) {
+    finish (1, why);
+    return;
+  }
+  backoff_ms = backoff_ms ? std::min<guint> (backoff_ms * 2, 10000) : 500;
+  state ("state reconnecting in " + std::to_string (backoff_ms) + " ms (" + why + ")");
+  if (retry_source)
+    g_source_remove (retry_source);
+  retry_source = g_timeout_add (backoff_ms, [] (gpointer data) -> gboolean {
+        static_cast<Client *> (data)->knock ();
+        return G_SOURCE_REMOVE;
+      }, this);
+}
+
+void
+Client::finish (int code, const std::string &why)
+{
+  if (!why.empty ())
+    g_print ("%s\n", why.c_str ());
+  exit_code = code;
+  g_main_loop_quit (loop);
+}
+
+/* ---- Headless commands -------------------------------------------------- */
+
+static std::string
+keysym_name (gunichar ch)
+{
+  switch (ch) {
+    case '\n': return "Return";
+    case ' ': return "space";
+    case '-': return "minus";
+    case '>': return "greater";
+    case '<': return "less";
+    case '|': return "bar";
+    case '/': return "slash";
+    case '.': return "period";
+    case ',': return "comma";
+    case '=': return "equal";
+    case '"': return "quotedbl";
+    case '\'': return "apostrophe";
+    case '_': return "underscore";
+    case ';': return "semicolon";
+    case ':': return "colon";
+    case '&': return "ampersand";
+    case '$': return "dollar";
+    default: {
+      gchar buf[8] = { 0 };
+      g_unichar_to_utf8 (ch, buf);
+      return buf;
+    }
+  }
+}
+
+static void
+send_key (Client *c, const std::string &name)
+{
+  if (!c->sink)
+    return;
+  gst_element_send_event (c->sink, gst_navigation_event_new_key_press (name.c_str (), (GstNavigationModifierType) 0));
+  gst_element_send_event (c->sink, gst_navigation_event_new_key_release (name.c_str (), (GstNavigationModifierType) 0));
+}
+
+static bool
+write_ppm (GstSample *sample, const char *path)
+{
+  GstVideoInfo info;
+  if (!gst_video_info_from_caps (&info, gst_sample_get_caps (sample)))
+    return false;
+  GstVideoFrame frame;
+  if (!gst_video_frame_map (&frame, &info, gst_sample_get_buffer (sample), GST_MAP_READ))
+    return false;
+  FILE *f = fopen (path, "wb");
+  if (!f) {
+    gst_video_frame_unmap (&frame);
+    return false;
+  }
+  fprintf (f, "P6\n%d %d\n255\n", info.width, info.height);
+  std::string row (info.width * 3, '\0');
+  for (int y = 0; y < info.height; y++) {
+    const guint8 *p = (const guint8 *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0) + y * GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+    for (int x = 0; x < info.width; x++) {
+      row[x * 3] = p[x * 4 + 2];
+      row[x * 3 + 1] = p[x * 4 + 1];
+      row[x * 3 + 2] = p[x * 4];
+    }
+    fwrite (row.data (), 1, row.size (), f);
+  }
+  fclose (f);
+  gst_video_frame_unmap (&frame);
+  return true;
+}
+
+static gboolean
+check_idle (gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  gint64 quiet;
+  {
+    std::lock_guard<std::mutex> g (c->lock);
+    quiet = (g_get_monotonic_time () - c->last_frame_us) / 1000;
+  }
+  if (c->frames > 0 && quiet >= c->idle_wait_ms) {
+    g_print ("idle\n");
+    c->idle_source = 0;
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+handle_command (Client *c, const std::string &line)
+{
+  if (line.rfind ("type ", 0) == 0) {
+    std::string text = line.substr (5);
+    /* "\n" in the text is Enter. */
+    for (size_t i = 0; i < text.size (); i++) {
+      if (text[i] == '\\' && i + 1 < text.size () && text[i + 1] == 'n') {
+        send_key (c, "Return");
+        i++;
+      } else {
+        send_key (c, keysym_name ((guchar) text[i]));
+      }
+    }
+    g_print ("typed\n");
+  } else if (line.rfind ("key ", 0) == 0) {
+    {
+      std::lock_guard<std::mutex> g (c->lock);
+      c->key_sent_us = g_get_monotonic_time ();
+      c->frames_at_key = c->frames;
+    }
+    send_key (c, line.substr (4));
+  } else if (line.rfind ("click ", 0) == 0) {
+    double x = 0, y = 0;
+    if (sscanf (line.c_str () + 6, "%lf %lf", &x, &y) == 2 && c->sink) {
+      gst_element_send_event (c->sink, gst_navigation_event_new_mouse_move (x, y, (GstNavigationModifierType) 0));
+      gst_element_send_event (c->sink, gst_navigation_event_new_mouse_button_press (1, x, y, (GstNavigationModifierType) 0));
+      gst_element_send_event (c->sink, gst_navigation_event_new_mouse_button_release (1, x, y, (GstNavigationModifierType) 0));
+    }
+    g_print ("clicked\n");
+  } else if (line.rfind ("wait-idle ", 0) == 0) {
+    c->idle_wait_ms = g_ascii_strtoll (line.c_str () + 10, nullptr, 10);
+    if (!c->idle_source)
+      c->idle_source = g_timeout_add (20, check_idle, c);
+  } else if (line.rfind ("snapshot ", 0) == 0) {
+    GstSample *s = nullptr;
+    {
+      std::lock_guard<std::mutex> g (c->lock);
+      if (c->last)
+        s = gst_sample_ref (c->last);
+    }
+    bool ok = s && write_ppm (s, line.c_str () + 9);
+    if (s)
+      gst_sample_unref (s);
+    g_print ("%s\n", ok ? "snapshot written" : "snapshot failed: no frame yet");
+  } else if (line == "stats") {
+    std::lock_guard<std::mutex> g (c->lock);
+    g_print ("frames %" G_GUINT64_FORMAT "\n", c->frames);
+  } else if (line == "quit") {
+    c->finish (EXIT_OK, "");
+  } else if (!line.empty ()) {
+    g_print ("error: unknown command '%s'\n", line.c_str ());
+  }
+}
+
+static gboolean
+on_stdin (GIOChannel *ch, GIOCondition cond, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  gchar *line = nullptr;
+  gsize len = 0;
+  GIOStatus st = g_io_channel_read_line (ch, &line, &len, nullptr, nullptr);
+  if (st == G_IO_STATUS_EOF) {
+    c->finish (EXIT_OK, "");
+    return G_SOURCE_REMOVE;
+  }
+  if (line) {
+    handle_command (c, g_strchomp (line));
+    g_free (line);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+int
+main (int argc, char **argv)
+{
+  gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
+  gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
+  GOptionEntry entries[] = {
+    {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
+    {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080)", "WxH"},
+    {"headless", 0, 0, G_OPTION_ARG_NONE, &headless, "No window: commands on stdin, reports on stdout", nullptr},
+    {"console", 0, 0, G_OPTION_ARG_NONE, &console, "Full screen on a bare console through kmssink", nullptr},
+    {"pipeline", 0, 0, G_OPTION_ARG_STRING, &pipeline, "Client pipeline file (default client-session)", "NAME"},
+    {"known-hosts", 0, 0, G_OPTION_ARG_FILENAME, &known, "Known-hosts file for trust on first use", "FILE"},
+    {"name", 0, 0, G_OPTION_ARG_STRING, &name, "This client's name, shown by wayrayctl (default: host name)", "NAME"},
+    {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect, "Exit instead of reconnecting", nullptr},
+    {nullptr},
+  };
+  GOptionContext *ctx = g_option_context_new ("HOST[:PORT] - show a WayRay session");
+  g_option_context_add_main_entries (ctx, entries, nullptr);
+  g_option_context_add_group (ctx, gst_init_get_option_group ());
+  GError *err = nullptr;
+  if (!g_option_context_parse (ctx, &argc, &argv, &err) || argc != 2) {
+    g_printerr ("%s\n", err ? err->message : "usage: wayray-client HOST[:PORT] --token TOKEN");
+    return EXIT_USAGE;
+  }
+  g_option_context_free (ctx);
+
+  Client c;
+  the_client = &c;
+  std::string target = argv[1];
+  size_t colon = target.rfind (':');
+  if (colon != std::string::npos && target.find (']') == std::string::npos &&
+      target.find (':') == colon) {
+    c.host = target.substr (0, colon);
+    c.port = (guint) g_ascii_strtoull (target.c_str () + colon + 1, nullptr, 10);
+  } else if (target.size () > 2 && target[0] == '[' && target.find ("]:") != std::string::npos) {
+    c.host = target.substr (1, target.find ("]:") - 1);
+    c.port = (guint) g_ascii_strtoull (target.c_str () + target.find ("]:") + 2, nullptr, 10);
+  } else {
+    c.host = target;
+  }
+  if (c.port == 0 || c.port > 65535) {
+    g_printerr ("wayray-client: bad port in '%s'\n", argv[1]);
+    return EXIT_USAGE;
+  }
+  c.token = token ? token : (g_getenv ("WAYRAY_TOKEN") ? g_getenv ("WAYRAY_TOKEN") : "");
+  if (c.token.empty ()) {
+    g_printerr ("wayray-client: no token (--token or $WAYRAY_TOKEN)\n");
+    return EXIT_USAGE;
+  }
+  if (size && sscanf (size, "%dx%d", &c.width, &c.height) != 2) {
+    g_printerr ("wayray-client: --size wants WxH, e.g. 1280x720\n");
+    return EXIT_USAGE;
+  }
+  c.headless = headless;
+  c.console = console;
+  c.reconnect = !no_reconnect;
+  if (pipeline)
+    c.pipeline_name = pipeline;
+  if (known)
+    c.known_hosts = known;
+  c.name = name ? name : g_get_host_name ();
+
+  c.loop = g_main_loop_new (nullptr, FALSE);
+  g_unix_signal_add (SIGINT, [] (gpointer data) -> gboolean {
+        static_cast<Client *> (data)->finish (EXIT_OK, "");
+        return G_SOURCE_REMOVE;
+      }, &c);
+  g_unix_signal_add (SIGTERM, [] (gpointer data) -> gboolean {
+        static_cast<Client *> (data)->finish (EXIT_OK, "");
+        return G_SOURCE_REMOVE;
+      }, &c);
+  if (headless) {
+    setvbuf (stdout, nullptr, _IOLBF, 0);
+    GIOChannel *ch = g_io_channel_unix_new (0);
+    g_io_add_watch (ch, (GIOCondition) (G_IO_IN | G_IO_HUP), on_stdin, &c);
+    g_io_channel_unref (ch);
+  }
+  c.knock ();
+  g_main_loop_run (c.loop);
+
+  c.stop_door ();
+  c.stop_session ();
+  if (c.last)
+    gst_sample_unref (c.last);
+  return c.exit_code;
+}

@@ -1,0 +1,104 @@
+/* wayrayctl: control a running wayrayd, and manage its token store.
+ *
+ *   wayrayctl [--seat NAME | --socket PATH] list | detach ID | end ID | stats ID
+ *   wayrayctl [--seat NAME | --config FILE | --store FILE] token-add NAME | token-remove NAME
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrdaemon.h"
+#include "wrtokens.h"
+
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
+#include <gst/gst.h>
+
+#include <cstring>
+#include <string>
+
+using namespace wayray;
+
+int
+main (int argc, char **argv)
+{
+  gchar *seat = nullptr, *socket_path = nullptr, *config = nullptr, *store = nullptr;
+  GOptionEntry entries[] = {
+    {"seat", 's', 0, G_OPTION_ARG_STRING, &seat, "Seat name (default: 'default')", "NAME"},
+    {"socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path, "wayrayd's control socket", "PATH"},
+    {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "wayrayd's configuration file", "FILE"},
+    {"store", 0, 0, G_OPTION_ARG_FILENAME, &store, "Token store file", "FILE"},
+    {nullptr},
+  };
+  GOptionContext *ctx = g_option_context_new ("COMMAND [ARG] - control wayrayd");
+  g_option_context_set_description (ctx,
+      "Commands:\n"
+      "  list               sessions: id, token, state, client, size, port, socket, pid, frames\n"
+      "  detach ID          drop the session's client; the session keeps running\n"
+      "  end ID             end the session and its applications\n"
+      "  stats ID           the session's figures and its connection statistics\n"
+      "  token-add NAME     create (or replace) a token; prints the token once\n"
+      "  token-remove NAME  remove a token\n");
+  g_option_context_add_main_entries (ctx, entries, nullptr);
+  GError *err = nullptr;
+  if (!g_option_context_parse (ctx, &argc, &argv, &err) || argc < 2) {
+    g_printerr ("%s\n", err ? err->message : g_option_context_get_help (ctx, TRUE, nullptr));
+    return 2;
+  }
+  gst_init (nullptr, nullptr);
+
+  std::string cmd = argv[1];
+  std::string arg = argc > 2 ? argv[2] : "";
+  DaemonConfig cfg;
+  if (!load_daemon_config (seat ? seat : "default", config, &cfg, &err)) {
+    g_printerr ("wayrayctl: %s\n", err->message);
+    return 2;
+  }
+
+  if (cmd == "token-add" || cmd == "token-remove") {
+    std::string path = store ? store : cfg.token_store;
+    if (arg.empty ()) {
+      g_printerr ("wayrayctl: %s needs a NAME\n", cmd.c_str ());
+      return 2;
+    }
+    std::string token;
+    bool ok = cmd == "token-add" ? token_store_add (path, arg, &token, &err) : token_store_remove (path, arg, &err);
+    if (!ok) {
+      g_printerr ("wayrayctl: %s\n", err->message);
+      return 1;
+    }
+    if (cmd == "token-add")
+      g_print ("%s\n", token.c_str ());
+    return 0;
+  }
+
+  std::string path = socket_path ? socket_path : cfg.control_socket;
+  GSocketClient *client = g_socket_client_new ();
+  GSocketAddress *addr = g_unix_socket_address_new (path.c_str ());
+  GSocketConnection *conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (addr), nullptr, &err);
+  g_object_unref (addr);
+  if (!conn) {
+    g_printerr ("wayrayctl: cannot reach wayrayd at %s: %s\n", path.c_str (), err->message);
+    return 1;
+  }
+  std::string line = cmd + (arg.empty () ? "" : " " + arg) + "\n";
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  g_output_stream_write_all (out, line.data (), line.size (), nullptr, nullptr, nullptr);
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
+  std::string answer;
+  char buf[4096];
+  gssize n;
+  while ((n = g_input_stream_read (in, buf, sizeof buf, nullptr, nullptr)) > 0)
+    answer.append (buf, n);
+  g_object_unref (conn);
+  g_object_unref (client);
+
+  int rc = 0;
+  if (answer.rfind ("error:", 0) == 0) {
+    g_printerr ("wayrayctl: %s", answer.c_str () + 7);
+    rc = 1;
+  } else {
+    /* Everything but the closing "ok". */
+    size_t end = answer.rfind ("ok\n");
+    g_print ("%s", answer.substr (0, end == std::string::npos ? answer.size () : end).c_str ());
+  }
+  return rc;
+}

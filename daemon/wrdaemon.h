@@ -1,0 +1,50 @@
+/* wayrayd's configuration: a GKeyFile, every key documented in
+ * docs/wayrayd.md with its default.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <glib.h>
+
+#include <string>
+
+namespace wayray {
+
+struct DaemonConfig {
+  std::string seat = "default";
+  std::string config_file;       /* the file read, or "" for built-in defaults */
+
+  /* [daemon] */
+  std::string listen_address;    /* "" = every address */
+  guint port = 4433;
+  guint session_port_first = 4434, session_port_last = 4533;
+  std::string certificate_file, private_key_file;   /* "" = quic elements' defaults */
+  std::string token_store;       /* default /etc/wayray/SEAT.tokens */
+  std::string control_socket;    /* default $RUNTIME_DIRECTORY/SEAT.ctl */
+  guint max_sessions = 16;
+  guint ticket_timeout_ms = 5000;
+
+  /* [session] */
+  std::string session_command = "foot";
+  std::string keymap_layout = "us";
+  guint default_width = 1920, default_height = 1080;
+  guint framerate = 60;
+
+  /* [pipelines] */
+  std::string server_pipeline = "server-session";
+  std::string pipelines_dir;     /* "" = the standard search path */
+};
+
+/* Reads @file, or /etc/wayray/SEAT.conf when @file is NULL and it exists.
+ * Unknown groups or keys and bad values are errors naming file and key. */
+bool load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg, GError **error);
+
+/* Checks what can be checked before serving: the token store is readable,
+ * the server pipeline file exists and parses with this configuration. */
+bool check_daemon_config (const DaemonConfig &cfg, GError **error);
+
+/* The control socket path for a seat when the configuration names none. */
+std::string default_control_socket (const std::string &seat);
+
+}  // namespace wayray

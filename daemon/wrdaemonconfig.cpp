@@ -1,0 +1,191 @@
+/* wayrayd's configuration.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrdaemon.h"
+
+#include "wrpipelinefile.h"
+#include "wrtokens.h"
+
+#include <gst/gst.h>
+
+#include <cstdio>
+#include <map>
+#include <set>
+
+namespace wayray {
+
+std::string
+default_control_socket (const std::string &seat)
+{
+  const char *dir = g_getenv ("RUNTIME_DIRECTORY");     /* systemd RuntimeDirectory= */
+  if (dir && *dir)
+    return std::string (dir) + "/" + seat + ".ctl";
+  const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
+  if (xdg && *xdg)
+    return std::string (xdg) + "/wayray-" + seat + ".ctl";
+  return "/run/wayray/" + seat + ".ctl";
+}
+
+static bool
+get_string (GKeyFile *kf, const char *group, const char *key, std::string *out)
+{
+  gchar *v = g_key_file_get_string (kf, group, key, nullptr);
+  if (!v)
+    return false;
+  *out = g_strstrip (v);
+  g_free (v);
+  return true;
+}
+
+static bool
+get_uint (GKeyFile *kf, const std::string &file, const char *group, const char *key, guint min, guint max,
+    guint *out, GError **error)
+{
+  std::string v;
+  if (!get_string (kf, group, key, &v))
+    return true;
+  gchar *end = nullptr;
+  guint64 n = g_ascii_strtoull (v.c_str (), &end, 10);
+  if (v.empty () || *end || n < min || n > max) {
+    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+        "%s: [%s] %s=%s: expected a whole number from %u to %u", file.c_str (), group, key, v.c_str (), min, max);
+    return false;
+  }
+  *out = (guint) n;
+  return true;
+}
+
+bool
+load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg, GError **error)
+{
+  cfg->seat = seat;
+  cfg->token_store = "/etc/wayray/" + seat + ".tokens";
+  cfg->control_socket = default_control_socket (seat);
+
+  std::string path = file ? file : "/etc/wayray/" + seat + ".conf";
+  if (!file && !g_file_test (path.c_str (), G_FILE_TEST_EXISTS))
+    return true;                /* built-in defaults */
+  cfg->config_file = path;
+
+  GKeyFile *kf = g_key_file_new ();
+  GError *err = nullptr;
+  if (!g_key_file_load_from_file (kf, path.c_str (), G_KEY_FILE_NONE, &err)) {
+    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_PARSE, "%s: %s", path.c_str (), err->message);
+    g_error_free (err);
+    g_key_file_free (kf);
+    return false;
+  }
+
+  /* Misspelt keys are errors, not silently ignored. */
+  const std::map<std::string, std::set<std::string>> known = {
+    { "daemon", { "listen-address", "port", "session-ports", "certificate-file", "private-key-file",
+          "token-store", "control-socket", "max-sessions", "ticket-timeout" } },
+    { "session", { "command", "keymap-layout", "width", "height", "framerate" } },
+    { "pipelines", { "server", "directory" } },
+  };
+  gchar **groups = g_key_file_get_groups (kf, nullptr);
+  bool ok = true;
+  for (gchar **g = groups; *g && ok; g++) {
+    auto it = known.find (*g);
+    if (it == known.end ()) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
+          "%s: unknown group [%s] (known: daemon, session, pipelines)", path.c_str (), *g);
+      ok = false;
+      break;
+    }
+    gchar **keys = g_key_file_get_keys (kf, *g, nullptr, nullptr);
+    for (gchar **k = keys; *k && ok; k++) {
+      if (!it->second.count (*k)) {
+        g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND, "%s: unknown key '%s' in [%s]",
+            path.c_str (), *k, *g);
+        ok = false;
+      }
+    }
+    g_strfreev (keys);
+  }
+  g_strfreev (groups);
+
+  std::string ports;
+  guint w = cfg->default_width, h = cfg->default_height;
+  ok = ok && get_uint (kf, path, "daemon", "port", 1, 65535, &cfg->port, error) &&
+      get_uint (kf, path, "daemon", "max-sessions", 1, 1000, &cfg->max_sessions, error) &&
+      get_uint (kf, path, "daemon", "ticket-timeout", 100, 600000, &cfg->ticket_timeout_ms, error) &&
+      get_uint (kf, path, "session", "width", 16, 8192, &w, error) &&
+      get_uint (kf, path, "session", "height", 16, 8192, &h, error) &&
+      get_uint (kf, path, "session", "framerate", 1, 240, &cfg->framerate, error);
+  cfg->default_width = w;
+  cfg->default_height = h;
+  if (ok && get_string (kf, "daemon", "session-ports", &ports)) {
+    guint a = 0, b = 0;
+    if (sscanf (ports.c_str (), "%u-%u", &a, &b) != 2 || a == 0 || b > 65535 || a > b) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: [daemon] session-ports=%s: expected FIRST-LAST, e.g. 4434-4533", path.c_str (), ports.c_str ());
+      ok = false;
+    }
+    cfg->session_port_first = a;
+    cfg->session_port_last = b;
+  }
+  if (ok) {
+    get_string (kf, "daemon", "listen-address", &cfg->listen_address);
+    get_string (kf, "daemon", "certificate-file", &cfg->certificate_file);
+    get_string (kf, "daemon", "private-key-file", &cfg->private_key_file);
+    get_string (kf, "daemon", "token-store", &cfg->token_store);
+    get_string (kf, "daemon", "control-socket", &cfg->control_socket);
+    get_string (kf, "session", "command", &cfg->session_command);
+    get_string (kf, "session", "keymap-layout", &cfg->keymap_layout);
+    get_string (kf, "pipelines", "server", &cfg->server_pipeline);
+    get_string (kf, "pipelines", "directory", &cfg->pipelines_dir);
+  }
+  if (ok && cfg->port >= cfg->session_port_first && cfg->port <= cfg->session_port_last) {
+    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+        "%s: [daemon] port %u lies inside session-ports %u-%u", path.c_str (), cfg->port,
+        cfg->session_port_first, cfg->session_port_last);
+    ok = false;
+  }
+  g_key_file_free (kf);
+  return ok;
+}
+
+bool
+check_daemon_config (const DaemonConfig &cfg, GError **error)
+{
+  std::string name;
+  GError *err = nullptr;
+  if (!token_store_verify (cfg.token_store, "", &name, &err) &&
+      !g_error_matches (err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED)) {
+    g_propagate_error (error, err);
+    return false;
+  }
+  g_clear_error (&err);
+
+  /* Parse the server pipeline with placeholder values: a broken file is
+   * refused now, not when the first client arrives. */
+  std::string path;
+  if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error))
+    return false;
+  Variables vars = {
+    { "SESSION_ID", "0" }, { "SESSION_COMMAND", cfg.session_command }, { "SOCKET_NAME", "wayray-check" },
+    { "KEYMAP_LAYOUT", cfg.keymap_layout }, { "WIDTH", "640" }, { "HEIGHT", "480" },
+    { "FRAMERATE", std::to_string (cfg.framerate) }, { "LISTEN_ADDRESS", cfg.listen_address },
+    { "PORT", std::to_string (cfg.session_port_first) }, { "CERTIFICATE_FILE", cfg.certificate_file },
+    { "PRIVATE_KEY_FILE", cfg.private_key_file },
+  };
+  GstElement *p = load_pipeline (path, vars, error);
+  if (!p)
+    return false;
+  bool ok = true;
+  for (auto [n, f] : std::initializer_list<std::pair<const char *, const char *>> {
+           { "src", "wayraysrc" }, { "size", "capsfilter" }, { "gate", "valve" }, { "net", "quicsink" },
+           { "netin", "quicsrc" } }) {
+    GstElement *e = require_element (p, path, n, f, ok ? error : nullptr);
+    if (!e)
+      ok = false;
+    else
+      gst_object_unref (e);
+  }
+  gst_object_unref (p);
+  return ok;
+}
+
+}  // namespace wayray

@@ -1,0 +1,226 @@
+/* Pipeline description files.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrpipelinefile.h"
+
+#include "config.h"
+
+#include <cstring>
+#include <sstream>
+
+namespace wayray {
+
+std::vector<std::string>
+pipeline_search_dirs (const std::string &extra_dir)
+{
+  std::vector<std::string> dirs;
+  if (!extra_dir.empty ())
+    dirs.push_back (extra_dir);
+  if (const char *env = g_getenv ("WAYRAY_PIPELINES_PATH")) {
+    gchar **parts = g_strsplit (env, ":", -1);
+    for (gchar **p = parts; *p; p++)
+      if (**p)
+        dirs.push_back (*p);
+    g_strfreev (parts);
+  }
+  dirs.push_back ("/etc/wayray/pipelines");
+  dirs.push_back (WAYRAY_PIPELINES_DIR);
+  return dirs;
+}
+
+bool
+find_pipeline_file (const std::string &name, const std::string &extra_dir, std::string *path, GError **error)
+{
+  if (name.find ('/') != std::string::npos) {
+    if (g_file_test (name.c_str (), G_FILE_TEST_IS_REGULAR)) {
+      *path = name;
+      return true;
+    }
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "%s: no such pipeline file", name.c_str ());
+    return false;
+  }
+  std::string tried;
+  for (const std::string &dir : pipeline_search_dirs (extra_dir)) {
+    std::string p = dir + "/" + name + ".pipeline";
+    if (g_file_test (p.c_str (), G_FILE_TEST_IS_REGULAR)) {
+      *path = p;
+      return true;
+    }
+    tried += (tried.empty () ? "" : ", ") + dir;
+  }
+  g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_NOENT, "pipeline '%s' not found in %s", name.c_str (),
+      tried.c_str ());
+  return false;
+}
+
+static std::string
+escape (const std::string &v)
+{
+  std::string out;
+  for (char c : v) {
+    if (c == '"' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+bool
+expand_pipeline_file (const std::string &path, const Variables &vars, std::string *description, GError **error)
+{
+  gchar *contents = nullptr;
+  GError *err = nullptr;
+  if (!g_file_get_contents (path.c_str (), &contents, nullptr, &err)) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "%s: %s", path.c_str (), err->message);
+    g_error_free (err);
+    return false;
+  }
+  std::istringstream in (contents);
+  g_free (contents);
+  std::string line, out;
+  int lineno = 0;
+  while (std::getline (in, line)) {
+    lineno++;
+    size_t first = line.find_first_not_of (" \t");
+    if (first == std::string::npos || line[first] == '#')
+      continue;
+    std::string expanded;
+    for (size_t i = 0; i < line.size ();) {
+      if (line[i] == '$' && i + 1 < line.size () && line[i + 1] == '{') {
+        size_t end = line.find ('}', i + 2);
+        if (end == std::string::npos) {
+          g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:%d: unterminated ${ (missing '}')",
+              path.c_str (), lineno);
+          return false;
+        }
+        std::string name = line.substr (i + 2, end - i - 2);
+        auto it = vars.find (name);
+        if (it == vars.end ()) {
+          std::string known;
+          for (auto &kv : vars)
+            known += (known.empty () ? "" : ", ") + kv.first;
+          g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL,
+              "%s:%d: unknown variable ${%s} (known: %s)", path.c_str (), lineno, name.c_str (), known.c_str ());
+          return false;
+        }
+        expanded += escape (it->second);
+        i = end + 1;
+      } else {
+        expanded += line[i++];
+      }
+    }
+    out += expanded + "\n";
+  }
+  if (out.find_first_not_of (" \t\n") == std::string::npos) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: no pipeline in the file", path.c_str ());
+    return false;
+  }
+  *description = out;
+  return true;
+}
+
+/* The line of the file where a parse error most likely is: the first line
+ * mentioning the quoted name gst_parse complains about. */
+static int
+line_of_error (const std::string &path, const char *message)
+{
+  const char *q1 = strchr (message, '"');
+  const char *q2 = q1 ? strchr (q1 + 1, '"') : nullptr;
+  if (!q1 || !q2 || q2 == q1 + 1)
+    return 0;
+  std::string needle (q1 + 1, q2 - q1 - 1);
+  gchar *contents = nullptr;
+  if (!g_file_get_contents (path.c_str (), &contents, nullptr, nullptr))
+    return 0;
+  std::istringstream in (contents);
+  g_free (contents);
+  std::string line;
+  int lineno = 0;
+  while (std::getline (in, line)) {
+    lineno++;
+    size_t first = line.find_first_not_of (" \t");
+    if (first != std::string::npos && line[first] != '#' && line.find (needle) != std::string::npos)
+      return lineno;
+  }
+  return 0;
+}
+
+GstElement *
+load_pipeline (const std::string &path, const Variables &vars, GError **error)
+{
+  std::string desc;
+  if (!expand_pipeline_file (path, vars, &desc, error))
+    return nullptr;
+  GError *err = nullptr;
+  GstParseContext *ctx = gst_parse_context_new ();
+  GstElement *el = gst_parse_launch_full (desc.c_str (), ctx, GST_PARSE_FLAG_FATAL_ERRORS, &err);
+  if (!el) {
+    std::string where = path;
+    int line = line_of_error (path, err ? err->message : "");
+    gchar **missing = gst_parse_context_get_missing_elements (ctx);
+    if (missing && missing[0] && line == 0) {
+      std::string q = std::string ("\"") + missing[0] + "\"";
+      line = line_of_error (path, q.c_str ());
+    }
+    g_strfreev (missing);
+    if (line > 0)
+      where += ":" + std::to_string (line);
+    g_set_error (error, GST_PARSE_ERROR, err ? err->code : GST_PARSE_ERROR_SYNTAX, "%s: %s", where.c_str (),
+        err ? err->message : "could not parse the pipeline");
+    g_clear_error (&err);
+    gst_parse_context_free (ctx);
+    return nullptr;
+  }
+  gst_parse_context_free (ctx);
+  if (!GST_IS_PIPELINE (el)) {
+    GstElement *p = gst_pipeline_new (nullptr);
+    gst_bin_add (GST_BIN (p), el);
+    el = p;
+  }
+  return el;
+}
+
+GstElement *
+require_element (GstElement *pipeline, const std::string &path, const char *name, const char *factory,
+    GError **error)
+{
+  GstElement *el = gst_bin_get_by_name (GST_BIN (pipeline), name);
+  if (!el) {
+    g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_NO_SUCH_ELEMENT,
+        "%s: the pipeline needs a %s named '%s' (name=%s)", path.c_str (), factory, name, name);
+    return nullptr;
+  }
+  GstElementFactory *f = gst_element_get_factory (el);
+  if (factory && (!f || g_strcmp0 (GST_OBJECT_NAME (f), factory) != 0)) {
+    g_set_error (error, GST_PARSE_ERROR, GST_PARSE_ERROR_NO_SUCH_ELEMENT,
+        "%s: element '%s' must be a %s, not a %s", path.c_str (), name, factory,
+        f ? GST_OBJECT_NAME (f) : "bin");
+    gst_object_unref (el);
+    return nullptr;
+  }
+  return el;
+}
+
+GstBuffer *
+control_message_new (const GstStructure *s)
+{
+  gchar *text = gst_structure_serialize (s, GST_SERIALIZE_FLAG_NONE);
+  gsize len = strlen (text);
+  return gst_buffer_new_wrapped (text, len);
+}
+
+GstStructure *
+control_message_parse (GstBuffer *buf)
+{
+  gsize size = gst_buffer_get_size (buf);
+  if (size == 0 || size > MAX_CONTROL_MESSAGE)
+    return nullptr;
+  std::string text (size, '\0');
+  gst_buffer_extract (buf, 0, &text[0], size);
+  if (!g_utf8_validate (text.data (), size, nullptr) || text.find ('\0') != std::string::npos)
+    return nullptr;
+  return gst_structure_from_string (text.c_str (), nullptr);
+}
+
+}  // namespace wayray

@@ -1,0 +1,52 @@
+/* Pipeline description files: gst-launch syntax with ${VARIABLE}
+ * substitution and # comments, shared by wayrayd and wayray-client.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace wayray {
+
+using Variables = std::map<std::string, std::string>;
+
+/* Where NAME.pipeline is looked for, first match wins: $WAYRAY_PIPELINES_PATH
+ * (colon-separated), /etc/wayray/pipelines, then the installed data dir. */
+std::vector<std::string> pipeline_search_dirs (const std::string &extra_dir = "");
+
+/* Finds NAME.pipeline (or NAME when it is a path). */
+bool find_pipeline_file (const std::string &name, const std::string &extra_dir, std::string *path,
+    GError **error);
+
+/* Reads a file, drops comments, substitutes ${VAR}. Values are inserted with
+ * `"` and `\` escaped, so `prop="${VAR}"` is safe for any value. Errors say
+ * FILE:LINE: reason. */
+bool expand_pipeline_file (const std::string &path, const Variables &vars, std::string *description,
+    GError **error);
+
+/* expand + gst_parse_launch, with parse errors mapped to FILE:LINE. The
+ * result is a GstPipeline. */
+GstElement *load_pipeline (const std::string &path, const Variables &vars, GError **error);
+
+/* The element named @name in @pipeline, checked to come from @factory;
+ * a clear error if the file lacks it. Returned reference is the caller's. */
+GstElement *require_element (GstElement *pipeline, const std::string &path, const char *name,
+    const char *factory, GError **error);
+
+/* Control messages between wayrayd and wayray-client: one GstStructure,
+ * serialized, per buffer on the "hello", "welcome", "ticket" and "control"
+ * streams. */
+#define WAYRAY_CONTROL_CAPS "application/x-wayray-control,version=(int)1"
+constexpr gsize MAX_CONTROL_MESSAGE = 4096;
+
+GstBuffer *control_message_new (const GstStructure *s);
+/* NULL when the buffer is not a well-formed message (too big, not UTF-8,
+ * not a structure). */
+GstStructure *control_message_parse (GstBuffer *buf);
+
+}  // namespace wayray
