@@ -7,6 +7,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include "recording.h"
 #include "screengen.h"
 #include "wayraytilecodec.h"
 
@@ -18,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,7 +33,7 @@ struct Result {
   double rate;                  /* frames per second of the workload */
   int frames = 0;
   size_t bytes = 0, raw = 0, zstd = 0;
-  std::vector<double> enc_ms, enc_wall_ms, dec_ms;
+  std::vector<double> enc_ms, enc_wall_ms, dec_ms, msg_bytes;
   wt::EncodeStats stats;
 };
 
@@ -115,6 +117,7 @@ run (const std::string &name, double rate, int frames, unsigned threads,
       continue;
     res.frames++;
     res.bytes += sent ? msg.size () : 0;
+    res.msg_bytes.push_back (sent ? msg.size () : 0);
     res.enc_ms.push_back (t1 - t0);
     res.enc_wall_ms.push_back (std::chrono::duration<double, std::milli> (w1 - w0).count ());
     res.dec_ms.push_back (t2 - t1);
@@ -142,9 +145,9 @@ print (const Result &r)
 {
   double n = r.frames;
   double bpf = r.bytes / n, raw = r.raw / n, z = r.zstd / n;
-  printf ("%-30s %5.0f %10.0f %11.0f %10.0f %11.0f %6.1f%% %7.3f %7.3f %7.3f %7.3f %8.3f\n",
-      r.name.c_str (), r.rate, bpf, bpf * r.rate / 1024.0, raw, z, 100.0 * bpf / std::max (z,
-          1.0), percentile (r.enc_ms, 0.5), percentile (r.enc_ms, 0.99),
+  printf ("%-32s %5.0f %9.0f %8.0f %10.0f %10.0f %9.0f %6.1f%% %7.3f %7.3f %7.3f %7.3f %8.3f\n",
+      r.name.c_str (), r.rate, bpf, percentile (r.msg_bytes, 0.5), bpf * r.rate / 1024.0, raw, z,
+      100.0 * bpf / std::max (z, 1.0), percentile (r.enc_ms, 0.5), percentile (r.enc_ms, 0.99),
       percentile (r.dec_ms, 0.5), percentile (r.dec_ms, 0.99), percentile (r.enc_wall_ms, 0.5));
 }
 
@@ -184,13 +187,13 @@ main (int argc, char **argv)
 {
   printf ("WayRay tile codec benchmark, %dx%d, tile 64, zstd level 1 (6 for <= 4 tiles), "
       "cache 2048 tiles\n", W, H);
-  printf ("bytes: per frame; KiB/s at the workload's rate; baselines per frame on the same "
-      "damage\n");
+  printf ("bytes: mean and median per frame; KiB/s at the workload's rate (recordings: their "
+      "own); baselines (raw, zstd -3 of the damaged pixels) per frame on the same damage\n");
   printf ("times: CPU ms per frame (process CPU time, all threads; one encoder thread unless "
       "noted); enc wall = encode wall-clock p50\n\n");
-  printf ("%-30s %5s %10s %11s %10s %11s %7s %7s %7s %7s %7s %8s\n", "workload", "fps",
-      "bytes/fr", "KiB/s", "raw/fr", "zstd/fr", "vs zstd", "enc p50", "enc p99", "dec p50",
-      "dec p99", "enc wall");
+  printf ("%-32s %5s %9s %8s %10s %10s %9s %7s %7s %7s %7s %7s %8s\n", "workload", "fps",
+      "bytes/fr", "p50 B/fr", "KiB/s", "raw/fr", "zstd/fr", "vs zstd", "enc p50", "enc p99",
+      "dec p50", "dec p99", "enc wall");
 
   std::vector<Result> all;
   Terminal term;
@@ -262,7 +265,54 @@ main (int argc, char **argv)
             }));
   }
 
+  /* Recorded sessions: real applications in wayraysrc at 1920x1080 */
+  const char *names[][2] = {
+    {"typing", "rec: foot, typing"},
+    {"scrolling", "rec: foot, scrolling ~60 l/s"},
+    {"fast-scrolling", "rec: foot, scrolling ~290 l/s"},
+    {"switching", "rec: foot, two screens alternate"},
+    {"animation", "rec: weston-simple-shm"},
+  };
+  std::vector<Result> recorded;
+  for (auto &nm : names) {
+    recording::Recording rec;
+    std::string error;
+    std::string path = std::string (WAYRAY_RECORDINGS_DIR) + "/" + nm[0] + ".wrrec";
+    if (!recording::read_file (path, rec, error) || rec.width != W || rec.height != H ||
+        rec.frames.size () < 3) {
+      fprintf (stderr, "skipping %s: %s\n", path.c_str (), error.c_str ());
+      continue;
+    }
+    double secs = (rec.frames.back ().pts - rec.frames.front ().pts) / 1e9;
+    double rate = secs > 0 ? (rec.frames.size () - 1) / secs : 60;
+    auto dec = std::make_shared<wt::Decoder> ();
+    auto apply = [dec, &rec] (Screen & s, size_t i) {
+      std::vector<wt::Rect> d;
+      std::string e;
+      wt::Surface fb = {s.px.data (), s.stride (), s.w, s.h};
+      if (!dec->decode (rec.frames[i].message.data (), rec.frames[i].message.size (), fb, d, e)) {
+        fprintf (stderr, "bad recording: %s\n", e.c_str ());
+        exit (1);
+      }
+    };
+    recorded.push_back (run (nm[1], rate, (int) rec.frames.size () - 1, 1,
+            [&] (Screen & s, Rng &) {
+              apply (s, 0);
+            },
+            [&] (Screen & s, Rng &, int i) {
+              apply (s, i + 1);
+              std::vector<Rect> dmg;
+              for (const auto &r : rec.frames[i + 1].damage)
+                dmg.push_back ({r.x, r.y, r.w, r.h});
+              return dmg;
+            }));
+  }
+
+  printf ("-- synthetic (screengen: anti-aliased glyph text, two windows)\n");
   for (const auto &r : all)
+    print (r);
+  printf ("-- recorded (bench/tiles/recordings, made with wayray-tiles-record)\n");
+  for (const auto &r : recorded)
     print (r);
   printf ("\nencode+decode p50: keystroke %.3f ms, full frame %.3f ms (CPU, one thread)\n",
       percentile (all[0].enc_ms, 0.5) + percentile (all[0].dec_ms, 0.5),
@@ -270,8 +320,15 @@ main (int argc, char **argv)
   printf ("\nbytes per typed character: %.0f (the damage of one keystroke: %zu pixels raw = %zu "
       "bytes)\n", (double) all[0].bytes / all[0].frames, all[0].raw / all[0].frames / 4,
       all[0].raw / all[0].frames);
+  if (!recorded.empty ())
+    printf ("recorded typing: %.0f bytes per frame, median %.0f (about one keystroke echoed by "
+        "foot per frame; %.0f damaged pixels reported per frame)\n",
+        (double) recorded[0].bytes / recorded[0].frames, percentile (recorded[0].msg_bytes, 0.5),
+        (double) recorded[0].raw / recorded[0].frames / 4);
   printf ("\ncodings used:\n");
   for (const auto &r : all)
+    print_ops (r);
+  for (const auto &r : recorded)
     print_ops (r);
   return 0;
 }
