@@ -578,6 +578,9 @@ Endpoint::add_user (EndpointUser * user, std::string & error)
     return false;
   }
   m.started = true;
+  /* The network thread's first poll must not sleep before a client's
+   * Initial packet goes out. */
+  wake ();
   m.net = std::thread ([this] { run (); });
   return true;
 }
