@@ -13,7 +13,9 @@
  *
  * Headless mode reads commands on stdin (type TEXT, key NAME, click X Y,
  * wait-idle MS, snapshot FILE, stats, quit) and reports on stdout; see
- * docs/wayray-client.md.
+ * docs/wayray-client.md. Exit codes: 0 done, 2 usage or broken pipeline
+ * file, 3 token refused, 4 detached (another client took the session, or
+ * the administrator), 5 the server's certificate changed.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -623,10 +625,8 @@ on_stdin (GIOChannel *ch, GIOCondition cond, gpointer data)
   gchar *line = nullptr;
   gsize len = 0;
   GIOStatus st = g_io_channel_read_line (ch, &line, &len, nullptr, nullptr);
-  if (st == G_IO_STATUS_EOF) {
-    c->finish (EXIT_OK, "");
-    return G_SOURCE_REMOVE;
-  }
+  if (st == G_IO_STATUS_EOF || st == G_IO_STATUS_ERROR)
+    return G_SOURCE_REMOVE;     /* no more commands; keep showing the session */
   if (line) {
     handle_command (c, g_strchomp (line));
     g_free (line);

@@ -528,9 +528,8 @@ Daemon::reply (GstStructure *msg)
 {
   gst_app_src_push_buffer (GST_APP_SRC (door_out), control_message_new (msg));
   gst_structure_free (msg);
+  /* One answer per connection; the next client replaces this one. */
   door_answered = true;
-  /* The client hangs up once it has the answer; don't wait forever. */
-  restart_front_door (3000);
 }
 
 void
@@ -632,10 +631,10 @@ door_bus (GstBus *bus, GstMessage *msg, gpointer data)
         gboolean up = FALSE;
         gst_structure_get_boolean (st, "connected", &up);
         const gchar *peer = gst_structure_get_string (st, "peer");
-        if (up)
+        if (up) {
           d->door_peer = peer ? peer : "?";
-        else if (d->door_answered)
-          d->restart_front_door (0);
+          d->door_answered = false;
+        }
       }
       break;
     }
