@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""WayRay end to end: wayrayd with real foot sessions, wayray-client headless
+over QUIC on loopback, wayrayctl, the systemd unit and the pipeline files.
+
+Run by meson (`meson test e2e`) with the build tree in the environment;
+prints one line per check and closes with "N passed, N failed".
+"""
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ["WAYRAY_BUILD_ROOT"]
+SOURCE = os.environ["WAYRAY_SOURCE_ROOT"]
+WAYRAYD = os.path.join(BUILD, "daemon", "wayrayd")
+WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
+CLIENT = os.path.join(BUILD, "client", "wayray-client")
+UNIT = os.path.join(BUILD, "daemon", "wayrayd@.service")
+
+results = []
+
+
+def check(name, ok, detail=""):
+    results.append(ok)
+    print(("ok     " if ok else "FAILED ") + name + ("" if ok else ": " + detail), flush=True)
+    return ok
+
+
+class Client:
+    """A headless wayray-client driven through its stdin."""
+
+    def __init__(self, env, port, token, size):
+        self.p = subprocess.Popen(
+            [CLIENT, "127.0.0.1:%d" % port, "--token", token, "--headless", "--size", size,
+             "--name", "test-" + size],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+            bufsize=1)
+        self.lines = []
+
+    def send(self, cmd):
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+
+    def expect(self, pattern, timeout=15):
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([self.p.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            if not r:
+                break
+            line = self.p.stdout.readline()
+            if not line:
+                break
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            m = rx.search(line)
+            if m:
+                return m
+        return None
+
+    def snapshot(self, path):
+        self.send("wait-idle 600")
+        if not self.expect("^idle$"):
+            return False
+        self.send("snapshot " + path)
+        return bool(self.expect("^snapshot written$"))
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        self.p.wait(timeout=10)
+
+    def quit(self):
+        if self.p.poll() is None:
+            try:
+                self.send("quit")
+            except BrokenPipeError:
+                pass
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def read_ppm(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    m = re.match(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), data[m.end():]
+
+
+def same_picture(a, b):
+    pa, pb = read_ppm(a), read_ppm(b)
+    if not pa or not pb:
+        return False, "unreadable PPM"
+    if pa[:2] != pb[:2]:
+        return False, "sizes differ: %dx%d vs %dx%d" % (pa[0], pa[1], pb[0], pb[1])
+    if pa[2] != pb[2]:
+        diff = sum(1 for i in range(0, len(pa[2]), 3) if pa[2][i:i + 3] != pb[2][i:i + 3])
+        return False, "%d pixels differ" % diff
+    return True, ""
+
+
+def sessions(env, cfg):
+    out = subprocess.run([WAYRAYCTL, "--config", cfg, "list"], env=env, capture_output=True, text=True)
+    rows = []
+    for line in out.stdout.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+        fields["id"] = line.split()[0]
+        rows.append(fields)
+    return rows
+
+
+def grim(env, socket, path):
+    e = dict(env, WAYLAND_DISPLAY=socket)
+    return subprocess.run(["grim", "-t", "ppm", path], env=e, capture_output=True).returncode == 0
+
+
+def wait_for(pred, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="wayray-e2e-")
+    run = os.path.join(tmp, "run")
+    os.mkdir(run, 0o700)
+    base = 31000 + (os.getpid() % 200) * 20
+    cfg = os.path.join(tmp, "seat.conf")
+    with open(cfg, "w") as f:
+        f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\n"
+                "token-store=%s/tokens\ncontrol-socket=%s/ctl\n"
+                "[session]\ncommand=foot --override=cursor.blink=no\nkeymap-layout=us\n"
+                % (base, base + 1, base + 10, tmp, run))
+    env = dict(os.environ, XDG_RUNTIME_DIR=run, XDG_CONFIG_HOME=os.path.join(tmp, "config"),
+               WAYRAY_PIPELINES_PATH=os.path.join(SOURCE, "pipelines"))
+    env.pop("WAYLAND_DISPLAY", None)
+    env.pop("DISPLAY", None)
+
+    tokens = {}
+    for name in ("alice", "bob"):
+        out = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", name], env=env, capture_output=True,
+                             text=True)
+        tokens[name] = out.stdout.strip()
+    store = open(os.path.join(tmp, "tokens")).read()
+    check("token store keeps hashes, not tokens",
+          len(tokens["alice"]) == 48 and tokens["alice"] not in store and "alice sha256:" in store, store)
+    check("token store is private", (os.stat(os.path.join(tmp, "tokens")).st_mode & 0o077) == 0)
+
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    clients = []
+    try:
+        ready = False
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = daemon.stdout.readline()
+            if not line:
+                break
+            if "ready on port" in line:
+                ready = True
+                break
+        if not check("wayrayd starts and reports ready", ready):
+            return
+        ctl_mode = os.stat(os.path.join(run, "ctl")).st_mode & 0o777
+        check("control socket is the daemon user's alone", ctl_mode & 0o077 == 0, oct(ctl_mode))
+
+        # --- typing through the input path into a real terminal ---------
+        a = Client(env, base, tokens["alice"], "1280x720")
+        clients.append(a)
+        check("client A attaches to a new session", a.expect(r"state attached .* new=1 size=1280x720") is not None,
+              "\n".join(a.lines))
+        check("client A receives a first frame", a.expect(r"^first-frame") is not None, "\n".join(a.lines))
+        time.sleep(1.0)            # foot has drawn its prompt
+        marker = os.path.join(tmp, "typed.txt")
+        a.send("type echo wayray-typed > %s\\n" % marker)
+        typed = wait_for(lambda: os.path.exists(marker) and open(marker).read().strip() == "wayray-typed")
+        check("keys typed at the client run a command in the session", typed)
+        rows = sessions(env, cfg)
+        check("wayrayctl lists one attached session",
+              len(rows) == 1 and rows[0].get("state") == "attached" and rows[0].get("size") == "1280x720", str(rows))
+        sock = rows[0].get("socket", "") if rows else ""
+        if a.snapshot(os.path.join(tmp, "a.ppm")) and grim(env, sock, os.path.join(tmp, "server-a.ppm")):
+            ok, why = same_picture(os.path.join(tmp, "a.ppm"), os.path.join(tmp, "server-a.ppm"))
+            check("client framebuffer equals the server's (1280x720)", ok, why)
+        else:
+            check("client framebuffer equals the server's (1280x720)", False, "no snapshot or grim failed")
+
+        # --- hot-desking --------------------------------------------------
+        app_pid = int(rows[0].get("pid", "0")) if rows else 0
+        a.kill(signal.SIGKILL)
+        time.sleep(0.5)
+        check("session's application survives its client being killed",
+              app_pid > 0 and os.path.exists("/proc/%d" % app_pid))
+        b = Client(env, base, tokens["alice"], "1920x1080")
+        clients.append(b)
+        check("client B with the same token reattaches the session",
+              b.expect(r"state attached .* new=0 size=1920x1080") is not None, "\n".join(b.lines))
+        m = b.expect(r"^first-frame ([0-9.]+) reattach")
+        check("client B gets a full frame", m is not None, "\n".join(b.lines))
+        rows = sessions(env, cfg)
+        check("the session is resized to client B's screen",
+              len(rows) == 1 and rows[0].get("size") == "1920x1080" and rows[0].get("pid") == str(app_pid),
+              str(rows))
+        if b.snapshot(os.path.join(tmp, "b.ppm")) and grim(env, sock, os.path.join(tmp, "server-b.ppm")):
+            ok, why = same_picture(os.path.join(tmp, "b.ppm"), os.path.join(tmp, "server-b.ppm"))
+            check("client B's framebuffer equals the server's (1920x1080)", ok, why)
+            check("client B's frame has its screen size",
+                  read_ppm(os.path.join(tmp, "b.ppm"))[:2] == (1920, 1080))
+        else:
+            check("client B's framebuffer equals the server's (1920x1080)", False, "no snapshot or grim failed")
+
+        # --- wrong token ----------------------------------------------------
+        bad = subprocess.run([CLIENT, "127.0.0.1:%d" % base, "--token", "0" * 48, "--headless"], env=env,
+                             stdin=subprocess.PIPE, capture_output=True, text=True, timeout=20)
+        check("a wrong token is refused with a clear reason",
+              bad.returncode == 3 and "refused: unknown token" in bad.stdout, bad.stdout + bad.stderr)
+        check("a refused token creates no session", len(sessions(env, cfg)) == 1)
+
+        # --- a second session; one session's failure leaves the other -------
+        c = Client(env, base, tokens["bob"], "1024x768")
+        clients.append(c)
+        check("a second token gets a second session",
+              c.expect(r"state attached .* new=1 size=1024x768") is not None, "\n".join(c.lines))
+        rows = sessions(env, cfg)
+        check("two sessions run at once", len(rows) == 2, str(rows))
+        b.quit()                   # else it would reconnect and start a new session
+        alice = [r for r in rows if r.get("token") == "alice"]
+        if alice:
+            os.kill(int(alice[0]["pid"]), signal.SIGKILL)
+        gone = wait_for(lambda: [r.get("token") for r in sessions(env, cfg)] == ["bob"])
+        check("killing one session's application ends only that session", gone, str(sessions(env, cfg)))
+        time.sleep(1.0)
+        marker2 = os.path.join(tmp, "typed2.txt")
+        c.send("type echo still-here > %s\\n" % marker2)
+        check("the other session still takes input",
+              wait_for(lambda: os.path.exists(marker2) and open(marker2).read().strip() == "still-here"))
+
+        # --- wayrayctl detach -------------------------------------------------
+        bob = [r for r in sessions(env, cfg) if r.get("token") == "bob"]
+        out = subprocess.run([WAYRAYCTL, "--config", cfg, "detach", bob[0]["id"] if bob else "99"], env=env,
+                             capture_output=True, text=True)
+        check("wayrayctl detach drops the client with a notice",
+              out.returncode == 0 and c.expect(r"^detached: detached by the administrator") is not None,
+              out.stderr + "\n".join(c.lines))
+        c.p.wait(timeout=10)
+        check("the detached client exits with code 4", c.p.returncode == 4, str(c.p.returncode))
+        rows = sessions(env, cfg)
+        check("a detached session keeps running", len(rows) == 1 and rows[0].get("state") == "detached", str(rows))
+        out = subprocess.run([WAYRAYCTL, "--config", cfg, "end", "999"], env=env, capture_output=True, text=True)
+        check("wayrayctl names a missing session", out.returncode == 1 and "no session '999'" in out.stderr,
+              out.stderr)
+    finally:
+        for cl in clients:
+            cl.quit()
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+    check("wayrayd stops cleanly on SIGTERM", daemon.returncode == 0, str(daemon.returncode))
+    check("no session application is left behind",
+          subprocess.run(["pgrep", "-f", "cursor.blink=no"], capture_output=True).returncode != 0)
+
+    # --- configuration and pipeline files are checked ---------------------------
+    broken = os.path.join(tmp, "broken.pipeline")
+    with open(broken, "w") as f:
+        f.write("# a comment\nwayraysrc name=src\n  ! nosuchelement\n  ! fakesink\n")
+    with open(cfg, "a") as f:
+        f.write("[pipelines]\nserver=%s\n" % broken)
+    out = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
+    check("a broken pipeline file is refused with file and line",
+          out.returncode != 0 and "broken.pipeline:3" in out.stderr and "nosuchelement" in out.stderr,
+          out.stderr)
+    with open(broken, "w") as f:
+        f.write("wayraysrc name=src exec=${NO_SUCH_VARIABLE} ! fakesink\n")
+    out = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
+    check("an unknown variable is refused with file and line",
+          out.returncode != 0 and "broken.pipeline:1: unknown variable ${NO_SUCH_VARIABLE}" in out.stderr,
+          out.stderr)
+    with open(broken, "w") as f:
+        f.write("wayraysrc name=src ! fakesink\n")
+    out = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
+    check("a pipeline without the daemon's elements is refused",
+          out.returncode != 0 and "named 'size'" in out.stderr, out.stderr)
+    badcfg = os.path.join(tmp, "bad.conf")
+    with open(badcfg, "w") as f:
+        f.write("[daemon]\nprot=4433\n")
+    out = subprocess.run([WAYRAYD, "--config", badcfg, "--check"], env=env, capture_output=True, text=True)
+    check("a misspelt configuration key is refused",
+          out.returncode == 2 and "unknown key 'prot' in [daemon]" in out.stderr, out.stderr)
+
+    # --- the systemd unit -------------------------------------------------------
+    if shutil.which("systemd-analyze"):
+        unit_dir = os.path.join(tmp, "units")
+        os.mkdir(unit_dir)
+        text = open(UNIT).read()
+        exec_line = re.search(r"^ExecStart=(\S+)", text, re.M)
+        text = text.replace(exec_line.group(1), WAYRAYD)
+        with open(os.path.join(unit_dir, "wayrayd@.service"), "w") as f:
+            f.write(text)
+        out = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                              os.path.join(unit_dir, "wayrayd@.service")],
+                             capture_output=True, text=True)
+        problems = [l for l in out.stderr.splitlines() if "wayrayd" in l]
+        check("the systemd unit passes systemd-analyze verify", out.returncode == 0 and not problems,
+              out.stderr)
+        check("the unit is Type=notify and chooses its config by instance",
+              "Type=notify" in text and "/etc/wayray/%i.conf" in text)
+    else:
+        check("systemd-analyze is installed", False, "install the systemd package")
+
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        main()
+    finally:
+        passed = sum(1 for r in results if r)
+        failed = len(results) - passed
+        print("%d passed, %d failed" % (passed, failed))
+        sys.exit(1 if failed or not results else 0)
