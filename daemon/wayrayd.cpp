@@ -95,7 +95,6 @@ struct Session {
   bool ticket_ok = false;       /* verified ticket waiting for peer_up */
   std::string client;           /* who is attached, for listings */
   guint64 attaches = 0;
-  gint64 ticket_deadline_us = 0;
 
   ~Session ();
   bool start (GError **error);
@@ -335,8 +334,6 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
         if (up && s->peer_up && s->ticket_ok) {
           s->ticket_ok = false;
           s->attach ();
-        } else if (up) {
-          s->ticket_deadline_us = g_get_monotonic_time () + d->cfg.ticket_timeout_ms * 1000;
         } else if (!s->peer_up && !s->client.empty ()) {
           g_print ("session %d (%s): %s detached (%s); the session keeps running\n", id,
               s->token_name.c_str (), s->client.c_str (), reason ? reason : "disconnected");

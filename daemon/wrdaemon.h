@@ -23,7 +23,6 @@ struct DaemonConfig {
   std::string token_store;       /* default /etc/wayray/SEAT.tokens */
   std::string control_socket;    /* default $RUNTIME_DIRECTORY/SEAT.ctl */
   guint max_sessions = 16;
-  guint ticket_timeout_ms = 5000;
 
   /* [session] */
   std::string session_command = "foot";

@@ -80,7 +80,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   /* Misspelt keys are errors, not silently ignored. */
   const std::map<std::string, std::set<std::string>> known = {
     { "daemon", { "listen-address", "port", "session-ports", "certificate-file", "private-key-file",
-          "token-store", "control-socket", "max-sessions", "ticket-timeout" } },
+          "token-store", "control-socket", "max-sessions" } },
     { "session", { "command", "keymap-layout", "width", "height", "framerate" } },
     { "pipelines", { "server", "directory" } },
   };
@@ -110,7 +110,6 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   guint w = cfg->default_width, h = cfg->default_height;
   ok = ok && get_uint (kf, path, "daemon", "port", 1, 65535, &cfg->port, error) &&
       get_uint (kf, path, "daemon", "max-sessions", 1, 1000, &cfg->max_sessions, error) &&
-      get_uint (kf, path, "daemon", "ticket-timeout", 100, 600000, &cfg->ticket_timeout_ms, error) &&
       get_uint (kf, path, "session", "width", 16, 8192, &w, error) &&
       get_uint (kf, path, "session", "height", 16, 8192, &h, error) &&
       get_uint (kf, path, "session", "framerate", 1, 240, &cfg->framerate, error);
