@@ -139,6 +139,7 @@ Stats::to_structure () const
 struct InStream {
   Parser parser;
   guint64 held = 0;      /* received, flow control not yet credited */
+  bool rx_full = false;  /* the receiver's queue is full: hold credit */
   bool is_control = false;
   bool failed = false;
 };
@@ -1576,7 +1577,6 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
     stream_failed (c, s, id, "stream ended inside a frame");
     return;
   }
-  bool credit = true;
   if (s.is_control) {
     for (auto &f : frames) {
       std::string target = f.target;
@@ -1613,7 +1613,7 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
       }
     if (rx) {
       if (!frames.empty ())
-        credit = rx->on_frames (ref, frames);
+        s.rx_full = !rx->on_frames (ref, frames);
       if (fin)
         rx->on_stream_end (ref, false);
     } else if (!frames.empty ()) {
@@ -1623,7 +1623,9 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
   }
   if (c.tcp)
     return;
-  if (credit) {
+  /* While the receiver is full, credit nothing (not even bytes of an
+   * incomplete frame): the sender stops at the stream window. */
+  if (!s.rx_full) {
     ngtcp2_conn_extend_max_stream_offset (c.q, id, len + s.held);
     s.held = 0;
   } else {
@@ -1637,6 +1639,7 @@ Endpoint::Impl::apply_resume ()
   if (!conn || conn->tcp)
     return;
   for (auto &kv : conn->in) {
+    kv.second->rx_full = false;
     if (kv.second->held) {
       ngtcp2_conn_extend_max_stream_offset (conn->q, kv.first, kv.second->held);
       kv.second->held = 0;

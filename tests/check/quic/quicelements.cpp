@@ -7,6 +7,8 @@
 #include <gst/check/gstcheck.h>
 #include <gst/video/video.h>
 
+#include "gstquicendpoint.h"
+#include "gstquicframing.h"
 #include "gstwayraycursor.h"
 
 #include <glib/gstdio.h>
@@ -764,6 +766,197 @@ GST_START_TEST (test_input_fast_while_display_saturated)
 }
 GST_END_TEST;
 
+/* Bad data from a peer: a malformed frame closes that stream with a warning
+ * naming the problem while the connection lives on; a protocol violation
+ * on the connection level (a second control stream) closes the connection
+ * with that reason. The peer here is the endpoint API itself, writing raw
+ * bytes. */
+struct RawPeer : public wrq::EndpointUser {
+  std::mutex lock;
+  bool lost = false;
+  std::string reason;
+  void on_connection_state (bool up, const std::string &, const std::string &, const std::string & r, bool) override
+  {
+    std::lock_guard<std::mutex> lk (lock);
+    if (!up) {
+      lost = true;
+      reason = r;
+    }
+  }
+};
+
+static std::string
+wait_warning (GstElement * p, GstClockTime timeout)
+{
+  GstBus *bus = gst_element_get_bus (p);
+  GstMessage *m = gst_bus_timed_pop_filtered (bus, timeout, GST_MESSAGE_WARNING);
+  gst_object_unref (bus);
+  if (!m)
+    return "";
+  GError *e;
+  gst_message_parse_warning (m, &e, nullptr);
+  std::string s = e->message;
+  g_error_free (e);
+  gst_message_unref (m);
+  return s;
+}
+
+GST_START_TEST (test_malformed_peer)
+{
+  Site site;
+  /* out2 gets data only later: async=false, else the live pipeline would
+   * wait for it to preroll before any sink plays (GstBin semantics). */
+  GstElement *srv = launch ("quicsrc name=sr " + site.server ()
+      + " sr.display ! appsink name=out sync=false sr.cursor ! appsink name=out2 sync=false async=false");
+  play (srv);
+
+  wrq::Config cfg;
+  cfg.mode = wrq::Mode::Client;
+  cfg.host = "127.0.0.1";
+  cfg.port = site.port;
+  cfg.known_hosts_file = site.dir + "/known_hosts";
+  cfg.transport = wrq::TransportChoice::Quic;
+  auto ep = wrq::Endpoint::obtain (cfg);
+  RawPeer peer;
+  std::string error;
+  fail_unless (ep->add_user (&peer, error), "%s", error.c_str ());
+  std::atomic<bool> cancel { false };
+  fail_unless (ep->wait_connected (cancel, 10000));
+
+  wrq::Preamble pre;
+  pre.purpose = wrq::Purpose::Display;
+  pre.name = "display";
+  auto display = ep->open_stream (pre);
+  std::vector<guint8> bytes;
+  GstCaps *caps = gst_caps_from_string ("application/x-raw-test");
+  wrq::encode_caps (bytes, caps);
+  gst_caps_unref (caps);
+  GstBuffer *b = pattern_buffer (1, 1000);
+  wrq::encode_buffer (bytes, b);
+  gst_buffer_unref (b);
+  fail_unless (ep->write (*display, std::move (bytes), 1 << 20, true, cancel) == wrq::Endpoint::WriteResult::Ok);
+  GstElement *out = by_name (srv, "out");
+  GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+  fail_unless (smp != nullptr);
+  gst_sample_unref (smp);
+
+  /* A frame of unknown type: the stream is closed, with a warning. */
+  std::vector<guint8> garbage = { 99, 0, 0, 0, 0 };
+  ep->write (*display, std::move (garbage), 1 << 20, true, cancel);
+  std::string w = wait_warning (srv, 10 * GST_SECOND);
+  fail_unless (w.find ("unknown frame type 99") != std::string::npos, "warning: '%s'", w.c_str ());
+  fail_unless (w.find ("'display'") != std::string::npos, "warning does not name the stream: '%s'", w.c_str ());
+  fail_unless (w.find ("stream closed") != std::string::npos, "warning: '%s'", w.c_str ());
+
+  /* The connection still carries other streams. */
+  pre.purpose = wrq::Purpose::Cursor;
+  pre.name = "cursor";
+  auto cursor = ep->open_stream (pre);
+  bytes.clear ();
+  caps = gst_caps_from_string ("application/x-cursor-test");
+  wrq::encode_caps (bytes, caps);
+  gst_caps_unref (caps);
+  b = pattern_buffer (2, 64);
+  wrq::encode_buffer (bytes, b);
+  gst_buffer_unref (b);
+  fail_unless (ep->write (*cursor, std::move (bytes), 1 << 20, true, cancel) == wrq::Endpoint::WriteResult::Ok);
+  GstElement *out2 = by_name (srv, "out2");
+  smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out2), 10 * GST_SECOND);
+  fail_unless (smp != nullptr, "the connection did not survive a bad stream");
+  gst_sample_unref (smp);
+
+  /* A second control stream: the server closes the connection and says why. */
+  pre.purpose = wrq::Purpose::Control;
+  pre.name = "control";
+  auto ctl = ep->open_stream (pre);
+  fail_unless (ctl != nullptr);
+  std::vector<guint8> nothing;
+  ep->write (*ctl, std::move (nothing), 1 << 20, true, cancel);
+  bool lost = false;
+  std::string reason;
+  for (int i = 0; i < 500 && !lost; i++) {
+    g_usleep (20000);
+    std::lock_guard<std::mutex> lk (peer.lock);
+    lost = peer.lost;
+    reason = peer.reason;
+  }
+  fail_unless (lost, "the server kept a connection with two control streams");
+  fail_unless (reason.find ("a second control stream") != std::string::npos, "reason: '%s'", reason.c_str ());
+  ep->remove_user (&peer);
+  display.reset ();
+  cursor.reset ();
+  ctl.reset ();
+  ep.reset ();
+  gst_object_unref (out);
+  gst_object_unref (out2);
+  stop (srv);
+}
+GST_END_TEST;
+
+/* A receiver that stops reading: flow control stops the sender, whose pad
+ * then blocks with at most max-queue-bytes (plus one buffer) queued; nothing
+ * grows without bound, and everything arrives once reading resumes. */
+GST_START_TEST (test_bounded_queues)
+{
+  Site site;
+  const guint64 limit = 2 * 1024 * 1024;
+  const gsize chunk = 256 * 1024;
+  const guint n = 120;
+  GstElement *srv = launch ("appsrc name=src format=time block=true max-bytes=300000 caps=application/x-bulk ! s.display "
+      "quicsink name=s max-queue-bytes=" + std::to_string (limit) + " " + site.server ());
+  GstElement *cli = launch ("quicsrc name=c max-receive-bytes=1000000 " + site.client ()
+      + " c.display ! appsink name=out sync=false max-buffers=1");
+  play (srv);
+  play (cli);
+  GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out"), *s = by_name (srv, "s");
+  std::atomic<guint> pushed { 0 };
+  std::thread pusher ([&] {
+    for (guint i = 0; i < n; i++) {
+      GstBuffer *b = gst_buffer_new_allocate (nullptr, chunk, nullptr);
+      gst_buffer_memset (b, 0, (guint8) i, chunk);
+      if (gst_app_src_push_buffer (GST_APP_SRC (src), b) != GST_FLOW_OK)
+        break;
+      pushed++;
+    }
+  });
+  g_usleep (3 * G_USEC_PER_SEC);
+  guint stalled_at = pushed;
+  GstStructure *st = nullptr;
+  g_object_get (s, "stats", &st, nullptr);
+  guint64 queued = 0;
+  gst_structure_get_uint64 (st, "send-queue-bytes", &queued);
+  gst_structure_free (st);
+  GST_INFO ("sender stalled after %u of %u buffers with %" G_GUINT64_FORMAT " bytes queued", stalled_at, n, queued);
+  fail_unless (stalled_at < n / 2, "the sender did not stall (%u buffers pushed)", stalled_at);
+  fail_unless (queued <= limit + chunk + 4096, "%" G_GUINT64_FORMAT " bytes queued, bound %" G_GUINT64_FORMAT,
+      queued, limit);
+  g_usleep (G_USEC_PER_SEC);
+  fail_unless_equals_int (pushed.load (), stalled_at);
+
+  for (guint i = 0; i < n; i++) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 20 * GST_SECOND);
+    fail_unless (smp != nullptr, "buffer %u missing after resuming", i);
+    GstBuffer *b = gst_sample_get_buffer (smp);
+    /* (fail_unless_equals_int declares locals named first and second.) */
+    guint8 head = 0xff, tail = 0xff;
+    gst_buffer_extract (b, 0, &head, 1);
+    gst_buffer_extract (b, chunk - 1, &tail, 1);
+    fail_unless_equals_int (gst_buffer_get_size (b), chunk);
+    fail_unless_equals_int (head, (guint8) i);
+    fail_unless_equals_int (tail, (guint8) i);
+    gst_sample_unref (smp);
+  }
+  pusher.join ();
+  assert_no_error (srv);
+  assert_no_error (cli);
+  gst_object_unref (s);
+  gst_object_unref (src);
+  gst_object_unref (out);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
 static Suite *
 quicelements_suite (void)
 {
@@ -777,6 +970,8 @@ quicelements_suite (void)
   tcase_add_test (tc, test_server_survives_client);
   tcase_add_test (tc, test_tcp_fallback);
   tcase_add_test (tc, test_input_fast_while_display_saturated);
+  tcase_add_test (tc, test_malformed_peer);
+  tcase_add_test (tc, test_bounded_queues);
   return s;
 }
 
