@@ -50,7 +50,7 @@
  * The server sends raw video on the "display" stream; the client trusts the
  * server's certificate on first use and refuses it if it ever changes.
  * |[
- * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=30 ! quicsink name=s mode=server s.video \
+ * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=30 ! s.video quicsink name=s mode=server \
  *     audiotestsrc is-live=true ! opusenc ! s.audio
  * gst-launch-1.0 quicsrc name=c mode=client host=127.0.0.1 c.video ! h264parse ! avdec_h264 ! videoconvert ! autovideosink \
  *     c.audio ! opusdec ! autoaudiosink

@@ -11,8 +11,11 @@
 #include "gstquicframing.h"
 #include "gstwayraycursor.h"
 
+#include <arpa/inet.h>
 #include <glib/gstdio.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +25,30 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+/* A port free for both UDP and TCP right now (the kernel picks it). */
+static guint
+free_port ()
+{
+  for (int attempt = 0; attempt < 50; attempt++) {
+    int u = socket (AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a {};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind (u, (sockaddr *) &a, sizeof a) != 0 || getsockname (u, (sockaddr *) &a, &len) != 0) {
+      close (u);
+      continue;
+    }
+    int t = socket (AF_INET, SOCK_STREAM, 0);
+    bool ok = bind (t, (sockaddr *) &a, sizeof a) == 0;
+    close (t);
+    close (u);
+    if (ok)
+      return ntohs (a.sin_port);
+  }
+  return 0;
+}
 
 /* A fresh directory with the server key/certificate and the client's
  * known-hosts file; a port of its own. */
@@ -34,8 +61,7 @@ struct Site {
     gchar *d = g_dir_make_tmp ("wayray-quic-XXXXXX", nullptr);
     dir = d;
     g_free (d);
-    static guint n = 0;
-    port = 20000 + (getpid () * 7 + n++ * 101) % 30000;
+    port = free_port ();
   }
   ~Site ()
   {
