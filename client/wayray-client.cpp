@@ -20,6 +20,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
+#include "wrcontrol.h"
 #include "wrpipelinefile.h"
 
 #include <gio/gio.h>
@@ -88,60 +89,8 @@ struct Client {
 
 static Client *the_client;
 
-static void
-on_main (std::function<void ()> fn)
-{
-  auto p = new std::function<void ()> (std::move (fn));
-  g_main_context_invoke_full (nullptr, G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
-        (*static_cast<std::function<void ()> *> (data)) ();
-        return G_SOURCE_REMOVE;
-      }, p, [] (gpointer data) { delete static_cast<std::function<void ()> *> (data); });
-}
-
-static GstElement *
-make_control_src ()
-{
-  GstElement *src = gst_element_factory_make ("appsrc", nullptr);
-  GstCaps *caps = gst_caps_from_string (WAYRAY_CONTROL_CAPS);
-  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", TRUE, nullptr);
-  gst_caps_unref (caps);
-  return src;
-}
-
-/* Links a quicsrc's pad named @want to @target's sink pad; other streams
- * are drained into a fakesink. */
-static void
-link_named_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target)
-{
-  GstElement *bin = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (quicsrc)));
-  GstElement *to = target;
-  if (g_strcmp0 (GST_PAD_NAME (pad), want) != 0) {
-    if (g_strcmp0 (GST_PAD_NAME (pad), "display") == 0) {
-      gst_object_unref (bin);
-      return;                   /* the pipeline file links it */
-    }
-    to = gst_element_factory_make ("fakesink", nullptr);
-    g_object_set (to, "sync", FALSE, "async", FALSE, nullptr);
-    gst_bin_add (GST_BIN (bin), to);
-    gst_element_sync_state_with_parent (to);
-  }
-  GstPad *sinkpad = gst_element_get_static_pad (to, "sink");
-  if (!gst_pad_is_linked (sinkpad))
-    gst_pad_link (pad, sinkpad);
-  gst_object_unref (sinkpad);
-  gst_object_unref (bin);
-}
-
-static GstStructure *
-pull_message (GstAppSink *sink)
-{
-  GstSample *s = gst_app_sink_pull_sample (sink);
-  if (!s)
-    return nullptr;
-  GstStructure *msg = control_message_parse (gst_sample_get_buffer (s));
-  gst_sample_unref (s);
-  return msg;
-}
+/* Streams the client pipeline file links itself. */
+static const char *const kFileLinkedStreams[] = { "display", nullptr };
 
 static bool
 connection_message (GstMessage *msg, gboolean *up, std::string *reason)
@@ -201,7 +150,7 @@ Client::knock ()
   retry_source = 0;
   state ("state connecting " + host + ":" + std::to_string (port));
   door = gst_pipeline_new ("front-door");
-  GstElement *out = make_control_src ();
+  GstElement *out = control_source_new (nullptr);
   GstElement *net = gst_element_factory_make ("quicsink", nullptr);
   GstElement *in = gst_element_factory_make ("quicsrc", nullptr);
   GstElement *answer = gst_element_factory_make ("appsink", nullptr);
@@ -222,12 +171,12 @@ Client::knock ()
   gst_object_unref (srcpad);
   gst_object_unref (req);
   g_signal_connect (in, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
-        link_named_pad (el, pad, "welcome", GST_ELEMENT (data));
+        link_stream_pad (el, pad, "welcome", GST_ELEMENT (data));
       }), answer);
   g_signal_connect (answer, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
-        GstStructure *msg = pull_message (s);
+        GstStructure *msg = control_message_pull (s);
         Client *c = static_cast<Client *> (data);
-        on_main ([c, msg] {
+        run_on_main ([c, msg] {
               if (msg) {
                 c->on_answer (msg);
                 gst_structure_free (msg);
@@ -243,8 +192,7 @@ Client::knock ()
   knock_us = g_get_monotonic_time ();
   GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "token", G_TYPE_STRING, token.c_str (),
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (), nullptr);
-  gst_app_src_push_buffer (GST_APP_SRC (out), control_message_new (hello));
-  gst_structure_free (hello);
+  control_source_push (out, hello);
   door_timeout = g_timeout_add (10000, [] (gpointer data) -> gboolean {
         Client *c = static_cast<Client *> (data);
         c->door_timeout = 0;
@@ -318,12 +266,12 @@ on_frame (GstAppSink *appsink, gpointer data)
     c->first_frame_reported = true;
     double ms = (now - c->knock_us) / 1000.0;
     bool created = c->new_session;
-    on_main ([ms, created] { g_print ("first-frame %.1f %s\n", ms, created ? "new" : "reattach"); });
+    run_on_main ([ms, created] { g_print ("first-frame %.1f %s\n", ms, created ? "new" : "reattach"); });
   }
   if (c->key_sent_us && c->frames > c->frames_at_key) {
     double ms = (now - c->key_sent_us) / 1000.0;
     c->key_sent_us = 0;
-    on_main ([ms] { g_print ("latency %.3f\n", ms); });
+    run_on_main ([ms] { g_print ("latency %.3f\n", ms); });
   }
   return GST_FLOW_OK;
 }
@@ -399,7 +347,7 @@ Client::start_session ()
   sink = gst_bin_get_by_name (GST_BIN (session), "wayray-out");
 
   /* Our own streams on the same connection: the ticket out, notices in. */
-  ticket_src = make_control_src ();
+  ticket_src = control_source_new (nullptr);
   GstElement *qsink = gst_element_factory_make ("quicsink", nullptr);
   g_object_set (qsink, "mode", 1, "host", host.c_str (), "port", session_port, "pinned-fingerprint",
       fingerprint.c_str (), nullptr);
@@ -414,13 +362,13 @@ Client::start_session ()
   gst_object_unref (srcpad);
   gst_object_unref (req);
   g_signal_connect (net, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
-        link_named_pad (el, pad, "notice", GST_ELEMENT (data));
+        link_stream_pad (el, pad, "notice", GST_ELEMENT (data), kFileLinkedStreams);
       }), notices);
   gst_object_unref (net);
   g_signal_connect (notices, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
-        GstStructure *msg = pull_message (s);
+        GstStructure *msg = control_message_pull (s);
         Client *c = static_cast<Client *> (data);
-        on_main ([c, msg] {
+        run_on_main ([c, msg] {
               if (msg && gst_structure_has_name (msg, "detached")) {
                 const gchar *r = gst_structure_get_string (msg, "reason");
                 c->finish (EXIT_DETACHED, std::string ("detached: ") + (r ? r : "by the server"));
@@ -446,8 +394,7 @@ Client::start_session ()
     return;
   }
   GstStructure *t = gst_structure_new ("ticket", "ticket", G_TYPE_STRING, ticket.c_str (), nullptr);
-  gst_app_src_push_buffer (GST_APP_SRC (ticket_src), control_message_new (t));
-  gst_structure_free (t);
+  control_source_push (ticket_src, t);
 }
 
 void

@@ -14,6 +14,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
+#include "wrcontrol.h"
 #include "wrdaemon.h"
 #include "wrpipelinefile.h"
 #include "wrtokens.h"
@@ -141,29 +142,6 @@ struct Daemon {
 
 static Daemon *the_daemon;
 
-/* Runs fn on the main loop (from any thread). */
-static void
-on_main (std::function<void ()> fn)
-{
-  auto p = new std::function<void ()> (std::move (fn));
-  g_main_context_invoke_full (nullptr, G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
-        (*static_cast<std::function<void ()> *> (data)) ();
-        return G_SOURCE_REMOVE;
-      }, p, [] (gpointer data) { delete static_cast<std::function<void ()> *> (data); });
-}
-
-/* Pulls one control message from an appsink (streaming thread). */
-static GstStructure *
-pull_message (GstAppSink *sink)
-{
-  GstSample *sample = gst_app_sink_pull_sample (sink);
-  if (!sample)
-    return nullptr;
-  GstStructure *s = control_message_parse (gst_sample_get_buffer (sample));
-  gst_sample_unref (sample);
-  return s;
-}
-
 /* ---- Session ------------------------------------------------------------ */
 
 Session::~Session ()
@@ -220,9 +198,7 @@ Session::set_size (int w, int h)
 void
 Session::send_control (GstStructure *msg)
 {
-  GstBuffer *buf = control_message_new (msg);
-  gst_structure_free (msg);
-  gst_app_src_push_buffer (GST_APP_SRC (ctl), buf);
+  control_source_push (ctl, msg);
 }
 
 void
@@ -255,21 +231,7 @@ Session::attach ()
 static void
 on_netin_pad (GstElement *netin, GstPad *pad, gpointer data)
 {
-  Session *s = static_cast<Session *> (data);
-  GstElement *target;
-  if (g_strcmp0 (GST_PAD_NAME (pad), "ticket") == 0) {
-    target = s->ticket_sink;
-  } else {
-    /* Streams this pipeline has no use for are drained. */
-    target = gst_element_factory_make ("fakesink", nullptr);
-    g_object_set (target, "sync", FALSE, "async", FALSE, nullptr);
-    gst_bin_add (GST_BIN (s->pipeline), target);
-    gst_element_sync_state_with_parent (target);
-  }
-  GstPad *sinkpad = gst_element_get_static_pad (target, "sink");
-  if (!gst_pad_is_linked (sinkpad))
-    gst_pad_link (pad, sinkpad);
-  gst_object_unref (sinkpad);
+  link_stream_pad (netin, pad, "ticket", static_cast<Session *> (data)->ticket_sink);
 }
 
 static GstPadProbeReturn
@@ -379,10 +341,7 @@ Session::start (GError **error)
     return false;
 
   /* The daemon's own streams: notices to the client, tickets from it. */
-  ctl = gst_element_factory_make ("appsrc", "wayrayd-control");
-  GstCaps *caps = gst_caps_from_string (WAYRAY_CONTROL_CAPS);
-  g_object_set (ctl, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", TRUE, nullptr);
-  gst_caps_unref (caps);
+  ctl = control_source_new ("wayrayd-notice");
   ticket_sink = gst_element_factory_make ("appsink", "wayrayd-ticket");
   g_object_set (ticket_sink, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 4, "drop", TRUE,
       nullptr);
@@ -395,12 +354,12 @@ Session::start (GError **error)
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
   g_signal_connect (ticket_sink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
         Session *s = static_cast<Session *> (data);
-        GstStructure *msg = pull_message (sink);
+        GstStructure *msg = control_message_pull (sink);
         if (!msg)
           return GST_FLOW_OK;
         int id = s->id;
         Daemon *d = s->d;
-        on_main ([d, id, msg] {
+        run_on_main ([d, id, msg] {
               auto it = d->sessions.find (id);
               if (it != d->sessions.end ())
                 it->second->on_ticket (msg);
@@ -523,8 +482,7 @@ Daemon::end_session (int id, const std::string &why)
 void
 Daemon::reply (GstStructure *msg)
 {
-  gst_app_src_push_buffer (GST_APP_SRC (door_out), control_message_new (msg));
-  gst_structure_free (msg);
+  control_source_push (door_out, msg);
   /* One answer per connection; the next client replaces this one. */
   door_answered = true;
 }
@@ -658,7 +616,7 @@ Daemon::start_front_door (GError **error)
   door = gst_pipeline_new ("front-door");
   door_in = gst_element_factory_make ("quicsrc", "door-in");
   GstElement *hello = gst_element_factory_make ("appsink", "door-hello");
-  door_out = gst_element_factory_make ("appsrc", "door-reply");
+  door_out = control_source_new ("door-reply");
   door_net = gst_element_factory_make ("quicsink", "door-out");
   if (!door_in || !hello || !door_out || !door_net) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
@@ -668,9 +626,6 @@ Daemon::start_front_door (GError **error)
   for (GstElement *e : { door_in, door_net })
     g_object_set (e, "mode", 0 /* server */, "host", cfg.listen_address.c_str (), "port", cfg.port,
         "certificate-file", cfg.certificate_file.c_str (), "private-key-file", cfg.private_key_file.c_str (), nullptr);
-  GstCaps *caps = gst_caps_from_string (WAYRAY_CONTROL_CAPS);
-  g_object_set (door_out, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", TRUE, nullptr);
-  gst_caps_unref (caps);
   g_object_set (hello, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 2, "drop", TRUE, nullptr);
   gst_bin_add_many (GST_BIN (door), door_in, hello, door_out, door_net, nullptr);
   GstPad *req = gst_element_request_pad_simple (door_net, "welcome");
@@ -680,29 +635,12 @@ Daemon::start_front_door (GError **error)
   gst_object_unref (req);
 
   g_signal_connect (door_in, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
-        GstElement *bin = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (el)));
-        GstElement *target;
-        if (g_strcmp0 (GST_PAD_NAME (pad), "hello") == 0) {
-          target = gst_bin_get_by_name (GST_BIN (bin), "door-hello");
-          GST_INFO ("front door: hello stream from a client (%p)", target);
-        } else {
-          target = gst_element_factory_make ("fakesink", nullptr);
-          g_object_set (target, "sync", FALSE, "async", FALSE, nullptr);
-          gst_object_ref (target);
-          gst_bin_add (GST_BIN (bin), target);
-          gst_element_sync_state_with_parent (target);
-        }
-        GstPad *sinkpad = gst_element_get_static_pad (target, "sink");
-        if (!gst_pad_is_linked (sinkpad))
-          gst_pad_link (pad, sinkpad);
-        gst_object_unref (sinkpad);
-        gst_object_unref (target);
-        gst_object_unref (bin);
-      }), nullptr);
+        link_stream_pad (el, pad, "hello", GST_ELEMENT (data));
+      }), hello);
   g_signal_connect (hello, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
-        GstStructure *msg = pull_message (sink);
+        GstStructure *msg = control_message_pull (sink);
         Daemon *d = static_cast<Daemon *> (data);
-        on_main ([d, msg] {
+        run_on_main ([d, msg] {
               if (msg) {
                 d->on_hello (msg);
                 gst_structure_free (msg);

@@ -202,25 +202,4 @@ require_element (GstElement *pipeline, const std::string &path, const char *name
   return el;
 }
 
-GstBuffer *
-control_message_new (const GstStructure *s)
-{
-  gchar *text = gst_structure_serialize (s, GST_SERIALIZE_FLAG_NONE);
-  gsize len = strlen (text);
-  return gst_buffer_new_wrapped (text, len);
-}
-
-GstStructure *
-control_message_parse (GstBuffer *buf)
-{
-  gsize size = gst_buffer_get_size (buf);
-  if (size == 0 || size > MAX_CONTROL_MESSAGE)
-    return nullptr;
-  std::string text (size, '\0');
-  gst_buffer_extract (buf, 0, &text[0], size);
-  if (!g_utf8_validate (text.data (), size, nullptr) || text.find ('\0') != std::string::npos)
-    return nullptr;
-  return gst_structure_from_string (text.c_str (), nullptr);
-}
-
 }  // namespace wayray

@@ -38,15 +38,4 @@ GstElement *load_pipeline (const std::string &path, const Variables &vars, GErro
 GstElement *require_element (GstElement *pipeline, const std::string &path, const char *name,
     const char *factory, GError **error);
 
-/* Control messages between wayrayd and wayray-client: one GstStructure,
- * serialized, per buffer on the "hello", "welcome", "ticket" and "control"
- * streams. */
-#define WAYRAY_CONTROL_CAPS "application/x-wayray-control,version=(int)1"
-constexpr gsize MAX_CONTROL_MESSAGE = 4096;
-
-GstBuffer *control_message_new (const GstStructure *s);
-/* NULL when the buffer is not a well-formed message (too big, not UTF-8,
- * not a structure). */
-GstStructure *control_message_parse (GstBuffer *buf);
-
 }  // namespace wayray

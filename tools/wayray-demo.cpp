@@ -178,7 +178,9 @@ main (int argc, char **argv)
     seconds = 10;
   d.out_dir = out ? out : "demo-out";
   d.to_type = type ? type : (have_display ? "" : "ls -l /usr/share | head -30\n");
-  std::string cmd = exec ? exec : "foot";
+  /* The scripted demo types into a shell that starts at once, whatever the
+   * user's shell start-up files do. */
+  std::string cmd = exec ? exec : (have_display ? "foot" : "foot bash --norc --noprofile");
 
   gchar *desc;
   gchar *quoted = g_shell_quote (cmd.c_str ());

@@ -71,7 +71,7 @@ def main():
     cfg = os.path.join(tmp, "seat.conf")
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
-                "control-socket=%s/ctl\n[session]\ncommand=foot --override=cursor.blink=no\n"
+                "control-socket=%s/ctl\n[session]\ncommand=foot --override=cursor.blink=no bash --norc --noprofile\n"
                 % (port, port + 1, port + 40, tmp, run))
     env = dict(os.environ, XDG_RUNTIME_DIR=run, XDG_CONFIG_HOME=os.path.join(tmp, "config"),
                WAYRAY_PIPELINES_PATH=os.path.join(SOURCE, "pipelines"), WLR_RENDERER="pixman",

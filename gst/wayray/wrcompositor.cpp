@@ -318,6 +318,7 @@ struct Compositor::Impl {
   void show_default_cursor ();
   void publish_cursor (GstBuffer *image, int w, int h, int hx, int hy);
   void publish_cursor_position ();
+  CompositorCursor cursor_state () const;
   GstBuffer *read_surface_image (wlr_surface *surface, int *w, int *h);
 
   /* -- exec -- */
@@ -1034,33 +1035,9 @@ Compositor::Impl::read_surface_image (wlr_surface *surface, int *w, int *h)
   return image;
 }
 
-void
-Compositor::Impl::publish_cursor (GstBuffer *image, int w, int h, int hx, int hy)
+CompositorCursor
+Compositor::Impl::cursor_state () const
 {
-  cursor_serial++;
-  cursor_w = w;
-  cursor_h = h;
-  cursor_pub_hx = hx;
-  cursor_pub_hy = hy;
-  cursor_published = true;
-  CompositorCursor c;
-  c.visible = cursor_visible;
-  c.x = (int) px;
-  c.y = (int) py;
-  c.serial = cursor_serial;
-  c.hotspot_x = hx;
-  c.hotspot_y = hy;
-  c.width = w;
-  c.height = h;
-  c.image = image;
-  cb.cursor (std::move (c));
-}
-
-void
-Compositor::Impl::publish_cursor_position ()
-{
-  if (!cursor_published)
-    return;
   CompositorCursor c;
   c.visible = cursor_visible;
   c.x = (int) px;
@@ -1070,7 +1047,28 @@ Compositor::Impl::publish_cursor_position ()
   c.hotspot_y = cursor_pub_hy;
   c.width = cursor_w;
   c.height = cursor_h;
+  return c;
+}
+
+void
+Compositor::Impl::publish_cursor (GstBuffer *image, int w, int h, int hx, int hy)
+{
+  cursor_serial++;
+  cursor_w = w;
+  cursor_h = h;
+  cursor_pub_hx = hx;
+  cursor_pub_hy = hy;
+  cursor_published = true;
+  CompositorCursor c = cursor_state ();
+  c.image = image;
   cb.cursor (std::move (c));
+}
+
+void
+Compositor::Impl::publish_cursor_position ()
+{
+  if (cursor_published)
+    cb.cursor (cursor_state ());
 }
 
 void

@@ -141,7 +141,7 @@ def main():
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\n"
                 "token-store=%s/tokens\ncontrol-socket=%s/ctl\n"
-                "[session]\ncommand=foot --override=cursor.blink=no\nkeymap-layout=us\n"
+                "[session]\ncommand=foot --override=cursor.blink=no bash --norc --noprofile\nkeymap-layout=us\n"
                 % (base, base + 1, base + 10, tmp, run))
     env = dict(os.environ, XDG_RUNTIME_DIR=run, XDG_CONFIG_HOME=os.path.join(tmp, "config"),
                WAYRAY_PIPELINES_PATH=os.path.join(SOURCE, "pipelines"))

@@ -1,0 +1,94 @@
+/* Control streams shared by wayrayd and wayray-client.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrcontrol.h"
+
+#include <gst/app/gstappsrc.h>
+
+#include <cstring>
+#include <string>
+
+namespace wayray {
+
+GstBuffer *
+control_message_new (const GstStructure *s)
+{
+  gchar *text = gst_structure_serialize (s, GST_SERIALIZE_FLAG_NONE);
+  gsize len = strlen (text);
+  return gst_buffer_new_wrapped (text, len);
+}
+
+GstStructure *
+control_message_parse (GstBuffer *buf)
+{
+  gsize size = gst_buffer_get_size (buf);
+  if (size == 0 || size > MAX_CONTROL_MESSAGE)
+    return nullptr;
+  std::string text (size, '\0');
+  gst_buffer_extract (buf, 0, &text[0], size);
+  if (!g_utf8_validate (text.data (), size, nullptr) || text.find ('\0') != std::string::npos)
+    return nullptr;
+  return gst_structure_from_string (text.c_str (), nullptr);
+}
+
+GstElement *
+control_source_new (const char *name)
+{
+  GstElement *src = gst_element_factory_make ("appsrc", name);
+  GstCaps *caps = gst_caps_from_string (WAYRAY_CONTROL_CAPS);
+  g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", TRUE, nullptr);
+  gst_caps_unref (caps);
+  return src;
+}
+
+void
+control_source_push (GstElement *appsrc, GstStructure *msg)
+{
+  gst_app_src_push_buffer (GST_APP_SRC (appsrc), control_message_new (msg));
+  gst_structure_free (msg);
+}
+
+GstStructure *
+control_message_pull (GstAppSink *sink)
+{
+  GstSample *sample = gst_app_sink_pull_sample (sink);
+  if (!sample)
+    return nullptr;
+  GstStructure *s = control_message_parse (gst_sample_get_buffer (sample));
+  gst_sample_unref (sample);
+  return s;
+}
+
+void
+link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target, const char *const *others)
+{
+  for (const char *const *o = others; o && *o; o++)
+    if (g_strcmp0 (GST_PAD_NAME (pad), *o) == 0)
+      return;
+  GstElement *bin = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (quicsrc)));
+  GstElement *to = target;
+  if (g_strcmp0 (GST_PAD_NAME (pad), want) != 0) {
+    to = gst_element_factory_make ("fakesink", nullptr);
+    g_object_set (to, "sync", FALSE, "async", FALSE, nullptr);
+    gst_bin_add (GST_BIN (bin), to);
+    gst_element_sync_state_with_parent (to);
+  }
+  GstPad *sinkpad = gst_element_get_static_pad (to, "sink");
+  if (!gst_pad_is_linked (sinkpad))
+    gst_pad_link (pad, sinkpad);
+  gst_object_unref (sinkpad);
+  gst_object_unref (bin);
+}
+
+void
+run_on_main (std::function<void ()> fn)
+{
+  auto p = new std::function<void ()> (std::move (fn));
+  g_main_context_invoke_full (nullptr, G_PRIORITY_DEFAULT, [] (gpointer data) -> gboolean {
+        (*static_cast<std::function<void ()> *> (data)) ();
+        return G_SOURCE_REMOVE;
+      }, p, [] (gpointer data) { delete static_cast<std::function<void ()> *> (data); });
+}
+
+}  // namespace wayray

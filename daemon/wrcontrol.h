@@ -1,0 +1,42 @@
+/* What wayrayd and wayray-client both do with their control streams:
+ * messages in and out of appsrc/appsink, linking a quicsrc's named streams,
+ * and getting back to the main loop from streaming threads.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+
+#include <functional>
+
+namespace wayray {
+
+/* Control messages: one GstStructure, serialized, per buffer. */
+#define WAYRAY_CONTROL_CAPS "application/x-wayray-control,version=(int)1"
+constexpr gsize MAX_CONTROL_MESSAGE = 4096;
+
+GstBuffer *control_message_new (const GstStructure *s);
+/* NULL when the buffer is not a well-formed message (too big, not UTF-8,
+ * not a structure). */
+GstStructure *control_message_parse (GstBuffer *buf);
+
+/* A live appsrc with the control caps, for sending messages. */
+GstElement *control_source_new (const char *name);
+/* Pushes @msg (taking it) into a control_source_new () element. */
+void control_source_push (GstElement *appsrc, GstStructure *msg);
+/* Pulls and parses one message from an appsink; NULL if malformed. */
+GstStructure *control_message_pull (GstAppSink *sink);
+
+/* For a quicsrc "pad-added" handler: links @pad to @target's sink pad when
+ * it is the stream named @want, leaves the streams named in @others to the
+ * pipeline file's own links, and drains any other stream into a fakesink so
+ * an unexpected stream cannot stall or fail the pipeline. */
+void link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target,
+    const char *const *others = nullptr);
+
+/* Runs @fn on the default main context (call from any thread). */
+void run_on_main (std::function<void ()> fn);
+
+}  // namespace wayray
