@@ -255,16 +255,20 @@ struct Compositor::Impl {
   Impl (GstObject *o, CompositorConfig c, CompositorCallbacks callbacks)
       : owner (o), config (std::move (c)), cb (std::move (callbacks)) {}
 
-  void post (std::function<void ()> fn) {
-    {
-      std::lock_guard<std::mutex> g (lock);
-      if (!started || stopping)
-        return;
-      requests.push_back (std::move (fn));
-    }
+  /* Wakes the compositor thread. Called with `lock` held: teardown closes
+   * the eventfd under the same lock, so the descriptor is never stale. */
+  void wake_locked () {
     guint64 one = 1;
-    if (write (wake_fd, &one, sizeof one) < 0)
+    if (wake_fd >= 0 && write (wake_fd, &one, sizeof one) < 0)
       GST_WARNING_OBJECT (owner, "could not wake the compositor: %s", g_strerror (errno));
+  }
+
+  void post (std::function<void ()> fn) {
+    std::lock_guard<std::mutex> g (lock);
+    if (!started || stopping)
+      return;
+    requests.push_back (std::move (fn));
+    wake_locked ();
   }
 
   static int handle_wake (int fd, uint32_t mask, void *data) {
@@ -547,6 +551,7 @@ Compositor::Impl::teardown ()
   if (renderer)
     wlr_renderer_destroy (renderer);
   renderer = nullptr;
+  std::lock_guard<std::mutex> g (lock);
   if (wake_fd >= 0)
     close (wake_fd);
   wake_fd = -1;
@@ -1265,11 +1270,7 @@ Compositor::stop ()
   {
     std::lock_guard<std::mutex> g (p->lock);
     p->stopping = true;
-  }
-  if (p->wake_fd >= 0) {
-    guint64 one = 1;
-    if (write (p->wake_fd, &one, sizeof one) < 0)
-      GST_WARNING_OBJECT (p->owner, "could not wake the compositor to stop it");
+    p->wake_locked ();
   }
   p->thread.join ();
   std::lock_guard<std::mutex> g (p->lock);
