@@ -99,6 +99,14 @@ op_name (int type)
       return "raw";
     case OP_COPY:
       return "copy";
+    case OP_ZSTD_ABOVE:
+      return "zstd-above";
+    case OP_LZ4_ABOVE:
+      return "lz4-above";
+    case OP_ZSTD_PREV:
+      return "zstd-prev";
+    case OP_LZ4_PREV:
+      return "lz4-prev";
     default:
       return "unknown";
   }
@@ -107,22 +115,31 @@ op_name (int type)
 uint64_t
 hash_rows (const uint8_t *data, size_t stride, int row_bytes, int rows)
 {
-  uint64_t h = 0x243f6a8885a308d3ull ^ ((uint64_t) row_bytes << 32) ^ (uint64_t) rows;
+  /* Four independent lanes: the multiply chain of one lane would make this
+   * latency-bound. */
+  uint64_t h[4] = { 0x243f6a8885a308d3ull ^ ((uint64_t) row_bytes << 32) ^ (uint64_t) rows,
+    0x13198a2e03707344ull, 0xa4093822299f31d0ull, 0x082efa98ec4e6c89ull
+  };
   for (int y = 0; y < rows; y++) {
     const uint8_t *p = data + y * stride;
     int i = 0;
-    for (; i + 8 <= row_bytes; i += 8) {
-      uint64_t v;
-      memcpy (&v, p + i, 8);
-      h = (h ^ v) * 0x9e3779b97f4a7c15ull;
-      h ^= h >> 31;
+    for (; i + 32 <= row_bytes; i += 32) {
+      for (int k = 0; k < 4; k++) {
+        uint64_t v;
+        memcpy (&v, p + i + 8 * k, 8);
+        h[k] = (h[k] ^ v) * 0x9e3779b97f4a7c15ull;
+        h[k] ^= h[k] >> 31;
+      }
     }
     for (; i < row_bytes; i++)
-      h = (h ^ p[i]) * 0x100000001b3ull;
-    h = (h ^ (uint64_t) y) * 0xff51afd7ed558ccdull;
+      h[0] = (h[0] ^ p[i]) * 0x100000001b3ull;
+    h[1] = (h[1] ^ (uint64_t) y) * 0xff51afd7ed558ccdull;
   }
-  h ^= h >> 33;
-  return h;
+  uint64_t r = h[0];
+  for (int k = 1; k < 4; k++)
+    r = (r ^ (h[k] + 0x9e3779b97f4a7c15ull + (r << 6) + (r >> 2))) * 0xff51afd7ed558ccdull;
+  r ^= r >> 33;
+  return r;
 }
 
 Rect
@@ -331,7 +348,15 @@ count_diff (const uint8_t *a, size_t a_stride, const uint8_t *b, size_t b_stride
     const uint8_t *ra = a + y * a_stride, *rb = b + y * b_stride;
     if (memcmp (ra, rb, (size_t) w * 4) == 0)
       continue;
-    for (int x = 0; x < w; x++)
+    int x = 0;
+    for (; x + 2 <= w; x += 2) {        /* two pixels per word */
+      uint64_t va, vb;
+      memcpy (&va, ra + 4 * x, 8);
+      memcpy (&vb, rb + 4 * x, 8);
+      uint64_t d = va ^ vb;
+      n += ((uint32_t) d != 0) + ((d >> 32) != 0);
+    }
+    for (; x < w; x++)
       n += load_px (ra + 4 * x) != load_px (rb + 4 * x);
     if (n >= limit)
       return n;
@@ -583,20 +608,28 @@ struct Job {
   size_t dup_of = 0;            /* DUP: index of the CONTENT job it repeats */
   uint64_t hash = 0;
   bool delta_ok = false;
+  /* The tile above as the client will hold it when this tile is decoded:
+   * none, the model's (unchanged) or the frame's (sent earlier in this
+   * message). */
+  enum { ABOVE_NONE, ABOVE_MODEL, ABOVE_FRAME } above = ABOVE_NONE;
   uint8_t type = 0;             /* CONTENT: the coding chosen */
   std::vector<uint8_t> payload;
+  std::vector<uint8_t> pixels;  /* CONTENT: the tile, contiguous; moves into the cache */
 };
 
 struct Compressors {
   ZSTD_CCtx *zstd = nullptr;
-  std::vector<uint8_t> tile, xored, tmp, best;
+  LZ4_stream_t *lz4 = nullptr;
+  std::vector<uint8_t> xored, tmp, best, prefix;
   Compressors ()
   {
     zstd = ZSTD_createCCtx ();
+    lz4 = LZ4_createStream ();
   }
   ~Compressors ()
   {
     ZSTD_freeCCtx (zstd);
+    LZ4_freeStream (lz4);
   }
 };
 
@@ -617,6 +650,7 @@ struct Encoder::Impl {
   std::vector<std::unique_ptr<Compressors>> comp;
   bool configured = false;
   int level = 1;                /* zstd level for the current message */
+  bool small = false;           /* the current message is keystroke-sized */
 
   uint8_t *model_at (int x, int y)
   {
@@ -625,7 +659,7 @@ struct Encoder::Impl {
 
   void encode_content (Job &job, const ConstSurface &f, Compressors &c);
   int lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, int h);
-  void insert (const Job &job, const ConstSurface &f);
+  void insert (Job &job, const ConstSurface &f);
 };
 
 /* Picks the smallest exact coding for a tile that is neither solid nor in
@@ -635,9 +669,9 @@ Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
 {
   const Rect &r = job.r;
   const size_t n_bytes = (size_t) r.w * r.h * 4;
-  c.tile.resize (n_bytes);
+  job.pixels.resize (n_bytes);
   gather (f.data + (size_t) r.y * f.stride + (size_t) r.x * 4, f.stride, r.w, r.h,
-      c.tile.data ());
+      job.pixels.data ());
 
   job.type = OP_RAW;
   size_t best_size = n_bytes;
@@ -670,15 +704,65 @@ Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
     c.xored.resize (n_bytes);
     const uint8_t *m = model_at (r.x, r.y);
     for (int y = 0; y < r.h; y++)
-      xor_bytes (c.xored.data () + (size_t) y * r.w * 4, c.tile.data () + (size_t) y * r.w * 4,
+      xor_bytes (c.xored.data () + (size_t) y * r.w * 4, job.pixels.data () + (size_t) y * r.w * 4,
           m + y * model_stride, (size_t) r.w * 4);
     try_compress (c.xored.data (),
         s.compressor == Compressor::ZSTD ? OP_DELTA_ZSTD : OP_DELTA_LZ4);
   }
-  try_compress (c.tile.data (), s.compressor == Compressor::ZSTD ? OP_ZSTD : OP_LZ4);
+  /* Compression with a dictionary both sides hold: a tile of the client's
+   * framebuffer, as a raw prefix. */
+  auto try_with_dict = [&] (const std::vector<uint8_t> &dict, uint8_t type) {
+    size_t cap = (s.compressor == Compressor::ZSTD) ? ZSTD_compressBound (n_bytes)
+        : (size_t) LZ4_compressBound ((int) n_bytes);
+    c.tmp.resize (cap);
+    size_t len = 0;
+    if (s.compressor == Compressor::ZSTD) {
+      ZSTD_CCtx_reset (c.zstd, ZSTD_reset_session_and_parameters);
+      ZSTD_CCtx_setParameter (c.zstd, ZSTD_c_compressionLevel, level);
+      ZSTD_CCtx_refPrefix (c.zstd, dict.data (), dict.size ());
+      len = ZSTD_compress2 (c.zstd, c.tmp.data (), cap, job.pixels.data (), n_bytes);
+      if (ZSTD_isError (len))
+        len = 0;
+    } else {
+      LZ4_resetStream_fast (c.lz4);
+      LZ4_loadDict (c.lz4, (const char *) dict.data (), (int) dict.size ());
+      int l = LZ4_compress_fast_continue (c.lz4, (const char *) job.pixels.data (),
+          (char *) c.tmp.data (), (int) n_bytes, (int) cap, 1);
+      len = l > 0 ? (size_t) l : 0;
+    }
+    if (len > 0 && len + 4 < best_size) {
+      c.tmp.resize (len);
+      best_size = len + 4;
+      job.type = type;
+      std::swap (c.best, c.tmp);
+    }
+  };
+
+  if (job.delta_ok && small) {
+    /* The client's own tile as dictionary: what did not change matches in
+     * one piece, and a typed letter often matches one typed before. */
+    c.prefix.resize (n_bytes);
+    gather (model_at (r.x, r.y), model_stride, r.w, r.h, c.prefix.data ());
+    try_with_dict (c.prefix, s.compressor == Compressor::ZSTD ? OP_ZSTD_PREV : OP_LZ4_PREV);
+  }
+  if (job.above == Job::ABOVE_NONE) {
+    try_compress (job.pixels.data (), s.compressor == Compressor::ZSTD ? OP_ZSTD : OP_LZ4);
+  } else {
+    /* Text continues from the tile above (lines of a terminal, rows of a
+     * list): with it as dictionary the compressor finds the repeats. A
+     * dictionary only adds matches, so the plain form is not tried. */
+    Rect a = tile_rect (job.tx, job.ty - 1, (int) s.tile_size, width, height);
+    c.prefix.resize ((size_t) a.w * a.h * 4);
+    if (job.above == Job::ABOVE_FRAME)
+      gather (f.data + (size_t) a.y * f.stride + (size_t) a.x * 4, f.stride, a.w, a.h,
+          c.prefix.data ());
+    else
+      gather (model_at (a.x, a.y), model_stride, a.w, a.h, c.prefix.data ());
+    try_with_dict (c.prefix, s.compressor == Compressor::ZSTD ? OP_ZSTD_ABOVE : OP_LZ4_ABOVE);
+  }
   /* Last, so that the size to beat is already small and the run scan
    * stops early on tiles it cannot win (most anti-aliased text). */
-  if (encode_palette (c.tile.data (), r.w * r.h, best_size - 1, c.tmp)) {
+  if (encode_palette (job.pixels.data (), r.w * r.h, best_size - 1, c.tmp)) {
     job.type = OP_PALETTE;
     best_size = c.tmp.size ();
     std::swap (c.best, c.tmp);
@@ -687,7 +771,7 @@ Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
   job.payload.clear ();
   switch (job.type) {
     case OP_RAW:
-      job.payload.assign (c.tile.begin (), c.tile.end ());
+      job.payload.assign (job.pixels.begin (), job.pixels.end ());
       break;
     case OP_PALETTE:
       job.payload.assign (c.best.begin (), c.best.end ());
@@ -713,7 +797,7 @@ Encoder::Impl::lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, in
 }
 
 void
-Encoder::Impl::insert (const Job &job, const ConstSurface &f)
+Encoder::Impl::insert (Job &job, const ConstSurface &f)
 {
   if (lru.capacity () == 0)
     return;
@@ -727,9 +811,9 @@ Encoder::Impl::insert (const Job &job, const ConstSurface &f)
   e.w = job.r.w;
   e.h = job.r.h;
   e.hash = job.hash;
-  e.px.resize ((size_t) e.w * e.h * 4);
-  gather (f.data + (size_t) job.r.y * f.stride + (size_t) job.r.x * 4, f.stride, e.w, e.h,
-      e.px.data ());
+  /* the encoder gathered the tile already: take its buffer (and give the
+   * old one back for reuse) */
+  std::swap (e.px, job.pixels);
   by_hash[job.hash] = slot;
 }
 
@@ -906,6 +990,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
   /* Phase 1, in tile order: drop unchanged tiles, find solids and cache
    * hits. */
   std::vector<Job> jobs;
+  std::vector<uint8_t> sent_now (n_tiles, 0);
   std::unordered_map<uint64_t, size_t> frame_content;
   for (int ty = 0; ty < d.tiles_y; ty++) {
     for (int tx = 0; tx < d.tiles_x; tx++) {
@@ -946,9 +1031,17 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
           job.kind = JobKind::CONTENT;
           /* A delta against the client's tile pays when few pixels changed. */
           job.delta_ok = d.exact[t] && changed < r.w * r.h / 4;
+          if (ty > 0) {
+            size_t above = t - d.tiles_x;
+            if (sent_now[above])
+              job.above = Job::ABOVE_FRAME;
+            else if (d.exact[above])
+              job.above = Job::ABOVE_MODEL;
+          }
           frame_content.emplace (job.hash, jobs.size ());
         }
       }
+      sent_now[t] = 1;
       jobs.push_back (std::move (job));
     }
   }
@@ -961,7 +1054,8 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
   /* A few tiles (a keystroke) are worth a stronger level: it costs tens of
    * microseconds and saves a third of the bytes. */
   d.level = d.s.zstd_level;
-  if (content.size () <= kSmallUpdateTiles)
+  d.small = content.size () <= kSmallUpdateTiles;
+  if (d.small)
     d.level = std::max (d.level, kSmallUpdateLevel);
   size_t n_threads = d.comp.size ();
   if (content.size () < d.s.parallel_threshold || n_threads < 2) {
@@ -996,6 +1090,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
       } else {
         job.kind = JobKind::CONTENT;
         job.delta_ok = false;
+        job.above = Job::ABOVE_NONE;
         d.encode_content (job, f, *d.comp[0]);
       }
     } else if (job.kind == JobKind::REF) {
@@ -1005,6 +1100,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
           !rows_equal (p, f.stride, e.px.data (), (size_t) r.w * 4, r.w, r.h)) {
         job.kind = JobKind::CONTENT;
         job.delta_ok = false;
+        job.above = Job::ABOVE_NONE;
         d.encode_content (job, f, *d.comp[0]);
       }
     }
@@ -1078,7 +1174,7 @@ struct Decoder::Impl {
   Lru lru;
   std::vector<CacheEntry> cache;
   ZSTD_DCtx *zstd = nullptr;
-  std::vector<uint8_t> tile;
+  std::vector<uint8_t> tile, prefix;
 
   Impl ()
   {
@@ -1124,11 +1220,13 @@ struct Reader {
 }                               /* namespace */
 
 static bool
-decompress (Decoder * /*self */ , ZSTD_DCtx *zstd, bool lz4, const uint8_t *src, size_t len,
-    uint8_t *dst, size_t n, std::string &error)
+decompress (ZSTD_DCtx *zstd, bool lz4, const uint8_t *src, size_t len, const uint8_t *dict,
+    size_t dict_size, uint8_t *dst, size_t n, std::string &error)
 {
   if (lz4) {
-    int got = LZ4_decompress_safe ((const char *) src, (char *) dst, (int) len, (int) n);
+    int got = dict ? LZ4_decompress_safe_usingDict ((const char *) src, (char *) dst, (int) len,
+        (int) n, (const char *) dict, (int) dict_size) :
+        LZ4_decompress_safe ((const char *) src, (char *) dst, (int) len, (int) n);
     if (got < 0 || (size_t) got != n) {
       error = "lz4 payload does not decode to exactly " + std::to_string (n) + " bytes";
       return false;
@@ -1141,7 +1239,11 @@ decompress (Decoder * /*self */ , ZSTD_DCtx *zstd, bool lz4, const uint8_t *src,
         std::to_string (n);
     return false;
   }
+  if (dict)
+    ZSTD_DCtx_refPrefix (zstd, dict, dict_size);
   size_t got = ZSTD_decompressDCtx (zstd, dst, n, src, len);
+  if (dict)                     /* never let the prefix outlive this tile */
+    ZSTD_DCtx_reset (zstd, ZSTD_reset_session_and_parameters);
   if (ZSTD_isError (got)) {
     error = std::string ("zstd payload is corrupt: ") + ZSTD_getErrorName (got);
     return false;
@@ -1302,7 +1404,7 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
       damage.push_back ({ dx, dy, w, hh });
       continue;
     }
-    if (type < OP_SOLID || type > OP_RAW) {
+    if (type < OP_SOLID || type > OP_LZ4_PREV) {
       error = where + "unknown operation type " + std::to_string (type);
       return false;
     }
@@ -1376,7 +1478,7 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
         scatter (d.tile.data (), r.w, r.h, dst, fb.stride);
         break;
       }
-      default:{                /* ZSTD, LZ4, DELTA_ZSTD, DELTA_LZ4 */
+      default:{                /* ZSTD, LZ4, DELTA_*, *_ABOVE */
         if (!rd.take (4, &b)) {
           error = where + std::string (op_name (type)) + " length truncated";
           return false;
@@ -1392,9 +1494,29 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
           error = where + std::string (op_name (type)) + " payload truncated";
           return false;
         }
-        bool lz4 = type == OP_LZ4 || type == OP_DELTA_LZ4;
+        bool lz4 = type == OP_LZ4 || type == OP_DELTA_LZ4 || type == OP_LZ4_ABOVE ||
+            type == OP_LZ4_PREV;
+        const uint8_t *dict = nullptr;
+        size_t dict_size = 0;
+        if (type == OP_ZSTD_ABOVE || type == OP_LZ4_ABOVE) {
+          if (ty == 0) {
+            error = where + std::string (op_name (type)) + " in the top tile row";
+            return false;
+          }
+          Rect a = tile_rect (tx, ty - 1, ts, h.width, h.height);
+          d.prefix.resize ((size_t) a.w * a.h * 4);
+          gather (fb.data + (size_t) a.y * fb.stride + (size_t) a.x * 4, fb.stride, a.w, a.h,
+              d.prefix.data ());
+          dict = d.prefix.data ();
+          dict_size = d.prefix.size ();
+        } else if (type == OP_ZSTD_PREV || type == OP_LZ4_PREV) {
+          d.prefix.resize (n_bytes);
+          gather (dst, fb.stride, r.w, r.h, d.prefix.data ());
+          dict = d.prefix.data ();
+          dict_size = n_bytes;
+        }
         std::string why;
-        if (!decompress (this, d.zstd, lz4, src, len, d.tile.data (), n_bytes, why)) {
+        if (!decompress (d.zstd, lz4, src, len, dict, dict_size, d.tile.data (), n_bytes, why)) {
           error = where + why;
           return false;
         }

@@ -37,8 +37,12 @@ enum OpType : uint8_t {
   OP_DELTA_LZ4 = 7,
   OP_RAW = 8,
   OP_COPY = 9,
+  OP_ZSTD_ABOVE = 10,
+  OP_LZ4_ABOVE = 11,
+  OP_ZSTD_PREV = 12,
+  OP_LZ4_PREV = 13,
 };
-constexpr int kNumOpTypes = 10;
+constexpr int kNumOpTypes = 14;
 const char *op_name (int type);
 
 struct Rect {

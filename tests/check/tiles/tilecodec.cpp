@@ -213,6 +213,109 @@ GST_START_TEST (test_decode_compressed)
 }
 GST_END_TEST;
 
+/* tile (0,1) compressed with tile (0,0) as dictionary */
+static void
+check_above (uint8_t type)
+{
+  Rng rng (17);
+  Screen src (16, 32);
+  src.noise ({0, 0, 16, 16}, rng);
+  /* the lower tile repeats the upper one with a few changes */
+  for (int y = 0; y < 16; y++)
+    memcpy (src.at (0, 16 + y), src.at (0, (y + 3) % 16), 16 * 4);
+  src.fill ({2, 20, 3, 3}, bgrx (1, 1, 1));
+  std::vector<uint8_t> above = tile_bytes (src, 0, 0, 16, 16);
+  std::vector<uint8_t> below = tile_bytes (src, 0, 16, 16, 16);
+  std::vector<uint8_t> comp (ZSTD_compressBound (below.size ()));
+  if (type == OP_ZSTD_ABOVE) {
+    ZSTD_CCtx *c = ZSTD_createCCtx ();
+    ZSTD_CCtx_refPrefix (c, above.data (), above.size ());
+    comp.resize (ZSTD_compress2 (c, comp.data (), comp.size (), below.data (), below.size ()));
+    ZSTD_freeCCtx (c);
+  } else {
+    LZ4_stream_t *st = LZ4_createStream ();
+    LZ4_loadDict (st, (const char *) above.data (), (int) above.size ());
+    comp.resize (LZ4_compress_fast_continue (st, (const char *) below.data (),
+            (char *) comp.data (), (int) below.size (), (int) comp.size (), 1));
+    LZ4_freeStream (st);
+  }
+  /* with the dictionary the noise compresses; without it, it would not */
+  fail_unless (comp.size () < below.size () / 2, "%s: %u bytes", op_name (type),
+      (guint) comp.size ());
+  Client c (16, 32);
+  Msg m (16, 32, 16, 0, true);
+  m.op (OP_RAW, 0, 0);
+  m.bytes (above);
+  m.op (type, 0, 1);
+  m.u32 (comp.size ());
+  m.bytes (comp);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == src.px, "%s tile differs", op_name (type));
+
+  /* the top row has nothing above it */
+  Msg top (16, 32, 16, 0, true);
+  top.op (type, 0, 0);
+  top.u32 (comp.size ());
+  top.bytes (comp);
+  Client c2 (16, 32);
+  fail_if (c2.apply (top.done ()));
+  fail_unless (c2.error.find ("top tile row") != std::string::npos, "%s", c2.error.c_str ());
+}
+
+GST_START_TEST (test_decode_above)
+{
+  check_above (OP_ZSTD_ABOVE);
+  check_above (OP_LZ4_ABOVE);
+}
+GST_END_TEST;
+
+/* a tile compressed with its own previous content as dictionary */
+static void
+check_prev (uint8_t type)
+{
+  Rng rng (23);
+  Screen before (32, 16), after (32, 16);
+  before.noise ({0, 0, 32, 16}, rng);
+  after = before;
+  after.fill ({18, 3, 5, 6}, bgrx (9, 8, 7));
+  std::vector<uint8_t> old_tile = tile_bytes (before, 16, 0, 16, 16);
+  std::vector<uint8_t> new_tile = tile_bytes (after, 16, 0, 16, 16);
+  std::vector<uint8_t> comp (ZSTD_compressBound (new_tile.size ()));
+  if (type == OP_ZSTD_PREV) {
+    ZSTD_CCtx *c = ZSTD_createCCtx ();
+    ZSTD_CCtx_refPrefix (c, old_tile.data (), old_tile.size ());
+    comp.resize (ZSTD_compress2 (c, comp.data (), comp.size (), new_tile.data (),
+            new_tile.size ()));
+    ZSTD_freeCCtx (c);
+  } else {
+    LZ4_stream_t *st = LZ4_createStream ();
+    LZ4_loadDict (st, (const char *) old_tile.data (), (int) old_tile.size ());
+    comp.resize (LZ4_compress_fast_continue (st, (const char *) new_tile.data (),
+            (char *) comp.data (), (int) new_tile.size (), (int) comp.size (), 1));
+    LZ4_freeStream (st);
+  }
+  fail_unless (comp.size () < new_tile.size () / 4, "%s: %u bytes", op_name (type),
+      (guint) comp.size ());
+  Client c (32, 16);
+  Msg m (32, 16, 16, 0, true);
+  m.op (OP_RAW, 0, 0);
+  m.bytes (tile_bytes (before, 0, 0, 16, 16));
+  m.op (OP_RAW, 1, 0);
+  m.bytes (old_tile);
+  m.op (type, 1, 0);
+  m.u32 (comp.size ());
+  m.bytes (comp);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == after.px, "%s tile differs", op_name (type));
+}
+
+GST_START_TEST (test_decode_prev)
+{
+  check_prev (OP_ZSTD_PREV);
+  check_prev (OP_LZ4_PREV);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_decode_cache_lru)
 {
   /* 2 slots. Tiles A, B inserted (slots 0, 1); ref A makes B least
@@ -317,7 +420,7 @@ GST_START_TEST (test_encode_choices)
   /* 4x2 tiles: up to two of text, one of noise, the rest solid */
   fail_unless (s.stats.ops[OP_SOLID] >= 5);
   fail_unless_equals_int (s.stats.ops[OP_SOLID] + s.stats.ops[OP_PALETTE] +
-      s.stats.ops[OP_ZSTD] + s.stats.ops[OP_RAW], 8);
+      s.stats.ops[OP_ZSTD] + s.stats.ops[OP_ZSTD_ABOVE] + s.stats.ops[OP_RAW], 8);
 
   /* unchanged but damaged: nothing to send */
   fail_if (s.send (f, {{0, 0, W, H}}));
@@ -335,7 +438,8 @@ GST_START_TEST (test_encode_choices)
   /* one typed character: a small delta */
   screengen::Rect d = term.type (f, 'x');
   fail_unless (s.send (f, {{d.x, d.y, d.w, d.h}}));
-  fail_unless (s.stats.ops[OP_DELTA_ZSTD] + s.stats.ops[OP_PALETTE] >= 1);
+  fail_unless (s.stats.ops[OP_DELTA_ZSTD] + s.stats.ops[OP_ZSTD_PREV] +
+      s.stats.ops[OP_PALETTE] >= 1);
   fail_unless (s.out.size () < 200, "keystroke took %u bytes", (guint) s.out.size ());
   fail_unless (c.apply (s.out), "%s", c.error.c_str ());
   fail_unless (c.fb.px == f.px);
@@ -654,6 +758,8 @@ tilecodec_suite (void)
   tcase_add_test (tc, test_decode_solid_and_edges);
   tcase_add_test (tc, test_decode_palette_rle);
   tcase_add_test (tc, test_decode_compressed);
+  tcase_add_test (tc, test_decode_above);
+  tcase_add_test (tc, test_decode_prev);
   tcase_add_test (tc, test_decode_cache_lru);
   tcase_add_test (tc, test_decode_copy);
   tcase_add_test (tc, test_encode_choices);
