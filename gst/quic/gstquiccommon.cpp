@@ -116,7 +116,8 @@ install_common_properties (GObjectClass * klass)
           "server: PEM private key. Empty = $XDG_CONFIG_HOME/wayray/server-key.pem", nullptr, rw_ready));
   g_object_class_install_property (klass, PROP_CERTIFICATE_FINGERPRINT,
       g_param_spec_string ("certificate-fingerprint", "Certificate fingerprint",
-          "server: SHA-256 of this server's certificate (64 hex digits), what clients pin", nullptr, ro));
+          "SHA-256 (64 hex digits) of the server's certificate: server: its own, what clients pin; "
+          "client: the one the server presented", nullptr, ro));
   g_object_class_install_property (klass, PROP_KNOWN_HOSTS_FILE,
       g_param_spec_string ("known-hosts-file", "Known hosts file",
           "client: where server fingerprints are remembered on first use ('HOST:PORT SHA256HEX' "

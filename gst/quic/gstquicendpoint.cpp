@@ -392,6 +392,7 @@ verify_peer_cb (gnutls_session_t session)
   }
   std::string fp = fingerprint_of_der (certs[0].data, certs[0].size);
   std::string hp = cfg.host_port ();
+  c->ep->fingerprint = fp;   /* what the certificate-fingerprint property shows */
   if (!cfg.pinned_fingerprint.empty ()) {
     if (fp != cfg.pinned_fingerprint) {
       c->tls_failure = "server " + hp + " presented certificate fingerprint SHA256:" + fp

@@ -698,7 +698,6 @@ gst_quic_sink_class_init (GstQuicSinkClass * klass)
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (element_class, "WayRay QUIC sink", "Sink/Network",
       "Sends streams to a WayRay peer over QUIC (TCP+TLS fallback)", "WayRay developers");
-  gst_type_mark_as_plugin_api (GST_TYPE_QUIC_SINK, (GstPluginAPIFlags) 0);
 
   GST_DEBUG_CATEGORY_INIT (gst_quic_sink_debug, "quicsink", 0, "WayRay QUIC sink");
 }

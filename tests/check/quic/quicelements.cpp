@@ -474,7 +474,7 @@ GST_START_TEST (test_fingerprint_pinning)
 
   /* First use: accepted and recorded. */
   GstElement *srv = launch ("appsrc name=src format=time" + caps + " ! quicsink " + site.server ());
-  GstElement *cli = launch ("quicsrc " + site.client () + " ! appsink name=out sync=false");
+  GstElement *cli = launch ("quicsrc name=c " + site.client () + " ! appsink name=out sync=false");
   play (srv);
   play (cli);
   GstElement *src = by_name (srv, "src");
@@ -488,6 +488,13 @@ GST_START_TEST (test_fingerprint_pinning)
   std::string want = "127.0.0.1:" + std::to_string (site.port) + " " + fp;
   fail_unless (strstr (known, want.c_str ()) != nullptr, "known_hosts: %s", known);
   g_free (known);
+  /* The client shows what it accepted. */
+  GstElement *c = by_name (cli, "c");
+  gchar *seen = nullptr;
+  g_object_get (c, "certificate-fingerprint", &seen, nullptr);
+  fail_unless_equals_string (seen, fp.c_str ());
+  g_free (seen);
+  gst_object_unref (c);
   gst_object_unref (out);
   gst_object_unref (src);
   stop (cli);
