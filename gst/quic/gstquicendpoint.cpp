@@ -222,7 +222,37 @@ struct Endpoint::Impl {
   socklen_t server_addrlen = 0;
 
   std::mutex users_mu;
+  std::condition_variable users_cv;
   std::vector<EndpointUser *> users;
+  int dispatching = 0;                 /* dispatcher calls in progress */
+  std::thread::id disp_thread;
+
+  /* Dispatcher thread: calls @f for each registered user (until it returns
+   * TRUE) without holding users_mu, so a callback may change the element's
+   * state; remove_user () waits for calls in progress instead. */
+  template <typename F> void for_each_user (F f)
+  {
+    std::vector<EndpointUser *> list;
+    {
+      std::lock_guard<std::mutex> lk (users_mu);
+      list = users;
+      dispatching++;
+    }
+    for (auto *u : list) {
+      {
+        std::lock_guard<std::mutex> lk (users_mu);
+        if (std::find (users.begin (), users.end (), u) == users.end ())
+          continue;
+      }
+      if (f (u))
+        break;
+    }
+    {
+      std::lock_guard<std::mutex> lk (users_mu);
+      dispatching--;
+    }
+    users_cv.notify_all ();
+  }
 
   std::mutex disp_mu;
   std::condition_variable disp_cv;
@@ -508,6 +538,10 @@ void
 Endpoint::dispatch_loop ()
 {
   Impl &m = *impl_;
+  {
+    std::lock_guard<std::mutex> lk (m.users_mu);
+    m.disp_thread = std::this_thread::get_id ();
+  }
   for (;;) {
     std::function<void ()> job;
     {
@@ -527,9 +561,10 @@ Endpoint::Impl::notify_state (bool up, const std::string & peer, const std::stri
     const std::string & reason, bool fatal_)
 {
   self->post ([this, up, peer, transport, reason, fatal_] {
-    std::lock_guard<std::mutex> lk (users_mu);
-    for (auto *u : users)
+    for_each_user ([&] (EndpointUser * u) {
       u->on_connection_state (up, peer, transport, reason, fatal_);
+      return false;
+    });
   });
 }
 
@@ -538,9 +573,10 @@ Endpoint::Impl::warn (const std::string & msg)
 {
   GST_WARNING ("%s", msg.c_str ());
   self->post ([this, msg] {
-    std::lock_guard<std::mutex> lk (users_mu);
-    for (auto *u : users)
+    for_each_user ([&] (EndpointUser * u) {
       u->on_warning (msg);
+      return false;
+    });
   });
 }
 
@@ -563,9 +599,11 @@ Endpoint::add_user (EndpointUser * user, std::string & error)
       std::string peer = m.conn ? m.conn->peer : "";
       std::string tr = m.conn && m.conn->tcp ? "tcp" : "quic";
       post ([user, peer, tr, &m] {
-        std::lock_guard<std::mutex> lk2 (m.users_mu);
-        if (std::find (m.users.begin (), m.users.end (), user) != m.users.end ())
-          user->on_connection_state (true, peer, tr, "", false);
+        m.for_each_user ([&] (EndpointUser * u) {
+          if (u == user)
+            u->on_connection_state (true, peer, tr, "", false);
+          return u == user;
+        });
       });
     }
     return true;
@@ -591,8 +629,12 @@ void
 Endpoint::remove_user (EndpointUser * user)
 {
   Impl &m = *impl_;
-  std::lock_guard<std::mutex> lk (m.users_mu);
+  std::unique_lock<std::mutex> lk (m.users_mu);
   m.users.erase (std::remove (m.users.begin (), m.users.end (), user), m.users.end ());
+  /* Not while a callback may still be running on it (unless this is that
+   * callback's own thread). */
+  if (std::this_thread::get_id () != m.disp_thread)
+    m.users_cv.wait (lk, [&] { return m.dispatching == 0; });
 }
 
 bool
@@ -1590,14 +1632,7 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
       }
       self->post ([this, target, ev] {
         bool taken = false;
-        {
-          std::lock_guard<std::mutex> lk (users_mu);
-          for (auto *u : users)
-            if (u->on_upstream_event (target, ev)) {
-              taken = true;
-              break;
-            }
-        }
+        for_each_user ([&] (EndpointUser * u) { return taken = u->on_upstream_event (target, ev); });
         if (!taken)
           GST_DEBUG ("upstream event for unknown sink pad '%s' dropped", target.c_str ());
         gst_event_unref (ev);
@@ -1701,9 +1736,10 @@ Endpoint::Impl::update_stats (bool post_it)
   stats = st;
   if (post_it && self->cfg_.stats_interval_ms > 0 && conn) {
     self->post ([this, st] {
-      std::lock_guard<std::mutex> lk (users_mu);
-      for (auto *u : users)
+      for_each_user ([&] (EndpointUser * u) {
         u->on_stats (st);
+        return false;
+      });
     });
   }
 }

@@ -105,7 +105,7 @@ struct PadState {
   guint32 gop = 0;
   bool stream_has_media = false;    /* a buffer went into the current stream */
   bool dropping_to_key = false;     /* video: waiting for the next key unit */
-  guint key_requests = 0;
+  std::atomic<guint> key_requests { 0 };
   std::atomic<bool> flushing { false };
   bool eos = false;
 
