@@ -1129,6 +1129,10 @@ Endpoint::run ()
       m.next_stats = now + (guint64) MAX (cfg_.stats_interval_ms, 100u) * 1000000ull;
     }
   }
+  /* The last element let go: tell the peer now rather than letting it wait
+   * for its idle timeout. */
+  if (m.conn)
+    m.close_conn ("the endpoint shut down", true, kErrShutdown, false);
 }
 
 void
