@@ -595,6 +595,8 @@ detect_vertical_shift (const ConstSurface &prev, const ConstSurface &cur, const 
 namespace {
 
 constexpr size_t kSmallUpdateTiles = 4;
+/* ABOVE codings use up to this many tiles above as dictionary. */
+constexpr int kAboveTiles = 2;
 constexpr int kSmallUpdateLevel = 6;
 
 enum class JobKind { SOLID, REF, CONTENT, DUP };
@@ -611,7 +613,9 @@ struct Job {
   /* The tile above as the client will hold it when this tile is decoded:
    * none, the model's (unchanged) or the frame's (sent earlier in this
    * message). */
-  enum { ABOVE_NONE, ABOVE_MODEL, ABOVE_FRAME } above = ABOVE_NONE;
+  enum Source { ABOVE_NONE, ABOVE_MODEL, ABOVE_FRAME };
+  Source above = ABOVE_NONE;    /* tile (tx, ty - 1) */
+  Source above2 = ABOVE_NONE;   /* tile (tx, ty - 2), when ty >= 2 */
   uint8_t type = 0;             /* CONTENT: the coding chosen */
   std::vector<uint8_t> payload;
   std::vector<uint8_t> pixels;  /* CONTENT: the tile, contiguous; moves into the cache */
@@ -751,13 +755,17 @@ Encoder::Impl::encode_content (Job &job, const ConstSurface &f, Compressors &c)
     /* Text continues from the tile above (lines of a terminal, rows of a
      * list): with it as dictionary the compressor finds the repeats. A
      * dictionary only adds matches, so the plain form is not tried. */
-    Rect a = tile_rect (job.tx, job.ty - 1, (int) s.tile_size, width, height);
-    c.prefix.resize ((size_t) a.w * a.h * 4);
-    if (job.above == Job::ABOVE_FRAME)
-      gather (f.data + (size_t) a.y * f.stride + (size_t) a.x * 4, f.stride, a.w, a.h,
-          c.prefix.data ());
-    else
-      gather (model_at (a.x, a.y), model_stride, a.w, a.h, c.prefix.data ());
+    c.prefix.clear ();
+    for (int k = std::min (job.ty, kAboveTiles); k >= 1; k--) {
+      Rect a = tile_rect (job.tx, job.ty - k, (int) s.tile_size, width, height);
+      size_t at = c.prefix.size ();
+      c.prefix.resize (at + (size_t) a.w * a.h * 4);
+      if ((k == 1 ? job.above : job.above2) == Job::ABOVE_FRAME)
+        gather (f.data + (size_t) a.y * f.stride + (size_t) a.x * 4, f.stride, a.w, a.h,
+            c.prefix.data () + at);
+      else
+        gather (model_at (a.x, a.y), model_stride, a.w, a.h, c.prefix.data () + at);
+    }
     try_with_dict (c.prefix, s.compressor == Compressor::ZSTD ? OP_ZSTD_ABOVE : OP_LZ4_ABOVE);
   }
   /* Last, so that the size to beat is already small and the run scan
@@ -1031,12 +1039,17 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
           job.kind = JobKind::CONTENT;
           /* A delta against the client's tile pays when few pixels changed. */
           job.delta_ok = d.exact[t] && changed < r.w * r.h / 4;
+          auto known = [&] (size_t tt) {
+            return sent_now[tt] ? Job::ABOVE_FRAME : d.exact[tt] ? Job::ABOVE_MODEL :
+                Job::ABOVE_NONE;
+          };
           if (ty > 0) {
-            size_t above = t - d.tiles_x;
-            if (sent_now[above])
-              job.above = Job::ABOVE_FRAME;
-            else if (d.exact[above])
-              job.above = Job::ABOVE_MODEL;
+            Job::Source a1 = known (t - d.tiles_x);
+            Job::Source a2 = ty > 1 ? known (t - 2 * d.tiles_x) : Job::ABOVE_MODEL;
+            if (a1 != Job::ABOVE_NONE && a2 != Job::ABOVE_NONE) {
+              job.above = a1;
+              job.above2 = a2;
+            }
           }
           frame_content.emplace (job.hash, jobs.size ());
         }
@@ -1090,7 +1103,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
       } else {
         job.kind = JobKind::CONTENT;
         job.delta_ok = false;
-        job.above = Job::ABOVE_NONE;
+        job.above = job.above2 = Job::ABOVE_NONE;
         d.encode_content (job, f, *d.comp[0]);
       }
     } else if (job.kind == JobKind::REF) {
@@ -1100,7 +1113,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
           !rows_equal (p, f.stride, e.px.data (), (size_t) r.w * 4, r.w, r.h)) {
         job.kind = JobKind::CONTENT;
         job.delta_ok = false;
-        job.above = Job::ABOVE_NONE;
+        job.above = job.above2 = Job::ABOVE_NONE;
         d.encode_content (job, f, *d.comp[0]);
       }
     }
@@ -1503,10 +1516,14 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
             error = where + std::string (op_name (type)) + " in the top tile row";
             return false;
           }
-          Rect a = tile_rect (tx, ty - 1, ts, h.width, h.height);
-          d.prefix.resize ((size_t) a.w * a.h * 4);
-          gather (fb.data + (size_t) a.y * fb.stride + (size_t) a.x * 4, fb.stride, a.w, a.h,
-              d.prefix.data ());
+          d.prefix.clear ();
+          for (int k = std::min (ty, kAboveTiles); k >= 1; k--) {
+            Rect a = tile_rect (tx, ty - k, ts, h.width, h.height);
+            size_t at = d.prefix.size ();
+            d.prefix.resize (at + (size_t) a.w * a.h * 4);
+            gather (fb.data + (size_t) a.y * fb.stride + (size_t) a.x * 4, fb.stride, a.w, a.h,
+                d.prefix.data () + at);
+          }
           dict = d.prefix.data ();
           dict_size = d.prefix.size ();
         } else if (type == OP_ZSTD_PREV || type == OP_LZ4_PREV) {

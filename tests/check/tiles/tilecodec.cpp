@@ -262,10 +262,52 @@ check_above (uint8_t type)
   fail_unless (c2.error.find ("top tile row") != std::string::npos, "%s", c2.error.c_str ());
 }
 
+/* from the third tile row on, the dictionary is the two tiles above */
+static void
+check_above_two (uint8_t type)
+{
+  Rng rng (19);
+  Screen src (16, 48);
+  src.noise ({0, 0, 16, 32}, rng);
+  /* the third tile: the first one's rows, which only the two-tile
+   * dictionary contains */
+  for (int y = 0; y < 16; y++)
+    memcpy (src.at (0, 32 + y), src.at (0, y), 16 * 4);
+  std::vector<uint8_t> dict = tile_bytes (src, 0, 0, 16, 32);
+  std::vector<uint8_t> third = tile_bytes (src, 0, 32, 16, 16);
+  std::vector<uint8_t> comp (ZSTD_compressBound (third.size ()));
+  if (type == OP_ZSTD_ABOVE) {
+    ZSTD_CCtx *c = ZSTD_createCCtx ();
+    ZSTD_CCtx_refPrefix (c, dict.data (), dict.size ());
+    comp.resize (ZSTD_compress2 (c, comp.data (), comp.size (), third.data (), third.size ()));
+    ZSTD_freeCCtx (c);
+  } else {
+    LZ4_stream_t *st = LZ4_createStream ();
+    LZ4_loadDict (st, (const char *) dict.data (), (int) dict.size ());
+    comp.resize (LZ4_compress_fast_continue (st, (const char *) third.data (),
+            (char *) comp.data (), (int) third.size (), (int) comp.size (), 1));
+    LZ4_freeStream (st);
+  }
+  fail_unless (comp.size () < third.size () / 4);
+  Client c (16, 48);
+  Msg m (16, 48, 16, 0, true);
+  m.op (OP_RAW, 0, 0);
+  m.bytes (tile_bytes (src, 0, 0, 16, 16));
+  m.op (OP_RAW, 0, 1);
+  m.bytes (tile_bytes (src, 0, 16, 16, 16));
+  m.op (type, 0, 2);
+  m.u32 (comp.size ());
+  m.bytes (comp);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == src.px, "%s tile differs", op_name (type));
+}
+
 GST_START_TEST (test_decode_above)
 {
   check_above (OP_ZSTD_ABOVE);
   check_above (OP_LZ4_ABOVE);
+  check_above_two (OP_ZSTD_ABOVE);
+  check_above_two (OP_LZ4_ABOVE);
 }
 GST_END_TEST;
 
