@@ -993,6 +993,44 @@ GST_START_TEST (test_bounded_queues)
 }
 GST_END_TEST;
 
+/* One client at a time: a second client takes the server over (the token
+ * moved to another thin client); the first is told why. */
+GST_START_TEST (test_new_client_replaces_old)
+{
+  Site site;
+  GstElement *srv = launch ("videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=30/1 ! quicsink name=s "
+      + site.server ());
+  play (srv);
+  GstElement *a = launch ("quicsrc " + site.client () + " ! appsink name=out sync=false max-buffers=2 drop=true");
+  play (a);
+  GstElement *aout = by_name (a, "out");
+  GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (aout), 10 * GST_SECOND);
+  fail_unless (smp != nullptr);
+  gst_sample_unref (smp);
+
+  /* Another process would have its own endpoint; in this one another
+   * spelling of the address (127.1) gives client B an endpoint of its own. */
+  std::string b_desc = "quicsrc mode=client host=127.1 port=" + std::to_string (site.port)
+      + " known-hosts-file=" + site.dir + "/known_hosts_b ! appsink name=out sync=false max-buffers=2 drop=true";
+  GstElement *b = launch (b_desc);
+  play (b);
+  GstElement *bout = by_name (b, "out");
+  smp = gst_app_sink_try_pull_sample (GST_APP_SINK (bout), 10 * GST_SECOND);
+  fail_unless (smp != nullptr, "the new client gets no video");
+  gst_sample_unref (smp);
+  std::string err = wait_error (a, 10 * GST_SECOND);
+  fail_unless (err.find ("replaced by a new client") != std::string::npos, "error: '%s'", err.c_str ());
+  assert_no_error (b);
+  assert_no_error (srv);
+  gst_object_unref (aout);
+  gst_object_unref (bout);
+  stop (b);
+  stop (a);
+  stop (srv);
+  g_unlink ((site.dir + "/known_hosts_b").c_str ());
+}
+GST_END_TEST;
+
 static Suite *
 quicelements_suite (void)
 {
@@ -1008,6 +1046,7 @@ quicelements_suite (void)
   tcase_add_test (tc, test_input_fast_while_display_saturated);
   tcase_add_test (tc, test_malformed_peer);
   tcase_add_test (tc, test_bounded_queues);
+  tcase_add_test (tc, test_new_client_replaces_old);
   return s;
 }
 
