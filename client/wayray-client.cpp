@@ -248,18 +248,14 @@ Client::stop_session ()
   attached = false;
 }
 
-static GstFlowReturn
-on_frame (GstAppSink *appsink, gpointer data)
+/* Every frame that reaches the video sink, in any mode: first-frame and
+ * keystroke timing. */
+static GstPadProbeReturn
+on_shown (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
   Client *c = static_cast<Client *> (data);
-  GstSample *s = gst_app_sink_pull_sample (appsink);
-  if (!s)
-    return GST_FLOW_EOS;
   gint64 now = g_get_monotonic_time ();
   std::lock_guard<std::mutex> g (c->lock);
-  if (c->last)
-    gst_sample_unref (c->last);
-  c->last = s;
   c->frames++;
   c->last_frame_us = now;
   if (!c->first_frame_reported) {
@@ -273,6 +269,21 @@ on_frame (GstAppSink *appsink, gpointer data)
     c->key_sent_us = 0;
     run_on_main ([ms] { g_print ("latency %.3f\n", ms); });
   }
+  return GST_PAD_PROBE_OK;
+}
+
+/* Headless: keep the last frame for snapshots. */
+static GstFlowReturn
+on_frame (GstAppSink *appsink, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  GstSample *s = gst_app_sink_pull_sample (appsink);
+  if (!s)
+    return GST_FLOW_EOS;
+  std::lock_guard<std::mutex> g (c->lock);
+  if (c->last)
+    gst_sample_unref (c->last);
+  c->last = s;
   return GST_FLOW_OK;
 }
 
@@ -380,6 +391,13 @@ Client::start_session ()
       }), this);
   if (headless && sink)
     g_signal_connect (sink, "new-sample", G_CALLBACK (on_frame), this);
+  if (sink) {
+    GstPad *shown = gst_element_get_static_pad (sink, "sink");
+    if (shown) {
+      gst_pad_add_probe (shown, GST_PAD_PROBE_TYPE_BUFFER, on_shown, this, nullptr);
+      gst_object_unref (shown);
+    }
+  }
 
   GstBus *bus = gst_element_get_bus (session);
   gst_bus_add_watch (bus, session_bus, this);

@@ -78,7 +78,10 @@ class Client:
     def quit(self):
         if self.p.poll() is None:
             try:
-                self.send("quit")
+                if self.p.stdin:
+                    self.send("quit")
+                else:
+                    self.p.send_signal(signal.SIGTERM)
             except BrokenPipeError:
                 pass
             try:
@@ -130,6 +133,43 @@ def wait_for(pred, timeout=10):
             return True
         time.sleep(0.1)
     return False
+
+
+def window_client(env, port, token, tmp, clients):
+    """A client in window mode (autovideosink) on a virtual X server; keys
+    typed into its window reach the session."""
+    display = ":%d" % (60 + os.getpid() % 300)
+    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        sock = "/tmp/.X11-unix/X" + display[1:]
+        if not check("Xvfb starts", wait_for(lambda: os.path.exists(sock))):
+            return
+        envx = dict(env, DISPLAY=display)
+        w = subprocess.Popen([CLIENT, "127.0.0.1:%d" % port, "--token", token, "--size", "800x600"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                             env=envx, text=True, bufsize=1)
+        wc = Client.__new__(Client)
+        wc.p, wc.lines = w, []
+        clients.append(wc)
+        check("a window client attaches and shows frames", wc.expect(r"^first-frame") is not None,
+              "\n".join(wc.lines))
+        found = wait_for(lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."],
+                                                env=envx, capture_output=True).stdout.strip() != b"")
+        if not check("the client opens a window", found):
+            return
+        wid = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."], env=envx,
+                             capture_output=True, text=True).stdout.split()[0]
+        subprocess.run(["xdotool", "mousemove", "--window", wid, "100", "100"], env=envx)
+        time.sleep(0.5)
+        marker = os.path.join(tmp, "window.txt")
+        subprocess.run(["xdotool", "type", "--delay", "30", "echo window-typed > %s\n" % marker], env=envx)
+        check("keys typed into the client window reach the session",
+              wait_for(lambda: os.path.exists(marker) and open(marker).read().strip() == "window-typed"))
+        wc.quit()
+    finally:
+        xvfb.terminate()
+        xvfb.wait()
 
 
 def main():
@@ -261,6 +301,25 @@ def main():
         out = subprocess.run([WAYRAYCTL, "--config", cfg, "end", "999"], env=env, capture_output=True, text=True)
         check("wayrayctl names a missing session", out.returncode == 1 and "no session '999'" in out.stderr,
               out.stderr)
+        # --- a window client under Xvfb: input from the window --------------
+        if shutil.which("Xvfb") and shutil.which("xdotool"):
+            window_client(env, base, tokens["alice"], tmp, clients)
+        else:
+            check("Xvfb and xdotool are installed", False, "install xvfb and xdotool")
+
+        # --- the client reconnects by itself -----------------------------------
+        r = Client(env, base, tokens["bob"], "800x600")
+        clients.append(r)
+        r.expect(r"state attached")
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
+        check("wayrayd stops cleanly on SIGTERM", daemon.returncode == 0, str(daemon.returncode))
+        check("a client whose server went away retries with backoff",
+              r.expect(r"state reconnecting in \d+ ms") is not None, "\n".join(r.lines))
+        daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        check("it attaches again once the server is back",
+              r.expect(r"state attached .* new=1", timeout=30) is not None, "\n".join(r.lines))
     finally:
         for cl in clients:
             cl.quit()
@@ -269,7 +328,6 @@ def main():
             daemon.wait(timeout=15)
         except subprocess.TimeoutExpired:
             daemon.kill()
-    check("wayrayd stops cleanly on SIGTERM", daemon.returncode == 0, str(daemon.returncode))
     check("no session application is left behind",
           subprocess.run(["pgrep", "-f", "cursor.blink=no"], capture_output=True).returncode != 0)
 
@@ -328,6 +386,10 @@ if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         main()
+    except Exception:
+        import traceback
+        traceback.print_exc(file=sys.stdout)
+        check("the test ran to its end", False, "exception above")
     finally:
         passed = sum(1 for r in results if r)
         failed = len(results) - passed
