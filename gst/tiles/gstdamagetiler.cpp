@@ -15,8 +15,10 @@
  * changes explained by a vertical scroll do not count. When the `video`
  * request pad is linked and at least #GstWayrayDamageTiler:min-video-tiles
  * tiles are transient, their 16-aligned bounding box leaves on the `video`
- * pad as cropped frames (a GstVideoRegionOfInterestMeta of type
- * "wayray-video" gives its place in the full frame), for a video encoder.
+ * pad as cropped frames for a video encoder; their place in the full frame
+ * is given by a GstVideoRegionOfInterestMeta of type "wayray-video" and,
+ * because encoders drop that meta, by a serialized "wayray-video-region"
+ * custom event (x, y, width, height) sent whenever the region changes.
  * Everything else leaves losslessly on the `tiles` pad: full frames whose
  * damage meta lists only the changed tiles, plus a "wayray-lossy" region
  * meta while the client shows part of the picture from the video path.
@@ -105,6 +107,7 @@ struct GstWayrayDamageTilerPrivate
   gint64 last_video_change_mono = 0;
   bool video_started = false;   /* stream-start/segment sent on the video pad */
   int video_caps_w = 0, video_caps_h = 0;
+  Rect announced = {-1, -1, 0, 0};      /* the region last sent as an event */
   GstSegment segment;
 
   guint64 frames_in = 0, frames_tiles = 0, frames_video = 0, refinements = 0;
@@ -199,8 +202,10 @@ start_video_pad (GstWayrayDamageTiler * self, int w, int h)
     priv->video_caps_w = w;
     priv->video_caps_h = h;
   }
-  if (!priv->video_started)
+  if (!priv->video_started) {
     gst_pad_push_event (self->videopad, gst_event_new_segment (&priv->segment));
+    priv->announced = {-1, -1, 0, 0};
+  }
   priv->video_started = true;
 }
 
@@ -487,6 +492,15 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   }
   if (video_out) {
     start_video_pad (self, priv->video_box.w, priv->video_box.h);
+    const Rect &b = priv->video_box;
+    const Rect &a = priv->announced;
+    if (a.x != b.x || a.y != b.y || a.w != b.w || a.h != b.h) {
+      gst_pad_push_event (self->videopad, gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
+              gst_structure_new (WAYRAY_VIDEO_REGION_EVENT, "x", G_TYPE_INT, b.x,
+                  "y", G_TYPE_INT, b.y, "width", G_TYPE_INT, b.w,
+                  "height", G_TYPE_INT, b.h, NULL)));
+      priv->announced = b;
+    }
     priv->frames_video++;
     GstFlowReturn vret = gst_pad_push (self->videopad, video_out);
     if (vret != GST_FLOW_OK && vret != GST_FLOW_NOT_LINKED && ret == GST_FLOW_OK)

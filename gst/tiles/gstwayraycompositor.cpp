@@ -10,7 +10,8 @@
  *   `tiles` pad (from wayraytiledec: each frame carries a
  *   #GstWayrayDamageMeta; a frame without it replaces everything);
  * - places decoded video regions arriving on the `video` request pad at
- *   the position given by their "wayray-video" GstVideoRegionOfInterestMeta.
+ *   the position given by their "wayray-video" GstVideoRegionOfInterestMeta
+ *   or, when an encoder dropped it, by the last "wayray-video-region" event.
  *   A video frame never overwrites pixels that a lossless update with the
  *   same or a later timestamp already wrote, so a late video frame cannot
  *   undo a refinement;
@@ -76,6 +77,7 @@ struct GstWayrayCompositorPrivate
 
   GstVideoInfo video_info;
   bool have_video_info = false;
+  int video_x = 0, video_y = 0; /* from the last wayray-video-region event */
 
   /* cursor */
   bool cursor_visible = false;
@@ -330,8 +332,8 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
     gst_buffer_unref (buf);
     return GST_FLOW_OK;
   }
-  GstVideoRegionOfInterestMeta *roi = gst_buffer_get_video_region_of_interest_meta_id (buf, 0);
-  int px = 0, py = 0;
+  GstVideoRegionOfInterestMeta *roi;
+  int px = priv->video_x, py = priv->video_y;
   GQuark q = g_quark_from_static_string (WAYRAY_ROI_VIDEO);
   gpointer state = NULL;
   GstMeta *meta;
@@ -449,6 +451,15 @@ gst_wayray_compositor_sink_event (GstPad * pad, GstObject * parent, GstEvent * e
     return TRUE;
   }
   if (pad != self->tilespad) {
+    const GstStructure *st = gst_event_get_structure (event);
+    if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM && st &&
+        gst_structure_has_name (st, WAYRAY_VIDEO_REGION_EVENT)) {
+      std::lock_guard<std::recursive_mutex> lk (priv->lock);
+      gst_structure_get_int (st, "x", &priv->video_x);
+      gst_structure_get_int (st, "y", &priv->video_y);
+      gst_event_unref (event);
+      return TRUE;
+    }
     if (GST_EVENT_TYPE (event) == GST_EVENT_CAPS && pad == self->videopad) {
       GstCaps *caps;
       gst_event_parse_caps (event, &caps);

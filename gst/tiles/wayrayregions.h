@@ -16,3 +16,10 @@
 
 #define WAYRAY_ROI_VIDEO "wayray-video"
 #define WAYRAY_ROI_LOSSY "wayray-lossy"
+
+/* Video encoders drop region metas, so the position also travels as a
+ * serialized custom downstream event on the video pad, sent before the
+ * first frame of a region and whenever it changes: a structure of this
+ * name with int fields x, y, width, height. Encoders and decoders pass
+ * serialized events on in order with the frames. */
+#define WAYRAY_VIDEO_REGION_EVENT "wayray-video-region"

@@ -223,6 +223,21 @@ GST_START_TEST (test_comp_video)
   fail_unless_equals_int (px (out, 128, 32, 16) & 0xffffff, 0xff0000);
   gst_buffer_unref (out);
 
+  /* without the meta (an encoder dropped it) the region event places it */
+  fail_unless (gst_harness_push_event (v, gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
+              gst_structure_new ("wayray-video-region", "x", G_TYPE_INT, 96, "y", G_TYPE_INT,
+                  32, "width", G_TYPE_INT, 32, "height", G_TYPE_INT, 32, NULL))));
+  Screen plain (32, 32);
+  plain.fill ({0, 0, 32, 32}, bgrx (1, 2, 3));
+  GstBuffer *vb = gst_buffer_new_memdup (plain.px.data (), plain.px.size ());
+  GST_BUFFER_PTS (vb) = 4 * GST_SECOND;
+  gst_harness_push (v, vb);
+  out = gst_harness_pull (h);
+  fail_unless_equals_int (px (out, 128, 96, 32) & 0xffffff, 0x010203);
+  fail_unless_equals_int (px (out, 128, 127, 63) & 0xffffff, 0x010203);
+  fail_unless_equals_int (px (out, 128, 95, 32) & 0xffffff, 0);
+  gst_buffer_unref (out);
+
   gst_harness_teardown (v);
   gst_harness_teardown (h);
 }
