@@ -22,6 +22,9 @@
 #include "config.h"
 #include "wrcontrol.h"
 #include "wrpipelinefile.h"
+#ifdef HAVE_LIBINPUT
+#include "wrlibinput.h"
+#endif
 
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -63,6 +66,10 @@ struct Client {
   std::string ticket, fingerprint;
   bool attached = false, new_session = false;
   guint backoff_ms = 0, retry_source = 0;
+
+#ifdef HAVE_LIBINPUT
+  ConsoleInput console_input;
+#endif
 
   /* Headless frames (streaming thread writes, main thread reads). */
   std::mutex lock;
@@ -236,6 +243,9 @@ Client::on_answer (GstStructure *msg)
 void
 Client::stop_session ()
 {
+#ifdef HAVE_LIBINPUT
+  console_input.stop ();
+#endif
   if (session) {
     gst_element_set_state (session, GST_STATE_NULL);
     gst_object_unref (session);
@@ -410,6 +420,17 @@ Client::start_session ()
     stop_session ();
     schedule_reconnect ("the client pipeline would not start");
     return;
+  }
+  if (console && sink) {
+#ifdef HAVE_LIBINPUT
+    GError *ierr = nullptr;
+    if (!console_input.start (sink, width, height, "seat0", &ierr)) {
+      state (std::string ("warning: no local input: ") + ierr->message);
+      g_error_free (ierr);
+    }
+#else
+    state ("warning: no local input: built without libinput");
+#endif
   }
   GstStructure *t = gst_structure_new ("ticket", "ticket", G_TYPE_STRING, ticket.c_str (), nullptr);
   control_source_push (ticket_src, t);
