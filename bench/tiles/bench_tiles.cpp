@@ -59,6 +59,8 @@ percentile (std::vector<double> v, double p)
 
 /* Runs @frames steps of @step on a screen prepared by @setup; the first
  * (full) frame is encoded but not counted. */
+static wt::Compressor compressor = wt::Compressor::ZSTD;
+
 static Result
 run (const std::string &name, double rate, int frames, unsigned threads,
     const std::function<void (Screen &, Rng &)> &setup,
@@ -73,6 +75,7 @@ run (const std::string &name, double rate, int frames, unsigned threads,
 
   wt::EncoderSettings set;
   set.threads = threads;
+  set.compressor = compressor;
   wt::Encoder enc;
   enc.configure (W, H, set);
   wt::Decoder dec;
@@ -253,8 +256,11 @@ main (int argc, char **argv)
   }
 
   /* full frames: a whole new desktop every frame (nothing cached) */
-  for (unsigned threads : {1u, 2u}) {
-    std::string name = std::string ("full frame, new text") + (threads > 1 ? " (2 thr)" : "");
+  for (int variant = 0; variant < 3; variant++) {
+    unsigned threads = variant == 1 ? 2 : 1;
+    compressor = variant == 2 ? wt::Compressor::LZ4 : wt::Compressor::ZSTD;
+    std::string name = std::string ("full frame, new text") + (variant == 1 ? " (2 thr)" :
+        variant == 2 ? " (lz4)" : "");
     all.push_back (run (name, 1, 40, threads,[&](Screen & s, Rng & rng) {
               desktop (s, rng, true);
             },[&](Screen & s, Rng & rng, int i) {
@@ -264,6 +270,7 @@ main (int argc, char **argv)
               return std::vector<Rect> { {0, 0, W, H}};
             }));
   }
+  compressor = wt::Compressor::ZSTD;
 
   /* Recorded sessions: real applications in wayraysrc at 1920x1080 */
   const char *names[][2] = {
@@ -314,9 +321,10 @@ main (int argc, char **argv)
   printf ("-- recorded (bench/tiles/recordings, made with wayray-tiles-record)\n");
   for (const auto &r : recorded)
     print (r);
-  printf ("\nencode+decode p50: keystroke %.3f ms, full frame %.3f ms (CPU, one thread)\n",
-      percentile (all[0].enc_ms, 0.5) + percentile (all[0].dec_ms, 0.5),
-      percentile (all[5].enc_ms, 0.5) + percentile (all[5].dec_ms, 0.5));
+  printf ("\nencode+decode p50 (CPU, one thread): keystroke %.3f ms, full frame %.3f ms "
+      "(zstd), %.3f ms (lz4)\n", percentile (all[0].enc_ms, 0.5) + percentile (all[0].dec_ms, 0.5),
+      percentile (all[5].enc_ms, 0.5) + percentile (all[5].dec_ms, 0.5),
+      percentile (all[7].enc_ms, 0.5) + percentile (all[7].dec_ms, 0.5));
   printf ("\nbytes per typed character: %.0f (the damage of one keystroke: %zu pixels raw = %zu "
       "bytes)\n", (double) all[0].bytes / all[0].frames, all[0].raw / all[0].frames / 4,
       all[0].raw / all[0].frames);
