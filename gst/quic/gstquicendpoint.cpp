@@ -201,6 +201,9 @@ struct Endpoint::Impl {
   gnutls_certificate_credentials_t cred = nullptr;
   std::string fingerprint;
   std::unique_ptr<Conn> conn;
+  /* Server: a client still in its handshake. It replaces conn only once the
+   * handshake completes, so stray or forged packets cannot evict a client. */
+  std::unique_ptr<Conn> candidate;
   guint64 gen = 0;
   bool connected = false;
   std::vector<std::shared_ptr<SendStream>> streams;
@@ -274,10 +277,11 @@ struct Endpoint::Impl {
   bool setup_tls (Conn & c, bool server, std::string & error);
   void read_udp ();
   void feed_packet (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen);
-  void write_quic ();
-  bool flush_tx ();
-  void queue_tx (const guint8 * pkt, size_t len);
+  void write_quic (Conn & c);
+  bool flush_tx (Conn & c);
+  void queue_tx (Conn & c, const guint8 * pkt, size_t len);
   void handle_expiry ();
+  void promote_candidate ();
   void close_conn (const std::string & reason, bool send_close, guint64 app_error, bool peer_closed);
   void on_established ();
   void apply_resume ();
@@ -291,7 +295,7 @@ struct Endpoint::Impl {
   /* TCP fallback. */
   bool setup_tcp_listen (std::string & error);
   void accept_tcp ();
-  void tcp_progress ();
+  void tcp_progress (Conn * c);
   void tcp_read ();
   void tcp_write ();
   bool tcp_send_record (guint32 id, guint8 flags, const guint8 * data, size_t len);
@@ -404,6 +408,8 @@ static int
 handshake_completed_cb (ngtcp2_conn *, void *user_data)
 {
   auto *c = static_cast<Endpoint::Conn *> (user_data);
+  if (c->ep->candidate.get () == c)
+    c->ep->promote_candidate ();
   c->ep->on_established ();
   return 0;
 }
@@ -1059,10 +1065,12 @@ Endpoint::run ()
   while (!m.quit) {
     guint64 now = now_ns ();
     gint64 timeout_ms = 1000;
-    if (m.conn && m.conn->q) {
-      guint64 exp = ngtcp2_conn_get_expiry (m.conn->q);
-      if (exp != UINT64_MAX)
-        timeout_ms = exp <= now ? 0 : MIN ((gint64) ((exp - now + 999999) / 1000000), timeout_ms);
+    for (Conn *c : { m.conn.get (), m.candidate.get () }) {
+      if (c && c->q) {
+        guint64 exp = ngtcp2_conn_get_expiry (c->q);
+        if (exp != UINT64_MAX)
+          timeout_ms = exp <= now ? 0 : MIN ((gint64) ((exp - now + 999999) / 1000000), timeout_ms);
+      }
     }
     if (m.quic_deadline)
       timeout_ms = MIN (timeout_ms, m.quic_deadline <= now ? 0 : (gint64) ((m.quic_deadline - now) / 1000000 + 1));
@@ -1073,10 +1081,10 @@ Endpoint::run ()
                   cfg_.idle_timeout_ms / 2), 50u));
     /* A TCP connect in progress only shows as writable; poll the TLS
      * handshake briskly instead of tracking that state. */
-    if (m.conn && m.conn->tcp && m.conn->tls_handshaking)
+    if ((m.conn && m.conn->tcp && m.conn->tls_handshaking) || (m.candidate && m.candidate->tcp))
       timeout_ms = MIN (timeout_ms, 5);
 
-    struct pollfd fds[4];
+    struct pollfd fds[5];
     int nfds = 0;
     fds[nfds++] = { m.efd, POLLIN, 0 };
     int udp_idx = -1, lst_idx = -1, tcp_idx = -1;
@@ -1095,6 +1103,8 @@ Endpoint::run ()
         ev |= POLLOUT;
       fds[nfds++] = { m.conn->fd, ev, 0 };
     }
+    if (m.candidate && m.candidate->tcp)
+      fds[nfds++] = { m.candidate->fd, POLLIN, 0 };
     lk.unlock ();
     poll (fds, nfds, (int) timeout_ms);
     lk.lock ();
@@ -1112,14 +1122,18 @@ Endpoint::run ()
     if (lst_idx >= 0 && (fds[lst_idx].revents & POLLIN))
       m.accept_tcp ();
     (void) tcp_idx;
+    if (m.candidate && m.candidate->tcp)
+      m.tcp_progress (m.candidate.get ());
     if (m.conn && m.conn->tcp)
-      m.tcp_progress ();
+      m.tcp_progress (m.conn.get ());
     m.handle_expiry ();
     if (m.resume.exchange (false))
       m.apply_resume ();
+    if (m.candidate && !m.candidate->tcp)
+      m.write_quic (*m.candidate);
     if (m.conn && !m.conn->tcp) {
       m.open_pending_streams ();
-      m.write_quic ();
+      m.write_quic (*m.conn);
     } else if (m.conn && m.conn->tcp && !m.conn->tls_handshaking) {
       m.tcp_write ();
     }
@@ -1156,31 +1170,47 @@ Endpoint::Impl::feed_packet (const guint8 * data, size_t len, const sockaddr * f
     int rv = ngtcp2_pkt_decode_version_cid (&vc, data, len, 8);
     if (rv != 0)
       return;
-    bool ours = false;
-    if (conn && !conn->tcp) {
-      std::vector<ngtcp2_cid> scids (ngtcp2_conn_get_num_scid (conn->q));
-      ngtcp2_conn_get_scid (conn->q, scids.data ());
+    auto owns = [&vc] (Conn * c) {
+      if (!c || c->tcp)
+        return false;
+      std::vector<ngtcp2_cid> scids (ngtcp2_conn_get_num_scid (c->q));
+      ngtcp2_conn_get_scid (c->q, scids.data ());
       for (auto &cid : scids)
         if (cid.datalen == vc.dcidlen && memcmp (cid.data, vc.dcid, vc.dcidlen) == 0)
-          ours = true;
-      const ngtcp2_cid *odcid = ngtcp2_conn_get_client_initial_dcid (conn->q);
-      if (odcid->datalen == vc.dcidlen && memcmp (odcid->data, vc.dcid, vc.dcidlen) == 0)
-        ours = true;
-    }
-    if (!ours) {
-      ngtcp2_pkt_hd hd;
-      if (ngtcp2_accept (&hd, data, len) != 0)
-        return;
-      if (conn)
-        close_conn ("replaced by a new client from " + addr_to_string (from), true, kErrReplaced, false);
-      std::string error;
-      conn = new_quic_conn (true, &hd, from, fromlen, error);
-      if (!conn) {
-        warn (error);
-        return;
+          return true;
+      const ngtcp2_cid *odcid = ngtcp2_conn_get_client_initial_dcid (c->q);
+      return odcid->datalen == vc.dcidlen && memcmp (odcid->data, vc.dcid, vc.dcidlen) == 0;
+    };
+    if (!owns (conn.get ())) {
+      if (!owns (candidate.get ())) {
+        ngtcp2_pkt_hd hd;
+        if (ngtcp2_accept (&hd, data, len) != 0)
+          return;
+        std::string error;
+        auto c = new_quic_conn (true, &hd, from, fromlen, error);
+        if (!c) {
+          warn (error);
+          return;
+        }
+        if (candidate)
+          GST_DEBUG ("dropping the unfinished handshake of %s", candidate->peer.c_str ());
+        candidate = std::move (c);
+        GST_INFO ("handshake from %s", candidate->peer.c_str ());
       }
-      gen = conn->gen;
-      GST_INFO ("new client %s", conn->peer.c_str ());
+      /* A handshake in progress: it becomes conn when it completes. */
+      Conn *c = candidate.get ();
+      ngtcp2_path path = c->ps.path;
+      sockaddr_storage fromcopy;
+      memcpy (&fromcopy, from, fromlen);
+      path.remote.addr = (sockaddr *) &fromcopy;
+      path.remote.addrlen = fromlen;
+      ngtcp2_pkt_info pi {};
+      int rv = ngtcp2_conn_read_pkt (c->q, &path, &pi, data, len, now_ns ());
+      if (candidate.get () == c && rv != 0) {
+        GST_INFO ("handshake from %s failed: %s", c->peer.c_str (), ngtcp2_strerror (rv));
+        candidate.reset ();
+      }
+      return;
     }
   }
   if (!conn || conn->tcp)
@@ -1246,6 +1276,11 @@ Endpoint::Impl::handle_expiry ()
       notify_state (false, "", "tcp", error, true);
     }
     return;
+  }
+  if (candidate && !candidate->tcp && now >= ngtcp2_conn_get_expiry (candidate->q)
+      && ngtcp2_conn_handle_expiry (candidate->q, now) != 0) {
+    GST_INFO ("handshake from %s timed out", candidate->peer.c_str ());
+    candidate.reset ();
   }
   if (!conn || conn->tcp)
     return;
@@ -1339,6 +1374,16 @@ Endpoint::Impl::close_conn (const std::string & reason, bool send_close, guint64
 }
 
 void
+Endpoint::Impl::promote_candidate ()
+{
+  std::string peer = candidate->peer;
+  if (conn)
+    close_conn ("replaced by a new client from " + peer, true, kErrReplaced, false);
+  conn = std::move (candidate);
+  GST_INFO ("new client %s", peer.c_str ());
+}
+
+void
 Endpoint::Impl::on_established ()
 {
   Conn &c = *conn;
@@ -1419,13 +1464,13 @@ Endpoint::Impl::pick_stream ()
 }
 
 void
-Endpoint::Impl::queue_tx (const guint8 * pkt, size_t len)
+Endpoint::Impl::queue_tx (Conn & c, const guint8 * pkt, size_t len)
 {
   /* Packets are written in place into txbuf at tx_len (@pkt). A GSO batch
    * holds equal-sized packets, the last one possibly shorter. */
   if (tx_count > 0 && len > tx_seg) {
     std::vector<guint8> tmp (pkt, pkt + len);
-    flush_tx ();
+    flush_tx (c);
     memcpy (txbuf.data (), tmp.data (), len);
   }
   if (tx_count == 0)
@@ -1433,15 +1478,14 @@ Endpoint::Impl::queue_tx (const guint8 * pkt, size_t len)
   tx_len += len;
   tx_count++;
   if (len < tx_seg || tx_count >= kMaxBatch || !gso)
-    flush_tx ();
+    flush_tx (c);
 }
 
 bool
-Endpoint::Impl::flush_tx ()
+Endpoint::Impl::flush_tx (Conn & c)
 {
   if (tx_count == 0)
     return true;
-  Conn &c = *conn;
   struct iovec iov { txbuf.data (), tx_len };
   struct msghdr msg {};
   if (self->cfg_.mode == Mode::Server) {
@@ -1488,18 +1532,21 @@ Endpoint::Impl::flush_tx ()
 }
 
 void
-Endpoint::Impl::write_quic ()
+Endpoint::Impl::write_quic (Conn & c)
 {
-  if (!conn || want_pollout)
+  if (want_pollout)
     return;
+  /* Only the established connection carries media; a candidate sends its
+   * handshake. */
+  bool media = &c == conn.get ();
   size_t payload = std::max<guint> (self->cfg_.max_udp_payload, 1200);
   guint64 ts = now_ns ();
-  size_t max_pkts = MAX ((size_t) 1, ngtcp2_conn_get_send_quantum (conn->q) / payload);
+  size_t max_pkts = MAX ((size_t) 1, ngtcp2_conn_get_send_quantum (c.q) / payload);
   max_pkts = MIN (max_pkts, (size_t) 64 * kMaxBatch);
   size_t pkts = 0;
   bool notify = false;
-  while (pkts < max_pkts && conn) {
-    SendStream *s = pick_stream ();
+  while (pkts < max_pkts) {
+    SendStream *s = media ? pick_stream () : nullptr;
     ngtcp2_vec vec[16];
     size_t nvec = 0;
     guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
@@ -1522,10 +1569,10 @@ Endpoint::Impl::write_quic ()
         flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
     }
     if (tx_len + payload > txbuf.size ())
-      flush_tx ();
+      flush_tx (c);
     ngtcp2_ssize ndatalen = -1;
     ngtcp2_pkt_info pi {};
-    ngtcp2_ssize n = ngtcp2_conn_writev_stream (conn->q, &conn->ps.path, &pi,
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream (c.q, &c.ps.path, &pi,
         txbuf.data () + tx_len, payload, &ndatalen, flags, sid, vec, nvec, ts);
     if (s && ndatalen >= 0) {
       s->sent += (guint64) ndatalen;
@@ -1546,20 +1593,23 @@ Endpoint::Impl::write_quic ()
       continue;
     }
     if (n < 0) {
-      close_conn (std::string ("QUIC write error: ") + ngtcp2_strerror ((int) n), true, kErrShutdown, false);
+      tx_len = tx_count = 0;
+      if (media)
+        close_conn (std::string ("QUIC write error: ") + ngtcp2_strerror ((int) n), true, kErrShutdown, false);
+      else
+        candidate.reset ();
       return;
     }
     if (n == 0)
       break;
-    queue_tx (txbuf.data () + tx_len, (size_t) n);
+    queue_tx (c, txbuf.data () + tx_len, (size_t) n);
     pkts++;
     if (want_pollout)
       break;
   }
-  if (conn && tx_count)
-    flush_tx ();
-  if (conn)
-    ngtcp2_conn_update_pkt_tx_time (conn->q, ts);
+  if (tx_count)
+    flush_tx (c);
+  ngtcp2_conn_update_pkt_tx_time (c.q, ts);
   if (notify)
     cv.notify_all ();
 }
@@ -1787,8 +1837,6 @@ Endpoint::Impl::accept_tcp ()
   int fd = accept4 (tcp_listen, (sockaddr *) &from, &fromlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0)
     return;
-  if (conn)
-    close_conn ("replaced by a new client from " + addr_to_string ((sockaddr *) &from), true, kErrReplaced, false);
   tune_tcp (fd);
   std::unique_ptr<Conn> c (new Conn);
   c->ep = this;
@@ -1805,9 +1853,10 @@ Endpoint::Impl::accept_tcp ()
     return;
   }
   gnutls_transport_set_int (c->tls, fd);
-  conn = std::move (c);
-  gen = conn->gen;
-  GST_INFO ("new TCP client %s", conn->peer.c_str ());
+  if (candidate)
+    GST_DEBUG ("dropping the unfinished handshake of %s", candidate->peer.c_str ());
+  candidate = std::move (c);
+  GST_INFO ("TCP handshake from %s", candidate->peer.c_str ());
 }
 
 bool
@@ -1844,17 +1893,24 @@ Endpoint::Impl::start_tcp_client (std::string & error)
 }
 
 void
-Endpoint::Impl::tcp_progress ()
+Endpoint::Impl::tcp_progress (Conn * c)
 {
-  if (!conn || !conn->tcp)
-    return;
-  Conn *c = conn.get ();
   guint64 now = now_ns ();
+  bool is_candidate = c == candidate.get ();
   if (c->tls_handshaking) {
     int rv = gnutls_handshake (c->tls);
     if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
-      if (now - c->started > (guint64) MAX (self->cfg_.handshake_timeout_ms, 1000u) * 10 * 1000000ull)
-        close_conn ("the TLS handshake over TCP timed out", false, 0, false);
+      if (now - c->started > (guint64) MAX (self->cfg_.handshake_timeout_ms, 1000u) * 10 * 1000000ull) {
+        if (is_candidate)
+          candidate.reset ();
+        else
+          close_conn ("the TLS handshake over TCP timed out", false, 0, false);
+      }
+      return;
+    }
+    if (rv < 0 && is_candidate) {
+      GST_INFO ("TCP handshake from %s failed: %s", c->peer.c_str (), gnutls_strerror (rv));
+      candidate.reset ();
       return;
     }
     if (rv < 0) {
@@ -1871,6 +1927,8 @@ Endpoint::Impl::tcp_progress ()
     }
     c->tls_handshaking = false;
     c->last_rx = now;
+    if (is_candidate)
+      promote_candidate ();
     on_established ();
   }
   tcp_read ();

@@ -1031,6 +1031,63 @@ GST_START_TEST (test_new_client_replaces_old)
 }
 GST_END_TEST;
 
+/* Junk datagrams at the server's port — random bytes and truncated QUIC
+ * long headers — change nothing for the connected client. */
+GST_START_TEST (test_junk_datagrams)
+{
+  Site site;
+  GstElement *srv = launch ("videotestsrc is-live=true ! video/x-raw,width=64,height=64,framerate=30/1 ! quicsink name=s "
+      + site.server ());
+  GstElement *cli = launch ("quicsrc " + site.client () + " ! appsink name=out sync=false max-buffers=2 drop=true");
+  play (srv);
+  play (cli);
+  GstElement *out = by_name (cli, "out");
+  GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+  fail_unless (smp != nullptr);
+  gst_sample_unref (smp);
+
+  int fd = socket (AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in to {};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  to.sin_port = htons (site.port);
+  GRand *rand = g_rand_new_with_seed (1234);
+  guint8 pkt[1500];
+  for (int i = 0; i < 3000; i++) {
+    size_t len = g_rand_int_range (rand, 1, sizeof pkt);
+    for (size_t k = 0; k < len; k++)
+      pkt[k] = (guint8) g_rand_int (rand);
+    if (i % 3 == 0) {
+      /* A QUIC v1 Initial header with garbage after it. */
+      pkt[0] = 0xc0;
+      pkt[1] = 0;
+      pkt[2] = 0;
+      pkt[3] = 0;
+      pkt[4] = 1;
+      len = MAX (len, (size_t) 1200);
+    }
+    sendto (fd, pkt, len, 0, (sockaddr *) &to, sizeof to);
+    if (i % 100 == 0)
+      g_usleep (1000);
+  }
+  g_rand_free (rand);
+  close (fd);
+
+  /* Still connected, still streaming. */
+  g_usleep (200000);
+  for (int i = 0; i < 10; i++) {
+    smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 5 * GST_SECOND);
+    fail_unless (smp != nullptr, "video stopped after junk datagrams");
+    gst_sample_unref (smp);
+  }
+  assert_no_error (cli);
+  assert_no_error (srv);
+  gst_object_unref (out);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
 static Suite *
 quicelements_suite (void)
 {
@@ -1047,6 +1104,7 @@ quicelements_suite (void)
   tcase_add_test (tc, test_malformed_peer);
   tcase_add_test (tc, test_bounded_queues);
   tcase_add_test (tc, test_new_client_replaces_old);
+  tcase_add_test (tc, test_junk_datagrams);
   return s;
 }
 
