@@ -64,6 +64,7 @@
 #include <gst/video/video.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <memory>
@@ -251,6 +252,8 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
       "A headless Wayland compositor whose output is a live video stream with damage meta; "
       "navigation events become the session's input",
       "WayRay developers");
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 wayraysrc exec=foot ! videoconvert ! autovideosink");
   gst_element_class_add_static_pad_template (element_class, &src_template);
   element_class->send_event = GST_DEBUG_FUNCPTR (gst_wayray_src_send_event);
 
@@ -597,6 +600,17 @@ evdev_button (gint button)
   }
 }
 
+/* Navigation events may come from the network: positions must be finite
+ * numbers, wheel steps a sane count. Anything else is dropped. */
+static bool
+valid_position (GstWayraySrc * self, gdouble x, gdouble y)
+{
+  if (std::isfinite (x) && std::isfinite (y))
+    return true;
+  GST_WARNING_OBJECT (self, "navigation event with a non-finite position dropped");
+  return false;
+}
+
 static void
 handle_navigation (GstWayraySrc * self, wayray::Compositor * c, GstEvent * event)
 {
@@ -607,13 +621,14 @@ handle_navigation (GstWayraySrc * self, wayray::Compositor * c, GstEvent * event
 
   switch (gst_navigation_event_get_type (event)) {
     case GST_NAVIGATION_EVENT_MOUSE_MOVE:
-      if (gst_navigation_event_parse_mouse_move_event (event, &x, &y))
+      if (gst_navigation_event_parse_mouse_move_event (event, &x, &y) && valid_position (self, x, y))
         c->pointer_motion (x, y);
       break;
     case GST_NAVIGATION_EVENT_MOUSE_BUTTON_PRESS:
     case GST_NAVIGATION_EVENT_MOUSE_BUTTON_RELEASE:{
       bool pressed = gst_navigation_event_get_type (event) == GST_NAVIGATION_EVENT_MOUSE_BUTTON_PRESS;
-      if (!gst_navigation_event_parse_mouse_button_event (event, &button, &x, &y))
+      if (!gst_navigation_event_parse_mouse_button_event (event, &button, &x, &y) ||
+          !valid_position (self, x, y))
         break;
       c->pointer_motion (x, y);
       if (button >= 4 && button <= 7) {
@@ -629,17 +644,22 @@ handle_navigation (GstWayraySrc * self, wayray::Compositor * c, GstEvent * event
     case GST_NAVIGATION_EVENT_MOUSE_SCROLL:
       /* GStreamer's delta_y is positive for scrolling up; Wayland's axis
        * value is positive for down. */
-      if (gst_navigation_event_parse_mouse_scroll_event (event, &x, &y, &dx, &dy)) {
+      if (gst_navigation_event_parse_mouse_scroll_event (event, &x, &y, &dx, &dy) &&
+          valid_position (self, x, y) && valid_position (self, dx, dy)) {
         c->pointer_motion (x, y);
-        c->pointer_axis (-dx, -dy);
+        c->pointer_axis (-CLAMP (dx, -10.0, 10.0), -CLAMP (dy, -10.0, 10.0));
       }
       break;
     case GST_NAVIGATION_EVENT_KEY_PRESS:
     case GST_NAVIGATION_EVENT_KEY_RELEASE:{
       bool pressed = gst_navigation_event_get_type (event) == GST_NAVIGATION_EVENT_KEY_PRESS;
       guint keycode;
-      if (s && gst_structure_get_uint (s, "keycode", &keycode) && keycode > 0 && keycode < 0x300) {
-        c->key (keycode, pressed);
+      if (s && gst_structure_has_field (s, "keycode")) {
+        /* Linux key codes end below KEY_MAX (0x2ff). */
+        if (gst_structure_get_uint (s, "keycode", &keycode) && keycode > 0 && keycode < 0x300)
+          c->key (keycode, pressed);
+        else
+          GST_WARNING_OBJECT (self, "key event with an invalid keycode field dropped");
       } else if (gst_navigation_event_parse_key_event (event, &key) && key) {
         c->key_by_name (key, pressed);
       }

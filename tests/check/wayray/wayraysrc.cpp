@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -427,8 +428,27 @@ GST_START_TEST (test_navigation_reaches_client)
   push_nav (s.h, gst_navigation_event_new_key_release ("A", (GstNavigationModifierType) 0));
   expect_line (s.client, "key", "key 30 0");
 
+  /* Malformed input from a peer is dropped; the seat keeps working. */
+  GstEvent *ev;
+  size_t seen_before = s.client->seen.size ();
+  push_nav (s.h, gst_navigation_event_new_mouse_move (NAN, 50.0, (GstNavigationModifierType) 0));
+  push_nav (s.h, gst_navigation_event_new_mouse_move (1e300, -1e300, (GstNavigationModifierType) 0));
+  push_nav (s.h, gst_navigation_event_new_mouse_scroll (10.0, 10.0, INFINITY, 1e9, (GstNavigationModifierType) 0));
+  ev = gst_navigation_event_new_key_press ("no-such-key-name", (GstNavigationModifierType) 0);
+  push_nav (s.h, ev);
+  ev = gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0);
+  gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, 0xffffffu, nullptr);
+  push_nav (s.h, ev);
+  push_nav (s.h, gst_navigation_event_new_mouse_move (12.0, 34.0, (GstNavigationModifierType) 0));
+  /* (1e300, -1e300) is clamped to the output's corner; nothing else came. */
+  expect_line (s.client, "motion", "motion 639.00 0.00");
+  expect_line (s.client, "motion", "motion 12.00 34.00");
+  for (size_t i = seen_before; i < s.client->seen.size (); i++)
+    fail_if (s.client->seen[i].rfind ("key ", 0) == 0, "a malformed key event reached the client: %s",
+        s.client->seen[i].c_str ());
+
   /* The evdev keycode field wins over the name. */
-  GstEvent *ev = gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0);
+  ev = gst_navigation_event_new_key_press ("a", (GstNavigationModifierType) 0);
   gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, 44, nullptr);
   push_nav (s.h, ev);
   expect_line (s.client, "key", "key 44 1");
