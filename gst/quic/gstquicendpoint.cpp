@@ -768,7 +768,7 @@ Endpoint::reset (SendStream & s, guint64 app_error)
   s.dead = true;
   if (m.conn && s.conn_gen == m.gen && s.id >= 0) {
     if (m.conn->tcp) {
-      m.tcp_send_record ((guint32) s.id, 2, nullptr, 0);
+      m.tcp_send_record ((guint32) s.id, kTcpReset, nullptr, 0);
     } else {
       ngtcp2_conn_shutdown_stream_write (m.conn->q, s.id, app_error);
     }
@@ -1803,8 +1803,7 @@ Endpoint::Impl::update_stats (bool post_it)
  *   u32 stream, u8 flags (1 = FIN, 2 = RESET, 4 = keep-alive), u32 length, data
  * inside one TLS 1.3 connection on the same port number.                   */
 
-static constexpr size_t kTcpRecordHeader = 9;
-static constexpr size_t kTcpMaxRecord = 16 * 1024;
+static constexpr size_t kTcpMaxRecord = kTcpMaxRecordLen;
 
 bool
 Endpoint::Impl::setup_tcp_listen (std::string & error)
@@ -1944,7 +1943,7 @@ Endpoint::Impl::tcp_progress (Conn * c)
   }
   if (self->cfg_.keepalive_ms && now - c->last_tx > (guint64) self->cfg_.keepalive_ms * 1000000ull
       && c->tx_pending.empty ())
-    tcp_send_record (0xffffffffu, 4, nullptr, 0);
+    tcp_send_record (kTcpKeepAliveStream, kTcpKeepAlive, nullptr, 0);
 }
 
 bool
@@ -1976,13 +1975,9 @@ bool
 Endpoint::Impl::tcp_send_record (guint32 id, guint8 flags, const guint8 * data, size_t len)
 {
   Conn &c = *conn;
-  guint8 h[kTcpRecordHeader];
-  for (int i = 0; i < 4; i++)
-    h[i] = (guint8) (id >> (8 * i));
-  h[4] = flags;
-  for (int i = 0; i < 4; i++)
-    h[5 + i] = (guint8) (len >> (8 * i));
-  c.tx_pending.insert (c.tx_pending.end (), h, h + kTcpRecordHeader);
+  guint8 h[kTcpRecordHeaderLen];
+  encode_tcp_record_header (h, id, flags, (guint32) len);
+  c.tx_pending.insert (c.tx_pending.end (), h, h + kTcpRecordHeaderLen);
   if (len)
     c.tx_pending.insert (c.tx_pending.end (), data, data + len);
   c.last_tx = now_ns ();
@@ -2019,7 +2014,7 @@ Endpoint::Impl::tcp_write ()
       break;
     }
     bool last = s->sent + n == s->written;
-    guint8 flags = (s->fin && last) ? 1 : 0;
+    guint8 flags = (s->fin && last) ? kTcpFin : 0;
     if (!tcp_send_record ((guint32) s->id, flags, p, n) || !conn || conn.get () != c)
       break;
     s->sent += n;
@@ -2073,21 +2068,23 @@ Endpoint::Impl::tcp_dispatch_records ()
 {
   Conn *c = conn.get ();
   size_t off = 0;
-  while (conn.get () == c && c->rx.size () - off >= kTcpRecordHeader) {
-    const guint8 *h = c->rx.data () + off;
-    guint32 id = h[0] | (h[1] << 8) | (h[2] << 16) | ((guint32) h[3] << 24);
-    guint8 flags = h[4];
-    guint32 len = h[5] | (h[6] << 8) | (h[7] << 16) | ((guint32) h[8] << 24);
-    if (len > kTcpMaxRecord || (flags & ~7u)) {
-      close_conn ("malformed TCP fallback record (length " + std::to_string (len) + ", flags "
-          + std::to_string (flags) + ")", true, kErrMalformed, false);
+  while (conn.get () == c) {
+    TcpRecord rec;
+    std::string error;
+    gssize n = parse_tcp_record (c->rx.data () + off, c->rx.size () - off, rec, error);
+    if (n < 0) {
+      close_conn (error, true, kErrMalformed, false);
       return;
     }
-    if (c->rx.size () - off < kTcpRecordHeader + len)
+    if (n == 0)
       break;
-    off += kTcpRecordHeader + len;
-    if (flags & 4)
-      continue;   /* keep-alive */
+    off += (size_t) n;
+    if (rec.flags & kTcpKeepAlive)
+      continue;
+    guint32 id = rec.stream;
+    guint8 flags = rec.flags;
+    guint32 len = rec.len;
+    const guint8 *payload = rec.data;
     auto &slot = c->tcp_in[id];
     if (!slot) {
       if (c->tcp_in.size () > kMaxIncomingStreams) {
@@ -2097,7 +2094,7 @@ Endpoint::Impl::tcp_dispatch_records ()
       slot.reset (new InStream ());
     }
     InStream &s = *slot;
-    if (flags & 2) {
+    if (flags & kTcpReset) {
       if (s.parser.has_preamble () && !s.is_control) {
         InStreamRef ref { c->gen, (gint64) id, &s.parser.preamble () };
         std::lock_guard<std::mutex> lk (users_mu);
@@ -2108,12 +2105,12 @@ Endpoint::Impl::tcp_dispatch_records ()
       c->tcp_in.erase (id);
       continue;
     }
-    stream_data (*c, s, (gint64) id, h + kTcpRecordHeader, len, flags & 1);
+    stream_data (*c, s, (gint64) id, payload, len, flags & kTcpFin);
     if (c->closing) {
       close_conn (c->close_reason, true, kErrMalformed, false);
       return;
     }
-    if (flags & 1)
+    if (flags & kTcpFin)
       c->tcp_in.erase (id);
   }
   if (conn.get () == c)

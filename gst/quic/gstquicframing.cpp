@@ -634,4 +634,37 @@ Parser::feed (const guint8 * data, size_t len, std::vector<Frame> & frames)
   return true;
 }
 
+void
+encode_tcp_record_header (guint8 * out, guint32 stream, guint8 flags, guint32 len)
+{
+  for (int i = 0; i < 4; i++)
+    out[i] = (guint8) (stream >> (8 * i));
+  out[4] = flags;
+  for (int i = 0; i < 4; i++)
+    out[5 + i] = (guint8) (len >> (8 * i));
+}
+
+gssize
+parse_tcp_record (const guint8 * data, size_t avail, TcpRecord & rec, std::string & error)
+{
+  if (avail < kTcpRecordHeaderLen)
+    return 0;
+  rec.stream = get_u32 (data);
+  rec.flags = data[4];
+  rec.len = get_u32 (data + 5);
+  if (rec.len > kTcpMaxRecordLen || (rec.flags & ~(kTcpFin | kTcpReset | kTcpKeepAlive))) {
+    error = "malformed TCP fallback record (length " + std::to_string (rec.len) + ", flags "
+        + std::to_string (rec.flags) + ")";
+    return -1;
+  }
+  if ((rec.flags & kTcpKeepAlive) && (rec.stream != kTcpKeepAliveStream || rec.len != 0)) {
+    error = "malformed TCP fallback keep-alive record";
+    return -1;
+  }
+  if (avail < kTcpRecordHeaderLen + rec.len)
+    return 0;
+  rec.data = data + kTcpRecordHeaderLen;
+  return (gssize) (kTcpRecordHeaderLen + rec.len);
+}
+
 }  // namespace wrq

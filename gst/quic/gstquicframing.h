@@ -157,4 +157,26 @@ private:
   guint8 buffer_header_[kBufferHeaderLen] {};
 };
 
+/* TCP + TLS fallback: streams multiplexed as records (docs/transport.md):
+ * u32 stream, u8 flags, u32 length, then length bytes of the stream. */
+constexpr size_t kTcpRecordHeaderLen = 9;
+constexpr guint32 kTcpMaxRecordLen = 16 * 1024;
+constexpr guint8 kTcpFin = 1;
+constexpr guint8 kTcpReset = 2;
+constexpr guint8 kTcpKeepAlive = 4;
+constexpr guint32 kTcpKeepAliveStream = 0xffffffffu;
+
+struct TcpRecord {
+  guint32 stream = 0;
+  guint8 flags = 0;
+  const guint8 *data = nullptr;
+  guint32 len = 0;
+};
+
+void encode_tcp_record_header (guint8 * out, guint32 stream, guint8 flags, guint32 len);
+/* Looks at the start of @data: returns the size of a complete record (and
+ * fills @rec), 0 when more bytes are needed, -1 for a malformed header
+ * (@error names it). */
+gssize parse_tcp_record (const guint8 * data, size_t avail, TcpRecord & rec, std::string & error);
+
 }  // namespace wrq

@@ -319,6 +319,35 @@ GST_START_TEST (test_purposes)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_tcp_records)
+{
+  guint8 buf[64];
+  const char payload[] = "hello";
+  encode_tcp_record_header (buf, 7, kTcpFin, 5);
+  memcpy (buf + kTcpRecordHeaderLen, payload, 5);
+  TcpRecord rec;
+  std::string err;
+  /* Incomplete: wait. */
+  for (size_t n = 0; n < kTcpRecordHeaderLen + 5; n++)
+    fail_unless_equals_int (parse_tcp_record (buf, n, rec, err), 0);
+  fail_unless_equals_int (parse_tcp_record (buf, kTcpRecordHeaderLen + 5, rec, err), kTcpRecordHeaderLen + 5);
+  fail_unless_equals_int (rec.stream, 7);
+  fail_unless_equals_int (rec.flags, kTcpFin);
+  fail_unless_equals_int (rec.len, 5);
+  fail_unless (memcmp (rec.data, payload, 5) == 0);
+
+  encode_tcp_record_header (buf, 1, 0, kTcpMaxRecordLen + 1);
+  fail_unless_equals_int (parse_tcp_record (buf, sizeof buf, rec, err), -1);
+  fail_unless (err.find ("malformed TCP fallback record (length 16385") != std::string::npos, "%s", err.c_str ());
+  encode_tcp_record_header (buf, 1, 0x10, 0);
+  fail_unless_equals_int (parse_tcp_record (buf, sizeof buf, rec, err), -1);
+  encode_tcp_record_header (buf, 1, kTcpKeepAlive, 0);
+  fail_unless_equals_int (parse_tcp_record (buf, sizeof buf, rec, err), -1);
+  encode_tcp_record_header (buf, kTcpKeepAliveStream, kTcpKeepAlive, 0);
+  fail_unless_equals_int (parse_tcp_record (buf, sizeof buf, rec, err), kTcpRecordHeaderLen);
+}
+GST_END_TEST;
+
 static Suite *
 framing_suite (void)
 {
@@ -330,6 +359,7 @@ framing_suite (void)
   tcase_add_test (tc, test_malformed);
   tcase_add_test (tc, test_event_content_errors);
   tcase_add_test (tc, test_purposes);
+  tcase_add_test (tc, test_tcp_records);
   return s;
 }
 

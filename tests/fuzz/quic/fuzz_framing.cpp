@@ -7,19 +7,14 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
-#include "gstquicframing.h"
-
-#include <gst/gst.h>
+#include "fuzz_common.h"
 
 #include <cstdint>
-#include <vector>
 
 extern "C" int
 LLVMFuzzerInitialize (int *argc, char ***argv)
 {
-  gst_init (argc, argv);
-  /* Conversion errors print criticals; they are expected here. */
-  g_log_set_always_fatal ((GLogLevelFlags) G_LOG_FATAL_MASK);
+  fuzz_init (argc, argv);
   return 0;
 }
 
@@ -41,25 +36,6 @@ LLVMFuzzerTestOneInput (const uint8_t * data, size_t size)
       break;
     }
   }
-  for (auto &f : frames) {
-    std::string err;
-    switch (f.type) {
-      case wrq::FrameType::Caps:
-        if (GstCaps *caps = f.to_caps (err))
-          gst_caps_unref (caps);
-        break;
-      case wrq::FrameType::Event:
-      case wrq::FrameType::UpstreamEvent:
-        if (GstEvent *ev = f.to_event (err))
-          gst_event_unref (ev);
-        break;
-      case wrq::FrameType::Buffer:
-        if (!f.buffer)
-          __builtin_trap ();
-        break;
-      case wrq::FrameType::Segment:
-        break;
-    }
-  }
+  convert_frames (frames);
   return 0;
 }

@@ -28,7 +28,7 @@ int
 main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
-  if (argc < 3)
+  if (argc < 4)
     return 1;
   std::string dir = argv[1];
   g_mkdir_with_parents (dir.c_str (), 0755);
@@ -79,7 +79,29 @@ main (int argc, char **argv)
   gst_event_unref (ev);
   write_seed (dir, "control", 5, control);
 
-  FILE *stamp = fopen (argv[2], "w");
+  /* The same two streams as TCP fallback records, for fuzz-quic-tcp-records
+   * (its corpus has no leading chunk-size byte). */
+  std::vector<guint8> mux;
+  auto add = [&mux] (guint32 stream, guint8 flags, const std::vector<guint8> & bytes) {
+    for (size_t off = 0; off < bytes.size () || (off == 0 && bytes.empty ()); off += 700) {
+      size_t n = MIN ((size_t) 700, bytes.size () - off);
+      guint8 h[wrq::kTcpRecordHeaderLen];
+      bool last = off + n >= bytes.size ();
+      wrq::encode_tcp_record_header (h, stream, last ? flags : 0, (guint32) n);
+      mux.insert (mux.end (), h, h + sizeof h);
+      mux.insert (mux.end (), bytes.begin () + off, bytes.begin () + off + n);
+      if (bytes.empty ())
+        break;
+    }
+  };
+  add (0, 0, control);
+  add (1, wrq::kTcpFin, media);
+  add (wrq::kTcpKeepAliveStream, wrq::kTcpKeepAlive, {});
+  std::string tcpdir = std::string (argv[3]);
+  g_mkdir_with_parents (tcpdir.c_str (), 0755);
+  g_file_set_contents ((tcpdir + "/mux").c_str (), (const gchar *) mux.data (), mux.size (), nullptr);
+
+  FILE *stamp = fopen (argv[2], "w");   /* stamp, then the TCP corpus dir */
   if (stamp)
     fclose (stamp);
   return 0;
