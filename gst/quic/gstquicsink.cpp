@@ -24,6 +24,10 @@
  * full mid-group, the rest of the group is dropped and a key unit is
  * requested upstream.
  *
+ * Streams of `display` and `video` pads start with a key unit: delta units
+ * that would come first on a new connection are dropped and a key unit is
+ * requested upstream (as it is on every pad when a peer connects).
+ *
  * Upstream events that the peer's quicsrc receives (navigation, force-key-
  * unit) leave this element's sink pad of the same name upstream, as if sent
  * by a local element; they travel on the connection's control stream, which
@@ -260,7 +264,8 @@ ensure_stream (GstQuicSink * self, GstPad * pad, PadState * st, bool * flushing)
 
 /* Writes @bytes to the pad's stream, reopening it on a new connection. */
 static GstFlowReturn
-send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8> && bytes, bool block)
+send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8> && bytes, bool block,
+    bool drop_on_close = false)
 {
   GstQuicSinkPrivate *priv = self->priv;
   for (int attempt = 0; attempt < 3; attempt++) {
@@ -280,7 +285,7 @@ send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8>
       case Endpoint::WriteResult::Closed:
         /* The connection went away: start over on the next one. */
         st->stream.reset ();
-        if (st->gop_mode)
+        if (drop_on_close)
           return GST_FLOW_CUSTOM_SUCCESS_1;
         break;
     }
@@ -312,23 +317,26 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
       st->stream.reset ();
       st->gop++;
     }
-    if (st->dropping_to_key || (!st->stream && !key)) {
-      if (!key) {
-        if (!st->dropping_to_key) {
-          st->dropping_to_key = true;
-          request_key_unit (pad, st);
-        }
-        gst_buffer_unref (buf);
-        return GST_FLOW_OK;
+  }
+  /* Video and display start every stream with a key unit: a receiver that
+   * just connected cannot use delta units before one. */
+  bool keyed = st->gop_mode || st->purpose == Purpose::Display;
+  if (keyed && (st->dropping_to_key || (!st->stream && !key))) {
+    if (!key) {
+      if (!st->dropping_to_key) {
+        st->dropping_to_key = true;
+        request_key_unit (pad, st);
       }
-      st->dropping_to_key = false;
+      gst_buffer_unref (buf);
+      return GST_FLOW_OK;
     }
+    st->dropping_to_key = false;
   }
 
   std::vector<guint8> bytes;
   encode_buffer (bytes, buf);
   gst_buffer_unref (buf);
-  GstFlowReturn ret = send_bytes (self, pad, st, std::move (bytes), !st->gop_mode);
+  GstFlowReturn ret = send_bytes (self, pad, st, std::move (bytes), !st->gop_mode, keyed);
   if (ret == GST_FLOW_CUSTOM_SUCCESS || ret == GST_FLOW_CUSTOM_SUCCESS_1) {
     /* Video with a full queue (or a lost connection): drop the rest of this
      * group and ask for a key unit. */

@@ -1088,6 +1088,71 @@ GST_START_TEST (test_junk_datagrams)
 }
 GST_END_TEST;
 
+/* A client that connects to a running display stream gets a key unit
+ * first: delta units are held back and the source is asked for a key unit
+ * (with wait-for-connection=false, as a session server runs). */
+static GstPadProbeReturn
+note_key_request (GstPad *, GstPadProbeInfo * info, gpointer data)
+{
+  if (gst_video_event_is_force_key_unit (GST_PAD_PROBE_INFO_EVENT (info)))
+    static_cast<std::atomic<int> *> (data)->fetch_add (1);
+  return GST_PAD_PROBE_OK;
+}
+
+GST_START_TEST (test_late_client_starts_with_key_unit)
+{
+  Site site;
+  GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-tiles ! s.display quicsink name=s "
+      "wait-for-connection=false " + site.server ());
+  play (srv);
+  GstElement *src = by_name (srv, "src");
+  GstPad *src_pad = gst_element_get_static_pad (src, "src");
+  std::atomic<int> requests { 0 };
+  gst_pad_add_probe (src_pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, note_key_request, &requests, nullptr);
+  std::atomic<bool> stop_pushing { false };
+  std::thread pusher ([&] {
+    int answered = 0, noticed = 0;
+    guint due = 0;
+    for (guint i = 0; !stop_pushing; i++) {
+      GstBuffer *b = pattern_buffer (i, 100);
+      GST_BUFFER_PTS (b) = i * 10 * GST_MSECOND;
+      /* A key unit at the start, and five buffers (50 ms) after one was
+       * asked for, as an encoder would. */
+      int r = requests.load ();
+      if (r != noticed) {
+        noticed = r;
+        due = i + 5;
+      }
+      if (i > 0 && !(answered != noticed && i >= due))
+        GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);
+      else
+        answered = noticed;
+      gst_app_src_push_buffer (GST_APP_SRC (src), b);
+      g_usleep (10000);
+    }
+  });
+  g_usleep (300000);
+  GstElement *cli = launch ("quicsrc " + site.client () + " ! appsink name=out sync=false");
+  play (cli);
+  GstElement *out = by_name (cli, "out");
+  GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+  fail_unless (smp != nullptr);
+  fail_if (GST_BUFFER_FLAG_IS_SET (gst_sample_get_buffer (smp), GST_BUFFER_FLAG_DELTA_UNIT),
+      "the first buffer a new client got was a delta unit");
+  gst_sample_unref (smp);
+  fail_unless (requests.load () > 0, "no key unit was requested");
+  stop_pushing = true;
+  pusher.join ();
+  assert_no_error (srv);
+  assert_no_error (cli);
+  gst_object_unref (out);
+  gst_object_unref (src_pad);
+  gst_object_unref (src);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
 static Suite *
 quicelements_suite (void)
 {
@@ -1105,6 +1170,7 @@ quicelements_suite (void)
   tcase_add_test (tc, test_bounded_queues);
   tcase_add_test (tc, test_new_client_replaces_old);
   tcase_add_test (tc, test_junk_datagrams);
+  tcase_add_test (tc, test_late_client_starts_with_key_unit);
   return s;
 }
 
