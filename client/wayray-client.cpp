@@ -20,6 +20,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
+#include "wrcodecs.h"
 #include "wrcontrol.h"
 #include "wrpipelinefile.h"
 #ifdef HAVE_LIBINPUT
@@ -49,6 +50,7 @@ struct Client {
   std::string host;
   guint port = 4433;
   std::string token, name, pipeline_name = "client-session", known_hosts;
+  std::string video_decoder = "auto";
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
 
@@ -95,9 +97,6 @@ struct Client {
 };
 
 static Client *the_client;
-
-/* Streams the client pipeline file links itself. */
-static const char *const kFileLinkedStreams[] = { "display", nullptr };
 
 static bool
 connection_message (GstMessage *msg, gboolean *up, std::string *reason)
@@ -354,9 +353,12 @@ Client::start_session ()
       ? "appsink name=wayray-out sync=false emit-signals=true max-buffers=2 drop=true caps=video/x-raw,format=BGRx"
       : console ? "videoconvert ! kmssink name=wayray-out sync=false"
                 : "videoconvert ! autovideosink name=wayray-out sync=false";
+  CodecChoice decoder = pick_h264_decoder (codec_preference (video_decoder));
   Variables vars = {
     { "HOST", host }, { "PORT", std::to_string (session_port) }, { "FINGERPRINT", fingerprint },
     { "KNOWN_HOSTS", known_hosts }, { "DRAW_CURSOR", headless ? "false" : "true" }, { "VIDEO_SINK", video_sink },
+    /* With none usable the name stays, and parsing names what is missing. */
+    { "H264_DECODER", decoder.factory.empty () ? "avdec_h264" : decoder.launch },
   };
   session = load_pipeline (path, vars, &err);
   GstElement *net = session ? require_element (session, path, "net", "quicsrc", &err) : nullptr;
@@ -383,7 +385,7 @@ Client::start_session ()
   gst_object_unref (srcpad);
   gst_object_unref (req);
   g_signal_connect (net, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
-        link_stream_pad (el, pad, "notice", GST_ELEMENT (data), kFileLinkedStreams);
+        link_stream_pad (el, pad, "notice", GST_ELEMENT (data));
       }), notices);
   gst_object_unref (net);
   g_signal_connect (notices, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
@@ -624,6 +626,7 @@ int
 main (int argc, char **argv)
 {
   gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
+  gchar *decoder = nullptr;
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
@@ -634,6 +637,8 @@ main (int argc, char **argv)
     {"known-hosts", 0, 0, G_OPTION_ARG_FILENAME, &known, "Known-hosts file for trust on first use", "FILE"},
     {"name", 0, 0, G_OPTION_ARG_STRING, &name, "This client's name, shown by wayrayctl (default: host name)", "NAME"},
     {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect, "Exit instead of reconnecting", nullptr},
+    {"video-decoder", 0, 0, G_OPTION_ARG_STRING, &decoder,
+        "H.264 decoders to try, in order (default auto: hardware first, then avdec_h264, openh264dec)", "LIST"},
     {nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("HOST[:PORT] - show a WayRay session");
@@ -680,6 +685,8 @@ main (int argc, char **argv)
     c.pipeline_name = pipeline;
   if (known)
     c.known_hosts = known;
+  if (decoder)
+    c.video_decoder = decoder;
   c.name = name ? name : g_get_host_name ();
 
   c.loop = g_main_loop_new (nullptr, FALSE);

@@ -14,6 +14,7 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
+#include "wrcodecs.h"
 #include "wrcontrol.h"
 #include "wrdaemon.h"
 #include "wrpipelinefile.h"
@@ -31,6 +32,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
+#include <vector>
 #include <functional>
 #include <map>
 #include <memory>
@@ -82,6 +84,7 @@ struct Session {
 
   GstElement *pipeline = nullptr;
   GstElement *src = nullptr, *size = nullptr, *gate = nullptr, *net = nullptr, *netin = nullptr;
+  std::vector<GstElement *> gates;   /* every valve named gate*: display, video, ... */
   GstElement *ctl = nullptr, *ticket_sink = nullptr;
   guint bus_watch = 0;
 
@@ -90,16 +93,26 @@ struct Session {
   int pending_w = 0, pending_h = 0;
   std::string pending_client;
   std::atomic<bool> verified { false };
-  /* A peer is connected to the session port: set and cleared only by the
-   * bus sync handler, which also closes the gate on every change. */
+  /* Connection events of the session port, counted by the bus sync handler
+   * (which also closes the gates on every change) as they happen:
+   * `peer_up` is the latest state, `ups` the connections so far,
+   * `unhandled` the events the main loop has not seen yet. */
   std::atomic<bool> peer_up { false };
-  bool ticket_ok = false;       /* verified ticket waiting for peer_up */
+  std::atomic<guint64> ups { 0 };
+  std::atomic<int> unhandled { 0 };
+  /* A valid ticket arrived. It counts for exactly one connection: the first
+   * one after its welcome (`ups_at_welcome`). The ticket and the events
+   * telling of that connection reach the main loop in either order. */
+  bool ticket_ok = false;
+  guint64 ups_at_welcome = 0;
+  void try_attach ();
   std::string client;           /* who is attached, for listings */
   guint64 attaches = 0;
 
   ~Session ();
   bool start (GError **error);
   void close_gate (const char *why);
+  void set_gates (bool open);
   void open_gate ();
   void set_size (int w, int h);
   void on_ticket (GstStructure *msg);
@@ -158,13 +171,21 @@ Session::~Session ()
   for (GstElement *e : { src, size, gate, net, netin })
     if (e)
       gst_object_unref (e);
+  for (GstElement *e : gates)
+    gst_object_unref (e);
+}
+
+void
+Session::set_gates (bool open)
+{
+  for (GstElement *g : gates)
+    g_object_set (g, "drop", !open, nullptr);
 }
 
 void
 Session::close_gate (const char *why)
 {
-  if (gate)
-    g_object_set (gate, "drop", TRUE, nullptr);
+  set_gates (false);
   if (verified.exchange (false))
     GST_INFO ("session %d: gate closed (%s)", id, why);
 }
@@ -173,12 +194,15 @@ void
 Session::open_gate ()
 {
   verified = true;
-  g_object_set (gate, "drop", FALSE, nullptr);
-  /* A full refresh for the new client: wayraysrc repaints everything and
-   * the tile encoder forgets what the previous client held. */
-  GstPad *sinkpad = gst_element_get_static_pad (gate, "sink");
-  gst_pad_push_event (sinkpad, gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 0));
-  gst_object_unref (sinkpad);
+  set_gates (true);
+  /* A full refresh for the new client: wayraysrc repaints everything, the
+   * tile encoder forgets what the previous client held, video encoders
+   * start with a key frame. */
+  for (GstElement *g : gates) {
+    GstPad *sinkpad = gst_element_get_static_pad (g, "sink");
+    gst_pad_push_event (sinkpad, gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 0));
+    gst_object_unref (sinkpad);
+  }
 }
 
 void
@@ -211,10 +235,27 @@ Session::on_ticket (GstStructure *msg)
     return;
   }
   pending_ticket.clear ();
-  if (peer_up)
-    attach ();
-  else
-    ticket_ok = true;           /* the connection's own message is late */
+  ticket_ok = true;
+  try_attach ();
+}
+
+void
+Session::try_attach ()
+{
+  if (!ticket_ok || unhandled > 0 || !peer_up)
+    return;                     /* the connection's own events are still due */
+  guint64 since = ups - ups_at_welcome;
+  if (since == 0)
+    return;
+  ticket_ok = false;
+  if (since > 1) {
+    /* Someone else connected between the welcome and now: the ticket's
+     * connection is gone, and the current one has not earned it. */
+    g_print ("session %d (%s): another connection came before %s's ticket; not attaching\n", id,
+        token_name.c_str (), pending_client.c_str ());
+    return;
+  }
+  attach ();
 }
 
 void
@@ -256,8 +297,11 @@ session_sync_handler (GstBus *bus, GstMessage *msg, gpointer data)
       gboolean up = FALSE;
       gst_structure_get_boolean (st, "connected", &up);
       s->verified = false;
-      g_object_set (s->gate, "drop", TRUE, nullptr);
+      s->set_gates (false);
       s->peer_up = up;
+      if (up)
+        s->ups++;
+      s->unhandled++;
     }
   }
   return GST_BUS_PASS;
@@ -293,10 +337,10 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
         gboolean up = FALSE;
         gst_structure_get_boolean (st, "connected", &up);
         const gchar *reason = gst_structure_get_string (st, "reason");
-        if (up && s->peer_up && s->ticket_ok) {
-          s->ticket_ok = false;
-          s->attach ();
-        } else if (!s->peer_up && !s->client.empty ()) {
+        s->unhandled--;
+        if (up)
+          s->try_attach ();
+        else if (!s->peer_up && !s->client.empty ()) {
           g_print ("session %d (%s): %s detached (%s); the session keeps running\n", id,
               s->token_name.c_str (), s->client.c_str (), reason ? reason : "disconnected");
           s->client.clear ();
@@ -317,19 +361,7 @@ Session::start (GError **error)
   std::string path;
   if (!find_pipeline_file (d->cfg.server_pipeline, d->cfg.pipelines_dir, &path, error))
     return false;
-  Variables vars = {
-    { "SESSION_ID", std::to_string (id) },
-    { "SESSION_COMMAND", d->cfg.session_command },
-    { "SOCKET_NAME", socket_name },
-    { "KEYMAP_LAYOUT", d->cfg.keymap_layout },
-    { "WIDTH", std::to_string (width) },
-    { "HEIGHT", std::to_string (height) },
-    { "FRAMERATE", std::to_string (d->cfg.framerate) },
-    { "LISTEN_ADDRESS", d->cfg.listen_address },
-    { "PORT", std::to_string (port) },
-    { "CERTIFICATE_FILE", d->cfg.certificate_file },
-    { "PRIVATE_KEY_FILE", d->cfg.private_key_file },
-  };
+  Variables vars = session_variables (d->cfg, id, socket_name, width, height, port);
   pipeline = load_pipeline (path, vars, error);
   if (!pipeline)
     return false;
@@ -368,10 +400,24 @@ Session::start (GError **error)
         return GST_FLOW_OK;
       }), this);
 
-  g_object_set (gate, "drop", TRUE, nullptr);
-  GstPad *gatesrc = gst_element_get_static_pad (gate, "src");
-  gst_pad_add_probe (gatesrc, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, drop_unverified_input, this, nullptr);
-  gst_object_unref (gatesrc);
+  /* Every valve whose name starts with "gate" guards a stream. */
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
+    GstElementFactory *f = gst_element_get_factory (e);
+    if (f && g_strcmp0 (GST_OBJECT_NAME (f), "valve") == 0 && g_str_has_prefix (GST_OBJECT_NAME (e), "gate"))
+      gates.push_back (GST_ELEMENT (gst_object_ref (e)));
+    g_value_reset (&v);
+  }
+  g_value_unset (&v);
+  gst_iterator_free (it);
+  set_gates (false);
+  for (GstElement *g : gates) {
+    GstPad *gatesrc = gst_element_get_static_pad (g, "src");
+    gst_pad_add_probe (gatesrc, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, drop_unverified_input, this, nullptr);
+    gst_object_unref (gatesrc);
+  }
 
   GstBus *bus = gst_element_get_bus (pipeline);
   gst_bus_set_sync_handler (bus, session_sync_handler, this, nullptr);
@@ -412,15 +458,28 @@ Session::describe ()
 std::string
 Session::stats ()
 {
+  /* Every element of the pipeline that keeps statistics (transport, tiler,
+   * tile encoder, ...), one line each. */
   std::string out = describe () + "\n";
-  GstStructure *st = nullptr;
-  g_object_get (net, "stats", &st, nullptr);
-  if (st) {
-    gchar *s = gst_structure_to_string (st);
-    out += std::string ("transport: ") + s + "\n";
-    g_free (s);
-    gst_structure_free (st);
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
+    GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e), "stats");
+    if (ps && ps->value_type == GST_TYPE_STRUCTURE) {
+      GstStructure *st = nullptr;
+      g_object_get (e, "stats", &st, nullptr);
+      if (st) {
+        gchar *str = gst_structure_to_string (st);
+        out += std::string (GST_OBJECT_NAME (e)) + ": " + str + "\n";
+        g_free (str);
+        gst_structure_free (st);
+      }
+    }
+    g_value_reset (&v);
   }
+  g_value_unset (&v);
+  gst_iterator_free (it);
   return out;
 }
 
@@ -554,6 +613,8 @@ Daemon::on_hello (GstStructure *msg)
         s->socket_name.c_str ());
   }
   s->pending_ticket = random_hex (16);
+  s->ticket_ok = false;
+  s->ups_at_welcome = s->ups;
   s->pending_w = w;
   s->pending_h = h;
   s->pending_client = who;
@@ -821,7 +882,12 @@ main (int argc, char **argv)
       g_printerr ("wayrayd: %s\n", err->message);
       return 2;
     }
+    CodecChoice enc = pick_h264_encoder (codec_preference (d.cfg.video_encoder));
     g_print ("configuration and pipeline file are valid\n");
+    if (enc.factory.empty ())
+      g_print ("H.264 encoder: none usable (pipelines using ${H264_ENCODER} will not start)\n");
+    else
+      g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
     return 0;
   }
   if (!check_daemon_config (d.cfg, &err) || !d.start_control (&err) || !d.start_front_door (&err)) {

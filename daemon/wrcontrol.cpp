@@ -61,11 +61,10 @@ control_message_pull (GstAppSink *sink)
 }
 
 void
-link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target, const char *const *others)
+link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target)
 {
-  for (const char *const *o = others; o && *o; o++)
-    if (g_strcmp0 (GST_PAD_NAME (pad), *o) == 0)
-      return;
+  if (gst_pad_is_linked (pad))
+    return;
   GstElement *bin = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (quicsrc)));
   GstElement *to = target;
   if (g_strcmp0 (GST_PAD_NAME (pad), want) != 0) {

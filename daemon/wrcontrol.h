@@ -29,12 +29,12 @@ void control_source_push (GstElement *appsrc, GstStructure *msg);
 /* Pulls and parses one message from an appsink; NULL if malformed. */
 GstStructure *control_message_pull (GstAppSink *sink);
 
-/* For a quicsrc "pad-added" handler: links @pad to @target's sink pad when
- * it is the stream named @want, leaves the streams named in @others to the
- * pipeline file's own links, and drains any other stream into a fakesink so
- * an unexpected stream cannot stall or fail the pipeline. */
-void link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target,
-    const char *const *others = nullptr);
+/* For a quicsrc "pad-added" handler (connect it after parsing the pipeline
+ * file, so the file's own delayed links come first): links @pad to
+ * @target's sink pad when it is the stream named @want, leaves pads the file
+ * already linked, and drains any other stream into a fakesink so an
+ * unexpected stream cannot stall or fail the pipeline. */
+void link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target);
 
 /* Runs @fn on the default main context (call from any thread). */
 void run_on_main (std::function<void ()> fn);

@@ -5,6 +5,8 @@
  */
 #pragma once
 
+#include "wrpipelinefile.h"
+
 #include <glib.h>
 
 #include <string>
@@ -29,6 +31,7 @@ struct DaemonConfig {
   std::string keymap_layout = "us";
   guint default_width = 1920, default_height = 1080;
   guint framerate = 60;
+  std::string video_encoder = "auto";   /* H.264 encoders to try, in order */
 
   /* [pipelines] */
   std::string server_pipeline = "server-session";
@@ -42,6 +45,11 @@ bool load_daemon_config (const std::string &seat, const char *file, DaemonConfig
 /* Checks what can be checked before serving: the token store is readable,
  * the server pipeline file exists and parses with this configuration. */
 bool check_daemon_config (const DaemonConfig &cfg, GError **error);
+
+/* The variables of the server pipeline file for one session. H264_ENCODER
+ * is the best usable encoder of `[session] video-encoder`. */
+Variables session_variables (const DaemonConfig &cfg, int id, const std::string &socket, int width, int height,
+    guint port);
 
 /* The control socket path for a seat when the configuration names none. */
 std::string default_control_socket (const std::string &seat);

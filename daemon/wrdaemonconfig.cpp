@@ -4,6 +4,8 @@
  */
 #include "wrdaemon.h"
 
+#include "wrcodecs.h"
+
 #include "wrpipelinefile.h"
 #include "wrtokens.h"
 
@@ -81,7 +83,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   const std::map<std::string, std::set<std::string>> known = {
     { "daemon", { "listen-address", "port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "control-socket", "max-sessions" } },
-    { "session", { "command", "keymap-layout", "width", "height", "framerate" } },
+    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder" } },
     { "pipelines", { "server", "directory" } },
   };
   gchar **groups = g_key_file_get_groups (kf, nullptr);
@@ -133,6 +135,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     get_string (kf, "daemon", "control-socket", &cfg->control_socket);
     get_string (kf, "session", "command", &cfg->session_command);
     get_string (kf, "session", "keymap-layout", &cfg->keymap_layout);
+    get_string (kf, "session", "video-encoder", &cfg->video_encoder);
     get_string (kf, "pipelines", "server", &cfg->server_pipeline);
     get_string (kf, "pipelines", "directory", &cfg->pipelines_dir);
   }
@@ -144,6 +147,32 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   }
   g_key_file_free (kf);
   return ok;
+}
+
+Variables
+session_variables (const DaemonConfig &cfg, int id, const std::string &socket, int width, int height, guint port)
+{
+  static CodecChoice encoder;
+  static std::string encoder_for;
+  if (encoder_for != cfg.video_encoder || encoder.factory.empty ()) {
+    encoder = pick_h264_encoder (codec_preference (cfg.video_encoder));
+    encoder_for = cfg.video_encoder;
+  }
+  return {
+    { "SESSION_ID", std::to_string (id) },
+    { "SESSION_COMMAND", cfg.session_command },
+    { "SOCKET_NAME", socket },
+    { "KEYMAP_LAYOUT", cfg.keymap_layout },
+    { "WIDTH", std::to_string (width) },
+    { "HEIGHT", std::to_string (height) },
+    { "FRAMERATE", std::to_string (cfg.framerate) },
+    { "LISTEN_ADDRESS", cfg.listen_address },
+    { "PORT", std::to_string (port) },
+    { "CERTIFICATE_FILE", cfg.certificate_file },
+    { "PRIVATE_KEY_FILE", cfg.private_key_file },
+    /* With none usable the name stays, and parsing names what is missing. */
+    { "H264_ENCODER", encoder.factory.empty () ? "x264enc" : encoder.launch },
+  };
 }
 
 bool
@@ -163,13 +192,7 @@ check_daemon_config (const DaemonConfig &cfg, GError **error)
   std::string path;
   if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error))
     return false;
-  Variables vars = {
-    { "SESSION_ID", "0" }, { "SESSION_COMMAND", cfg.session_command }, { "SOCKET_NAME", "wayray-check" },
-    { "KEYMAP_LAYOUT", cfg.keymap_layout }, { "WIDTH", "640" }, { "HEIGHT", "480" },
-    { "FRAMERATE", std::to_string (cfg.framerate) }, { "LISTEN_ADDRESS", cfg.listen_address },
-    { "PORT", std::to_string (cfg.session_port_first) }, { "CERTIFICATE_FILE", cfg.certificate_file },
-    { "PRIVATE_KEY_FILE", cfg.private_key_file },
-  };
+  Variables vars = session_variables (cfg, 0, "wayray-check", 640, 480, cfg.session_port_first);
   GstElement *p = load_pipeline (path, vars, error);
   if (!p)
     return false;

@@ -11,7 +11,6 @@ first frames, 10x that for keystrokes).
 """
 import os
 import re
-import select
 import signal
 import statistics
 import subprocess
@@ -24,6 +23,8 @@ SOURCE = os.environ.get("WAYRAY_SOURCE_ROOT", os.path.join(BUILD, ".."))
 WAYRAYD = os.path.join(BUILD, "daemon", "wayrayd")
 WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
 CLIENT = os.path.join(BUILD, "client", "wayray-client")
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+import wrclient  # noqa: E402
 
 
 def pct(values, q):
@@ -31,35 +32,18 @@ def pct(values, q):
     return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
 
 
-class Client:
+class Client(wrclient.Client):
     def __init__(self, env, port, token, size="1920x1080"):
-        self.p = subprocess.Popen([CLIENT, "127.0.0.1:%d" % port, "--token", token, "--headless", "--size", size],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                  env=env, text=True, bufsize=1)
-
-    def send(self, cmd):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
+        super().__init__(CLIENT, env, port, token, size, ["--headless"])
 
     def expect(self, pattern, timeout=20):
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.p.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not r:
-                break
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            m = rx.search(line)
-            if m:
-                return m
-        raise RuntimeError("client did not report %r" % pattern)
+        m = super().expect(pattern, timeout)
+        if not m:
+            raise RuntimeError("client did not report %r" % pattern)
+        return m
 
     def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGKILL)
-        self.p.wait()
+        self.kill()
 
 
 def main():

@@ -7,13 +7,15 @@ prints one line per check and closes with "N passed, N failed".
 """
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wrclient  # noqa: E402
 
 BUILD = os.environ["WAYRAY_BUILD_ROOT"]
 SOURCE = os.environ["WAYRAY_SOURCE_ROOT"]
@@ -31,63 +33,12 @@ def check(name, ok, detail=""):
     return ok
 
 
-class Client:
-    """A headless wayray-client driven through its stdin."""
+class Client(wrclient.Client):
+    """A headless client of the daemon under test."""
 
-    def __init__(self, env, port, token, size):
-        self.p = subprocess.Popen(
-            [CLIENT, "127.0.0.1:%d" % port, "--token", token, "--headless", "--size", size,
-             "--name", "test-" + size],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
-            bufsize=1)
-        self.lines = []
-
-    def send(self, cmd):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
-
-    def expect(self, pattern, timeout=15):
-        deadline = time.monotonic() + timeout
-        rx = re.compile(pattern)
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([self.p.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not r:
-                break
-            line = self.p.stdout.readline()
-            if not line:
-                break
-            line = line.rstrip("\n")
-            self.lines.append(line)
-            m = rx.search(line)
-            if m:
-                return m
-        return None
-
-    def snapshot(self, path):
-        self.send("wait-idle 600")
-        if not self.expect("^idle$"):
-            return False
-        self.send("snapshot " + path)
-        return bool(self.expect("^snapshot written$"))
-
-    def kill(self, sig=signal.SIGKILL):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-        self.p.wait(timeout=10)
-
-    def quit(self):
-        if self.p.poll() is None:
-            try:
-                if self.p.stdin:
-                    self.send("quit")
-                else:
-                    self.p.send_signal(signal.SIGTERM)
-            except BrokenPipeError:
-                pass
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    def __init__(self, env, port, token, size, extra=(), stdin=True):
+        super().__init__(CLIENT, env, port, token, size,
+                         (["--headless", "--name", "test-" + size] if stdin else []) + list(extra), stdin)
 
 
 def read_ppm(path):
@@ -146,11 +97,7 @@ def window_client(env, port, token, tmp, clients):
         if not check("Xvfb starts", wait_for(lambda: os.path.exists(sock))):
             return
         envx = dict(env, DISPLAY=display)
-        w = subprocess.Popen([CLIENT, "127.0.0.1:%d" % port, "--token", token, "--size", "800x600"],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                             env=envx, text=True, bufsize=1)
-        wc = Client.__new__(Client)
-        wc.p, wc.lines = w, []
+        wc = Client(envx, port, token, "800x600", stdin=False)
         clients.append(wc)
         check("a window client attaches and shows frames", wc.expect(r"^first-frame") is not None,
               "\n".join(wc.lines))
@@ -170,6 +117,58 @@ def window_client(env, port, token, tmp, clients):
     finally:
         xvfb.terminate()
         xvfb.wait()
+
+
+def video_session(env, tmp, port):
+    """server-session-video / client-session-video with an animated client:
+    transient regions travel as H.264 from the best usable encoder."""
+    cfg = os.path.join(tmp, "video.conf")
+    with open(cfg, "w") as f:
+        f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
+                "control-socket=%s/run/video.ctl\n[session]\ncommand=weston-simple-shm\n"
+                "[pipelines]\nserver=server-session-video\n" % (port, port + 1, port + 2, tmp, tmp))
+    out = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
+    m = re.search(r"H\.264 encoder: (\S+).*\((hardware|software)\)", out.stdout)
+    check("wayrayd --check names the H.264 encoder it will use", out.returncode == 0 and m is not None,
+          out.stdout + out.stderr)
+    token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "video"], env=env, capture_output=True,
+                           text=True).stdout.strip()
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    c = None
+    try:
+        time.sleep(1)
+        c = Client(env, port, token, "1280x720", ["--pipeline", "client-session-video"])
+        check("a client with the video pipeline attaches", c.expect(r"state attached") is not None,
+              "\n".join(c.lines))
+        time.sleep(3)
+        c.send("stats")
+        frames = c.expect(r"^frames (\d+)")
+        check("the animation keeps arriving", frames is not None and int(frames.group(1)) >= 30,
+              frames.group(0) if frames else "\n".join(c.lines))
+        stats = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
+                               text=True).stdout
+        vm = re.search(r"frames-video=\(guint64\)(\d+)", stats)
+        check("the animated region went through the video encoder", vm is not None and int(vm.group(1)) > 10,
+              stats)
+        # The animation never goes idle: take the frame as it is.
+        c.send("snapshot " + os.path.join(tmp, "video.ppm"))
+        lit = -1
+        if c.expect("^snapshot written$"):
+            w, h, px = read_ppm(os.path.join(tmp, "video.ppm"))
+            # weston-simple-shm draws in the top-left corner: not black there,
+            # and black elsewhere.
+            lit = sum(1 for y in range(20, 200, 10) for x in range(20, 200, 10)
+                      if px[(y * w + x) * 3:(y * w + x) * 3 + 3] != b"\0\0\0")
+            dark = sum(1 for y in range(400, 700, 10) for x in range(600, 1200, 10)
+                       if px[(y * w + x) * 3:(y * w + x) * 3 + 3] == b"\0\0\0")
+            lit = lit if dark == 30 * 60 else -dark
+        check("the decoded animation lands where the application draws", lit > 100, "%d lit samples" % lit)
+    finally:
+        if c:
+            c.quit()
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(timeout=15)
 
 
 def main():
@@ -330,6 +329,9 @@ def main():
             daemon.kill()
     check("no session application is left behind",
           subprocess.run(["pgrep", "-f", "cursor.blink=no"], capture_output=True).returncode != 0)
+
+    # --- the video pipeline files: animation over H.264, fallback encoder -----
+    video_session(env, tmp, base + 12)
 
     # --- configuration and pipeline files are checked ---------------------------
     broken = os.path.join(tmp, "broken.pipeline")

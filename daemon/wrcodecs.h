@@ -1,0 +1,32 @@
+/* Video codec choice for the pipeline files: the best H.264 encoder and
+ * decoder this machine really has, hardware first, software as fallback.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace wayray {
+
+struct CodecChoice {
+  std::string factory;          /* element factory name, "" if none usable */
+  std::string launch;           /* gst-launch fragment with its settings */
+  bool hardware = false;
+};
+
+/* Preference order used by default (first usable wins). */
+const std::vector<std::string> &default_h264_encoders ();
+const std::vector<std::string> &default_h264_decoders ();
+
+/* An element is usable when its factory exists and an instance reaches
+ * READY (a VA-API element without a device does not). @preference
+ * overrides the default order; "auto" or empty means the default. */
+CodecChoice pick_h264_encoder (const std::vector<std::string> &preference = {});
+CodecChoice pick_h264_decoder (const std::vector<std::string> &preference = {});
+
+/* "a,b,c" → {a, b, c}; "auto" or "" → {}. */
+std::vector<std::string> codec_preference (const std::string &list);
+
+}  // namespace wayray

@@ -1,0 +1,80 @@
+"""A headless wayray-client driven through its stdin, for the end-to-end
+test and the end-to-end benchmark."""
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+
+
+class Client:
+    def __init__(self, exe, env, port, token, size, extra=(), stdin=True):
+        self.p = subprocess.Popen(
+            [exe, "127.0.0.1:%d" % port, "--token", token, "--size", size] + list(extra),
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env=env)
+        self.lines = []
+        self.buf = b""
+
+    def send(self, cmd):
+        self.p.stdin.write((cmd + "\n").encode())
+        self.p.stdin.flush()
+
+    def _line(self, deadline):
+        """The next line of output, or None at the deadline or at its end.
+        Reads the pipe itself: a buffered reader would hide lines from
+        select()."""
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            r, _, _ = select.select([self.p.stdout], [], [], left)
+            if not r:
+                return None
+            chunk = os.read(self.p.stdout.fileno(), 4096)
+            if not chunk:
+                return None
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        line = line.decode(errors="replace")
+        self.lines.append(line)
+        return line
+
+    def expect(self, pattern, timeout=15):
+        """The first match of @pattern in the lines still to come, or None."""
+        deadline = time.monotonic() + timeout
+        rx = re.compile(pattern)
+        while True:
+            line = self._line(deadline)
+            if line is None:
+                return None
+            m = rx.search(line)
+            if m:
+                return m
+
+    def snapshot(self, path):
+        self.send("wait-idle 600")
+        if not self.expect("^idle$"):
+            return False
+        self.send("snapshot " + path)
+        return bool(self.expect("^snapshot written$"))
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+        self.p.wait(timeout=10)
+
+    def quit(self):
+        if self.p.poll() is None:
+            try:
+                if self.p.stdin:
+                    self.send("quit")
+                else:
+                    self.p.send_signal(signal.SIGTERM)
+            except BrokenPipeError:
+                pass
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
