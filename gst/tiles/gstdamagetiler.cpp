@@ -12,7 +12,7 @@
  * Each tile keeps a short history of its changes. A tile that changed
  * #GstWayrayDamageTiler:transient-changes times within
  * #GstWayrayDamageTiler:transient-window is transient (video, animation);
- * changes explained by a vertical scroll do not count. When the `video`
+ * changes explained by a scroll or a moved window do not count. When the `video`
  * request pad is linked and at least #GstWayrayDamageTiler:min-video-tiles
  * tiles are transient, their 16-aligned bounding box leaves on the `video`
  * pad as cropped frames for a video encoder; their place in the full frame
@@ -366,8 +366,9 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   const size_t n_tiles = (size_t) priv->tiles_x * priv->tiles_y;
   std::vector<uint8_t> changed (n_tiles, 0), moved (n_tiles, 0);
 
-  /* Scrolls are copies for the encoder, not animation: tiles inside a
-   * scrolled rectangle do not count towards the transient history. */
+  /* Scrolls and window moves are copies for the encoder, not animation:
+   * tiles inside a moved rectangle do not count towards the transient
+   * history. */
   if (video_linked && !full) {
     ConstSurface prev = {priv->prev.data (), (size_t) W * 4, W, H};
     ConstSurface cur = {data, stride, W, H};
@@ -376,7 +377,8 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     for (Rect r : groups) {
       if (!wayray::tiles::changed_box (prev, cur, r) || r.w * r.h < ts * ts)
         continue;
-      if (wayray::tiles::detect_vertical_shift (prev, cur, r) != 0) {
+      Rect src, dst;
+      if (wayray::tiles::detect_move (prev, cur, r, src, dst)) {
         for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)
           for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
             moved[tile_index (priv, tx, ty)] = 1;

@@ -329,6 +329,21 @@ xor_bytes (uint8_t *dst, const uint8_t *a, const uint8_t *b, size_t n)
     dst[i] = a[i] ^ b[i];
 }
 
+/* Copies @src to @dst inside one picture as if through a temporary. */
+static void
+copy_rect (uint8_t *data, size_t stride, const Rect &src, const Rect &dst)
+{
+  if (dst.y <= src.y) {
+    for (int y = 0; y < src.h; y++)
+      memmove (data + (size_t) (dst.y + y) * stride + (size_t) dst.x * 4,
+          data + (size_t) (src.y + y) * stride + (size_t) src.x * 4, (size_t) src.w * 4);
+  } else {
+    for (int y = src.h - 1; y >= 0; y--)
+      memmove (data + (size_t) (dst.y + y) * stride + (size_t) dst.x * 4,
+          data + (size_t) (src.y + y) * stride + (size_t) src.x * 4, (size_t) src.w * 4);
+  }
+}
+
 static bool
 rows_equal (const uint8_t *a, size_t a_stride, const uint8_t *b, size_t b_stride, int w, int h)
 {
@@ -589,14 +604,139 @@ detect_vertical_shift (const ConstSurface &prev, const ConstSurface &cur, const 
   return best;
 }
 
+/* Where did a moved block (a dragged window) come from? Probes: small
+ * distinctive blocks of @cur inside @r; each is searched in @prev inside
+ * @r with a rolling hash of its first row and verified in full. The offset
+ * most probes agree on wins. cur (x, y) == prev (x + ox, y + oy). */
+static bool
+find_2d_offset (const ConstSurface &prev, const ConstSurface &cur, const Rect &r, int &ox,
+    int &oy)
+{
+  constexpr int PW = 16, PH = 8;
+  if (r.w < 4 * PW || r.h < 4 * PH)
+    return false;
+  struct Probe {
+    int x, y;
+    uint64_t h;
+  };
+  std::vector<Probe> probes;
+  constexpr uint64_t B = 0x100000001b3ull;
+  uint64_t b_pow = 1;           /* B^(PW-1) */
+  for (int i = 1; i < PW; i++)
+    b_pow *= B;
+  auto row_hash = [&] (const uint8_t *p) {
+    uint64_t h = 0;
+    for (int i = 0; i < PW; i++)
+      h = h * B + load_px (p + 4 * i);
+    return h;
+  };
+  for (int j = 1; j <= 3 && probes.size () < 6; j++) {
+    for (int i = 1; i <= 4 && probes.size () < 6; i++) {
+      int x = r.x + (r.w - PW) * i / 5, y = r.y + (r.h - PH) * j / 4;
+      const uint8_t *pc = cur.data + (size_t) y * cur.stride + (size_t) x * 4;
+      const uint8_t *pp = prev.data + (size_t) y * prev.stride + (size_t) x * 4;
+      /* distinctive (at least 3 colours in its first row) and changed */
+      int colours = 1;
+      for (int k = 1; k < PW && colours < 3; k++)
+        if (load_px (pc + 4 * k) != load_px (pc) && load_px (pc + 4 * k) != load_px (pc + 4 * (k - 1)))
+          colours++;
+      if (colours < 3 || rows_equal (pc, cur.stride, pp, prev.stride, PW, PH))
+        continue;
+      probes.push_back ({ x, y, row_hash (pc) });
+    }
+  }
+  if (probes.size () < 2)
+    return false;
+  /* Each probe is looked for within kMoveRange pixels of its place (a
+   * window moves that little between two frames); longer vertical moves
+   * are scrolls, found by their rows. */
+  constexpr int kMoveRange = 128;
+  std::vector<std::pair<std::pair<int, int>, int>> votes;
+  for (const Probe &pr : probes) {
+    int sx0 = std::max (r.x, pr.x - kMoveRange), sx1 = std::min (r.x + r.w - PW, pr.x + kMoveRange);
+    int sy0 = std::max (r.y, pr.y - kMoveRange), sy1 = std::min (r.y + r.h - PH, pr.y + kMoveRange);
+    for (int y = sy0; y <= sy1; y++) {
+      const uint8_t *row = prev.data + (size_t) y * prev.stride;
+      uint64_t h = row_hash (row + (size_t) sx0 * 4);
+      for (int x = sx0; x <= sx1; x++) {
+        if (x > sx0)
+          h = (h - load_px (row + 4 * (size_t) (x - 1)) * b_pow) * B +
+              load_px (row + 4 * (size_t) (x + PW - 1));
+        if (pr.h != h || (x == pr.x && y == pr.y))
+          continue;
+        if (!rows_equal (cur.data + (size_t) pr.y * cur.stride + (size_t) pr.x * 4, cur.stride,
+                row + (size_t) x * 4, prev.stride, PW, PH))
+          continue;
+        std::pair<int, int> o (x - pr.x, y - pr.y);
+        auto it = std::find_if (votes.begin (), votes.end (),[&](const auto &v) {
+              return v.first == o;
+            });
+        if (it == votes.end ()) {
+          if (votes.size () < 256)
+            votes.push_back ({ o, 1 });
+        } else {
+          it->second++;
+        }
+      }
+    }
+  }
+  int best = 0;
+  for (const auto &v : votes)
+    if (v.second > best) {
+      best = v.second;
+      ox = v.first.first;
+      oy = v.first.second;
+    }
+  return best >= 2;
+}
+
+bool
+detect_move (const ConstSurface &prev, const ConstSurface &cur, const Rect &r, Rect &src,
+    Rect &dst)
+{
+  int ox = 0, oy = detect_vertical_shift (prev, cur, r);
+  /* Windows that move are smaller than the screen; a change of most of
+   * the screen is not searched for one (it would cost a full-frame update
+   * a millisecond or two for nothing). */
+  bool may_move = (int64_t) r.w * r.h * 2 <= (int64_t) cur.width * cur.height;
+  if (oy == 0 && (!may_move || !find_2d_offset (prev, cur, r, ox, oy)))
+    return false;
+  /* copy what stays inside r: dst = r ∩ (r - o) */
+  int x0 = std::max (r.x, r.x - ox), y0 = std::max (r.y, r.y - oy);
+  int x1 = std::min (r.x + r.w, r.x + r.w - ox), y1 = std::min (r.y + r.h, r.y + r.h - oy);
+  if (x1 - x0 < 8 || y1 - y0 < 8)
+    return false;
+  dst = { x0, y0, x1 - x0, y1 - y0 };
+  src = { x0 + ox, y0 + oy, dst.w, dst.h };
+  if (ox == 0)
+    return true;                /* a vertical scroll: checked by its votes */
+  /* A 2D move must explain most of the pixels that changed (sampled). */
+  int changed = 0, explained = 0;
+  for (int y = 0; y < dst.h; y += 3) {
+    const uint8_t *c = cur.data + (size_t) (dst.y + y) * cur.stride + (size_t) dst.x * 4;
+    const uint8_t *s = prev.data + (size_t) (src.y + y) * prev.stride + (size_t) src.x * 4;
+    const uint8_t *p = prev.data + (size_t) (dst.y + y) * prev.stride + (size_t) dst.x * 4;
+    for (int x = 0; x < dst.w; x += 3) {
+      uint32_t v = load_px (c + 4 * x);
+      if (v == load_px (p + 4 * x))
+        continue;
+      changed++;
+      explained += v == load_px (s + 4 * x);
+    }
+  }
+  return explained >= 32 && explained * 2 > changed;
+}
+
 /* ---------------------------------------------------------------------- */
 /* Encoder                                                                 */
 
 namespace {
 
 constexpr size_t kSmallUpdateTiles = 4;
-/* ABOVE codings use up to this many tiles above as dictionary. */
+/* ABOVE codings use up to this many tiles above as dictionary, in
+ * messages with at most kAboveMaxTiles tiles to compress. */
 constexpr int kAboveTiles = 2;
+constexpr size_t kAboveMaxTiles = 128;
 constexpr int kSmallUpdateLevel = 6;
 
 enum class JobKind { SOLID, REF, CONTENT, DUP };
@@ -952,11 +1092,9 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
         continue;
       if (r.w * r.h < ts * ts)
         continue;
-      int dy = detect_vertical_shift (model, f, r);
-      if (dy == 0)
+      Rect src, dst;
+      if (!detect_move (model, f, r, src, dst))
         continue;
-      Rect src = { r.x, dy > 0 ? r.y + dy : r.y, r.w, r.h - std::abs (dy) };
-      Rect dst = { r.x, dy > 0 ? r.y : r.y - dy, r.w, src.h };
       /* Source and destination must be known exactly on the client (the
        * union of both is r, which holds them). */
       bool exact = true;
@@ -983,15 +1121,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
       n_ops++;
       local.ops[OP_COPY]++;
       /* Apply to the model with memmove semantics. */
-      if (dy > 0) {
-        for (int y = 0; y < src.h; y++)
-          memcpy (d.model_at (dst.x, dst.y + y), d.model_at (src.x, src.y + y),
-              (size_t) src.w * 4);
-      } else {
-        for (int y = src.h - 1; y >= 0; y--)
-          memcpy (d.model_at (dst.x, dst.y + y), d.model_at (src.x, src.y + y),
-              (size_t) src.w * 4);
-      }
+      copy_rect (d.model.data (), d.model_stride, src, dst);
     }
   }
 
@@ -1066,6 +1196,11 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
       content.push_back (i);
   /* A few tiles (a keystroke) are worth a stronger level: it costs tens of
    * microseconds and saves a third of the bytes. */
+  /* A dictionary triples what the compressor reads; in very large updates
+   * (a new screen) it buys a few percent, in a scroll's new lines far more. */
+  if (content.size () > kAboveMaxTiles)
+    for (size_t i : content)
+      jobs[i].above = jobs[i].above2 = Job::ABOVE_NONE;
   d.level = d.s.zstd_level;
   d.small = content.size () <= kSmallUpdateTiles;
   if (d.small)
@@ -1552,7 +1687,10 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
       CacheEntry &e = d.cache[slot];
       e.w = r.w;
       e.h = r.h;
-      e.px.assign (d.tile.begin (), d.tile.begin () + n_bytes);
+      /* the decoded tile moves into the cache; the evicted buffer becomes
+       * the next scratch tile */
+      std::swap (e.px, d.tile);
+      e.px.resize (n_bytes);
     }
     damage.push_back (r);
   }

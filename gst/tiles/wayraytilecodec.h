@@ -155,6 +155,12 @@ private:
  * moves. Returns 0 when no shift explains clearly more rows than no shift. */
 int detect_vertical_shift (const ConstSurface & prev, const ConstSurface & cur, const Rect & r);
 
+/* Finds a move inside @r from @prev to @cur: a vertical scroll, or a 2D
+ * move (a dragged window) found by searching distinctive blocks. On
+ * success the copy @src -> @dst (both inside @r) reproduces it. */
+bool detect_move (const ConstSurface & prev, const ConstSurface & cur, const Rect & r,
+    Rect & src, Rect & dst);
+
 /* Shrinks @r to the bounding box of the pixels that differ between @a and
  * @b; false when none does. */
 bool changed_box (const ConstSurface & a, const ConstSurface & b, Rect & r);

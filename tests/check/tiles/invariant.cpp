@@ -69,7 +69,7 @@ run_invariant (const char *launch, int W, int H, uint64_t seed, int frames, bool
     gst_structure_free (st);
     gst_object_unref (e);
   }
-  fail_unless (stat_of (h, "wayraytileenc", "cache-ref") > 20);
+  fail_unless (stat_of (h, "wayraytileenc", "cache-ref") > 5);
   fail_unless (stat_of (h, "wayraytileenc", "copy") > 20);
   fail_unless (stat_of (h, "wayraytileenc", "palette") + stat_of (h, "wayraytileenc",
           "delta-zstd") + stat_of (h, "wayraytileenc", "delta-lz4") > 20);
@@ -166,14 +166,16 @@ GST_START_TEST (test_video_path_with_h264)
     }
   };
   drain ();
-  /* a smooth animation at 400..592 x 160..352 */
+  /* an animation at 400..592 x 160..352 */
   Rect anim = {400, 160, 192, 192};
   double worst = 0;
   for (int i = 0; i < 40; i++) {
     t += GST_SECOND / 30;
     for (int y = 0; y < anim.h; y++)
       for (int x = 0; x < anim.w; x++) {
-        uint32_t c = bgrx ((x + 4 * i) & 0xff, (y + 2 * i) & 0xff, 128);
+        /* 32-pixel squares whose colours change: not a move */
+        bool odd = ((x / 32) + (y / 32)) & 1;
+        uint32_t c = odd ? bgrx (200, 50 + 4 * i, 60) : bgrx (40, 60, 220 - 4 * i);
         memcpy (s.at (anim.x + x, anim.y + y), &c, 4);
       }
     gst_harness_push (h, frame_buffer (s, {anim}, false, t));

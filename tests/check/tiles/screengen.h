@@ -221,6 +221,7 @@ struct RandomDesktop {
   Terminal term;
   Rng rng;
   Rect anim;
+  Rect win;                     /* a window that gets dragged around */
   int what = 0;
   /* With bursts, the animated region runs on every frame for 60 frames of
    * each 150 (video, then settling) instead of at random, and the other
@@ -234,6 +235,30 @@ struct RandomDesktop {
     term.fill_text (screen, rng);
     saved = screen;
     anim = {w / 2, h / 3, w / 3, h / 3};
+    win = {w / 8, h / 2, std::min (160, w / 2), std::min (96, h / 3)};
+    Terminal t;
+    t.area = win;
+    t.bg = bgrx (240, 240, 230);
+    t.fg = bgrx (20, 20, 90);
+    t.fill_text (screen, rng);
+  }
+  /* Drags the window by up to 24 pixels each way over a plain background. */
+  Rect drag ()
+  {
+    const int W = screen.w, H = screen.h;
+    Rect to = {std::clamp (win.x + rng.range (-24, 24), 0, W - win.w),
+      std::clamp (win.y + rng.range (-24, 24), 0, H - win.h), win.w, win.h
+    };
+    Screen content (win.w, win.h);
+    for (int y = 0; y < win.h; y++)
+      memcpy (content.at (0, y), screen.at (win.x, win.y + y), (size_t) win.w * 4);
+    screen.fill (win, bgrx (50, 60, 70));
+    for (int y = 0; y < win.h; y++)
+      memcpy (screen.at (to.x, to.y + y), content.at (0, y), (size_t) win.w * 4);
+    int x0 = std::min (win.x, to.x), y0 = std::min (win.y, to.y);
+    int x1 = std::max (win.x + win.w, to.x + to.w), y1 = std::max (win.y + win.h, to.y + to.h);
+    win = to;
+    return {x0, y0, x1 - x0, y1 - y0};
   }
   /* Changes the picture; returns the damage to report. */
   std::vector<Rect> step ()
@@ -243,7 +268,7 @@ struct RandomDesktop {
     Rect r = {rng.range (-8, W - 1), rng.range (-8, H - 1), rng.range (1, W / 2),
       rng.range (1, H / 2)
     };
-    what = rng.range (0, 11);
+    what = rng.range (0, 12);
     frame++;
     if (bursts) {
       if (frame % 150 < 60) {
@@ -297,6 +322,9 @@ struct RandomDesktop {
       case 10:                 /* the same region animating */
         screen.noise (anim, rng);
         damage.push_back (anim);
+        break;
+      case 12:
+        damage.push_back (drag ());
         break;
       default:
         screen.glyph (r.x, r.y, rng.range (33, 126), bgrx (200, 0, 0), bgrx (0, 0, 0));

@@ -495,6 +495,38 @@ GST_START_TEST (test_encode_choices)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_encode_window_move)
+{
+  /* a window with text dragged by (13, 7) over a plain background: one
+   * copy, then only the uncovered background and the edges */
+  const int W = 640, H = 400;
+  Screen f (W, H);
+  Rng rng (31);
+  f.fill ({0, 0, W, H}, bgrx (50, 60, 70));
+  screengen::Terminal t;
+  t.area = {100, 80, 300, 200};
+  t.bg = bgrx (240, 240, 230);
+  t.fg = bgrx (10, 10, 80);
+  t.fill_text (f, rng);
+  Server s (W, H);
+  Client c (W, H);
+  fail_unless (s.send (f, {}, true));
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  size_t full = s.out.size ();
+
+  Screen moved (W, H);
+  moved.fill ({0, 0, W, H}, bgrx (50, 60, 70));
+  for (int y = 0; y < 200; y++)
+    memcpy (moved.at (113, 87 + y), f.at (100, 80 + y), 300 * 4);
+  fail_unless (s.send (moved, {{100, 80, 313, 207}}));
+  fail_unless_equals_int (s.stats.ops[OP_COPY], 1);
+  fail_unless (s.out.size () < full / 4, "move took %u bytes (full frame %u)",
+      (guint) s.out.size (), (guint) full);
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == moved.px);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_encode_lz4)
 {
   EncoderSettings set;
@@ -805,6 +837,7 @@ tilecodec_suite (void)
   tcase_add_test (tc, test_decode_cache_lru);
   tcase_add_test (tc, test_decode_copy);
   tcase_add_test (tc, test_encode_choices);
+  tcase_add_test (tc, test_encode_window_move);
   tcase_add_test (tc, test_encode_lz4);
   tcase_add_test (tc, test_cache_eviction_in_step);
   tcase_add_test (tc, test_malformed_truncated);
