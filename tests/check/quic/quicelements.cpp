@@ -621,11 +621,18 @@ GST_START_TEST (test_server_survives_client)
 }
 GST_END_TEST;
 
-/* With UDP blocked (the server listens on TCP only), the client falls back
+/* With UDP blocked — the server listens on TCP only, and its UDP port
+ * silently swallows datagrams, as a firewall would — the client falls back
  * to TCP+TLS with the same framing. */
 GST_START_TEST (test_tcp_fallback)
 {
   Site site;
+  int blackhole = socket (AF_INET, SOCK_DGRAM, 0);
+  sockaddr_in bh {};
+  bh.sin_family = AF_INET;
+  bh.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+  bh.sin_port = htons (site.port);
+  fail_unless (bind (blackhole, (sockaddr *) &bh, sizeof bh) == 0);
   GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-test ! s.display quicsink name=s "
       + site.server ("transport=tcp"));
   GstElement *cli = launch ("quicsrc name=c " + site.client ("transport=auto handshake-timeout=500")
@@ -675,6 +682,7 @@ GST_START_TEST (test_tcp_fallback)
   gst_object_unref (src);
   stop (cli);
   stop (srv);
+  close (blackhole);
 }
 GST_END_TEST;
 
