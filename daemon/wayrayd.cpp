@@ -126,6 +126,7 @@ struct Session {
 
 struct Daemon {
   DaemonConfig cfg;
+  PipelineFile server_file;      /* the last server pipeline that checked out */
   GMainLoop *loop = nullptr;
   std::map<int, std::unique_ptr<Session>> sessions;
   int next_id = 1;
@@ -151,6 +152,7 @@ struct Daemon {
   bool start_control (GError **error);
   std::string handle_command (const std::string &line);
   void update_status ();
+  void reload_pipeline ();
 };
 
 static Daemon *the_daemon;
@@ -358,11 +360,9 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
 bool
 Session::start (GError **error)
 {
-  std::string path;
-  if (!find_pipeline_file (d->cfg.server_pipeline, d->cfg.pipelines_dir, &path, error))
-    return false;
+  const std::string &path = d->server_file.path;
   Variables vars = session_variables (d->cfg, id, socket_name, width, height, port);
-  pipeline = load_pipeline (path, vars, error);
+  pipeline = load_pipeline (d->server_file, vars, error);
   if (!pipeline)
     return false;
   if (!(src = require_element (pipeline, path, "src", "wayraysrc", error)) ||
@@ -484,6 +484,23 @@ Session::stats ()
 }
 
 /* ---- Daemon ------------------------------------------------------------- */
+
+/* SIGHUP: take the server pipeline file again if it checks out; a broken
+ * edit is reported and the last good one stays in use. */
+void
+Daemon::reload_pipeline ()
+{
+  PipelineFile file;
+  GError *err = nullptr;
+  if (!check_daemon_config (cfg, &file, &err)) {
+    g_printerr ("wayrayd: reload refused, new sessions keep using %s as it was: %s\n",
+        server_file.path.c_str (), err->message);
+    g_error_free (err);
+    return;
+  }
+  server_file = file;
+  g_print ("wayrayd: reloaded %s for new sessions\n", server_file.path.c_str ());
+}
 
 void
 Daemon::update_status ()
@@ -878,7 +895,7 @@ main (int argc, char **argv)
     return 2;
   }
   if (check) {
-    if (!check_daemon_config (d.cfg, &err)) {
+    if (!check_daemon_config (d.cfg, &d.server_file, &err)) {
       g_printerr ("wayrayd: %s\n", err->message);
       return 2;
     }
@@ -890,7 +907,8 @@ main (int argc, char **argv)
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
     return 0;
   }
-  if (!check_daemon_config (d.cfg, &err) || !d.start_control (&err) || !d.start_front_door (&err)) {
+  if (!check_daemon_config (d.cfg, &d.server_file, &err) || !d.start_control (&err) ||
+      !d.start_front_door (&err)) {
     g_printerr ("wayrayd: %s\n", err->message);
     return 1;
   }
@@ -899,6 +917,10 @@ main (int argc, char **argv)
   d.loop = g_main_loop_new (nullptr, FALSE);
   g_unix_signal_add (SIGTERM, on_signal, d.loop);
   g_unix_signal_add (SIGINT, on_signal, d.loop);
+  g_unix_signal_add (SIGHUP, [] (gpointer data) -> gboolean {
+        static_cast<Daemon *> (data)->reload_pipeline ();
+        return G_SOURCE_CONTINUE;
+      }, &d);
   g_main_loop_run (d.loop);
 
   d.sessions.clear ();

@@ -43,8 +43,11 @@ struct DaemonConfig {
 bool load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg, GError **error);
 
 /* Checks what can be checked before serving: the token store is readable,
- * the server pipeline file exists and parses with this configuration. */
-bool check_daemon_config (const DaemonConfig &cfg, GError **error);
+ * the server pipeline file exists, parses with this configuration and has
+ * the elements the daemon needs. On success @server holds the file as it
+ * was checked: sessions are built from that text, so a later broken edit
+ * does not reach them (reload with SIGHUP). */
+bool check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **error);
 
 /* The variables of the server pipeline file for one session. H264_ENCODER
  * is the best usable encoder of `[session] video-encoder`. */

@@ -176,7 +176,7 @@ session_variables (const DaemonConfig &cfg, int id, const std::string &socket, i
 }
 
 bool
-check_daemon_config (const DaemonConfig &cfg, GError **error)
+check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **error)
 {
   std::string name;
   GError *err = nullptr;
@@ -190,10 +190,12 @@ check_daemon_config (const DaemonConfig &cfg, GError **error)
   /* Parse the server pipeline with placeholder values: a broken file is
    * refused now, not when the first client arrives. */
   std::string path;
-  if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error))
+  PipelineFile file;
+  if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error) ||
+      !read_pipeline_file (path, &file, error))
     return false;
   Variables vars = session_variables (cfg, 0, "wayray-check", 640, 480, cfg.session_port_first);
-  GstElement *p = load_pipeline (path, vars, error);
+  GstElement *p = load_pipeline (file, vars, error);
   if (!p)
     return false;
   bool ok = true;
@@ -207,6 +209,8 @@ check_daemon_config (const DaemonConfig &cfg, GError **error)
       gst_object_unref (e);
   }
   gst_object_unref (p);
+  if (ok && server)
+    *server = file;
   return ok;
 }
 

@@ -67,7 +67,7 @@ escape (const std::string &v)
 }
 
 bool
-expand_pipeline_file (const std::string &path, const Variables &vars, std::string *description, GError **error)
+read_pipeline_file (const std::string &path, PipelineFile *file, GError **error)
 {
   gchar *contents = nullptr;
   GError *err = nullptr;
@@ -76,8 +76,17 @@ expand_pipeline_file (const std::string &path, const Variables &vars, std::strin
     g_error_free (err);
     return false;
   }
-  std::istringstream in (contents);
+  file->path = path;
+  file->text = contents;
   g_free (contents);
+  return true;
+}
+
+bool
+expand_pipeline (const PipelineFile &file, const Variables &vars, std::string *description, GError **error)
+{
+  const std::string &path = file.path;
+  std::istringstream in (file.text);
   std::string line, out;
   int lineno = 0;
   while (std::getline (in, line)) {
@@ -123,18 +132,14 @@ expand_pipeline_file (const std::string &path, const Variables &vars, std::strin
 /* The line of the file where a parse error most likely is: the first line
  * mentioning the quoted name gst_parse complains about. */
 static int
-line_of_error (const std::string &path, const char *message)
+line_of_error (const std::string &text, const char *message)
 {
   const char *q1 = strchr (message, '"');
   const char *q2 = q1 ? strchr (q1 + 1, '"') : nullptr;
   if (!q1 || !q2 || q2 == q1 + 1)
     return 0;
   std::string needle (q1 + 1, q2 - q1 - 1);
-  gchar *contents = nullptr;
-  if (!g_file_get_contents (path.c_str (), &contents, nullptr, nullptr))
-    return 0;
-  std::istringstream in (contents);
-  g_free (contents);
+  std::istringstream in (text);
   std::string line;
   int lineno = 0;
   while (std::getline (in, line)) {
@@ -149,19 +154,29 @@ line_of_error (const std::string &path, const char *message)
 GstElement *
 load_pipeline (const std::string &path, const Variables &vars, GError **error)
 {
+  PipelineFile file;
+  if (!read_pipeline_file (path, &file, error))
+    return nullptr;
+  return load_pipeline (file, vars, error);
+}
+
+GstElement *
+load_pipeline (const PipelineFile &file, const Variables &vars, GError **error)
+{
+  const std::string &path = file.path;
   std::string desc;
-  if (!expand_pipeline_file (path, vars, &desc, error))
+  if (!expand_pipeline (file, vars, &desc, error))
     return nullptr;
   GError *err = nullptr;
   GstParseContext *ctx = gst_parse_context_new ();
   GstElement *el = gst_parse_launch_full (desc.c_str (), ctx, GST_PARSE_FLAG_FATAL_ERRORS, &err);
   if (!el) {
     std::string where = path;
-    int line = line_of_error (path, err ? err->message : "");
+    int line = line_of_error (file.text, err ? err->message : "");
     gchar **missing = gst_parse_context_get_missing_elements (ctx);
     if (missing && missing[0] && line == 0) {
       std::string q = std::string ("\"") + missing[0] + "\"";
-      line = line_of_error (path, q.c_str ());
+      line = line_of_error (file.text, q.c_str ());
     }
     g_strfreev (missing);
     if (line > 0)

@@ -23,14 +23,23 @@ std::vector<std::string> pipeline_search_dirs (const std::string &extra_dir = ""
 bool find_pipeline_file (const std::string &name, const std::string &extra_dir, std::string *path,
     GError **error);
 
-/* Reads a file, drops comments, substitutes ${VAR}. Values are inserted with
- * `"` and `\` escaped, so `prop="${VAR}"` is safe for any value. Errors say
+/* A pipeline file as read: its path (for error messages) and its text. */
+struct PipelineFile {
+  std::string path;
+  std::string text;
+};
+
+bool read_pipeline_file (const std::string &path, PipelineFile *file, GError **error);
+
+/* Drops comments, substitutes ${VAR}. Values are inserted with `"` and `\`
+ * escaped, so `prop="${VAR}"` is safe for any value. Errors say
  * FILE:LINE: reason. */
-bool expand_pipeline_file (const std::string &path, const Variables &vars, std::string *description,
-    GError **error);
+bool expand_pipeline (const PipelineFile &file, const Variables &vars, std::string *description, GError **error);
 
 /* expand + gst_parse_launch, with parse errors mapped to FILE:LINE. The
  * result is a GstPipeline. */
+GstElement *load_pipeline (const PipelineFile &file, const Variables &vars, GError **error);
+/* The same, reading the file first. */
 GstElement *load_pipeline (const std::string &path, const Variables &vars, GError **error);
 
 /* The element named @name in @pipeline, checked to come from @factory;

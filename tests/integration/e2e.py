@@ -123,18 +123,20 @@ def video_session(env, tmp, port):
     """server-session-video / client-session-video with an animated client:
     transient regions travel as H.264 from the best usable encoder."""
     cfg = os.path.join(tmp, "video.conf")
+    pipeline = os.path.join(tmp, "video-copy.pipeline")
+    shutil.copy(os.path.join(SOURCE, "pipelines", "server-session-video.pipeline"), pipeline)
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
                 "control-socket=%s/run/video.ctl\n[session]\ncommand=weston-simple-shm\n"
-                "[pipelines]\nserver=server-session-video\n" % (port, port + 1, port + 2, tmp, tmp))
+                "[pipelines]\nserver=%s\n" % (port, port + 1, port + 2, tmp, tmp, pipeline))
     out = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
     m = re.search(r"H\.264 encoder: (\S+).*\((hardware|software)\)", out.stdout)
     check("wayrayd --check names the H.264 encoder it will use", out.returncode == 0 and m is not None,
           out.stdout + out.stderr)
     token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "video"], env=env, capture_output=True,
                            text=True).stdout.strip()
-    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    log = open(os.path.join(tmp, "video-daemon.log"), "w")
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=log, stderr=subprocess.STDOUT)
     c = None
     try:
         time.sleep(1)
@@ -164,6 +166,29 @@ def video_session(env, tmp, port):
                        if px[(y * w + x) * 3:(y * w + x) * 3 + 3] == b"\0\0\0")
             lit = lit if dark == 30 * 60 else -dark
         check("the decoded animation lands where the application draws", lit > 100, "%d lit samples" % lit)
+
+        # A broken edit of the pipeline file, then a reload: refused, and
+        # sessions keep being made from the last good file.
+        with open(pipeline, "a") as f:
+            f.write("\nfakesrc ! nosuchthing\n")
+        daemon.send_signal(signal.SIGHUP)
+        refused = wait_for(lambda: "reload refused" in open(os.path.join(tmp, "video-daemon.log")).read())
+        text = open(os.path.join(tmp, "video-daemon.log")).read()
+        check("a broken pipeline file is refused on reload with file and line",
+              refused and "video-copy.pipeline:" in text and "nosuchthing" in text, text[-500:])
+        c.send("stats")
+        before = c.expect(r"^frames (\d+)")
+        time.sleep(1)
+        c.send("stats")
+        after = c.expect(r"^frames (\d+)")
+        check("the running session is untouched by the refused reload",
+              before and after and int(after.group(1)) > int(before.group(1)))
+        subprocess.run([WAYRAYCTL, "--config", cfg, "end", "1"], env=env, capture_output=True)
+        c.quit()
+        c = Client(env, port, token, "1280x720", ["--pipeline", "client-session-video"])
+        check("new sessions still start from the last good pipeline file",
+              c.expect(r"state attached .* new=1") is not None and c.expect(r"^first-frame") is not None,
+              "\n".join(c.lines))
     finally:
         if c:
             c.quit()
