@@ -44,6 +44,7 @@
 #include <gst/video/video.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -92,7 +93,7 @@ struct GstWayrayDamageTilerPrivate
 
   GstVideoInfo info;
   bool have_info = false;
-  bool force_full = true;
+  std::atomic<bool> force_full { true };       /* set from any thread */
   Settings active;              /* settings in use for the current grid */
   int tiles_x = 0, tiles_y = 0;
   std::vector<uint8_t> prev;    /* the last frame, W*H*4 */
@@ -116,7 +117,7 @@ struct GstWayrayDamageTilerPrivate
   /* settle timer */
   std::thread timer;
   std::condition_variable_any timer_cond;
-  bool timer_stop = false;
+  std::atomic<bool> timer_stop { false };
 };
 
 struct _GstWayrayDamageTiler
@@ -324,13 +325,13 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   priv->frames_in++;
 
   const int W = GST_VIDEO_INFO_WIDTH (&priv->info), H = GST_VIDEO_INFO_HEIGHT (&priv->info);
-  bool full = priv->force_full || priv->settings.tile_size != priv->active.tile_size;
+  bool full = priv->force_full.exchange (false) ||
+      priv->settings.tile_size != priv->active.tile_size;
   if (full) {
     bool was_lossy = priv->video_active;
     reset_grid (priv);
     if (was_lossy)
       GST_DEBUG_OBJECT (self, "full refresh ends the video region");
-    priv->force_full = false;
   }
   const int ts = priv->active.tile_size;
   GstClockTime now = GST_BUFFER_PTS (buf);
@@ -615,8 +616,8 @@ gst_wayray_damage_tiler_src_event (GstPad * pad, GstObject * parent, GstEvent * 
   GstWayrayDamageTiler *self = GST_WAYRAY_DAMAGE_TILER (parent);
   if (gst_video_event_is_force_key_unit (event)) {
     if (pad == self->tilespad) {
-      /* The tile client needs everything again; upstream too. */
-      std::lock_guard<std::recursive_mutex> lk (self->priv->lock);
+      /* The tile client needs everything again; upstream too. No lock:
+       * this may come from a thread the streaming thread waits on. */
       self->priv->force_full = true;
     } else {
       /* The video encoder makes its own key frames. */
@@ -681,14 +682,18 @@ gst_wayray_damage_tiler_change_state (GstElement * element, GstStateChange trans
     priv->timer = std::thread (settle_timer, self);
   }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
-    {
-      std::lock_guard<std::recursive_mutex> lk (priv->lock);
-      priv->timer_stop = true;
-      priv->timer_cond.notify_all ();
-    }
+    /* Not under the lock: the timer may hold it while a push blocks; the
+     * push returns once the parent deactivates the pads below. */
+    priv->timer_stop = true;
+    priv->timer_cond.notify_all ();
   }
   GstStateChangeReturn ret = GST_ELEMENT_CLASS (parent_class)->change_state (element,
       transition);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED && ret == GST_STATE_CHANGE_FAILURE) {
+    priv->timer_stop = true;
+    priv->timer_cond.notify_all ();
+    priv->timer.join ();
+  }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     if (priv->timer.joinable ())
       priv->timer.join ();
@@ -779,6 +784,11 @@ static void
 gst_wayray_damage_tiler_finalize (GObject * object)
 {
   GstWayrayDamageTiler *self = GST_WAYRAY_DAMAGE_TILER (object);
+  if (self->priv->timer.joinable ()) {
+    self->priv->timer_stop = true;
+    self->priv->timer_cond.notify_all ();
+    self->priv->timer.join ();
+  }
   if (self->priv->last)
     gst_buffer_unref (self->priv->last);
   delete self->priv;
