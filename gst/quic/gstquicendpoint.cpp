@@ -264,6 +264,10 @@ struct Endpoint::Impl {
 
   std::atomic<bool> resume { false };
 
+  /* Serializes starting (first user) and stopping (last user left). */
+  std::mutex life_mu;
+  void stop_network ();
+
   /* --- helpers, all with mu held unless noted --- */
   void notify_state (bool up, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal_);
@@ -487,6 +491,45 @@ Endpoint::Endpoint (const Config & cfg)
   impl_->disp = std::thread ([this] { dispatch_loop (); });
 }
 
+/* The last user left: close the connection (telling the peer), stop the
+ * network thread and release the sockets, even while a bin still holds the
+ * endpoint in a cached context. The next add_user () starts afresh. */
+void
+Endpoint::Impl::stop_network ()
+{
+  {
+    std::lock_guard<std::mutex> lk (mu);
+    if (!started)
+      return;
+    quit = true;
+  }
+  self->wake ();
+  if (net.joinable ())
+    net.join ();
+  std::lock_guard<std::mutex> lk (mu);
+  candidate.reset ();
+  conn.reset ();
+  streams.clear ();
+  control.reset ();
+  connected = false;
+  started = false;
+  fatal = false;
+  fatal_reason.clear ();
+  quic_deadline = 0;
+  want_pollout = false;
+  tx_len = tx_count = 0;
+  for (int *fd : { &udp, &tcp_listen, &efd }) {
+    if (*fd >= 0)
+      close (*fd);
+    *fd = -1;
+  }
+  if (cred)
+    gnutls_certificate_free_credentials (cred);
+  cred = nullptr;
+  quit = false;
+  cv.notify_all ();
+}
+
 Endpoint::~Endpoint ()
 {
   Impl &m = *impl_;
@@ -590,6 +633,7 @@ bool
 Endpoint::add_user (EndpointUser * user, std::string & error)
 {
   Impl &m = *impl_;
+  std::lock_guard<std::mutex> life (m.life_mu);
   {
     std::lock_guard<std::mutex> lk (m.users_mu);
     m.users.push_back (user);
@@ -635,12 +679,19 @@ void
 Endpoint::remove_user (EndpointUser * user)
 {
   Impl &m = *impl_;
-  std::unique_lock<std::mutex> lk (m.users_mu);
-  m.users.erase (std::remove (m.users.begin (), m.users.end (), user), m.users.end ());
-  /* Not while a callback may still be running on it (unless this is that
-   * callback's own thread). */
-  if (std::this_thread::get_id () != m.disp_thread)
-    m.users_cv.wait (lk, [&] { return m.dispatching == 0; });
+  std::lock_guard<std::mutex> life (m.life_mu);
+  bool last;
+  {
+    std::unique_lock<std::mutex> lk (m.users_mu);
+    m.users.erase (std::remove (m.users.begin (), m.users.end (), user), m.users.end ());
+    /* Not while a callback may still be running on it (unless this is that
+     * callback's own thread). */
+    if (std::this_thread::get_id () != m.disp_thread)
+      m.users_cv.wait (lk, [&] { return m.dispatching == 0; });
+    last = m.users.empty ();
+  }
+  if (last)
+    m.stop_network ();
 }
 
 bool
