@@ -1381,6 +1381,11 @@ decompress (ZSTD_DCtx *zstd, bool lz4, const uint8_t *src, size_t len, const uin
     }
     return true;
   }
+  size_t frame = ZSTD_findFrameCompressedSize (src, len);
+  if (ZSTD_isError (frame) || frame != len) {
+    error = "zstd payload is not exactly one complete frame";
+    return false;
+  }
   unsigned long long content = ZSTD_getFrameContentSize (src, len);
   if (content != ZSTD_CONTENTSIZE_UNKNOWN && content != n) {
     error = "zstd payload declares " + std::to_string (content) + " bytes instead of " +

@@ -740,6 +740,17 @@ GST_START_TEST (test_malformed_specific)
     assert_error (reject (m.done ()), "instead of");
   }
   {
+    /* two zstd frames that together make the tile: not allowed */
+    Msg m (32, 32, 16, 0, true);
+    std::vector<uint8_t> a = zstd (std::vector<uint8_t> (512, 1));
+    std::vector<uint8_t> b = zstd (std::vector<uint8_t> (512, 2));
+    m.op (OP_ZSTD, 0, 0);
+    m.u32 (a.size () + b.size ());
+    m.bytes (a);
+    m.bytes (b);
+    assert_error (reject (m.done ()), "exactly one");
+  }
+  {
     Msg m (32, 32, 16, 0, true);
     std::vector<uint8_t> junk (50, 0xab);
     m.op (OP_LZ4, 0, 0);
