@@ -7,6 +7,9 @@
  */
 #include "tiletest.h"
 
+#include <gst/video/navigation.h>
+
+#include <cstring>
 #include <mutex>
 
 struct Check {
@@ -64,12 +67,13 @@ client_probe (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
 }
 
 static void
-run_app (const char *exec, const char *extra, int min_frames, int seconds)
+run_app (const char *exec, const char *extra, int min_frames, int seconds,
+    const char *type_text = nullptr)
 {
   gchar *desc = g_strdup_printf ("wayraysrc name=src exec=\"%s\" ! "
       "video/x-raw,width=1280,height=720,framerate=60/1 ! damagetiler name=t ! "
       "wayraytileenc name=e ! wayraytiledec ! wayraycompositor name=c draw-cursor=false ! "
-      "fakesink sync=false %s", exec, extra);
+      "fakesink name=sink sync=false %s", exec, extra);
   GError *err = NULL;
   GstElement *pipe = gst_parse_launch (desc, &err);
   fail_unless (pipe != NULL, "%s: %s", desc, err ? err->message : "?");
@@ -84,10 +88,33 @@ run_app (const char *exec, const char *extra, int min_frames, int seconds)
 
   fail_unless (gst_element_set_state (pipe, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
   GstBus *bus = gst_element_get_bus (pipe);
-  gint64 end = g_get_monotonic_time () + seconds * G_USEC_PER_SEC;
+  gint64 start = g_get_monotonic_time ();
+  gint64 end = start + seconds * G_USEC_PER_SEC;
   bool exited = false;
+  /* Typing goes the way a client's input goes: navigation events sent
+   * upstream from the sink, through wayraycompositor, wayraytiledec,
+   * wayraytileenc and damagetiler into wayraysrc's seat. */
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (pipe), "sink");
+  const char *next_key = type_text;
+  int frames_before_typing = -1;
   while (g_get_monotonic_time () < end && !exited) {
-    GstMessage *m = gst_bus_timed_pop (bus, 100 * GST_MSECOND);
+    if (next_key && *next_key && g_get_monotonic_time () > start + 1500 * 1000) {
+      if (frames_before_typing < 0) {
+        std::lock_guard<std::mutex> lk (check.lock);
+        frames_before_typing = check.frames;
+      }
+      char name[16];
+      if (*next_key == ' ')
+        g_strlcpy (name, "space", sizeof name);
+      else
+        g_snprintf (name, sizeof name, "%c", *next_key);
+      fail_unless (gst_element_send_event (sink, gst_navigation_event_new_key_press (name,
+                  (GstNavigationModifierType) 0)));
+      fail_unless (gst_element_send_event (sink, gst_navigation_event_new_key_release (name,
+                  (GstNavigationModifierType) 0)));
+      next_key++;
+    }
+    GstMessage *m = gst_bus_timed_pop (bus, 50 * GST_MSECOND);
     if (!m)
       continue;
     if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR) {
@@ -122,6 +149,13 @@ run_app (const char *exec, const char *extra, int min_frames, int seconds)
   gst_structure_free (stats);
 
   fail_unless (check.frames >= min_frames, "%s: only %d frames", exec, check.frames);
+  if (type_text) {
+    /* foot echoed the keys: frames came after the typing started */
+    fail_unless (frames_before_typing >= 0 && check.frames - frames_before_typing >=
+        (int) strlen (type_text) / 2, "%s: %d frames before typing, %d in all", exec,
+        frames_before_typing, check.frames);
+  }
+  gst_object_unref (sink);
   fail_unless (check.mismatches == 0, "%s: %d of %d frames differ, the first at frame %d", exec,
       check.mismatches, check.compared, check.first_bad);
   if (check.server)
@@ -162,6 +196,12 @@ GST_START_TEST (test_foot_scrolling)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_foot_typing_through_the_path)
+{
+  run_app ("foot cat", "", 10, 5, "typed through the whole path 0123456789");
+}
+GST_END_TEST;
+
 GST_START_TEST (test_simple_shm_with_video_path)
 {
   /* an animation: the transient region goes to the video pad (raw here, so
@@ -196,6 +236,7 @@ wayraysrc_invariant_suite (void)
   tcase_add_unchecked_fixture (tc, setup_runtime_dir, remove_runtime_dir);
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_foot_scrolling);
+  tcase_add_test (tc, test_foot_typing_through_the_path);
   tcase_add_test (tc, test_simple_shm_with_video_path);
   return s;
 }
