@@ -21,6 +21,9 @@
  * stream (highest priority) and leave the peer's quicsink pad of the same
  * name upstream.
  *
+ * At most 32 differently named streams become pads; further names are
+ * ignored with a warning (each pad has a streaming thread).
+ *
  * Video sent as a stream per group of pictures is delivered in group order;
  * a group reset by the sender (stale under congestion) ends early and the
  * next buffer carries the DISCONT flag.
@@ -66,6 +69,8 @@ enum {
 };
 
 #define DEFAULT_MAX_RECEIVE_BYTES (8 * 1024 * 1024)
+/* Each pad has a streaming thread; a peer may not make more of them. */
+#define MAX_PADS 32
 
 static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE ("%s",
     GST_PAD_SRC, GST_PAD_SOMETIMES, GST_STATIC_CAPS_ANY);
@@ -112,6 +117,7 @@ struct GstQuicSrcPrivate : public EndpointUser {
   std::mutex chan_lock;     /* channels and their queues */
   std::map<std::string, std::unique_ptr<Channel>> channels;
   bool running = false;
+  bool too_many_warned = false;
 
   void on_connection_state (bool up, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal) override;
@@ -171,6 +177,19 @@ GstQuicSrcPrivate::on_frames (const InStreamRef & s, std::vector<Frame> & frames
   std::lock_guard<std::mutex> lk (chan_lock);
   if (!running)
     return true;
+  if (!channels.count (s.pre->name) && channels.size () >= MAX_PADS) {
+    if (!too_many_warned) {
+      too_many_warned = true;
+      std::string msg = "the peer opened more than " + std::to_string (MAX_PADS)
+          + " differently named streams; ignoring '" + s.pre->name + "' and any further new names";
+      GstQuicSrc *el = GST_QUIC_SRC (gst_object_ref (self));
+      ep->post ([el, msg] {
+        GST_ELEMENT_WARNING (el, STREAM, DEMUX, ("%s", msg.c_str ()), (nullptr));
+        gst_object_unref (el);
+      });
+    }
+    return true;
+  }
   auto &slot = channels[s.pre->name];
   if (!slot) {
     slot.reset (new Channel ());
@@ -484,6 +503,7 @@ stop_channels (GstQuicSrc * self)
   }
   std::lock_guard<std::mutex> lk (priv->chan_lock);
   priv->channels.clear ();
+  priv->too_many_warned = false;
 }
 
 static void

@@ -1164,6 +1164,60 @@ GST_START_TEST (test_late_client_starts_with_key_unit)
 }
 GST_END_TEST;
 
+/* A peer cannot make a quicsrc create pads (and threads) without bound. */
+GST_START_TEST (test_pad_limit)
+{
+  Site site;
+  GstElement *srv = launch ("quicsrc name=sr " + site.server () + " ! fakesink async=false");
+  play (srv);
+  wrq::Config cfg;
+  cfg.mode = wrq::Mode::Client;
+  cfg.host = "127.0.0.1";
+  cfg.port = site.port;
+  cfg.known_hosts_file = site.dir + "/known_hosts";
+  cfg.transport = wrq::TransportChoice::Quic;
+  auto ep = wrq::Endpoint::obtain (cfg);
+  RawPeer peer;
+  std::string error;
+  fail_unless (ep->add_user (&peer, error), "%s", error.c_str ());
+  std::atomic<bool> cancel { false };
+  fail_unless (ep->wait_connected (cancel, 10000));
+  std::vector<std::shared_ptr<wrq::SendStream>> streams;
+  for (int i = 0; i < 40; i++) {
+    wrq::Preamble pre;
+    pre.purpose = wrq::Purpose::Bulk;
+    pre.name = "bulk" + std::to_string (i);
+    auto st = ep->open_stream (pre);
+    std::vector<guint8> bytes;
+    GstBuffer *b = pattern_buffer (i, 10);
+    wrq::encode_buffer (bytes, b);
+    gst_buffer_unref (b);
+    ep->write (*st, std::move (bytes), 1 << 20, true, cancel);
+    streams.push_back (st);
+  }
+  std::string w = wait_warning (srv, 10 * GST_SECOND);
+  fail_unless (w.find ("more than 32 differently named streams") != std::string::npos, "warning: '%s'", w.c_str ());
+  GstElement *sr = by_name (srv, "sr");
+  guint pads = 0;
+  for (int i = 0; i < 100 && pads < 32; i++) {
+    g_usleep (20000);
+    GST_OBJECT_LOCK (sr);
+    pads = GST_ELEMENT (sr)->numsrcpads;
+    GST_OBJECT_UNLOCK (sr);
+  }
+  g_usleep (200000);
+  GST_OBJECT_LOCK (sr);
+  pads = GST_ELEMENT (sr)->numsrcpads;
+  GST_OBJECT_UNLOCK (sr);
+  fail_unless_equals_int (pads, 32);
+  ep->remove_user (&peer);
+  streams.clear ();
+  ep.reset ();
+  gst_object_unref (sr);
+  stop (srv);
+}
+GST_END_TEST;
+
 static Suite *
 quicelements_suite (void)
 {
@@ -1182,6 +1236,7 @@ quicelements_suite (void)
   tcase_add_test (tc, test_new_client_replaces_old);
   tcase_add_test (tc, test_junk_datagrams);
   tcase_add_test (tc, test_late_client_starts_with_key_unit);
+  tcase_add_test (tc, test_pad_limit);
   return s;
 }
 
