@@ -70,7 +70,12 @@ struct GstWayrayCompositorPrivate
   std::vector<uint8_t> fb;      /* the session picture, without the cursor */
   std::vector<GstClockTime> stamp;      /* per BLOCK: last lossless write */
   int blocks_x = 0, blocks_y = 0;
-  GstBuffer *out = nullptr;     /* fb + cursor, shared with the last output */
+  /* fb + cursor. Two pictures used in turn, so that the one the sink still
+   * shows is not written to (and need not be copied); each is brought up
+   * to date with the damage of the last two outputs. */
+  GstBuffer *outs[2] = { nullptr, nullptr };
+  int out_index = 0;
+  std::vector<GstVideoRectangle> prev_damage;
   bool caps_pending = true;
   GstClockTime last_pts = GST_CLOCK_TIME_NONE;
   GstSegment segment;
@@ -119,6 +124,17 @@ G_DEFINE_TYPE (GstWayrayCompositor, gst_wayray_compositor, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (wayraycompositor, "wayraycompositor", GST_RANK_NONE,
     GST_TYPE_WAYRAY_COMPOSITOR);
 
+static void
+drop_outputs (GstWayrayCompositorPrivate * priv)
+{
+  for (GstBuffer *&b : priv->outs) {
+    if (b)
+      gst_buffer_unref (b);
+    b = nullptr;
+  }
+  priv->prev_damage.clear ();
+}
+
 static bool
 clip (GstVideoRectangle & r, int w, int h)
 {
@@ -146,18 +162,28 @@ cursor_shown (GstWayrayCompositorPrivate * priv)
       !priv->cursor_image.empty ();
 }
 
-/* Blends the premultiplied cursor over @dst within @area. */
+/* Blends the premultiplied cursor over @dst wherever it lies inside one
+ * of @rects, once per pixel even where rectangles overlap. */
 static void
 blend_cursor (GstWayrayCompositorPrivate * priv, uint8_t *dst, size_t stride,
-    const GstVideoRectangle & area)
+    const std::vector<GstVideoRectangle> &rects)
 {
   GstVideoRectangle c = cursor_rect (priv);
-  int x0 = std::max (c.x, area.x), y0 = std::max (c.y, area.y);
-  int x1 = std::min (c.x + c.w, area.x + area.w), y1 = std::min (c.y + c.h, area.y + area.h);
+  GstVideoRectangle frame = {0, 0, priv->width, priv->height};
+  int x0 = std::max (c.x, frame.x), y0 = std::max (c.y, frame.y);
+  int x1 = std::min (c.x + c.w, frame.w), y1 = std::min (c.y + c.h, frame.h);
   for (int y = y0; y < y1; y++) {
-    const uint8_t *src = priv->cursor_image.data () + ((size_t) (y - c.y) * c.w + (x0 - c.x)) * 4;
-    uint8_t *d = dst + (size_t) y * stride + (size_t) x0 * 4;
-    for (int x = x0; x < x1; x++, src += 4, d += 4) {
+    for (int x = x0; x < x1; x++) {
+      bool inside = false;
+      for (const auto &r : rects)
+        if (x >= r.x && x < r.x + r.w && y >= r.y && y < r.y + r.h) {
+          inside = true;
+          break;
+        }
+      if (!inside)
+        continue;
+      const uint8_t *src = priv->cursor_image.data () + ((size_t) (y - c.y) * c.w + (x - c.x)) * 4;
+      uint8_t *d = dst + (size_t) y * stride + (size_t) x * 4;
       unsigned a = src[3];
       if (a == 0)
         continue;
@@ -196,30 +222,35 @@ output (GstWayrayCompositor * self, std::vector<GstVideoRectangle> &damage, GstC
   if (rects.empty () || W == 0)
     return GST_FLOW_OK;
 
-  if (!priv->out) {
+  priv->out_index ^= 1;
+  GstBuffer *&out = priv->outs[priv->out_index];
+  /* this picture last got the output before the previous one */
+  std::vector<GstVideoRectangle> compose = rects;
+  compose.insert (compose.end (), priv->prev_damage.begin (), priv->prev_damage.end ());
+  if (!out) {
     /* a new picture: compose all of it once */
-    priv->out = gst_buffer_new_allocate (NULL, (gsize) W * H * 4, NULL);
-    rects.assign (1, GstVideoRectangle {0, 0, W, H});
+    out = gst_buffer_new_allocate (NULL, (gsize) W * H * 4, NULL);
+    compose.assign (1, GstVideoRectangle {0, 0, W, H});
   }
   GstMapInfo map;
-  /* copies the memory first when the previous output is still held */
-  if (!gst_buffer_map (priv->out, &map, GST_MAP_WRITE)) {
+  /* copies the memory first if that picture is still held downstream */
+  if (!gst_buffer_map (out, &map, GST_MAP_WRITE)) {
     GST_ELEMENT_ERROR (self, RESOURCE, FAILED, (NULL), ("cannot map the output frame"));
     return GST_FLOW_ERROR;
   }
   const size_t stride = (size_t) W * 4;
-  bool with_cursor = cursor_shown (priv);
-  for (const auto &r : rects) {
+  for (const auto &r : compose) {
     for (int y = 0; y < r.h; y++) {
       size_t off = (size_t) (r.y + y) * stride + (size_t) r.x * 4;
       memcpy (map.data + off, priv->fb.data () + off, (size_t) r.w * 4);
     }
-    if (with_cursor)
-      blend_cursor (priv, map.data, stride, r);
   }
-  gst_buffer_unmap (priv->out, &map);
+  if (cursor_shown (priv))
+    blend_cursor (priv, map.data, stride, compose);
+  gst_buffer_unmap (out, &map);
+  priv->prev_damage = rects;
 
-  GstBuffer *buf = gst_buffer_copy_region (priv->out, GST_BUFFER_COPY_MEMORY, 0, -1);
+  GstBuffer *buf = gst_buffer_copy_region (out, GST_BUFFER_COPY_MEMORY, 0, -1);
   GST_BUFFER_PTS (buf) = pts;
   gst_buffer_add_wayray_damage_meta (buf, rects.data (), rects.size (), W, H);
   priv->frames_out++;
@@ -258,10 +289,7 @@ resize (GstWayrayCompositorPrivate * priv, int w, int h)
   priv->blocks_x = (w + BLOCK - 1) / BLOCK;
   priv->blocks_y = (h + BLOCK - 1) / BLOCK;
   priv->stamp.assign ((size_t) priv->blocks_x * priv->blocks_y, GST_CLOCK_TIME_NONE);
-  if (priv->out) {
-    gst_buffer_unref (priv->out);
-    priv->out = nullptr;
-  }
+  drop_outputs (priv);
   priv->caps_pending = true;
 }
 
@@ -561,10 +589,7 @@ gst_wayray_compositor_change_state (GstElement * element, GstStateChange transit
     std::lock_guard<std::recursive_mutex> lk (priv->lock);
     priv->fb.clear ();
     priv->width = priv->height = 0;
-    if (priv->out) {
-      gst_buffer_unref (priv->out);
-      priv->out = nullptr;
-    }
+    drop_outputs (priv);
     priv->caps_pending = true;
     priv->cursor_visible = false;
     priv->cursor_image.clear ();
@@ -618,8 +643,7 @@ static void
 gst_wayray_compositor_finalize (GObject * object)
 {
   GstWayrayCompositor *self = GST_WAYRAY_COMPOSITOR (object);
-  if (self->priv->out)
-    gst_buffer_unref (self->priv->out);
+  drop_outputs (self->priv);
   delete self->priv;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }

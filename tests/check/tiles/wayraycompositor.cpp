@@ -51,6 +51,23 @@ GST_START_TEST (test_comp_tiles)
   fail_unless_equals_int (dm->n_rects, 1);
   fail_unless_equals_int (dm->rects[0].w, 20);
   fail_unless_equals_uint64 (GST_BUFFER_PTS (out), GST_SECOND);
+  Screen shown = s;
+
+  /* outputs the sink still holds never change, however many follow */
+  std::vector<GstBuffer *> held;
+  std::vector<Screen> expect;
+  for (int i = 0; i < 5; i++) {
+    in.fill ({i * 10, 20, 10, 10}, bgrx (50 * i, 0, 0));
+    s.fill ({i * 10, 20, 10, 10}, bgrx (50 * i, 0, 0));
+    gst_harness_push (h, frame_buffer (in, {{i * 10, 20, 10, 10}}, false,
+            (10 + i) * GST_SECOND));
+    held.push_back (gst_harness_pull (h));
+    expect.push_back (s);
+  }
+  for (size_t i = 0; i < held.size (); i++) {
+    fail_unless (buffer_equals (held[i], expect[i]), "held output %u changed", (guint) i);
+    gst_buffer_unref (held[i]);
+  }
 
   /* nothing damaged: nothing out */
   gst_harness_push (h, frame_buffer (in, {}, false, 2 * GST_SECOND));
@@ -58,7 +75,9 @@ GST_START_TEST (test_comp_tiles)
   /* the held output frame never changes */
   gst_harness_push (h, frame_buffer (in, {{0, 0, 5, 5}}, false, 3 * GST_SECOND));
   GstBuffer *out2 = gst_harness_pull (h);
-  fail_unless (buffer_equals (out, s));
+  s.fill ({0, 0, 5, 5}, bgrx (9, 9, 9));
+  fail_unless (buffer_equals (out, shown));
+  fail_unless (buffer_equals (out2, s));
   gst_buffer_unref (out);
   gst_buffer_unref (out2);
   gst_harness_teardown (h);
@@ -129,6 +148,17 @@ GST_START_TEST (test_comp_cursor)
   dm = gst_buffer_get_wayray_damage_meta (out);
   fail_unless_equals_uint64 (gst_wayray_damage_meta_area (dm), 32);
   gst_buffer_unref (out);
+
+  /* a one-pixel move: old and new rectangles overlap, and the cursor is
+   * still blended exactly once */
+  fail_unless (gst_harness_push_event (h, cursor_event (30, 41, 1, false)));
+  out = gst_harness_pull (h);
+  fail_unless_equals_int (px (out, 64, 29, 42) & 0xffffff, 0x808080);   /* 50% white row */
+  fail_unless_equals_int (px (out, 64, 29, 41) & 0xffffff, 0xff0000);
+  fail_unless_equals_int (px (out, 64, 29, 39) & 0xffffff, 0);  /* uncovered */
+  gst_buffer_unref (out);
+  fail_unless (gst_harness_push_event (h, cursor_event (30, 40, 1, false)));
+  gst_buffer_unref (gst_harness_pull (h));
 
   /* the cursor is drawn over tile updates beneath it */
   s.fill ({0, 0, 64, 64}, bgrx (0, 0, 255));
