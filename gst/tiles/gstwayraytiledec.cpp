@@ -10,8 +10,10 @@
  * stream with a decode error that names the fault; nothing is ever read or
  * written outside the buffers.
  *
- * The output shares the framebuffer's memory; when downstream still holds
- * a frame as the next message arrives, the framebuffer is copied first.
+ * The output shares the framebuffer's memory. When downstream still holds
+ * the last frame as the next message arrives (a queue), decoding continues
+ * in a second framebuffer that is brought up to date with only the damage
+ * it missed.
  *
  * ## Example launch line
  * |[
@@ -30,6 +32,7 @@
 #include <gst/video/video.h>
 
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
@@ -52,6 +55,12 @@ struct GstWayrayTileDecPrivate
   /* streaming thread only */
   Decoder decoder;
   GstBuffer *fb = nullptr;      /* the framebuffer, shared with the output */
+  /* A second framebuffer for when downstream still holds the first (a
+   * queue): brought up to date with the damage it missed instead of
+   * copying the whole picture. */
+  GstBuffer *spare = nullptr;
+  std::vector<Rect> spare_missed;
+  bool spare_missed_all = false;
   int width = 0, height = 0;
   gint fps_n = 0, fps_d = 1;
   bool caps_pending = true;
@@ -101,6 +110,50 @@ gst_wayray_tile_dec_push_caps (GstWayrayTileDec * self)
   return ret;
 }
 
+static void
+drop_framebuffers (GstWayrayTileDecPrivate * priv)
+{
+  for (GstBuffer **b : {&priv->fb, &priv->spare}) {
+    if (*b)
+      gst_buffer_unref (*b);
+    *b = nullptr;
+  }
+  priv->spare_missed.clear ();
+  priv->spare_missed_all = false;
+}
+
+/* The framebuffer is still held downstream: continue in the spare, after
+ * copying into it what it missed, and keep the held one as the spare. */
+static void
+swap_to_spare (GstWayrayTileDecPrivate * priv)
+{
+  const size_t stride = (size_t) priv->width * 4;
+  GstMapInfo from, to;
+  if (!priv->spare) {
+    priv->spare = gst_buffer_new_allocate (NULL, stride * priv->height, NULL);
+    priv->spare_missed_all = true;
+  }
+  if (!gst_buffer_map (priv->fb, &from, GST_MAP_READ))
+    return;
+  if (!gst_buffer_map (priv->spare, &to, GST_MAP_WRITE)) {
+    gst_buffer_unmap (priv->fb, &from);
+    return;
+  }
+  if (priv->spare_missed_all) {
+    memcpy (to.data, from.data, stride * priv->height);
+  } else {
+    for (const Rect &r : priv->spare_missed)
+      for (int y = r.y; y < r.y + r.h; y++)
+        memcpy (to.data + y * stride + (size_t) r.x * 4, from.data + y * stride +
+            (size_t) r.x * 4, (size_t) r.w * 4);
+  }
+  gst_buffer_unmap (priv->spare, &to);
+  gst_buffer_unmap (priv->fb, &from);
+  std::swap (priv->fb, priv->spare);
+  priv->spare_missed.clear ();
+  priv->spare_missed_all = false;
+}
+
 static GstFlowReturn
 gst_wayray_tile_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
@@ -121,8 +174,7 @@ gst_wayray_tile_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 
   if (header.flags & kFlagReset) {
     if (!priv->fb || header.width != priv->width || header.height != priv->height) {
-      if (priv->fb)
-        gst_buffer_unref (priv->fb);
+      drop_framebuffers (priv);
       priv->width = header.width;
       priv->height = header.height;
       priv->fb = gst_buffer_new_allocate (NULL, (gsize) priv->width * priv->height * 4, NULL);
@@ -134,9 +186,12 @@ gst_wayray_tile_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     goto malformed;
   }
 
+  if (!gst_memory_is_writable (gst_buffer_peek_memory (priv->fb, 0)))
+    swap_to_spare (priv);
+
   {
     GstMapInfo out;
-    /* Copies the memory first if the previous output is still in use. */
+    /* Would copy the memory if the previous output were still in use. */
     if (!gst_buffer_map (priv->fb, &out, GST_MAP_WRITE)) {
       gst_buffer_unmap (buf, &in);
       gst_buffer_unref (buf);
@@ -149,6 +204,16 @@ gst_wayray_tile_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     gst_buffer_unmap (priv->fb, &out);
     if (!ok)
       goto malformed;
+  }
+
+  /* the spare misses what this message changed */
+  if (priv->spare && !priv->spare_missed_all) {
+    priv->spare_missed.insert (priv->spare_missed.end (), priv->damage.begin (),
+        priv->damage.end ());
+    if (priv->spare_missed.size () > 256) {
+      priv->spare_missed.clear ();
+      priv->spare_missed_all = true;
+    }
   }
 
   {
@@ -183,10 +248,7 @@ malformed:
   gst_buffer_unmap (buf, &in);
   gst_buffer_unref (buf);
   priv->decoder.reset ();
-  if (priv->fb) {
-    gst_buffer_unref (priv->fb);
-    priv->fb = nullptr;
-  }
+  drop_framebuffers (priv);
   GST_ELEMENT_ERROR (self, STREAM, DECODE, ("Malformed WayRay tile message"),
       ("%s", error.c_str ()));
   return GST_FLOW_ERROR;
@@ -215,10 +277,7 @@ gst_wayray_tile_dec_sink_event (GstPad * pad, GstObject * parent, GstEvent * eve
     case GST_EVENT_FLUSH_STOP:
       /* After a flush only a reset message can continue the stream. */
       priv->decoder.reset ();
-      if (priv->fb) {
-        gst_buffer_unref (priv->fb);
-        priv->fb = nullptr;
-      }
+      drop_framebuffers (priv);
       break;
     default:
       break;
@@ -268,10 +327,7 @@ gst_wayray_tile_dec_change_state (GstElement * element, GstStateChange transitio
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
     GstWayrayTileDecPrivate *priv = self->priv;
     priv->decoder.reset ();
-    if (priv->fb) {
-      gst_buffer_unref (priv->fb);
-      priv->fb = nullptr;
-    }
+    drop_framebuffers (priv);
     priv->caps_pending = true;
     drop_held (priv);
   }
@@ -282,8 +338,7 @@ static void
 gst_wayray_tile_dec_finalize (GObject * object)
 {
   GstWayrayTileDec *self = GST_WAYRAY_TILE_DEC (object);
-  if (self->priv->fb)
-    gst_buffer_unref (self->priv->fb);
+  drop_framebuffers (self->priv);
   drop_held (self->priv);
   delete self->priv;
   G_OBJECT_CLASS (parent_class)->finalize (object);
