@@ -198,6 +198,38 @@ GST_START_TEST (test_video_path_with_h264)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_invariant_resize)
+{
+  /* the session is resized (hot-desking to another screen): new caps
+   * mid-stream, and the picture must follow exactly */
+  GstHarness *h = gst_harness_new_parse ("damagetiler ! wayraytileenc ! wayraytiledec ! "
+      "wayraycompositor");
+  GstClockTime t = 0;
+  GstBuffer *last = NULL;
+  const int sizes[][2] = { {320, 240}, {200, 150}, {333, 177} };
+  for (int k = 0; k < 3; k++) {
+    const int W = sizes[k][0], H = sizes[k][1];
+    gst_harness_set_src_caps_str (h, bgrx_caps (W, H).c_str ());
+    RandomDesktop desk (W, H, 40 + k);
+    for (int i = 0; i < 200; i++) {
+      std::vector<Rect> damage = desk.step ();
+      t += GST_SECOND / 30;
+      fail_unless_equals_int (gst_harness_push (h, frame_buffer (desk.screen, damage, i == 0,
+                  t)), GST_FLOW_OK);
+      while (GstBuffer * b = gst_harness_try_pull (h)) {
+        if (last)
+          gst_buffer_unref (last);
+        last = b;
+      }
+      if (!buffer_equals (last, desk.screen))
+        fail ("size %dx%d, frame %d (change %d): client differs", W, H, i, desk.what);
+    }
+  }
+  gst_buffer_unref (last);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 static Suite *
 invariant_suite (void)
 {
@@ -209,6 +241,7 @@ invariant_suite (void)
   tcase_add_test (tc, test_invariant_small_tiles_lz4);
   tcase_add_test (tc, test_invariant_with_video_path);
   tcase_add_test (tc, test_video_path_with_h264);
+  tcase_add_test (tc, test_invariant_resize);
   return s;
 }
 
