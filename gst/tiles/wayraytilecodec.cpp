@@ -1199,8 +1199,10 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
   /* A dictionary triples what the compressor reads; in very large updates
    * (a new screen) it buys a few percent, in a scroll's new lines far more. */
   if (content.size () > kAboveMaxTiles)
-    for (size_t i : content)
+    for (size_t i : content) {
       jobs[i].above = jobs[i].above2 = Job::ABOVE_NONE;
+      jobs[i].delta_ok = false;
+    }
   d.level = d.s.zstd_level;
   d.small = content.size () <= kSmallUpdateTiles;
   if (d.small)
