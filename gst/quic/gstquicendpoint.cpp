@@ -264,6 +264,9 @@ struct Endpoint::Impl {
 
   std::atomic<bool> resume { false };
 
+  bool orphaned = false;   /* the Endpoint is gone; the dispatcher frees this */
+  static void dispatch_loop (Impl * m);
+
   /* Serializes starting (first user) and stopping (last user left). */
   std::mutex life_mu;
   void stop_network ();
@@ -488,7 +491,8 @@ Endpoint::Endpoint (const Config & cfg)
   impl_->self = this;
   if (!cfg_.pinned_fingerprint.empty ())
     cfg_.pinned_fingerprint = normalize_fingerprint (cfg_.pinned_fingerprint);
-  impl_->disp = std::thread ([this] { dispatch_loop (); });
+  Impl *m = impl_.get ();
+  impl_->disp = std::thread ([m] { Impl::dispatch_loop (m); });
 }
 
 /* The last user left: close the connection (telling the peer), stop the
@@ -543,10 +547,12 @@ Endpoint::~Endpoint ()
   }
   m.disp_cv.notify_all ();
   if (m.disp.joinable ()) {
-    if (m.disp.get_id () == std::this_thread::get_id ())
+    if (m.disp.get_id () == std::this_thread::get_id ()) {
       m.disp.detach ();
-    else
+      m.orphaned = true;
+    } else {
       m.disp.join ();
+    }
   }
   m.conn.reset ();
   if (m.udp >= 0)
@@ -557,10 +563,16 @@ Endpoint::~Endpoint ()
     close (m.efd);
   if (m.cred)
     gnutls_certificate_free_credentials (m.cred);
-  std::lock_guard<std::mutex> lk (registry_mu);
-  auto it = registry.find (cfg_.key ());
-  if (it != registry.end () && it->second.expired ())
-    registry.erase (it);
+  {
+    std::lock_guard<std::mutex> lk (registry_mu);
+    auto it = registry.find (cfg_.key ());
+    if (it != registry.end () && it->second.expired ())
+      registry.erase (it);
+  }
+  /* Destroyed from one of its own dispatcher jobs: the dispatcher thread
+   * frees the Impl once that job returns. */
+  if (m.orphaned)
+    (void) impl_.release ();
 }
 
 void
@@ -584,9 +596,11 @@ Endpoint::post (std::function<void ()> job)
 }
 
 void
-Endpoint::dispatch_loop ()
+Endpoint::Impl::dispatch_loop (Impl * mp)
 {
-  Impl &m = *impl_;
+  /* Only the Impl is used here: a job may drop the last reference to the
+   * Endpoint, whose destructor then leaves the Impl to this thread. */
+  Impl &m = *mp;
   {
     std::lock_guard<std::mutex> lk (m.users_mu);
     m.disp_thread = std::this_thread::get_id ();
@@ -597,12 +611,14 @@ Endpoint::dispatch_loop ()
       std::unique_lock<std::mutex> lk (m.disp_mu);
       m.disp_cv.wait (lk, [&] { return m.disp_quit || !m.jobs.empty (); });
       if (m.jobs.empty ())
-        return;
+        break;
       job = std::move (m.jobs.front ());
       m.jobs.pop_front ();
     }
     job ();
   }
+  if (m.orphaned)
+    delete mp;
 }
 
 void

@@ -178,7 +178,6 @@ public:
 private:
   explicit Endpoint (const Config & cfg);
   void run ();
-  void dispatch_loop ();
   void wake ();
 
   Config cfg_;
