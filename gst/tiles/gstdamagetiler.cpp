@@ -448,6 +448,8 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
         GST_DEBUG_OBJECT (self, "transient region %dx%d at %d,%d", box.w, box.h, box.x,
             box.y);
       priv->video_box = box;
+      if (!priv->video_active)
+        priv->timer_cond.notify_all ();
       priv->video_active = true;
     }
     if (priv->video_active) {
@@ -530,8 +532,19 @@ settle_timer (GstWayrayDamageTiler * self)
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::unique_lock<std::recursive_mutex> lk (priv->lock);
   while (!priv->timer_stop) {
-    auto wait = std::chrono::milliseconds (std::max (priv->settings.settle_time / 2, 10u));
-    priv->timer_cond.wait_for (lk, wait);
+    /* Without a video region there is nothing to watch: sleep long (the
+     * chain wakes us when a region starts; the bound only covers a stop
+     * request racing with the wait). */
+    auto wait = std::chrono::milliseconds (priv->video_active ?
+        std::max (priv->settings.settle_time / 2, 10u) : 1000u);
+    priv->timer_cond.wait_for (lk, wait, [priv] {
+          return priv->timer_stop || priv->video_active;
+        });
+    if (!priv->timer_stop && priv->video_active)
+      priv->timer_cond.wait_for (lk, std::chrono::milliseconds (std::max
+              (priv->settings.settle_time / 2, 10u)), [priv] {
+            return priv->timer_stop.load ();
+          });
     if (priv->timer_stop || !priv->video_active)
       continue;
     gint64 idle = g_get_monotonic_time () - priv->last_video_change_mono;

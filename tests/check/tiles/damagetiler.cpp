@@ -166,6 +166,46 @@ GST_START_TEST (test_tiler_video_region)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_tiler_refines_when_idle)
+{
+  /* the source goes quiet after an animation (nothing changes, so no
+   * frames come): the timer still sends the region losslessly */
+  GstHarness *h = gst_harness_new_with_padnames ("damagetiler", "sink", "tiles");
+  g_object_set (h->element, "settle-time", 100, NULL);
+  GstHarness *v = gst_harness_new_with_element (h->element, NULL, "video");
+  gst_harness_set_src_caps_str (h, bgrx_caps (320, 240).c_str ());
+  Screen s (320, 240);
+  Rng rng (3);
+  GstClockTime t = 0;
+  gst_harness_push (h, frame_buffer (s, {}, true, t));
+  Rect anim = {0, 0, 256, 192};
+  for (int i = 0; i < 10; i++) {
+    t += GST_SECOND / 30;
+    s.noise (anim, rng);
+    gst_harness_push (h, frame_buffer (s, {anim}, false, t));
+  }
+  fail_unless (gst_harness_buffers_in_queue (v) > 0);
+  while (GstBuffer * b = gst_harness_try_pull (h))
+    gst_buffer_unref (b);
+  /* wait (real time) for the refinement */
+  GstBuffer *b = NULL;
+  for (int i = 0; i < 100 && !b; i++) {
+    g_usleep (20 * 1000);
+    b = gst_harness_try_pull (h);
+  }
+  fail_unless (b != NULL, "no refinement while idle");
+  fail_unless (buffer_equals (b, s));
+  fail_unless (roi_of (b, "wayray-lossy").w > 0);
+  fail_unless (GST_BUFFER_PTS (b) >= t);
+  gst_buffer_unref (b);
+  /* and only once */
+  g_usleep (300 * 1000);
+  fail_unless_equals_int (gst_harness_buffers_in_queue (h), 0);
+  gst_harness_teardown (v);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_tiler_scroll_is_not_video)
 {
   GstHarness *h = gst_harness_new_with_padnames ("damagetiler", "sink", "tiles");
@@ -219,6 +259,7 @@ damagetiler_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_tiler_drops_unchanged);
   tcase_add_test (tc, test_tiler_video_region);
+  tcase_add_test (tc, test_tiler_refines_when_idle);
   tcase_add_test (tc, test_tiler_scroll_is_not_video);
   tcase_add_test (tc, test_tiler_force_key_unit);
   return s;
