@@ -765,6 +765,40 @@ GST_START_TEST (test_first_frame_full_and_pacing)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_resize_storm)
+{
+  /* Renegotiation while an application animates, over and over: every
+   * size takes effect and frames keep coming at it. */
+  GstHarness *h = start_src ("wayraysrc exec=weston-simple-shm");
+  GstBuffer *first = pull_within (h, 5000);
+  fail_unless (first != nullptr);
+  gst_buffer_unref (first);
+  const int sizes[][2] = { {320, 240}, {1280, 720}, {64, 64}, {800, 600}, {1920, 1080}, {640, 480} };
+  for (int round = 0; round < 18; round++) {
+    int w = sizes[round % 6][0], hh = sizes[round % 6][1];
+    gchar *caps = g_strdup_printf ("video/x-raw,format=BGRx,width=%d,height=%d,framerate=60/1", w, hh);
+    gst_harness_set_sink_caps_str (h, caps);
+    g_free (caps);
+    fail_unless (gst_harness_push_upstream_event (h, gst_event_new_reconfigure ()));
+    gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+    bool got = false;
+    while (!got && g_get_monotonic_time () < deadline) {
+      GstBuffer *b = pull_within (h, 200);
+      if (b && gst_buffer_get_size (b) == (gsize) w * hh * 4) {
+        GstWayrayDamageMeta *m = gst_buffer_get_wayray_damage_meta (b);
+        fail_unless (m != nullptr);
+        for (guint i = 0; i < m->n_rects; i++)
+          fail_unless (m->rects[i].x + m->rects[i].w <= w && m->rects[i].y + m->rects[i].h <= hh);
+        got = true;
+      }
+      discard (b);
+    }
+    fail_unless (got, "round %d: no %dx%d frame", round, w, hh);
+  }
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_start_stop_cycles)
 {
   auto cycle = [] () {
@@ -817,6 +851,7 @@ wayraysrc_suite (void)
   tcase_add_test (tc, test_cursor_published);
   tcase_add_test (tc, test_real_application);
   tcase_add_test (tc, test_first_frame_full_and_pacing);
+  tcase_add_test (tc, test_resize_storm);
   tcase_add_test (tc, test_start_stop_cycles);
   return s;
 }
