@@ -230,6 +230,48 @@ GST_START_TEST (test_invariant_resize)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_invariant_through_queues)
+{
+  /* As a client runs it: queues (threads) between the elements, so
+   * buffers are still held downstream while the next ones are made. Every
+   * output must show the server frame of its timestamp. */
+  const int W = 160, H = 120, N = 400;
+  GstHarness *h = gst_harness_new_parse ("damagetiler ! queue ! wayraytileenc cache-size=32 ! "
+      "queue ! wayraytiledec ! queue max-size-buffers=3 ! wayraycompositor");
+  gst_harness_set_src_caps_str (h, bgrx_caps (W, H).c_str ());
+  RandomDesktop desk (W, H, 77);
+  std::vector<Screen> sent;
+  GstClockTime t = 0;
+  for (int i = 0; i < N; i++) {
+    std::vector<Rect> damage = desk.step ();
+    t += GST_SECOND / 30;
+    fail_unless_equals_int (gst_harness_push (h, frame_buffer (desk.screen, damage, i == 0, t)),
+        GST_FLOW_OK);
+    sent.push_back (desk.screen);
+  }
+  int outputs = 0;
+  gint64 quiet_since = g_get_monotonic_time ();
+  for (;;) {
+    GstBuffer *b = gst_harness_try_pull (h);
+    if (!b) {
+      if (g_get_monotonic_time () - quiet_since > 3 * G_USEC_PER_SEC)
+        break;                  /* everything is through */
+      g_usleep (1000);
+      continue;
+    }
+    quiet_since = g_get_monotonic_time ();
+    int i = (int) (GST_BUFFER_PTS (b) / (GST_SECOND / 30)) - 1;
+    fail_unless (i >= 0 && i < N);
+    /* the output of frame i shows frame i */
+    fail_unless (buffer_equals (b, sent[i]), "output for frame %d differs", i);
+    gst_buffer_unref (b);
+    outputs++;
+  }
+  fail_unless (outputs > N / 2, "only %d outputs", outputs);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 static Suite *
 invariant_suite (void)
 {
@@ -242,6 +284,7 @@ invariant_suite (void)
   tcase_add_test (tc, test_invariant_with_video_path);
   tcase_add_test (tc, test_video_path_with_h264);
   tcase_add_test (tc, test_invariant_resize);
+  tcase_add_test (tc, test_invariant_through_queues);
   return s;
 }
 
