@@ -159,7 +159,7 @@ Client::knock ()
   GstElement *out = control_source_new (nullptr);
   GstElement *net = gst_element_factory_make ("quicsink", nullptr);
   GstElement *in = gst_element_factory_make ("quicsrc", nullptr);
-  GstElement *answer = gst_element_factory_make ("appsink", nullptr);
+  GstElement *answer = control_sink_new (nullptr);
   if (!net || !in) {
     finish (EXIT_USAGE, "the WayRay QUIC elements (quicsrc, quicsink) are not installed");
     return;
@@ -169,13 +169,8 @@ Client::knock ()
     if (!known_hosts.empty ())
       g_object_set (e, "known-hosts-file", known_hosts.c_str (), nullptr);
   }
-  g_object_set (answer, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, nullptr);
   gst_bin_add_many (GST_BIN (door), out, net, in, answer, nullptr);
-  GstPad *req = gst_element_request_pad_simple (net, "hello");
-  GstPad *srcpad = gst_element_get_static_pad (out, "src");
-  gst_pad_link (srcpad, req);
-  gst_object_unref (srcpad);
-  gst_object_unref (req);
+  link_to_stream (out, net, "hello");
   g_signal_connect (in, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
         link_stream_pad (el, pad, "welcome", GST_ELEMENT (data));
       }), answer);
@@ -376,14 +371,9 @@ Client::start_session ()
       fingerprint.c_str (), nullptr);
   if (!known_hosts.empty ())
     g_object_set (qsink, "known-hosts-file", known_hosts.c_str (), nullptr);
-  GstElement *notices = gst_element_factory_make ("appsink", nullptr);
-  g_object_set (notices, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, nullptr);
+  GstElement *notices = control_sink_new (nullptr);
   gst_bin_add_many (GST_BIN (session), ticket_src, qsink, notices, nullptr);
-  GstPad *req = gst_element_request_pad_simple (qsink, "ticket");
-  GstPad *srcpad = gst_element_get_static_pad (ticket_src, "src");
-  gst_pad_link (srcpad, req);
-  gst_object_unref (srcpad);
-  gst_object_unref (req);
+  link_to_stream (ticket_src, qsink, "ticket");
   g_signal_connect (net, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
         link_stream_pad (el, pad, "notice", GST_ELEMENT (data));
       }), notices);

@@ -374,15 +374,13 @@ Session::start (GError **error)
 
   /* The daemon's own streams: notices to the client, tickets from it. */
   ctl = control_source_new ("wayrayd-notice");
-  ticket_sink = gst_element_factory_make ("appsink", "wayrayd-ticket");
-  g_object_set (ticket_sink, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 4, "drop", TRUE,
-      nullptr);
+  ticket_sink = control_sink_new ("wayrayd-ticket");
   gst_bin_add_many (GST_BIN (pipeline), ctl, ticket_sink, nullptr);
-  GstPad *ctlpad = gst_element_request_pad_simple (net, "notice");
-  GstPad *ctlsrc = gst_element_get_static_pad (ctl, "src");
-  gst_pad_link (ctlsrc, ctlpad);
-  gst_object_unref (ctlsrc);
-  gst_object_unref (ctlpad);
+  if (!link_to_stream (ctl, net, "notice")) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+        "%s: the quicsink 'net' has no room for the daemon's notice stream", path.c_str ());
+    return false;
+  }
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
   g_signal_connect (ticket_sink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
         Session *s = static_cast<Session *> (data);
@@ -693,7 +691,7 @@ Daemon::start_front_door (GError **error)
 {
   door = gst_pipeline_new ("front-door");
   door_in = gst_element_factory_make ("quicsrc", "door-in");
-  GstElement *hello = gst_element_factory_make ("appsink", "door-hello");
+  GstElement *hello = control_sink_new ("door-hello");
   door_out = control_source_new ("door-reply");
   door_net = gst_element_factory_make ("quicsink", "door-out");
   if (!door_in || !hello || !door_out || !door_net) {
@@ -704,13 +702,8 @@ Daemon::start_front_door (GError **error)
   for (GstElement *e : { door_in, door_net })
     g_object_set (e, "mode", 0 /* server */, "host", cfg.listen_address.c_str (), "port", cfg.port,
         "certificate-file", cfg.certificate_file.c_str (), "private-key-file", cfg.private_key_file.c_str (), nullptr);
-  g_object_set (hello, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 2, "drop", TRUE, nullptr);
   gst_bin_add_many (GST_BIN (door), door_in, hello, door_out, door_net, nullptr);
-  GstPad *req = gst_element_request_pad_simple (door_net, "welcome");
-  GstPad *srcpad = gst_element_get_static_pad (door_out, "src");
-  gst_pad_link (srcpad, req);
-  gst_object_unref (srcpad);
-  gst_object_unref (req);
+  link_to_stream (door_out, door_net, "welcome");
 
   g_signal_connect (door_in, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
         link_stream_pad (el, pad, "hello", GST_ELEMENT (data));

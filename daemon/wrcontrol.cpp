@@ -42,6 +42,28 @@ control_source_new (const char *name)
   return src;
 }
 
+GstElement *
+control_sink_new (const char *name)
+{
+  GstElement *sink = gst_element_factory_make ("appsink", name);
+  g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 4, "drop", TRUE,
+      nullptr);
+  return sink;
+}
+
+bool
+link_to_stream (GstElement *src, GstElement *quicsink, const char *stream)
+{
+  GstPad *req = gst_element_request_pad_simple (quicsink, stream);
+  if (!req)
+    return false;
+  GstPad *srcpad = gst_element_get_static_pad (src, "src");
+  bool ok = gst_pad_link (srcpad, req) == GST_PAD_LINK_OK;
+  gst_object_unref (srcpad);
+  gst_object_unref (req);
+  return ok;
+}
+
 void
 control_source_push (GstElement *appsrc, GstStructure *msg)
 {

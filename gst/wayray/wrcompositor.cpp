@@ -299,6 +299,7 @@ struct Compositor::Impl {
   /* -- output and rendering -- */
   void handle_output_frame ();
   void render_frame ();
+  void paint (Region region);
   Slot *acquire_slot ();
   void drop_slots ();
   bool ensure_copy_target ();
@@ -734,6 +735,22 @@ Compositor::Impl::handle_output_frame ()
   wlr_scene_output_send_frame_done (scene_output, &now);
 }
 
+/* Draws the scene inside @region of the bound render target: black where
+ * no surface is, then every surface, clipped to the region. */
+void
+Compositor::Impl::paint (Region region)
+{
+  const float black[4] = { 0.0f, 0.0f, 0.0f, 1.0f };
+  int n = 0;
+  pixman_box32_t *boxes = region.boxes (&n);
+  for (int i = 0; i < n; i++) {
+    wlr_box box = { boxes[i].x1, boxes[i].y1, boxes[i].x2 - boxes[i].x1, boxes[i].y2 - boxes[i].y1 };
+    wlr_renderer_scissor (renderer, &box);
+    wlr_renderer_clear (renderer, black);
+  }
+  wlr_scene_render_output (scene, output, 0, 0, &region.r);
+}
+
 void
 Compositor::Impl::render_frame ()
 {
@@ -770,7 +787,6 @@ Compositor::Impl::render_frame ()
   };
   Region repaint = missed_since (slot->seq);
 
-  const float black[4] = { 0.0f, 0.0f, 0.0f, 1.0f };
   int n = 0;
   pixman_box32_t *boxes;
 
@@ -779,29 +795,18 @@ Compositor::Impl::render_frame ()
       cb.error ("the renderer could not draw into a frame buffer");
       return;
     }
-    boxes = repaint.boxes (&n);
-    for (int i = 0; i < n; i++) {
-      wlr_box box = { boxes[i].x1, boxes[i].y1, boxes[i].x2 - boxes[i].x1, boxes[i].y2 - boxes[i].y1 };
-      wlr_renderer_scissor (renderer, &box);
-      wlr_renderer_clear (renderer, black);
-    }
-    wlr_scene_render_output (scene, output, 0, 0, &repaint.r);
+    paint (repaint);
     wlr_renderer_end (renderer);
   } else {
     /* Render this frame's damage into the persistent render buffer, then
      * read back what the slot missed: the one copy of this path. */
+    bool fresh = !copy_target;
     if (!ensure_copy_target () || !wlr_renderer_begin_with_buffer (renderer, copy_target)) {
       cb.error ("the renderer could not draw into its render buffer");
       return;
     }
-    Region render_region = (frame_seq == 1 || history.size () == 1) ? Region (0, 0, W, H) : damage;
-    boxes = render_region.boxes (&n);
-    for (int i = 0; i < n; i++) {
-      wlr_box box = { boxes[i].x1, boxes[i].y1, boxes[i].x2 - boxes[i].x1, boxes[i].y2 - boxes[i].y1 };
-      wlr_renderer_scissor (renderer, &box);
-      wlr_renderer_clear (renderer, black);
-    }
-    wlr_scene_render_output (scene, output, 0, 0, &render_region.r);
+    /* The render buffer always holds the previous frame, except when new. */
+    paint (fresh ? Region (0, 0, W, H) : damage);
     boxes = repaint.boxes (&n);
     bool ok = true;
     for (int i = 0; i < n && ok; i++) {
