@@ -3,7 +3,7 @@
  * synthetic desktop workloads, against two baselines measured on the same
  * frames: the raw damaged pixels and zstd (level 3) of the damaged pixels.
  * Encoding and decoding run on one core (threads=1) unless a row says
- * otherwise. Run: ./dev bench tiles
+ * otherwise. Run: ./dev bench tiles (or bench-tiles --zstd-level N)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -60,6 +60,7 @@ percentile (std::vector<double> v, double p)
 /* Runs @frames steps of @step on a screen prepared by @setup; the first
  * (full) frame is encoded but not counted. */
 static wt::Compressor compressor = wt::Compressor::ZSTD;
+static int zstd_level = 1;      /* --zstd-level N: the element's zstd-level */
 
 static Result
 run (const std::string &name, double rate, int frames, unsigned threads,
@@ -76,6 +77,7 @@ run (const std::string &name, double rate, int frames, unsigned threads,
   wt::EncoderSettings set;
   set.threads = threads;
   set.compressor = compressor;
+  set.zstd_level = zstd_level;
   wt::Encoder enc;
   enc.configure (W, H, set);
   wt::Decoder dec;
@@ -188,8 +190,11 @@ desktop (Screen &s, Rng &rng, bool a_on_top)
 int
 main (int argc, char **argv)
 {
-  printf ("WayRay tile codec benchmark, %dx%d, tile 64, zstd level 1 (6 for <= 4 tiles), "
-      "cache 2048 tiles\n", W, H);
+  for (int i = 1; i + 1 < argc; i++)
+    if (strcmp (argv[i], "--zstd-level") == 0)
+      zstd_level = atoi (argv[i + 1]);
+  printf ("WayRay tile codec benchmark, %dx%d, tile 64, zstd level %d (at least 6 for <= 4 "
+      "tiles), cache 2048 tiles\n", W, H, zstd_level);
   printf ("bytes: mean and median per frame; KiB/s at the workload's rate (recordings: their "
       "own); baselines (raw, zstd -3 of the damaged pixels) per frame on the same damage\n");
   printf ("times: CPU ms per frame (process CPU time, all threads; one encoder thread unless "
