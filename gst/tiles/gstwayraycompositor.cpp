@@ -230,6 +230,11 @@ output (GstWayrayCompositor * self, std::vector<GstVideoRectangle> &damage, GstC
   if (!out) {
     /* a new picture: compose all of it once */
     out = gst_buffer_new_allocate (NULL, (gsize) W * H * 4, NULL);
+    if (!out) {
+      GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, (NULL),
+          ("cannot allocate a %dx%d output frame", W, H));
+      return GST_FLOW_ERROR;
+    }
     compose.assign (1, GstVideoRectangle {0, 0, W, H});
   }
   GstMapInfo map;

@@ -131,6 +131,8 @@ swap_to_spare (GstWayrayTileDecPrivate * priv)
   GstMapInfo from, to;
   if (!priv->spare) {
     priv->spare = gst_buffer_new_allocate (NULL, stride * priv->height, NULL);
+    if (!priv->spare)
+      return;                   /* decoding goes on in place (after a copy) */
     priv->spare_missed_all = true;
   }
   if (!gst_buffer_map (priv->fb, &from, GST_MAP_READ))
@@ -178,6 +180,13 @@ gst_wayray_tile_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
       priv->width = header.width;
       priv->height = header.height;
       priv->fb = gst_buffer_new_allocate (NULL, (gsize) priv->width * priv->height * 4, NULL);
+      if (!priv->fb) {
+        gst_buffer_unmap (buf, &in);
+        gst_buffer_unref (buf);
+        GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, (NULL),
+            ("cannot allocate a %dx%d framebuffer", priv->width, priv->height));
+        return GST_FLOW_ERROR;
+      }
       gst_buffer_memset (priv->fb, 0, 0, gst_buffer_get_size (priv->fb));
       priv->caps_pending = true;
     }

@@ -129,6 +129,13 @@ gst_wayray_tile_enc_set_caps (GstWayrayTileEnc * self, GstCaps * caps)
     settings = priv->settings;
   }
   std::string error;
+  if ((uint64_t) GST_VIDEO_INFO_WIDTH (&info) * GST_VIDEO_INFO_HEIGHT (&info) > kMaxPixels) {
+    GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+        ("%dx%d is larger than the tile format's %" G_GUINT64_FORMAT " pixels",
+            GST_VIDEO_INFO_WIDTH (&info), GST_VIDEO_INFO_HEIGHT (&info),
+            (guint64) kMaxPixels));
+    return FALSE;
+  }
   if (!validate_settings (settings, error)) {
     GST_ELEMENT_ERROR (self, LIBRARY, SETTINGS, ("Invalid settings"), ("%s", error.c_str ()));
     return FALSE;

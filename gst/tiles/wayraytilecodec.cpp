@@ -191,6 +191,11 @@ parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
         " out of range (1..16384)";
     return false;
   }
+  if ((uint64_t) h.width * h.height > kMaxPixels) {
+    error = "frame of " + std::to_string (h.width) + "x" + std::to_string (h.height) +
+        " exceeds the limit of " + std::to_string (kMaxPixels) + " pixels";
+    return false;
+  }
   if (h.cache_slots > kMaxCacheSlots ||
       (uint64_t) h.cache_slots * h.tile_size * h.tile_size * 4 > kMaxCacheBytes) {
     error = "cache of " + std::to_string (h.cache_slots) + " slots exceeds the limit";

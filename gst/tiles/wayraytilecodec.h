@@ -23,6 +23,8 @@ constexpr uint8_t kFlagReset = 0x01;
 constexpr unsigned kMinTileSize = 16;
 constexpr unsigned kMaxTileSize = 256;
 constexpr unsigned kMaxDimension = 16384;
+/* 2^25 pixels (a 128 MiB framebuffer): 7680x4320 fits. */
+constexpr uint64_t kMaxPixels = 1ull << 25;
 constexpr uint32_t kMaxCacheSlots = 65536;
 constexpr uint64_t kMaxCacheBytes = 256ull << 20;
 constexpr uint32_t kMaxOps = 1u << 20;

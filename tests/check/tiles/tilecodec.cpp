@@ -673,6 +673,11 @@ GST_START_TEST (test_malformed_specific)
     assert_error (reject (m.done ()), "cache");
   }
   {
+    /* 16384x16384 would be a 1 GiB framebuffer */
+    Msg m (16384, 16384, 64, 0, true);
+    assert_error (reject (m.done ()), "exceeds the limit");
+  }
+  {
     Msg m (32, 32, 16, 0, false);
     assert_error (reject (m.done ()), "reset");
   }
