@@ -393,6 +393,35 @@ gst_quic_src_loop (gpointer data)
   if (resume && priv->ep)
     priv->ep->resume_receive ();
 
+  /* A stream name outlives a peer's EOS: the next connection (or the same
+   * peer starting over) reuses it. Flush the EOS away and start the stream
+   * anew before its new data. */
+  if (GST_PAD_IS_EOS (pad) && f.type != FrameType::UpstreamEvent) {
+    GST_DEBUG_OBJECT (pad, "data after EOS: starting the stream again");
+    gst_pad_push_event (pad, gst_event_new_flush_start ());
+    gst_pad_push_event (pad, gst_event_new_flush_stop (TRUE));
+    gchar *sid = gst_pad_create_stream_id_printf (pad, GST_ELEMENT (self), "%s-%" G_GINT64_FORMAT, pname,
+        g_get_monotonic_time ());
+    gst_pad_push_event (pad, gst_event_new_stream_start (sid));
+    g_free (sid);
+    GstCaps *caps = nullptr;
+    {
+      std::lock_guard<std::mutex> lk (priv->chan_lock);
+      auto it = priv->channels.find (pname);
+      if (it != priv->channels.end () && it->second->caps)
+        caps = gst_caps_ref (it->second->caps);
+    }
+    if (caps && !push_caps) {
+      gst_pad_push_event (pad, gst_event_new_caps (caps));
+    }
+    gst_clear_caps (&caps);
+    if (f.type != FrameType::Segment) {
+      GstSegment seg;
+      gst_segment_init (&seg, GST_FORMAT_TIME);
+      gst_pad_push_event (pad, gst_event_new_segment (&seg));
+    }
+  }
+
   GstFlowReturn ret = GST_FLOW_OK;
   switch (f.type) {
     case FrameType::Caps:
