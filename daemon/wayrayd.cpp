@@ -715,8 +715,8 @@ Daemon::start_front_door (GError **error)
               if (msg) {
                 d->on_hello (msg);
                 gst_structure_free (msg);
-              } else {
-                g_print ("front door: a malformed hello; dropping that client\n");
+              } else if (!d->door_answered) {
+                g_print ("refused client@%s: malformed hello\n", d->door_peer.c_str ());
                 d->reply (gst_structure_new ("refused", "reason", G_TYPE_STRING, "malformed hello", nullptr));
               }
             });

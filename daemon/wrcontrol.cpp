@@ -48,6 +48,15 @@ control_sink_new (const char *name)
   GstElement *sink = gst_element_factory_make ("appsink", name);
   g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 4, "drop", TRUE,
       nullptr);
+  /* A peer ending its stream (EOS) must not end the sink for the next
+   * connection on the same stream name. */
+  GstPad *pad = gst_element_get_static_pad (sink, "sink");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, [] (GstPad *, GstPadProbeInfo *info,
+          gpointer) -> GstPadProbeReturn {
+        return GST_EVENT_TYPE (GST_PAD_PROBE_INFO_EVENT (info)) == GST_EVENT_EOS ? GST_PAD_PROBE_DROP
+                                                                                 : GST_PAD_PROBE_OK;
+      }, nullptr, nullptr);
+  gst_object_unref (pad);
   return sink;
 }
 

@@ -26,7 +26,8 @@ GstStructure *control_message_parse (GstBuffer *buf);
 GstElement *control_source_new (const char *name);
 /* Pushes @msg (taking it) into a control_source_new () element. */
 void control_source_push (GstElement *appsrc, GstStructure *msg);
-/* An appsink for control messages, emitting "new-sample". */
+/* An appsink for control messages, emitting "new-sample"; a peer's EOS
+ * does not end it. */
 GstElement *control_sink_new (const char *name);
 /* Links @src to a new request pad of @quicsink named @stream. */
 bool link_to_stream (GstElement *src, GstElement *quicsink, const char *stream);

@@ -222,19 +222,13 @@ def main():
           len(tokens["alice"]) == 48 and tokens["alice"] not in store and "alice sha256:" in store, store)
     check("token store is private", (os.stat(os.path.join(tmp, "tokens")).st_mode & 0o077) == 0)
 
-    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    daemon_log = os.path.join(tmp, "wayrayd.log")
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(daemon_log, "w"),
+                              stderr=subprocess.STDOUT)
+    log = lambda: open(daemon_log, errors="replace").read()  # noqa: E731
     clients = []
     try:
-        ready = False
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = daemon.stdout.readline()
-            if not line:
-                break
-            if "ready on port" in line:
-                ready = True
-                break
+        ready = wait_for(lambda: "ready on port" in log(), timeout=20)
         if not check("wayrayd starts and reports ready", ready):
             return
         ctl_mode = os.stat(os.path.join(run, "ctl")).st_mode & 0o777
@@ -292,6 +286,24 @@ def main():
               bad.returncode == 3 and "refused: unknown token" in bad.stdout, bad.stdout + bad.stderr)
         check("a refused token creates no session", len(sessions(env, cfg)) == 1)
 
+        # --- malformed hellos from a raw QUIC peer ---------------------------
+        for name, payload, expected in (
+                ("garbage", os.urandom(100000), "malformed hello"),
+                ("version", b"hello, version=(int)2, token=(string)x;", "not a WayRay version 1 hello")):
+            raw = os.path.join(tmp, name + ".bin")
+            with open(raw, "wb") as f:
+                f.write(payload)
+            peer = subprocess.Popen(
+                ["gst-launch-1.0", "-q", "filesrc", "location=" + raw, "!",
+                 "application/x-wayray-control,version=(int)1", "!", "n.hello",
+                 "quicsink", "name=n", "mode=client", "host=127.0.0.1", "port=%d" % base],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            got = wait_for(lambda: re.search(r"refused client@\S+: " + re.escape(expected), log()))
+            peer.kill()
+            peer.wait()
+            check("a %s hello is refused with a reason" % name, got, log()[-300:])
+        check("the daemon still serves after malformed hellos", len(sessions(env, cfg)) == 1)
+
         # --- a second session; one session's failure leaves the other -------
         c = Client(env, base, tokens["bob"], "1024x768")
         clients.append(c)
@@ -340,8 +352,8 @@ def main():
         check("wayrayd stops cleanly on SIGTERM", daemon.returncode == 0, str(daemon.returncode))
         check("a client whose server went away retries with backoff",
               r.expect(r"state reconnecting in \d+ ms") is not None, "\n".join(r.lines))
-        daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(daemon_log, "a"),
+                                  stderr=subprocess.STDOUT)
         check("it attaches again once the server is back",
               r.expect(r"state attached .* new=1", timeout=30) is not None, "\n".join(r.lines))
     finally:
