@@ -580,6 +580,14 @@ gst_wayray_damage_tiler_sink_event (GstPad * pad, GstObject * parent, GstEvent *
         gst_event_unref (event);
         return FALSE;
       }
+      if ((guint64) GST_VIDEO_INFO_WIDTH (&info) * GST_VIDEO_INFO_HEIGHT (&info) >
+          wayray::tiles::kMaxPixels) {
+        GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+            ("%dx%d is larger than %" G_GUINT64_FORMAT " pixels", GST_VIDEO_INFO_WIDTH (&info),
+                GST_VIDEO_INFO_HEIGHT (&info), (guint64) wayray::tiles::kMaxPixels));
+        gst_event_unref (event);
+        return FALSE;
+      }
       {
         std::lock_guard<std::recursive_mutex> lk (priv->lock);
         priv->info = info;

@@ -37,6 +37,7 @@
 #include "gstwayraycursor.h"
 #include "gstwayraydamagemeta.h"
 #include "wayrayregions.h"
+#include "wayraytilecodec.h"
 
 #include <gst/video/video.h>
 
@@ -512,6 +513,14 @@ gst_wayray_compositor_sink_event (GstPad * pad, GstObject * parent, GstEvent * e
       GstVideoInfo info;
       gst_event_parse_caps (event, &caps);
       if (!gst_video_info_from_caps (&info, caps)) {
+        gst_event_unref (event);
+        return FALSE;
+      }
+      if ((guint64) GST_VIDEO_INFO_WIDTH (&info) * GST_VIDEO_INFO_HEIGHT (&info) >
+          wayray::tiles::kMaxPixels) {
+        GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL),
+            ("%dx%d is larger than %" G_GUINT64_FORMAT " pixels", GST_VIDEO_INFO_WIDTH (&info),
+                GST_VIDEO_INFO_HEIGHT (&info), (guint64) wayray::tiles::kMaxPixels));
         gst_event_unref (event);
         return FALSE;
       }
