@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cstring>
 #include <mutex>
+#include <new>
 #include <vector>
 
 GST_DEBUG_CATEGORY_STATIC (gst_wayray_tile_dec_debug);
@@ -209,7 +210,14 @@ gst_wayray_tile_dec_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     }
     Surface fb = {out.data, (size_t) priv->width * 4, priv->width, priv->height};
     priv->damage.clear ();
-    bool ok = priv->decoder.decode (in.data, in.size, fb, priv->damage, error);
+    bool ok;
+    try {
+      ok = priv->decoder.decode (in.data, in.size, fb, priv->damage, error);
+    } catch (const std::bad_alloc &) {
+      /* the cache may take up to 256 MiB; a small client may not have it */
+      ok = false;
+      error = "out of memory for the tile cache";
+    }
     gst_buffer_unmap (priv->fb, &out);
     if (!ok)
       goto malformed;

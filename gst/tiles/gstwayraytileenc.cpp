@@ -34,6 +34,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <new>
 #include <vector>
 
 GST_DEBUG_CATEGORY_STATIC (gst_wayray_tile_enc_debug);
@@ -206,8 +207,17 @@ gst_wayray_tile_enc_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   };
   EncodeStats stats;
   priv->out.clear ();
-  gboolean produced = priv->encoder.encode (surf, dm ? damage.data () : nullptr,
-      damage.size (), lossy.data (), lossy.size (), priv->out, &stats);
+  gboolean produced;
+  try {
+    produced = priv->encoder.encode (surf, dm ? damage.data () : nullptr,
+        damage.size (), lossy.data (), lossy.size (), priv->out, &stats);
+  } catch (const std::bad_alloc &) {
+    gst_video_frame_unmap (&frame);
+    gst_buffer_unref (buf);
+    GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, (NULL),
+        ("out of memory (the cache holds up to cache-size * tile-size^2 * 4 bytes)"));
+    return GST_FLOW_ERROR;
+  }
   gst_video_frame_unmap (&frame);
 
   {
