@@ -279,6 +279,21 @@ def main():
         else:
             check("client B's framebuffer equals the server's (1920x1080)", False, "no snapshot or grim failed")
 
+        # --- taking over from a client that is still connected ---------------
+        b2 = Client(env, base, tokens["alice"], "1920x1080")
+        clients.append(b2)
+        check("a third client takes the session over", b2.expect(r"state attached .* new=0") is not None,
+              "\n".join(b2.lines))
+        check("the client still attached is told and drops out",
+              b.expect(r"^detached: another client took over the session") is not None, "\n".join(b.lines))
+        try:
+            b.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        check("the replaced client exits with code 4", b.p.returncode == 4, str(b.p.returncode))
+        check("the new client gets frames", b2.expect(r"^first-frame") is not None, "\n".join(b2.lines))
+        b = b2
+
         # --- wrong token ----------------------------------------------------
         bad = subprocess.run([CLIENT, "127.0.0.1:%d" % base, "--token", "0" * 48, "--headless"], env=env,
                              stdin=subprocess.PIPE, capture_output=True, text=True, timeout=20)
