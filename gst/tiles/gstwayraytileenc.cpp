@@ -212,6 +212,8 @@ gst_wayray_tile_enc_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     produced = priv->encoder.encode (surf, dm ? damage.data () : nullptr,
         damage.size (), lossy.data (), lossy.size (), priv->out, &stats);
   } catch (const std::bad_alloc &) {
+    /* its state may be half updated: only a reset can follow */
+    priv->encoder.request_reset ();
     gst_video_frame_unmap (&frame);
     gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, RESOURCE, NO_SPACE_LEFT, (NULL),
