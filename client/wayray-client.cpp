@@ -65,7 +65,7 @@ struct Client {
   /* Session. */
   GstElement *session = nullptr, *sink = nullptr, *ticket_src = nullptr;
   guint session_port = 0;
-  std::string ticket, fingerprint;
+  std::string ticket, fingerprint, nonce;
   bool attached = false, new_session = false;
   guint backoff_ms = 0, retry_source = 0;
 
@@ -191,7 +191,11 @@ Client::knock ()
 
   gst_element_set_state (door, GST_STATE_PLAYING);
   knock_us = g_get_monotonic_time ();
-  GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "token", G_TYPE_STRING, token.c_str (),
+  gchar *n = g_uuid_string_random ();
+  nonce = n;
+  g_free (n);
+  GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "nonce", G_TYPE_STRING, nonce.c_str (),
+      "token", G_TYPE_STRING, token.c_str (),
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (), nullptr);
   control_source_push (out, hello);
   door_timeout = g_timeout_add (10000, [] (gpointer data) -> gboolean {
@@ -207,6 +211,11 @@ void
 Client::on_answer (GstStructure *msg)
 {
   if (!door)
+    return;
+  /* Answers to other clients' hellos can reach us; only ours count. A
+   * malformed-hello refusal carries no nonce and is not ours either. */
+  const gchar *their_nonce = gst_structure_get_string (msg, "nonce");
+  if (!their_nonce || nonce != their_nonce)
     return;
   if (gst_structure_has_name (msg, "refused")) {
     const gchar *reason = gst_structure_get_string (msg, "reason");
@@ -424,7 +433,8 @@ Client::start_session ()
     state ("warning: no local input: built without libinput");
 #endif
   }
-  GstStructure *t = gst_structure_new ("ticket", "ticket", G_TYPE_STRING, ticket.c_str (), nullptr);
+  GstStructure *t = gst_structure_new ("ticket", "proof", G_TYPE_STRING, ticket_proof (token, ticket).c_str (),
+      nullptr);
   control_source_push (ticket_src, t);
 }
 

@@ -18,7 +18,9 @@
 #include "wrcontrol.h"
 #include "wrdaemon.h"
 #include "wrpipelinefile.h"
+#include "wrsession.h"
 #include "wrtokens.h"
+#include "wrworker.h"
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -28,7 +30,10 @@
 #include <gst/video/video.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include <atomic>
@@ -38,7 +43,7 @@
 #include <memory>
 #include <sstream>
 
-GST_DEBUG_CATEGORY_STATIC (wayrayd_debug);
+GST_DEBUG_CATEGORY (wayrayd_debug);
 #define GST_CAT_DEFAULT wayrayd_debug
 
 namespace wayray {
@@ -58,69 +63,37 @@ random_hex (size_t bytes)
   return out;
 }
 
-static bool
-equal_secret (const std::string &a, const std::string &b)
-{
-  if (a.size () != b.size ())
-    return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size (); i++)
-    diff |= a[i] ^ b[i];
-  return diff == 0;
-}
-
 struct Daemon;
 
-/* ---- A session ---------------------------------------------------------- */
-
-struct Session {
+/* The daemon's view of a session running in its worker process. */
+struct SessionProxy {
   Daemon *d = nullptr;
   int id = 0;
   std::string token_name;
   guint port = 0;
   std::string socket_name;
-  int width = 0, height = 0;
-  gint64 created_us = 0;
+  GPid pid = 0;
+  int fd = -1;
+  guint io_watch = 0, child_watch = 0;
+  std::string line_buf;
 
-  GstElement *pipeline = nullptr;
-  GstElement *src = nullptr, *size = nullptr, *gate = nullptr, *net = nullptr, *netin = nullptr;
-  std::vector<GstElement *> gates;   /* every valve named gate*: display, video, ... */
-  GstElement *ctl = nullptr, *ticket_sink = nullptr;
-  guint bus_watch = 0;
+  bool ready = false;
+  bool attached = false;
+  std::string describe_line, stats_text, ended_reason;
+  /* A welcome waiting for the worker to listen. It goes to whoever is at
+   * the front door then: the nonce lets only its client take it, and the
+   * ticket is worthless without the token (see ticket_proof). */
+  GstStructure *welcome = nullptr;
+  std::string welcome_proof;
+  int welcome_w = 0, welcome_h = 0;
+  std::string welcome_who;
 
-  /* Attachment, main thread only (except `verified`, read by probes). */
-  std::string pending_ticket;
-  int pending_w = 0, pending_h = 0;
-  std::string pending_client;
-  std::atomic<bool> verified { false };
-  /* Connection events of the session port, counted by the bus sync handler
-   * (which also closes the gates on every change) as they happen:
-   * `peer_up` is the latest state, `ups` the connections so far,
-   * `unhandled` the events the main loop has not seen yet. */
-  std::atomic<bool> peer_up { false };
-  std::atomic<guint64> ups { 0 };
-  std::atomic<int> unhandled { 0 };
-  /* A valid ticket arrived. It counts for exactly one connection: the first
-   * one after its welcome (`ups_at_welcome`). The ticket and the events
-   * telling of that connection reach the main loop in either order. */
-  bool ticket_ok = false;
-  guint64 ups_at_welcome = 0;
-  void try_attach ();
-  std::string client;           /* who is attached, for listings */
-  guint64 attaches = 0;
-
-  ~Session ();
-  bool start (GError **error);
-  void close_gate (const char *why);
-  void set_gates (bool open);
-  void open_gate ();
-  void set_size (int w, int h);
-  void on_ticket (GstStructure *msg);
-  void attach ();
-  void send_control (GstStructure *msg);
-  std::string describe ();
-  std::string stats ();
+  ~SessionProxy ();
+  void send (GstStructure *msg);
+  void handle (const GstStructure *msg);
+  void expect (const std::string &proof, int w, int h, const std::string &who);
 };
+
 
 /* ---- The daemon --------------------------------------------------------- */
 
@@ -128,14 +101,15 @@ struct Daemon {
   DaemonConfig cfg;
   PipelineFile server_file;      /* the last server pipeline that checked out */
   GMainLoop *loop = nullptr;
-  std::map<int, std::unique_ptr<Session>> sessions;
+  std::map<int, std::unique_ptr<SessionProxy>> sessions;
+  std::string self_exe;
   int next_id = 1;
 
   /* Front door. */
   GstElement *door = nullptr, *door_in = nullptr, *door_out = nullptr, *door_net = nullptr;
   guint door_watch = 0;
   guint door_restart = 0;
-  bool door_answered = false;
+  gint64 last_malformed_us = 0;   /* malformed hellos are answered once a second */
   std::string door_peer;
   std::string fingerprint;
 
@@ -146,8 +120,9 @@ struct Daemon {
   void restart_front_door (guint delay_ms);
   void on_hello (GstStructure *msg);
   void reply (GstStructure *msg);
-  Session *session_for_token (const std::string &name);
-  void end_session (int id, const std::string &why);
+  SessionProxy *session_for_token (const std::string &name);
+  SessionProxy *spawn_worker (const std::string &token, int w, int h, GError **error);
+  void worker_gone (SessionProxy *p, int status);
   guint free_port ();
   bool start_control (GError **error);
   std::string handle_command (const std::string &line);
@@ -157,329 +132,6 @@ struct Daemon {
 
 static Daemon *the_daemon;
 
-/* ---- Session ------------------------------------------------------------ */
-
-Session::~Session ()
-{
-  if (bus_watch)
-    g_source_remove (bus_watch);
-  if (pipeline) {
-    GstBus *bus = gst_element_get_bus (pipeline);
-    gst_bus_set_sync_handler (bus, nullptr, nullptr, nullptr);
-    gst_object_unref (bus);
-    gst_element_set_state (pipeline, GST_STATE_NULL);
-    gst_object_unref (pipeline);
-  }
-  for (GstElement *e : { src, size, gate, net, netin })
-    if (e)
-      gst_object_unref (e);
-  for (GstElement *e : gates)
-    gst_object_unref (e);
-}
-
-void
-Session::set_gates (bool open)
-{
-  for (GstElement *g : gates)
-    g_object_set (g, "drop", !open, nullptr);
-}
-
-void
-Session::close_gate (const char *why)
-{
-  set_gates (false);
-  if (verified.exchange (false))
-    GST_INFO ("session %d: gate closed (%s)", id, why);
-}
-
-void
-Session::open_gate ()
-{
-  verified = true;
-  set_gates (true);
-  /* A full refresh for the new client: wayraysrc repaints everything, the
-   * tile encoder forgets what the previous client held, video encoders
-   * start with a key frame. */
-  for (GstElement *g : gates) {
-    GstPad *sinkpad = gst_element_get_static_pad (g, "sink");
-    gst_pad_push_event (sinkpad, gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 0));
-    gst_object_unref (sinkpad);
-  }
-}
-
-void
-Session::set_size (int w, int h)
-{
-  if (w == width && h == height)
-    return;
-  width = w;
-  height = h;
-  gchar *caps = g_strdup_printf ("video/x-raw,width=%d,height=%d,framerate=%u/1", w, h, d->cfg.framerate);
-  GstCaps *c = gst_caps_from_string (caps);
-  g_object_set (size, "caps", c, nullptr);
-  gst_caps_unref (c);
-  g_free (caps);
-}
-
-void
-Session::send_control (GstStructure *msg)
-{
-  control_source_push (ctl, msg);
-}
-
-void
-Session::on_ticket (GstStructure *msg)
-{
-  const gchar *ticket = gst_structure_get_string (msg, "ticket");
-  if (!gst_structure_has_name (msg, "ticket") || !ticket || pending_ticket.empty () ||
-      !equal_secret (ticket, pending_ticket)) {
-    GST_WARNING ("session %d: wrong or stale ticket from the session port; ignored", id);
-    return;
-  }
-  pending_ticket.clear ();
-  ticket_ok = true;
-  try_attach ();
-}
-
-void
-Session::try_attach ()
-{
-  if (!ticket_ok || unhandled > 0 || !peer_up)
-    return;                     /* the connection's own events are still due */
-  guint64 since = ups - ups_at_welcome;
-  if (since == 0)
-    return;
-  ticket_ok = false;
-  if (since > 1) {
-    /* Someone else connected between the welcome and now: the ticket's
-     * connection is gone, and the current one has not earned it. */
-    g_print ("session %d (%s): another connection came before %s's ticket; not attaching\n", id,
-        token_name.c_str (), pending_client.c_str ());
-    return;
-  }
-  attach ();
-}
-
-void
-Session::attach ()
-{
-  set_size (pending_w, pending_h);
-  client = pending_client;
-  attaches++;
-  open_gate ();
-  g_print ("session %d (%s): attached %s at %dx%d\n", id, token_name.c_str (), client.c_str (), width, height);
-  d->update_status ();
-}
-
-static void
-on_netin_pad (GstElement *netin, GstPad *pad, gpointer data)
-{
-  link_stream_pad (netin, pad, "ticket", static_cast<Session *> (data)->ticket_sink);
-}
-
-static GstPadProbeReturn
-drop_unverified_input (GstPad *pad, GstPadProbeInfo *info, gpointer data)
-{
-  Session *s = static_cast<Session *> (data);
-  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
-  if (!s->verified && (GST_EVENT_TYPE (ev) == GST_EVENT_NAVIGATION || gst_video_event_is_force_key_unit (ev)))
-    return GST_PAD_PROBE_DROP;
-  return GST_PAD_PROBE_OK;
-}
-
-/* Closes the gate the moment a connection changes, on the thread that
- * reports it, before any frame can reach an unverified peer. */
-static GstBusSyncReply
-session_sync_handler (GstBus *bus, GstMessage *msg, gpointer data)
-{
-  Session *s = static_cast<Session *> (data);
-  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT) {
-    const GstStructure *st = gst_message_get_structure (msg);
-    if (gst_structure_has_name (st, "wayray-quic-connection") && GST_MESSAGE_SRC (msg) == GST_OBJECT (s->net)) {
-      gboolean up = FALSE;
-      gst_structure_get_boolean (st, "connected", &up);
-      s->verified = false;
-      s->set_gates (false);
-      s->peer_up = up;
-      if (up)
-        s->ups++;
-      s->unhandled++;
-    }
-  }
-  return GST_BUS_PASS;
-}
-
-static gboolean
-session_bus (GstBus *bus, GstMessage *msg, gpointer data)
-{
-  Session *s = static_cast<Session *> (data);
-  Daemon *d = s->d;
-  int id = s->id;
-  switch (GST_MESSAGE_TYPE (msg)) {
-    case GST_MESSAGE_ERROR: {
-      GError *err = nullptr;
-      gchar *dbg = nullptr;
-      gst_message_parse_error (msg, &err, &dbg);
-      std::string why = std::string (GST_OBJECT_NAME (GST_MESSAGE_SRC (msg))) + ": " + err->message;
-      GST_ERROR ("session %d: %s (%s)", id, err->message, dbg ? dbg : "");
-      g_error_free (err);
-      g_free (dbg);
-      d->end_session (id, "pipeline error: " + why);
-      return G_SOURCE_REMOVE;
-    }
-    case GST_MESSAGE_ELEMENT: {
-      const GstStructure *st = gst_message_get_structure (msg);
-      if (gst_structure_has_name (st, "wayraysrc-exec-exited")) {
-        d->end_session (id, "the session command ended");
-        return G_SOURCE_REMOVE;
-      }
-      if (gst_structure_has_name (st, "wayray-quic-connection") && GST_MESSAGE_SRC (msg) == GST_OBJECT (s->net)) {
-        /* The gate itself was closed by the sync handler; this only keeps
-         * the books (and may be late: a newer connection may be up). */
-        gboolean up = FALSE;
-        gst_structure_get_boolean (st, "connected", &up);
-        const gchar *reason = gst_structure_get_string (st, "reason");
-        s->unhandled--;
-        if (up)
-          s->try_attach ();
-        else if (!s->peer_up && !s->client.empty ()) {
-          g_print ("session %d (%s): %s detached (%s); the session keeps running\n", id,
-              s->token_name.c_str (), s->client.c_str (), reason ? reason : "disconnected");
-          s->client.clear ();
-        }
-        d->update_status ();
-      }
-      break;
-    }
-    default:
-      break;
-  }
-  return G_SOURCE_CONTINUE;
-}
-
-bool
-Session::start (GError **error)
-{
-  const std::string &path = d->server_file.path;
-  Variables vars = session_variables (d->cfg, id, socket_name, width, height, port);
-  pipeline = load_pipeline (d->server_file, vars, error);
-  if (!pipeline)
-    return false;
-  if (!(src = require_element (pipeline, path, "src", "wayraysrc", error)) ||
-      !(size = require_element (pipeline, path, "size", "capsfilter", error)) ||
-      !(gate = require_element (pipeline, path, "gate", "valve", error)) ||
-      !(net = require_element (pipeline, path, "net", "quicsink", error)) ||
-      !(netin = require_element (pipeline, path, "netin", "quicsrc", error)))
-    return false;
-
-  /* The daemon's own streams: notices to the client, tickets from it. */
-  ctl = control_source_new ("wayrayd-notice");
-  ticket_sink = control_sink_new ("wayrayd-ticket");
-  gst_bin_add_many (GST_BIN (pipeline), ctl, ticket_sink, nullptr);
-  if (!link_to_stream (ctl, net, "notice")) {
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
-        "%s: the quicsink 'net' has no room for the daemon's notice stream", path.c_str ());
-    return false;
-  }
-  g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
-  g_signal_connect (ticket_sink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
-        Session *s = static_cast<Session *> (data);
-        GstStructure *msg = control_message_pull (sink);
-        if (!msg)
-          return GST_FLOW_OK;
-        int id = s->id;
-        Daemon *d = s->d;
-        run_on_main ([d, id, msg] {
-              auto it = d->sessions.find (id);
-              if (it != d->sessions.end ())
-                it->second->on_ticket (msg);
-              gst_structure_free (msg);
-            });
-        return GST_FLOW_OK;
-      }), this);
-
-  /* Every valve whose name starts with "gate" guards a stream. */
-  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
-  GValue v = G_VALUE_INIT;
-  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
-    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
-    GstElementFactory *f = gst_element_get_factory (e);
-    if (f && g_strcmp0 (GST_OBJECT_NAME (f), "valve") == 0 && g_str_has_prefix (GST_OBJECT_NAME (e), "gate"))
-      gates.push_back (GST_ELEMENT (gst_object_ref (e)));
-    g_value_reset (&v);
-  }
-  g_value_unset (&v);
-  gst_iterator_free (it);
-  set_gates (false);
-  for (GstElement *g : gates) {
-    GstPad *gatesrc = gst_element_get_static_pad (g, "src");
-    gst_pad_add_probe (gatesrc, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, drop_unverified_input, this, nullptr);
-    gst_object_unref (gatesrc);
-  }
-
-  GstBus *bus = gst_element_get_bus (pipeline);
-  gst_bus_set_sync_handler (bus, session_sync_handler, this, nullptr);
-  bus_watch = gst_bus_add_watch (bus, session_bus, this);
-  gst_object_unref (bus);
-
-  if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    GstMessage *m = gst_bus_pop_filtered (gst_element_get_bus (pipeline), GST_MESSAGE_ERROR);
-    GError *err = nullptr;
-    if (m)
-      gst_message_parse_error (m, &err, nullptr);
-    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE, "session pipeline would not start: %s",
-        err ? err->message : "unknown error");
-    g_clear_error (&err);
-    if (m)
-      gst_message_unref (m);
-    return false;
-  }
-  created_us = g_get_monotonic_time ();
-  return true;
-}
-
-std::string
-Session::describe ()
-{
-  int pid = 0;
-  guint64 frames = 0;
-  g_object_get (src, "exec-pid", &pid, "frames-pushed", &frames, nullptr);
-  std::ostringstream o;
-  o << id << " token=" << token_name << " state=" << (verified ? "attached" : "detached")
-    << " client=" << (client.empty () ? "-" : client) << " size=" << width << "x" << height << " port=" << port
-    << " socket=" << socket_name << " pid=" << pid << " frames=" << frames
-    << " uptime=" << (g_get_monotonic_time () - created_us) / G_USEC_PER_SEC << "s"
-    << " attaches=" << attaches;
-  return o.str ();
-}
-
-std::string
-Session::stats ()
-{
-  /* Every element of the pipeline that keeps statistics (transport, tiler,
-   * tile encoder, ...), one line each. */
-  std::string out = describe () + "\n";
-  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
-  GValue v = G_VALUE_INIT;
-  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
-    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
-    GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e), "stats");
-    if (ps && ps->value_type == GST_TYPE_STRUCTURE) {
-      GstStructure *st = nullptr;
-      g_object_get (e, "stats", &st, nullptr);
-      if (st) {
-        gchar *str = gst_structure_to_string (st);
-        out += std::string (GST_OBJECT_NAME (e)) + ": " + str + "\n";
-        g_free (str);
-        gst_structure_free (st);
-      }
-    }
-    g_value_reset (&v);
-  }
-  g_value_unset (&v);
-  gst_iterator_free (it);
-  return out;
-}
 
 /* ---- Daemon ------------------------------------------------------------- */
 
@@ -505,11 +157,11 @@ Daemon::update_status ()
 {
   int attached = 0;
   for (auto &kv : sessions)
-    attached += kv.second->verified ? 1 : 0;
+    attached += kv.second->attached ? 1 : 0;
   sd_notifyf (0, "STATUS=%zu sessions, %d attached", sessions.size (), attached);
 }
 
-Session *
+SessionProxy *
 Daemon::session_for_token (const std::string &name)
 {
   for (auto &kv : sessions)
@@ -531,25 +183,172 @@ Daemon::free_port ()
   return 0;
 }
 
-void
-Daemon::end_session (int id, const std::string &why)
+SessionProxy::~SessionProxy ()
 {
-  auto it = sessions.find (id);
-  if (it == sessions.end ())
-    return;
-  g_print ("session %d (%s) ends: %s\n", id, it->second->token_name.c_str (), why.c_str ());
-  std::unique_ptr<Session> s = std::move (it->second);
-  sessions.erase (it);
-  /* Tear down outside the bus callback that may have called us. */
-  Session *raw = s.release ();
-  g_idle_add ([] (gpointer p) -> gboolean {
-        delete static_cast<Session *> (p);
-        return G_SOURCE_REMOVE;
-      }, raw);
-  if (raw->bus_watch) {
-    g_source_remove (raw->bus_watch);
-    raw->bus_watch = 0;
+  if (io_watch)
+    g_source_remove (io_watch);
+  if (child_watch)
+    g_source_remove (child_watch);
+  if (fd >= 0)
+    close (fd);
+  if (welcome)
+    gst_structure_free (welcome);
+}
+
+void
+SessionProxy::send (GstStructure *msg)
+{
+  if (fd < 0 || !worker_send (fd, msg))
+    GST_WARNING ("session %d: its worker is not listening", id);
+}
+
+void
+SessionProxy::expect (const std::string &proof, int w, int h, const std::string &who)
+{
+  send (gst_structure_new ("expect", "proof", G_TYPE_STRING, proof.c_str (), "width", G_TYPE_INT, w,
+          "height", G_TYPE_INT, h, "client", G_TYPE_STRING, who.c_str (), nullptr));
+}
+
+void
+SessionProxy::handle (const GstStructure *msg)
+{
+  if (gst_structure_has_name (msg, "ready")) {
+    ready = true;
+    g_print ("session %d (%s): started on port %u, socket %s, worker %d\n", id, token_name.c_str (), port,
+        socket_name.c_str (), pid);
+    if (welcome) {
+      expect (welcome_proof, welcome_w, welcome_h, welcome_who);
+      d->reply (welcome);
+      welcome = nullptr;
+    }
+  } else if (gst_structure_has_name (msg, "failed")) {
+    const gchar *reason = gst_structure_get_string (msg, "reason");
+    ended_reason = std::string ("could not start: ") + (reason ? reason : "?");
+    if (welcome) {
+      g_print ("refused %s: the session could not start: %s\n", welcome_who.c_str (), reason ? reason : "?");
+      d->reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (welcome, "nonce"),
+              "reason", G_TYPE_STRING,
+              (std::string ("the session could not start: ") + (reason ? reason : "?")).c_str (), nullptr));
+      gst_structure_free (welcome);
+      welcome = nullptr;
+    }
+  } else if (gst_structure_has_name (msg, "status")) {
+    gboolean a = FALSE;
+    gst_structure_get_boolean (msg, "attached", &a);
+    const gchar *desc = gst_structure_get_string (msg, "describe");
+    const gchar *stats = gst_structure_get_string (msg, "stats");
+    const gchar *who = gst_structure_get_string (msg, "client");
+    (void) who;                 /* the worker logs attach and detach itself */
+    attached = a;
+    describe_line = desc ? desc : "";
+    stats_text = stats ? stats : "";
+    d->update_status ();
+  } else if (gst_structure_has_name (msg, "ended")) {
+    const gchar *reason = gst_structure_get_string (msg, "reason");
+    ended_reason = reason ? reason : "ended";
   }
+}
+
+/* Lines from a worker; its end (EOF) is handled by the child watch. */
+static gboolean
+worker_input (gint fd, GIOCondition cond, gpointer data)
+{
+  SessionProxy *p = static_cast<SessionProxy *> (data);
+  char buf[65536];
+  ssize_t n = read (fd, buf, sizeof buf);
+  if (n <= 0) {
+    p->io_watch = 0;
+    return G_SOURCE_REMOVE;
+  }
+  p->line_buf.append (buf, n);
+  size_t nl;
+  while ((nl = p->line_buf.find ('\n')) != std::string::npos) {
+    std::string line = p->line_buf.substr (0, nl);
+    p->line_buf.erase (0, nl + 1);
+    GstStructure *s = gst_structure_from_string (line.c_str (), nullptr);
+    if (s) {
+      p->handle (s);
+      gst_structure_free (s);
+    }
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+SessionProxy *
+Daemon::spawn_worker (const std::string &token, int w, int h, GError **error)
+{
+  int sv[2];
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "socketpair: %s", g_strerror (errno));
+    return nullptr;
+  }
+  auto p = std::make_unique<SessionProxy> ();
+  p->d = this;
+  p->id = next_id++;
+  p->token_name = token;
+  p->port = free_port ();
+  p->socket_name = "wayray-" + cfg.seat + "-" + std::to_string (p->id);
+  const gchar *argv[] = { self_exe.c_str (), "--session-worker=3", nullptr };
+  gint source_fds[] = { sv[1] }, target_fds[] = { 3 };
+  GPid pid = 0;
+  gboolean ok = g_spawn_async_with_pipes_and_fds (nullptr, argv, nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr,
+      nullptr, -1, -1, -1, source_fds, target_fds, 1, &pid, nullptr, nullptr, nullptr, error);
+  close (sv[1]);
+  if (!ok) {
+    close (sv[0]);
+    return nullptr;
+  }
+  p->pid = pid;
+  p->fd = sv[0];
+  p->io_watch = g_unix_fd_add (p->fd, (GIOCondition) (G_IO_IN | G_IO_HUP | G_IO_ERR), worker_input, p.get ());
+  p->child_watch = g_child_watch_add (pid, [] (GPid, gint status, gpointer data) {
+        SessionProxy *sp = static_cast<SessionProxy *> (data);
+        sp->child_watch = 0;
+        sp->d->worker_gone (sp, status);
+      }, p.get ());
+  p->send (gst_structure_new ("setup",
+          "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, token.c_str (), "port", G_TYPE_UINT, p->port,
+          "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, w, "height", G_TYPE_INT, h,
+          "seat", G_TYPE_STRING, cfg.seat.c_str (),
+          "command", G_TYPE_STRING, cfg.session_command.c_str (),
+          "keymap-layout", G_TYPE_STRING, cfg.keymap_layout.c_str (),
+          "listen-address", G_TYPE_STRING, cfg.listen_address.c_str (),
+          "certificate-file", G_TYPE_STRING, cfg.certificate_file.c_str (),
+          "private-key-file", G_TYPE_STRING, cfg.private_key_file.c_str (),
+          "video-encoder", G_TYPE_STRING, cfg.video_encoder.c_str (),
+          "framerate", G_TYPE_UINT, cfg.framerate,
+          "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
+          "pipeline-text", G_TYPE_STRING, server_file.text.c_str (), nullptr));
+  SessionProxy *raw = p.get ();
+  sessions[raw->id] = std::move (p);
+  return raw;
+}
+
+void
+Daemon::worker_gone (SessionProxy *p, int status)
+{
+  std::string why = p->ended_reason;
+  if (why.empty ()) {
+    if (WIFSIGNALED (status))
+      why = std::string ("its worker crashed (") + g_strsignal (WTERMSIG (status)) + ")";
+    else
+      why = "its worker exited with status " + std::to_string (WIFEXITED (status) ? WEXITSTATUS (status) : -1);
+  }
+  g_print ("session %d (%s) ends: %s\n", p->id, p->token_name.c_str (), why.c_str ());
+  if (WIFSIGNALED (status)) {
+    /* A crashed worker could not remove its Wayland socket. */
+    const gchar *dir = g_getenv ("XDG_RUNTIME_DIR");
+    if (dir) {
+      std::string sock = std::string (dir) + "/" + p->socket_name;
+      unlink (sock.c_str ());
+      unlink ((sock + ".lock").c_str ());
+    }
+  }
+  if (p->welcome) {
+    reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (p->welcome, "nonce"),
+            "reason", G_TYPE_STRING, ("the session could not start: " + why).c_str (), nullptr));
+  }
+  sessions.erase (p->id);
   update_status ();
 }
 
@@ -557,15 +356,16 @@ void
 Daemon::reply (GstStructure *msg)
 {
   control_source_push (door_out, msg);
-  /* One answer per connection; the next client replaces this one. */
-  door_answered = true;
 }
 
 void
 Daemon::on_hello (GstStructure *msg)
 {
-  if (door_answered)
-    return;                     /* one question per connection */
+  /* Every hello gets its answer, carrying the client's nonce: the answer
+   * goes to whoever is connected then, and only the asking client takes
+   * an answer with its own nonce. */
+  const gchar *nonce_s = gst_structure_get_string (msg, "nonce");
+  std::string nonce = nonce_s ? nonce_s : "";
   const gchar *token = gst_structure_get_string (msg, "token");
   const gchar *client = gst_structure_get_string (msg, "client");
   gint version = 0, w = 0, h = 0;
@@ -574,9 +374,10 @@ Daemon::on_hello (GstStructure *msg)
   gst_structure_get_int (msg, "height", &h);
   std::string who = std::string (client ? client : "client") + "@" + door_peer;
 
-  auto refuse = [this, &who] (const std::string &reason) {
+  auto refuse = [this, &who, &nonce] (const std::string &reason) {
     g_print ("refused %s: %s\n", who.c_str (), reason.c_str ());
-    reply (gst_structure_new ("refused", "reason", G_TYPE_STRING, reason.c_str (), nullptr));
+    reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, nonce.c_str (), "reason", G_TYPE_STRING,
+            reason.c_str (), nullptr));
   };
   if (!gst_structure_has_name (msg, "hello") || version != 1) {
     refuse ("not a WayRay version 1 hello");
@@ -594,52 +395,52 @@ Daemon::on_hello (GstStructure *msg)
     return;
   }
 
-  Session *s = session_for_token (name);
-  bool created = false;
-  if (!s) {
-    if (sessions.size () >= cfg.max_sessions) {
-      refuse ("the server has no room for another session (max-sessions)");
-      return;
-    }
-    guint port = free_port ();
-    if (!port) {
-      refuse ("no free session port (session-ports)");
-      return;
-    }
-    auto ns = std::make_unique<Session> ();
-    ns->d = this;
-    ns->id = next_id++;
-    ns->token_name = name;
-    ns->port = port;
-    ns->width = w;
-    ns->height = h;
-    ns->socket_name = "wayray-" + cfg.seat + "-" + std::to_string (ns->id);
-    GError *e = nullptr;
-    if (!ns->start (&e)) {
-      g_printerr ("could not start a session for %s: %s\n", name.c_str (), e->message);
-      refuse (std::string ("the session could not start: ") + e->message);
-      g_error_free (e);
-      return;
-    }
-    s = ns.get ();
-    sessions[s->id] = std::move (ns);
-    created = true;
-    g_print ("session %d (%s): started on port %u, socket %s\n", s->id, name.c_str (), s->port,
-        s->socket_name.c_str ());
+  SessionProxy *s = session_for_token (name);
+  std::string ticket = random_hex (16);
+  std::string proof = ticket_proof (token, ticket);
+  auto welcome = [&] (SessionProxy *p, bool created) {
+    return gst_structure_new ("welcome", "nonce", G_TYPE_STRING, nonce.c_str (), "session", G_TYPE_INT, p->id,
+        "port", G_TYPE_UINT, p->port, "ticket", G_TYPE_STRING, ticket.c_str (),
+        "fingerprint", G_TYPE_STRING, fingerprint.c_str (), "new-session", G_TYPE_BOOLEAN, created,
+        "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr);
+  };
+  if (s && s->ready) {
+    s->expect (proof, w, h, who);
+    reply (welcome (s, FALSE));
+    return;
   }
-  s->pending_ticket = random_hex (16);
-  s->ticket_ok = false;
-  s->ups_at_welcome = s->ups;
-  s->pending_w = w;
-  s->pending_h = h;
-  s->pending_client = who;
-  reply (gst_structure_new ("welcome",
-          "session", G_TYPE_INT, s->id,
-          "port", G_TYPE_UINT, s->port,
-          "ticket", G_TYPE_STRING, s->pending_ticket.c_str (),
-          "fingerprint", G_TYPE_STRING, fingerprint.c_str (),
-          "new-session", G_TYPE_BOOLEAN, created,
-          "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr));
+  if (s) {
+    /* Still starting: this hello's answer replaces the one waiting. */
+    if (s->welcome)
+      gst_structure_free (s->welcome);
+    s->welcome = welcome (s, TRUE);
+    s->welcome_proof = proof;
+    s->welcome_w = w;
+    s->welcome_h = h;
+    s->welcome_who = who;
+    return;
+  }
+  if (sessions.size () >= cfg.max_sessions) {
+    refuse ("the server has no room for another session (max-sessions)");
+    return;
+  }
+  if (!free_port ()) {
+    refuse ("no free session port (session-ports)");
+    return;
+  }
+  /* A new session: its worker answers once it listens. */
+  GError *e = nullptr;
+  s = spawn_worker (name, w, h, &e);
+  if (!s) {
+    refuse (std::string ("the session could not start: ") + e->message);
+    g_error_free (e);
+    return;
+  }
+  s->welcome = welcome (s, TRUE);
+  s->welcome_proof = proof;
+  s->welcome_w = w;
+  s->welcome_h = h;
+  s->welcome_who = who;
   update_status ();
 }
 
@@ -662,10 +463,8 @@ door_bus (GstBus *bus, GstMessage *msg, gpointer data)
         gboolean up = FALSE;
         gst_structure_get_boolean (st, "connected", &up);
         const gchar *peer = gst_structure_get_string (st, "peer");
-        if (up) {
+        if (up)
           d->door_peer = peer ? peer : "?";
-          d->door_answered = false;
-        }
       }
       break;
     }
@@ -715,7 +514,8 @@ Daemon::start_front_door (GError **error)
               if (msg) {
                 d->on_hello (msg);
                 gst_structure_free (msg);
-              } else if (!d->door_answered) {
+              } else if (g_get_monotonic_time () - d->last_malformed_us > G_USEC_PER_SEC) {
+                d->last_malformed_us = g_get_monotonic_time ();
                 g_print ("refused client@%s: malformed hello\n", d->door_peer.c_str ());
                 d->reply (gst_structure_new ("refused", "reason", G_TYPE_STRING, "malformed hello", nullptr));
               }
@@ -726,7 +526,6 @@ Daemon::start_front_door (GError **error)
   GstBus *bus = gst_element_get_bus (door);
   door_watch = gst_bus_add_watch (bus, door_bus, this);
   gst_object_unref (bus);
-  door_answered = false;
   if (gst_element_set_state (door, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
         "could not listen on port %u (in use? certificate unreadable?)", cfg.port);
@@ -770,33 +569,37 @@ Daemon::handle_command (const std::string &line)
   std::string cmd = argv[0] ? argv[0] : "";
   std::string arg = (argv[0] && argv[1]) ? argv[1] : "";
   g_strfreev (argv);
-  auto find = [this, &arg] () -> Session * {
+  auto find = [this, &arg] () -> SessionProxy * {
     auto it = sessions.find (atoi (arg.c_str ()));
     return it == sessions.end () ? nullptr : it->second.get ();
+  };
+  auto listing = [] (SessionProxy *p) {
+    if (!p->describe_line.empty ())
+      return p->describe_line + " worker=" + std::to_string (p->pid);
+    return std::to_string (p->id) + " token=" + p->token_name + " state=starting port=" + std::to_string (p->port)
+        + " socket=" + p->socket_name + " worker=" + std::to_string (p->pid);
   };
 
   if (cmd == "list") {
     std::string out;
     for (auto &kv : sessions)
-      out += kv.second->describe () + "\n";
+      out += listing (kv.second.get ()) + "\n";
     return out + "ok\n";
   }
   if (cmd == "detach" || cmd == "end" || cmd == "stats") {
-    Session *s = find ();
+    SessionProxy *s = find ();
     if (!s)
       return "error: no session '" + arg + "' (see 'wayrayctl list')\n";
-    if (cmd == "stats")
-      return s->stats () + "ok\n";
+    if (cmd == "stats") {
+      /* The worker's figures, at most two seconds old. */
+      std::string text = s->stats_text.empty () ? listing (s) + "\n" : s->stats_text;
+      return text + "ok\n";
+    }
     if (cmd == "detach") {
-      s->send_control (gst_structure_new ("detached", "reason", G_TYPE_STRING,
-              "detached by the administrator", nullptr));
-      s->close_gate ("detached by the administrator");
-      s->pending_ticket.clear ();
-      s->client.clear ();
+      s->send (gst_structure_new ("detach", "reason", G_TYPE_STRING, "detached by the administrator", nullptr));
       return "ok\n";
     }
-    s->send_control (gst_structure_new ("detached", "reason", G_TYPE_STRING, "the session was ended", nullptr));
-    end_session (s->id, "ended by the administrator");
+    s->send (gst_structure_new ("end", "reason", G_TYPE_STRING, "ended by the administrator", nullptr));
     return "ok\n";
   }
   return "error: unknown command '" + cmd + "' (list, detach ID, end ID, stats ID)\n";
@@ -863,7 +666,10 @@ main (int argc, char **argv)
 {
   gchar *seat = nullptr, *config = nullptr;
   gboolean check = FALSE;
+  gint worker_fd = -1;
   GOptionEntry entries[] = {
+    {"session-worker", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &worker_fd,
+        "Run one session, talking to wayrayd on FD (started by wayrayd itself)", "FD"},
     {"seat", 's', 0, G_OPTION_ARG_STRING, &seat, "Seat name (default: 'default'); selects /etc/wayray/SEAT.conf", "NAME"},
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (GKeyFile)", "FILE"},
     {"check", 0, 0, G_OPTION_ARG_NONE, &check, "Check the configuration and pipeline file, then exit", nullptr},
@@ -880,6 +686,10 @@ main (int argc, char **argv)
   g_option_context_free (ctx);
   GST_DEBUG_CATEGORY_INIT (wayrayd_debug, "wayrayd", 0, "WayRay seat daemon");
   signal (SIGPIPE, SIG_IGN);
+  /* One line at a time into the journal (or a log file), workers included. */
+  setvbuf (stdout, nullptr, _IOLBF, 0);
+  if (worker_fd >= 0)
+    return session_worker_main (worker_fd);
 
   Daemon d;
   the_daemon = &d;
@@ -907,6 +717,10 @@ main (int argc, char **argv)
   }
   g_print ("wayrayd: control socket %s\n", d.cfg.control_socket.c_str ());
 
+  gchar *exe = g_file_read_link ("/proc/self/exe", nullptr);
+  d.self_exe = exe ? exe : argv[0];
+  g_free (exe);
+
   d.loop = g_main_loop_new (nullptr, FALSE);
   g_unix_signal_add (SIGTERM, on_signal, d.loop);
   g_unix_signal_add (SIGINT, on_signal, d.loop);
@@ -916,6 +730,16 @@ main (int argc, char **argv)
       }, &d);
   g_main_loop_run (d.loop);
 
+  /* End every session and wait (a while) for the workers. */
+  for (auto &kv : d.sessions)
+    kv.second->send (gst_structure_new ("end", "reason", G_TYPE_STRING, "the server is stopping", nullptr));
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (!d.sessions.empty () && g_get_monotonic_time () < deadline)
+    g_main_context_iteration (nullptr, FALSE) || (g_usleep (10000), true);
+  for (auto &kv : d.sessions) {
+    kill (kv.second->pid, SIGKILL);
+    waitpid (kv.second->pid, nullptr, 0);
+  }
   d.sessions.clear ();
   if (d.door) {
     gst_element_set_state (d.door, GST_STATE_NULL);

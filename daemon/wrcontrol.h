@@ -10,6 +10,7 @@
 #include <gst/gst.h>
 
 #include <functional>
+#include <string>
 
 namespace wayray {
 
@@ -40,6 +41,11 @@ GstStructure *control_message_pull (GstAppSink *sink);
  * already linked, and drains any other stream into a fakesink so an
  * unexpected stream cannot stall or fail the pipeline. */
 void link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target);
+
+/* What a client sends on the session port instead of the bare ticket:
+ * hex SHA-256 of the token followed by the ticket. A ticket that reached
+ * the wrong hands is worthless without the token. */
+std::string ticket_proof (const std::string &token, const std::string &ticket);
 
 /* Runs @fn on the default main context (call from any thread). */
 void run_on_main (std::function<void ()> fn);

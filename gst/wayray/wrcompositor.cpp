@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1140,8 +1141,10 @@ Compositor::Impl::set_cursor_surface (wlr_surface *surface, int hx, int hy)
 static void
 exec_child_setup (gpointer)
 {
-  /* Its own process group, so stopping ends everything it started. */
+  /* Its own process group, so stopping ends everything it started; and
+   * if this process dies without stopping (a crash), it gets SIGTERM. */
   setpgid (0, 0);
+  prctl (PR_SET_PDEATHSIG, SIGTERM);
   signal (SIGPIPE, SIG_DFL);
 }
 

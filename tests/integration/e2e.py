@@ -213,7 +213,7 @@ def main():
     env.pop("DISPLAY", None)
 
     tokens = {}
-    for name in ("alice", "bob"):
+    for name in ("alice", "bob", "carol"):
         out = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", name], env=env, capture_output=True,
                              text=True)
         tokens[name] = out.stdout.strip()
@@ -323,7 +323,8 @@ def main():
         c = Client(env, base, tokens["bob"], "1024x768")
         clients.append(c)
         check("a second token gets a second session",
-              c.expect(r"state attached .* new=1 size=1024x768") is not None, "\n".join(c.lines))
+              c.expect(r"state attached .* new=1 size=1024x768") is not None,
+              "\n".join(c.lines) + "\ndaemon:\n" + log()[-2000:])
         rows = sessions(env, cfg)
         check("two sessions run at once", len(rows) == 2, str(rows))
         b.quit()                   # else it would reconnect and start a new session
@@ -352,6 +353,38 @@ def main():
         out = subprocess.run([WAYRAYCTL, "--config", cfg, "end", "999"], env=env, capture_output=True, text=True)
         check("wayrayctl names a missing session", out.returncode == 1 and "no session '999'" in out.stderr,
               out.stderr)
+
+        # --- a session that crashes takes nothing else with it ------------------
+        k = Client(env, base, tokens["carol"], "800x600")
+        clients.append(k)
+        check("a third token gets a session of its own", k.expect(r"state attached .* new=1") is not None,
+              "\n".join(k.lines))
+        # Listings refresh every two seconds; wait for the application's pid.
+        carol = []
+        wait_for(lambda: carol.extend(r for r in sessions(env, cfg) if r.get("token") == "carol"
+                                      and r.get("pid", "0") != "0") or carol)
+        worker = int(carol[0].get("worker", "0")) if carol else 0
+        if worker:
+            os.kill(worker, signal.SIGSEGV)
+        gone = wait_for(lambda: [r.get("token") for r in sessions(env, cfg)] == ["bob"])
+        check("a crashing session worker ends only its own session", gone and "its worker crashed" in log(),
+              str(sessions(env, cfg)) + log()[-400:])
+        app = int(carol[0].get("pid", "0")) if carol else 0
+        check("the crashed session's application does not linger",
+              app > 0 and wait_for(lambda: not os.path.exists("/proc/%d" % app)))
+        check("nor does its Wayland socket",
+              carol and not os.path.exists(os.path.join(run, carol[0].get("socket", "?"))))
+        k.quit()
+        c2 = Client(env, base, tokens["bob"], "1024x768")
+        clients.append(c2)
+        check("the other session is reattached after the crash",
+              c2.expect(r"state attached .* new=0") is not None, "\n".join(c2.lines))
+        time.sleep(0.5)
+        marker3 = os.path.join(tmp, "typed3.txt")
+        c2.send("type echo after-crash > %s\\n" % marker3)
+        check("and still takes input",
+              wait_for(lambda: os.path.exists(marker3) and open(marker3).read().strip() == "after-crash"))
+        c2.quit()
         # --- a window client under Xvfb: input from the window --------------
         if shutil.which("Xvfb") and shutil.which("xdotool"):
             window_client(env, base, tokens["alice"], tmp, clients)

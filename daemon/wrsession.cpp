@@ -1,0 +1,374 @@
+/* A session and its gates.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrsession.h"
+
+#include "wrcontrol.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/video/video.h>
+
+#include <sstream>
+
+GST_DEBUG_CATEGORY_EXTERN (wayrayd_debug);
+#define GST_CAT_DEFAULT wayrayd_debug
+
+namespace wayray {
+
+static bool
+equal_secret (const std::string &a, const std::string &b)
+{
+  if (a.size () != b.size ())
+    return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size (); i++)
+    diff |= a[i] ^ b[i];
+  return diff == 0;
+}
+
+Session::~Session ()
+{
+  if (bus_watch)
+    g_source_remove (bus_watch);
+  if (pipeline) {
+    GstBus *bus = gst_element_get_bus (pipeline);
+    gst_bus_set_sync_handler (bus, nullptr, nullptr, nullptr);
+    gst_object_unref (bus);
+    gst_element_set_state (pipeline, GST_STATE_NULL);
+    gst_object_unref (pipeline);
+  }
+  for (GstElement *e : { src, size, gate, net, netin })
+    if (e)
+      gst_object_unref (e);
+  for (GstElement *e : gates)
+    gst_object_unref (e);
+}
+
+void
+Session::set_gates (bool open)
+{
+  for (GstElement *g : gates)
+    g_object_set (g, "drop", !open, nullptr);
+}
+
+void
+Session::close_gate (const char *why)
+{
+  set_gates (false);
+  if (verified.exchange (false))
+    GST_INFO ("session %d: gate closed (%s)", id, why);
+}
+
+void
+Session::open_gate ()
+{
+  verified = true;
+  set_gates (true);
+  /* A full refresh for the new client: wayraysrc repaints everything, the
+   * tile encoder forgets what the previous client held, video encoders
+   * start with a key frame. */
+  for (GstElement *g : gates) {
+    GstPad *sinkpad = gst_element_get_static_pad (g, "sink");
+    gst_pad_push_event (sinkpad, gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 0));
+    gst_object_unref (sinkpad);
+  }
+}
+
+void
+Session::set_size (int w, int h)
+{
+  if (w == width && h == height)
+    return;
+  width = w;
+  height = h;
+  gchar *caps = g_strdup_printf ("video/x-raw,width=%d,height=%d,framerate=%u/1", w, h, host->config ().framerate);
+  GstCaps *c = gst_caps_from_string (caps);
+  g_object_set (size, "caps", c, nullptr);
+  gst_caps_unref (c);
+  g_free (caps);
+}
+
+void
+Session::send_control (GstStructure *msg)
+{
+  control_source_push (ctl, msg);
+}
+
+void
+Session::on_ticket (GstStructure *msg)
+{
+  const gchar *proof = gst_structure_get_string (msg, "proof");
+  if (!gst_structure_has_name (msg, "ticket") || !proof || pending_ticket.empty () ||
+      !equal_secret (proof, pending_ticket)) {
+    GST_WARNING ("session %d: wrong or stale ticket from the session port; ignored", id);
+    return;
+  }
+  pending_ticket.clear ();
+  ticket_ok = true;
+  try_attach ();
+}
+
+void
+Session::try_attach ()
+{
+  if (!ticket_ok || unhandled > 0 || !peer_up)
+    return;                     /* the connection's own events are still due */
+  guint64 since = ups - ups_at_welcome;
+  if (since == 0)
+    return;
+  ticket_ok = false;
+  if (since > 1) {
+    /* Someone else connected between the welcome and now: the ticket's
+     * connection is gone, and the current one has not earned it. */
+    g_print ("session %d (%s): another connection came before %s's ticket; not attaching\n", id,
+        token_name.c_str (), pending_client.c_str ());
+    return;
+  }
+  attach ();
+}
+
+void
+Session::attach ()
+{
+  set_size (pending_w, pending_h);
+  client = pending_client;
+  attaches++;
+  open_gate ();
+  g_print ("session %d (%s): attached %s at %dx%d\n", id, token_name.c_str (), client.c_str (), width, height);
+  host->session_changed (id);
+}
+
+static void
+on_netin_pad (GstElement *netin, GstPad *pad, gpointer data)
+{
+  link_stream_pad (netin, pad, "ticket", static_cast<Session *> (data)->ticket_sink);
+}
+
+static GstPadProbeReturn
+drop_unverified_input (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+  Session *s = static_cast<Session *> (data);
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
+  if (!s->verified && (GST_EVENT_TYPE (ev) == GST_EVENT_NAVIGATION || gst_video_event_is_force_key_unit (ev)))
+    return GST_PAD_PROBE_DROP;
+  return GST_PAD_PROBE_OK;
+}
+
+/* Closes the gate the moment a connection changes, on the thread that
+ * reports it, before any frame can reach an unverified peer. */
+static GstBusSyncReply
+session_sync_handler (GstBus *bus, GstMessage *msg, gpointer data)
+{
+  Session *s = static_cast<Session *> (data);
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT) {
+    const GstStructure *st = gst_message_get_structure (msg);
+    if (gst_structure_has_name (st, "wayray-quic-connection") && GST_MESSAGE_SRC (msg) == GST_OBJECT (s->net)) {
+      gboolean up = FALSE;
+      gst_structure_get_boolean (st, "connected", &up);
+      s->verified = false;
+      s->set_gates (false);
+      s->peer_up = up;
+      if (up)
+        s->ups++;
+      s->unhandled++;
+    }
+  }
+  return GST_BUS_PASS;
+}
+
+static gboolean
+session_bus (GstBus *bus, GstMessage *msg, gpointer data)
+{
+  Session *s = static_cast<Session *> (data);
+  SessionHost *host = s->host;
+  int id = s->id;
+  switch (GST_MESSAGE_TYPE (msg)) {
+    case GST_MESSAGE_ERROR: {
+      GError *err = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_error (msg, &err, &dbg);
+      std::string why = std::string (GST_OBJECT_NAME (GST_MESSAGE_SRC (msg))) + ": " + err->message;
+      GST_ERROR ("session %d: %s (%s)", id, err->message, dbg ? dbg : "");
+      g_error_free (err);
+      g_free (dbg);
+      s->bus_watch = 0;
+      host->session_ended (id, "pipeline error: " + why);
+      return G_SOURCE_REMOVE;
+    }
+    case GST_MESSAGE_ELEMENT: {
+      const GstStructure *st = gst_message_get_structure (msg);
+      if (gst_structure_has_name (st, "wayraysrc-exec-exited")) {
+        s->bus_watch = 0;
+        host->session_ended (id, "the session command ended");
+        return G_SOURCE_REMOVE;
+      }
+      if (gst_structure_has_name (st, "wayray-quic-connection") && GST_MESSAGE_SRC (msg) == GST_OBJECT (s->net)) {
+        /* The gate itself was closed by the sync handler; this only keeps
+         * the books (and may be late: a newer connection may be up). */
+        gboolean up = FALSE;
+        gst_structure_get_boolean (st, "connected", &up);
+        const gchar *reason = gst_structure_get_string (st, "reason");
+        s->unhandled--;
+        if (up)
+          s->try_attach ();
+        else if (!s->peer_up && !s->client.empty ()) {
+          g_print ("session %d (%s): %s detached (%s); the session keeps running\n", id,
+              s->token_name.c_str (), s->client.c_str (), reason ? reason : "disconnected");
+          s->client.clear ();
+        }
+        host->session_changed (id);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+bool
+Session::start (GError **error)
+{
+  const std::string &path = host->server_file ().path;
+  Variables vars = session_variables (host->config (), id, socket_name, width, height, port);
+  pipeline = load_pipeline (host->server_file (), vars, error);
+  if (!pipeline)
+    return false;
+  if (!(src = require_element (pipeline, path, "src", "wayraysrc", error)) ||
+      !(size = require_element (pipeline, path, "size", "capsfilter", error)) ||
+      !(gate = require_element (pipeline, path, "gate", "valve", error)) ||
+      !(net = require_element (pipeline, path, "net", "quicsink", error)) ||
+      !(netin = require_element (pipeline, path, "netin", "quicsrc", error)))
+    return false;
+
+  /* The daemon's own streams: notices to the client, tickets from it. */
+  ctl = control_source_new ("wayrayd-notice");
+  ticket_sink = control_sink_new ("wayrayd-ticket");
+  gst_bin_add_many (GST_BIN (pipeline), ctl, ticket_sink, nullptr);
+  if (!link_to_stream (ctl, net, "notice")) {
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_NEGOTIATION,
+        "%s: the quicsink 'net' has no room for the daemon's notice stream", path.c_str ());
+    return false;
+  }
+  g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
+  g_signal_connect (ticket_sink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
+        Session *s = static_cast<Session *> (data);
+        GstStructure *msg = control_message_pull (sink);
+        if (!msg)
+          return GST_FLOW_OK;
+        int id = s->id;
+        SessionHost *host = s->host;
+        run_on_main ([host, id, msg] {
+              if (Session *found = host->find_session (id))
+                found->on_ticket (msg);
+              gst_structure_free (msg);
+            });
+        return GST_FLOW_OK;
+      }), this);
+
+  /* Every valve whose name starts with "gate" guards a stream. */
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
+    GstElementFactory *f = gst_element_get_factory (e);
+    if (f && g_strcmp0 (GST_OBJECT_NAME (f), "valve") == 0 && g_str_has_prefix (GST_OBJECT_NAME (e), "gate"))
+      gates.push_back (GST_ELEMENT (gst_object_ref (e)));
+    g_value_reset (&v);
+  }
+  g_value_unset (&v);
+  gst_iterator_free (it);
+  set_gates (false);
+  for (GstElement *g : gates) {
+    GstPad *gatesrc = gst_element_get_static_pad (g, "src");
+    gst_pad_add_probe (gatesrc, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, drop_unverified_input, this, nullptr);
+    gst_object_unref (gatesrc);
+  }
+
+  GstBus *bus = gst_element_get_bus (pipeline);
+  gst_bus_set_sync_handler (bus, session_sync_handler, this, nullptr);
+  bus_watch = gst_bus_add_watch (bus, session_bus, this);
+  gst_object_unref (bus);
+
+  if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    GstMessage *m = gst_bus_pop_filtered (gst_element_get_bus (pipeline), GST_MESSAGE_ERROR);
+    GError *err = nullptr;
+    if (m)
+      gst_message_parse_error (m, &err, nullptr);
+    g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE, "session pipeline would not start: %s",
+        err ? err->message : "unknown error");
+    g_clear_error (&err);
+    if (m)
+      gst_message_unref (m);
+    return false;
+  }
+  created_us = g_get_monotonic_time ();
+  return true;
+}
+
+std::string
+Session::describe ()
+{
+  int pid = 0;
+  guint64 frames = 0;
+  g_object_get (src, "exec-pid", &pid, "frames-pushed", &frames, nullptr);
+  std::ostringstream o;
+  o << id << " token=" << token_name << " state=" << (verified ? "attached" : "detached")
+    << " client=" << (client.empty () ? "-" : client) << " size=" << width << "x" << height << " port=" << port
+    << " socket=" << socket_name << " pid=" << pid << " frames=" << frames
+    << " uptime=" << (g_get_monotonic_time () - created_us) / G_USEC_PER_SEC << "s"
+    << " attaches=" << attaches;
+  return o.str ();
+}
+
+std::string
+Session::stats ()
+{
+  /* Every element of the pipeline that keeps statistics (transport, tiler,
+   * tile encoder, ...), one line each. */
+  std::string out = describe () + "\n";
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
+    GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (e), "stats");
+    if (ps && ps->value_type == GST_TYPE_STRUCTURE) {
+      GstStructure *st = nullptr;
+      g_object_get (e, "stats", &st, nullptr);
+      if (st) {
+        gchar *str = gst_structure_to_string (st);
+        out += std::string (GST_OBJECT_NAME (e)) + ": " + str + "\n";
+        g_free (str);
+        gst_structure_free (st);
+      }
+    }
+    g_value_reset (&v);
+  }
+  g_value_unset (&v);
+  gst_iterator_free (it);
+  return out;
+}
+
+void
+Session::expect (const std::string &proof, int w, int h, const std::string &who)
+{
+  pending_ticket = proof;
+  pending_w = w;
+  pending_h = h;
+  pending_client = who;
+  ticket_ok = false;
+  ups_at_welcome = ups;
+}
+
+void
+Session::detach (const std::string &reason)
+{
+  send_control (gst_structure_new ("detached", "reason", G_TYPE_STRING, reason.c_str (), nullptr));
+  close_gate (reason.c_str ());
+  pending_ticket.clear ();
+  client.clear ();
+  host->session_changed (id);
+}
+
+}  // namespace wayray

@@ -1,0 +1,89 @@
+/* A session: one wayraysrc compositor with the session command, inside the
+ * server pipeline file, whose display is gated until its client presents
+ * the ticket of its last welcome. A session lives in a worker process of
+ * its own (see wrworker.cpp), so nothing that happens in it reaches another
+ * session.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "wrdaemon.h"
+
+#include <gst/gst.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace wayray {
+
+struct Session;
+
+/* What a session needs from the process that holds it. */
+class SessionHost {
+ public:
+  virtual ~SessionHost () = default;
+  virtual const DaemonConfig &config () = 0;
+  virtual const PipelineFile &server_file () = 0;
+  /* The session cannot go on (pipeline error, its command ended). */
+  virtual void session_ended (int id, const std::string &why) = 0;
+  /* Attached, detached: listings should change. */
+  virtual void session_changed (int id) = 0;
+  /* The session @id if it still exists (for callbacks that outlive it). */
+  virtual Session *find_session (int id) = 0;
+};
+
+struct Session {
+  SessionHost *host = nullptr;
+  int id = 0;
+  std::string token_name;
+  guint port = 0;
+  std::string socket_name;
+  int width = 0, height = 0;
+  gint64 created_us = 0;
+
+  GstElement *pipeline = nullptr;
+  GstElement *src = nullptr, *size = nullptr, *gate = nullptr, *net = nullptr, *netin = nullptr;
+  std::vector<GstElement *> gates;   /* every valve named gate*: display, video, ... */
+  GstElement *ctl = nullptr, *ticket_sink = nullptr;
+  guint bus_watch = 0;
+
+  /* Attachment, main thread only (except `verified`, read by probes). */
+  std::string pending_ticket;
+  int pending_w = 0, pending_h = 0;
+  std::string pending_client;
+  std::atomic<bool> verified { false };
+  /* Connection events of the session port, counted by the bus sync handler
+   * (which also closes the gates on every change) as they happen:
+   * `peer_up` is the latest state, `ups` the connections so far,
+   * `unhandled` the events the main loop has not seen yet. */
+  std::atomic<bool> peer_up { false };
+  std::atomic<guint64> ups { 0 };
+  std::atomic<int> unhandled { 0 };
+  /* A valid ticket arrived. It counts for exactly one connection: the first
+   * one after its welcome (`ups_at_welcome`). The ticket and the events
+   * telling of that connection reach the main loop in either order. */
+  bool ticket_ok = false;
+  guint64 ups_at_welcome = 0;
+  void try_attach ();
+  std::string client;           /* who is attached, for listings */
+  guint64 attaches = 0;
+
+  ~Session ();
+  bool start (GError **error);
+  void close_gate (const char *why);
+  void set_gates (bool open);
+  void open_gate ();
+  void set_size (int w, int h);
+  void on_ticket (GstStructure *msg);
+  void attach ();
+  void send_control (GstStructure *msg);
+  std::string describe ();
+  std::string stats ();
+  /* The next client proves its token with ticket_proof (token, ticket). */
+  void expect (const std::string &proof, int w, int h, const std::string &client);
+  void detach (const std::string &reason);
+};
+
+}  // namespace wayray
