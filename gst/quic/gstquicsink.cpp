@@ -704,6 +704,8 @@ gst_quic_sink_class_init (GstQuicSinkClass * klass)
   element_class->set_context = GST_DEBUG_FUNCPTR (gst_quic_sink_set_context);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,width=640,height=480 ! quicsink mode=server port=4433");
   gst_element_class_set_static_metadata (element_class, "WayRay QUIC sink", "Sink/Network",
       "Sends streams to a WayRay peer over QUIC (TCP+TLS fallback)", "WayRay developers");
 

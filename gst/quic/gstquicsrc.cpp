@@ -673,6 +673,8 @@ gst_quic_src_class_init (GstQuicSrcClass * klass)
   element_class->set_context = GST_DEBUG_FUNCPTR (gst_quic_src_set_context);
 
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 quicsrc mode=client host=127.0.0.1 port=4433 ! videoconvert ! autovideosink sync=false");
   gst_element_class_set_static_metadata (element_class, "WayRay QUIC source", "Source/Network",
       "Receives streams from a WayRay peer over QUIC (TCP+TLS fallback)", "WayRay developers");
 

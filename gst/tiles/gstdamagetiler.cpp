@@ -863,6 +863,8 @@ gst_wayray_damage_tiler_class_init (GstWayrayDamageTilerClass * klass)
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &tiles_template);
   gst_element_class_add_static_pad_template (element_class, &video_template);
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 wayraysrc exec=foot ! damagetiler ! wayraytileenc ! wayraytiledec ! wayraycompositor ! videoconvert ! autovideosink");
   gst_element_class_set_static_metadata (element_class, "WayRay damage tiler",
       "Filter/Video",
       "Aligns damage to tiles, drops unchanged tiles, splits static (lossless) from "

@@ -691,6 +691,8 @@ gst_wayray_compositor_class_init (GstWayrayCompositorClass * klass)
   gst_element_class_add_static_pad_template (element_class, &video_template);
   gst_element_class_add_static_pad_template (element_class, &cursor_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 videotestsrc pattern=ball is-live=true ! video/x-raw,format=BGRx ! damagetiler ! wayraytileenc ! wayraytiledec ! wayraycompositor ! videoconvert ! autovideosink");
   gst_element_class_set_static_metadata (element_class, "WayRay client compositor",
       "Filter/Editor/Video/Compositor",
       "Keeps the client framebuffer: applies tile updates, places video regions, draws "

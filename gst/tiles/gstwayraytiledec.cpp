@@ -377,6 +377,8 @@ gst_wayray_tile_dec_class_init (GstWayrayTileDecClass * klass)
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,format=BGRx,width=640,height=480 ! wayraytileenc ! wayraytiledec ! videoconvert ! autovideosink");
   gst_element_class_set_static_metadata (element_class, "WayRay tile decoder",
       "Codec/Decoder/Video",
       "Validating decoder for WayRay tile messages into a BGRx framebuffer",

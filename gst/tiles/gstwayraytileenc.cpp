@@ -438,6 +438,8 @@ gst_wayray_tile_enc_class_init (GstWayrayTileEncClass * klass)
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_add_static_metadata (element_class, "example",
+      "gst-launch-1.0 videotestsrc is-live=true ! video/x-raw,format=BGRx,width=640,height=480 ! wayraytileenc compression=lz4 ! fakesink");
   gst_element_class_set_static_metadata (element_class, "WayRay tile encoder",
       "Codec/Encoder/Video", "Lossless encoder for damaged screen tiles (WayRay tile format)",
       "WayRay developers");
