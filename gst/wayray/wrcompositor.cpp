@@ -317,6 +317,8 @@ struct Compositor::Impl {
   /* -- input -- */
   void process_motion (guint32 time);
   void inject_key (guint32 keycode, bool pressed);
+  void cycle_views ();
+  bool alt_tab_down = false;
   bool keysym_to_keycode (xkb_keysym_t sym, guint32 *keycode, guint32 *level);
 
   /* -- cursor -- */
@@ -1007,8 +1009,37 @@ Compositor::Impl::inject_key (guint32 keycode, bool pressed)
   ev.update_state = true;
   ev.state = pressed ? WL_KEYBOARD_KEY_STATE_PRESSED : WL_KEYBOARD_KEY_STATE_RELEASED;
   wlr_keyboard_notify_key (kb, &ev);
+
+  /* Alt+Tab belongs to the compositor: with every window full screen, it is
+   * how a user gets to another one. The Tab press and its release never
+   * reach the application. */
+  const guint32 KEY_TAB = 15;
+  if (keycode == KEY_TAB && (wlr_keyboard_get_modifiers (kb) & WLR_MODIFIER_ALT)) {
+    if (pressed) {
+      alt_tab_down = true;
+      cycle_views ();
+    }
+    return;
+  }
+  if (keycode == KEY_TAB && !pressed && alt_tab_down) {
+    alt_tab_down = false;       /* Alt was let go first */
+    return;
+  }
   wlr_seat_keyboard_notify_modifiers (seat, &kb->modifiers);
   wlr_seat_keyboard_notify_key (seat, ev.time_msec, keycode, ev.state);
+}
+
+void
+Compositor::Impl::cycle_views ()
+{
+  /* The bottom-most mapped window comes to the top, so repeated presses
+   * walk through all of them. */
+  View *next = nullptr;
+  for (View *v : views)
+    if (v->mapped)
+      next = v;
+  if (next && next != top_view ())
+    focus_view (next);
 }
 
 /* ---- Cursor ----------------------------------------------------------- */

@@ -459,6 +459,41 @@ GST_START_TEST (test_navigation_reaches_client)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_alt_tab_switches_windows)
+{
+  Session s;
+  s.client->send ("fill ff0000");
+  s.client->send ("commit");
+  discard (pull_until_pixel (s.h, 640, 100, 100, 0xff0000));
+  TestClient second (socket_name (s.h));
+  second.expect ("ready 640 480");
+  second.expect ("keyboard-enter");
+  second.send ("fill 0000ff");
+  second.send ("commit");
+  discard (pull_until_pixel (s.h, 640, 100, 100, 0x0000ff));     /* newest on top */
+
+  auto alt_tab = [&] () {
+    GstEvent *ev;
+    for (auto [code, down] : { std::pair<guint, bool> {56, true}, {15, true}, {15, false}, {56, false} }) {
+      ev = down ? gst_navigation_event_new_key_press ("x", (GstNavigationModifierType) 0)
+                : gst_navigation_event_new_key_release ("x", (GstNavigationModifierType) 0);
+      gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, code, nullptr);
+      push_nav (s.h, ev);
+    }
+  };
+  alt_tab ();
+  s.client->expect ("keyboard-enter");
+  discard (pull_until_pixel (s.h, 640, 100, 100, 0xff0000));
+  alt_tab ();
+  second.expect ("keyboard-enter");
+  discard (pull_until_pixel (s.h, 640, 100, 100, 0x0000ff));
+  /* The compositor kept Tab for itself: no client saw key 15. */
+  for (auto *c : { s.client, &second })
+    for (auto &line : c->seen)
+      fail_if (line.rfind ("key 15 ", 0) == 0, "Tab reached a client: %s", line.c_str ());
+}
+GST_END_TEST;
+
 GST_START_TEST (test_keymap_layout)
 {
   /* On a German layout the "z" keysym sits where "y" is on US keyboards. */
@@ -844,6 +879,7 @@ wayraysrc_suite (void)
   tcase_add_test (tc, test_idle_pushes_nothing);
   tcase_add_test (tc, test_force_key_unit_full_damage);
   tcase_add_test (tc, test_navigation_reaches_client);
+  tcase_add_test (tc, test_alt_tab_switches_windows);
   tcase_add_test (tc, test_keymap_layout);
   tcase_add_test (tc, test_bad_keymap_is_refused);
   tcase_add_test (tc, test_renegotiation_resizes);
