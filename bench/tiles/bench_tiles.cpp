@@ -309,6 +309,7 @@ main (int argc, char **argv)
     {"scrolling", "rec: foot, scrolling ~60 l/s"},
     {"fast-scrolling", "rec: foot, scrolling ~290 l/s"},
     {"switching", "rec: foot, two screens alternate"},
+    {"windows", "rec: two foot windows, Alt+Tab 4/s"},
     {"animation", "rec: weston-simple-shm"},
   };
   std::vector<Result> recorded;

@@ -2,7 +2,7 @@
  * It runs wayraysrc (1920x1080) with an application, drives it (keys for
  * typing), and writes every frame with its damage (see recording.h).
  *
- *   wayray-tiles-record OUT.wrrec typing|scrolling|fast-scrolling|switching|animation
+ *   wayray-tiles-record OUT.wrrec typing|scrolling|fast-scrolling|switching|windows|animation
  *
  * Needs the wayray plugin on GST_PLUGIN_PATH, XDG_RUNTIME_DIR, and for a
  * machine without a GPU: WLR_BACKENDS=headless WLR_RENDERER=pixman
@@ -39,7 +39,7 @@ main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
   if (argc != 3) {
-    g_printerr ("usage: %s OUT.wrrec typing|scrolling|fast-scrolling|switching|animation\n",
+    g_printerr ("usage: %s OUT.wrrec typing|scrolling|fast-scrolling|switching|windows|animation\n",
         argv[0]);
     return 2;
   }
@@ -67,6 +67,14 @@ main (int argc, char **argv)
         "  clear; cat $XDG_RUNTIME_DIR/b.txt; sleep 0.25\ndone\n");
     exec = "foot sh " + s;
     seconds = 4;
+  } else if (workload == "windows") {
+    /* two terminal windows full of different text; Alt+Tab between them
+     * four times a second */
+    std::string a = write_script ("window-a.sh", "ls -l /usr/bin | head -70; exec cat\n");
+    std::string b = write_script ("window-b.sh", "ls -l /usr/lib/x86_64-linux-gnu | tail -70; exec cat\n");
+    std::string s = write_script ("windows.sh", "foot sh " + a + " &\nsleep 1\nexec foot sh " + b + "\n");
+    exec = "sh " + s;
+    seconds = 5;
   } else if (workload == "animation") {
     exec = "weston-simple-shm";
     seconds = 1.5;
@@ -107,6 +115,21 @@ main (int argc, char **argv)
             gst_element_send_event (src, gst_navigation_event_new_key_release (name,
                     (GstNavigationModifierType) 0));
             g_usleep (60 * 1000);
+          }
+        });
+  }
+
+  if (workload == "windows") {
+    typist = std::thread ([&] () {
+          g_usleep (2500 * 1000);       /* both windows are up */
+          while (!done) {
+            for (auto [code, down] : { std::pair<guint, bool> {56, true}, {15, true}, {15, false}, {56, false} }) {
+              GstEvent *ev = down ? gst_navigation_event_new_key_press ("x", (GstNavigationModifierType) 0)
+                                  : gst_navigation_event_new_key_release ("x", (GstNavigationModifierType) 0);
+              gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, code, NULL);
+              gst_element_send_event (src, ev);
+            }
+            g_usleep (250 * 1000);
           }
         });
   }
