@@ -77,6 +77,18 @@ def grim(env, socket, path):
     return subprocess.run(["grim", "-t", "ppm", path], env=e, capture_output=True).returncode == 0
 
 
+def gst_launch_env(env):
+    """Environment for the system's gst-launch-1.0 loading this build's
+    plugins: a sanitizer build's plugins need their runtime loaded first."""
+    plugin = os.path.join(BUILD, "gst", "quic", "libgstwayrayquic.so")
+    out = subprocess.run(["ldd", plugin], capture_output=True, text=True).stdout
+    runtimes = re.findall(r"(\S*lib(?:asan|ubsan)\.so\S*) => (\S+)", out)
+    if not runtimes:
+        return env
+    return dict(env, LD_PRELOAD=" ".join(path for _, path in runtimes),
+                ASAN_OPTIONS="detect_leaks=0")
+
+
 def wait_for(pred, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -312,7 +324,7 @@ def main():
                 ["gst-launch-1.0", "-q", "filesrc", "location=" + raw, "!",
                  "application/x-wayray-control,version=(int)1", "!", "n.hello",
                  "quicsink", "name=n", "mode=client", "host=127.0.0.1", "port=%d" % base],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                env=gst_launch_env(env), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             got = wait_for(lambda: re.search(r"refused client@\S+: " + re.escape(expected), log()))
             peer.kill()
             peer.wait()
