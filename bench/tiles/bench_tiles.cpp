@@ -308,6 +308,7 @@ main (int argc, char **argv)
     {"typing", "rec: foot, typing"},
     {"scrolling", "rec: foot, scrolling ~60 l/s"},
     {"fast-scrolling", "rec: foot, scrolling ~290 l/s"},
+    {"text-1000", "rec: foot, text file 1000 l/s"},
     {"switching", "rec: foot, two screens alternate"},
     {"windows", "rec: two foot windows, Alt+Tab 4/s"},
     {"animation", "rec: weston-simple-shm"},

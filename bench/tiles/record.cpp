@@ -2,7 +2,7 @@
  * It runs wayraysrc (1920x1080) with an application, drives it (keys for
  * typing), and writes every frame with its damage (see recording.h).
  *
- *   wayray-tiles-record OUT.wrrec typing|scrolling|fast-scrolling|switching|windows|animation
+ *   wayray-tiles-record OUT.wrrec typing|scrolling|fast-scrolling|text-1000|switching|windows|animation
  *
  * Needs the wayray plugin on GST_PLUGIN_PATH, XDG_RUNTIME_DIR, and for a
  * machine without a GPU: WLR_BACKENDS=headless WLR_RENDERER=pixman
@@ -39,7 +39,7 @@ main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
   if (argc != 3) {
-    g_printerr ("usage: %s OUT.wrrec typing|scrolling|fast-scrolling|switching|windows|animation\n",
+    g_printerr ("usage: %s OUT.wrrec typing|scrolling|fast-scrolling|text-1000|switching|windows|animation\n",
         argv[0]);
     return 2;
   }
@@ -58,6 +58,21 @@ main (int argc, char **argv)
             "eiusmod tempor incididunt $((i*7919))\"\n  sleep ") + pause + "\ndone\n");
     exec = "foot sh " + s;
     seconds = workload == "scrolling" ? 4 : 2;
+  } else if (workload == "text-1000") {
+    /* a real text file scrolling by at 1000 lines/s, paced by python */
+    std::string py = write_script ("pace.py",
+        "import sys, time\n"
+        "lines = open('/usr/share/common-licenses/GPL-3').read().splitlines() * 20\n"
+        "start = time.monotonic()\n"
+        "for i, l in enumerate(lines):\n"
+        "    sys.stdout.write('%6d  %s\\n' % (i, l))\n"
+        "    if i % 10 == 9:\n"
+        "        sys.stdout.flush()\n"
+        "        delay = start + (i + 1) / 1000.0 - time.monotonic()\n"
+        "        if delay > 0:\n"
+        "            time.sleep(delay)\n");
+    exec = "foot python3 " + py;
+    seconds = 3;
   } else if (workload == "switching") {
     /* two full screens of text shown in turn, four times a second */
     std::string s = write_script ("switching.sh",
