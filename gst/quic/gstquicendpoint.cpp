@@ -302,6 +302,7 @@ struct Endpoint::Impl {
   /* TCP fallback. */
   bool setup_tcp_listen (std::string & error);
   void accept_tcp ();
+  std::unique_ptr<Conn> new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen);
   void tcp_progress (Conn * c);
   void tcp_read ();
   void tcp_write ();
@@ -1903,16 +1904,7 @@ Endpoint::Impl::accept_tcp ()
   int fd = accept4 (tcp_listen, (sockaddr *) &from, &fromlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0)
     return;
-  tune_tcp (fd);
-  std::unique_ptr<Conn> c (new Conn);
-  c->ep = this;
-  c->tcp = true;
-  c->fd = fd;
-  c->gen = gen + 1;
-  c->started = c->last_rx = c->last_tx = now_ns ();
-  memcpy (&c->remote, &from, fromlen);
-  c->remotelen = fromlen;
-  c->peer = addr_to_string ((sockaddr *) &from);
+  std::unique_ptr<Conn> c = new_tcp_conn (fd, (sockaddr *) &from, fromlen);
   std::string error;
   if (!setup_tls (*c, true, error)) {
     warn (error);
@@ -1923,6 +1915,23 @@ Endpoint::Impl::accept_tcp ()
     GST_DEBUG ("dropping the unfinished handshake of %s", candidate->peer.c_str ());
   candidate = std::move (c);
   GST_INFO ("TCP handshake from %s", candidate->peer.c_str ());
+}
+
+/* A TCP+TLS connection on @fd with @addr as its peer; the Conn owns @fd. */
+std::unique_ptr<Endpoint::Conn>
+Endpoint::Impl::new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen)
+{
+  tune_tcp (fd);
+  std::unique_ptr<Conn> c (new Conn);
+  c->ep = this;
+  c->tcp = true;
+  c->fd = fd;
+  c->gen = gen + 1;
+  c->started = c->last_rx = c->last_tx = now_ns ();
+  memcpy (&c->remote, addr, addrlen);
+  c->remotelen = addrlen;
+  c->peer = addr_to_string (addr);
+  return c;
 }
 
 bool
@@ -1936,16 +1945,7 @@ Endpoint::Impl::start_tcp_client (std::string & error)
       close (fd);
     return false;
   }
-  tune_tcp (fd);
-  std::unique_ptr<Conn> c (new Conn);
-  c->ep = this;
-  c->tcp = true;
-  c->fd = fd;
-  c->gen = gen + 1;
-  c->started = c->last_rx = c->last_tx = now_ns ();
-  memcpy (&c->remote, &server_addr, server_addrlen);
-  c->remotelen = server_addrlen;
-  c->peer = addr_to_string ((sockaddr *) &server_addr);
+  std::unique_ptr<Conn> c = new_tcp_conn (fd, (sockaddr *) &server_addr, server_addrlen);
   if (!setup_tls (*c, false, error)) {
     close (fd);
     c->fd = -1;

@@ -7,6 +7,8 @@
 #include <gst/check/gstcheck.h>
 #include <gst/video/video.h>
 
+#include "quictestutil.h"
+
 #include "gstquicendpoint.h"
 #include "gstquicframing.h"
 #include "gstwayraycursor.h"
@@ -25,30 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-/* A port free for both UDP and TCP right now (the kernel picks it). */
-static guint
-free_port ()
-{
-  for (int attempt = 0; attempt < 50; attempt++) {
-    int u = socket (AF_INET, SOCK_DGRAM, 0);
-    sockaddr_in a {};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind (u, (sockaddr *) &a, sizeof a) != 0 || getsockname (u, (sockaddr *) &a, &len) != 0) {
-      close (u);
-      continue;
-    }
-    int t = socket (AF_INET, SOCK_STREAM, 0);
-    bool ok = bind (t, (sockaddr *) &a, sizeof a) == 0;
-    close (t);
-    close (u);
-    if (ok)
-      return ntohs (a.sin_port);
-  }
-  return 0;
-}
 
 /* A fresh directory with the server key/certificate and the client's
  * known-hosts file; a port of its own. */
