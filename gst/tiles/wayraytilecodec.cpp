@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "wayraytilecodec.h"
+#include "wayraytileutil.h"
+#include "wayrayglyphs.h"
 
 #include <lz4.h>
 #include <zstd.h>
@@ -16,66 +18,6 @@
 namespace wayray {
 namespace tiles {
 
-/* ---------------------------------------------------------------------- */
-/* Little-endian helpers                                                   */
-
-static inline void
-put_u8 (std::vector<uint8_t> &out, uint8_t v)
-{
-  out.push_back (v);
-}
-
-static inline void
-put_u16 (std::vector<uint8_t> &out, uint16_t v)
-{
-  out.push_back (v & 0xff);
-  out.push_back (v >> 8);
-}
-
-static inline void
-put_u32 (std::vector<uint8_t> &out, uint32_t v)
-{
-  for (int i = 0; i < 4; i++)
-    out.push_back ((v >> (8 * i)) & 0xff);
-}
-
-static inline uint16_t
-rd_u16 (const uint8_t *p)
-{
-  return (uint16_t) (p[0] | (p[1] << 8));
-}
-
-static inline uint32_t
-rd_u32 (const uint8_t *p)
-{
-  return (uint32_t) p[0] | ((uint32_t) p[1] << 8) | ((uint32_t) p[2] << 16) |
-      ((uint32_t) p[3] << 24);
-}
-
-static inline uint32_t
-load_px (const uint8_t *p)
-{
-  uint32_t v;
-  memcpy (&v, p, 4);
-  return v;
-}
-
-/* Pixels are compared and stored as host u32 but serialized as their four
- * bytes (B, G, R, x), which is the little-endian u32 the spec describes. */
-static inline uint32_t
-px_to_le (uint32_t host_px)
-{
-  const uint8_t *b = (const uint8_t *) &host_px;
-  return rd_u32 (b);
-}
-
-static inline uint32_t
-le_to_px (uint32_t le)
-{
-  uint8_t b[4] = { (uint8_t) le, (uint8_t) (le >> 8), (uint8_t) (le >> 16),
-    (uint8_t) (le >> 24) };
-  return load_px (b);
-}
 
 const char *
 op_name (int type)
@@ -107,6 +49,8 @@ op_name (int type)
       return "zstd-prev";
     case OP_LZ4_PREV:
       return "lz4-prev";
+    case OP_GLYPHS:
+      return "glyphs";
     default:
       return "unknown";
   }
@@ -156,8 +100,8 @@ tile_rect (int tx, int ty, int tile_size, int width, int height)
 bool
 parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
 {
-  if (size < kHeaderSize) {
-    error = "message shorter than the " + std::to_string (kHeaderSize) +
+  if (size < kHeaderSizeV1) {
+    error = "message shorter than the " + std::to_string (kHeaderSizeV1) +
         "-byte header (" + std::to_string (size) + " bytes)";
     return false;
   }
@@ -173,9 +117,25 @@ parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
   h.cache_slots = rd_u32 (data + 12);
   h.seq = rd_u32 (data + 16);
   h.n_ops = rd_u32 (data + 20);
-  if (h.version != kVersion) {
+  h.glyph_slots = 0;
+  h.size = kHeaderSizeV1;
+  if (h.version != 1 && h.version != kVersion) {
     error = "unsupported version " + std::to_string (h.version);
     return false;
+  }
+  if (h.version >= 2) {
+    if (size < kHeaderSize) {
+      error = "message shorter than the " + std::to_string (kHeaderSize) +
+          "-byte version 2 header (" + std::to_string (size) + " bytes)";
+      return false;
+    }
+    h.glyph_slots = rd_u32 (data + 24);
+    h.size = kHeaderSize;
+    if (h.glyph_slots > kMaxGlyphSlots) {
+      error = "glyph cache of " + std::to_string (h.glyph_slots) +
+          " slots exceeds the limit of " + std::to_string (kMaxGlyphSlots);
+      return false;
+    }
   }
   if (h.flags & ~kFlagReset) {
     error = "unknown flags 0x" + std::to_string (h.flags);
@@ -220,80 +180,13 @@ validate_settings (const EncoderSettings &s, std::string &error)
     error = "cache larger than 256 MiB";
     return false;
   }
+  if (s.glyph_slots > kMaxGlyphSlots) {
+    error = "glyph cache larger than " + std::to_string (kMaxGlyphSlots) + " slots";
+    return false;
+  }
   return true;
 }
 
-/* ---------------------------------------------------------------------- */
-/* The least-recently-used order both sides keep over the cache slots. A
- * slot is filled in index order while free ones remain; afterwards the
- * slot unused for longest is replaced. */
-
-class Lru {
-public:
-  void reset (uint32_t capacity)
-  {
-    capacity_ = capacity;
-    filled_ = 0;
-    prev_.assign (capacity, kNone);
-    next_.assign (capacity, kNone);
-    head_ = tail_ = kNone;
-  }
-  uint32_t capacity () const
-  {
-    return capacity_;
-  }
-  bool used (uint32_t slot) const
-  {
-    return slot < filled_;
-  }
-  /* Returns the slot a new entry goes to and makes it most recent. */
-  uint32_t insert ()
-  {
-    uint32_t slot;
-    if (filled_ < capacity_) {
-      slot = filled_++;
-    } else {
-      slot = head_;
-      unlink (slot);
-    }
-    append (slot);
-    return slot;
-  }
-  void touch (uint32_t slot)
-  {
-    unlink (slot);
-    append (slot);
-  }
-
-private:
-  static constexpr uint32_t kNone = UINT32_MAX;
-  void unlink (uint32_t s)
-  {
-    uint32_t p = prev_[s], n = next_[s];
-    if (p != kNone)
-      next_[p] = n;
-    else
-      head_ = n;
-    if (n != kNone)
-      prev_[n] = p;
-    else
-      tail_ = p;
-    prev_[s] = next_[s] = kNone;
-  }
-  void append (uint32_t s)
-  {
-    prev_[s] = tail_;
-    next_[s] = kNone;
-    if (tail_ != kNone)
-      next_[tail_] = s;
-    else
-      head_ = s;
-    tail_ = s;
-  }
-  uint32_t capacity_ = 0, filled_ = 0;
-  uint32_t head_ = kNone, tail_ = kNone;
-  std::vector<uint32_t> prev_, next_;
-};
 
 struct CacheEntry {
   int w = 0, h = 0;
@@ -396,16 +289,6 @@ is_solid (const uint8_t *p, size_t stride, int w, int h, uint32_t *color)
   }
   *color = c;
   return true;
-}
-
-static void
-put_varint (std::vector<uint8_t> &out, uint32_t v)
-{
-  while (v >= 0x80) {
-    out.push_back ((uint8_t) (v | 0x80));
-    v >>= 7;
-  }
-  out.push_back ((uint8_t) v);
 }
 
 /* Palette + run-length payload for a contiguous tile; false when the tile
@@ -754,6 +637,7 @@ struct Job {
   uint32_t slot = 0;            /* REF */
   size_t dup_of = 0;            /* DUP: index of the CONTENT job it repeats */
   uint64_t hash = 0;
+  int changed = 0;              /* pixels that differ from the client's tile (at most a quarter counted) */
   bool delta_ok = false;
   /* The tile above as the client will hold it when this tile is decoded:
    * none, the model's (unchanged) or the frame's (sent earlier in this
@@ -800,6 +684,7 @@ struct Encoder::Impl {
   bool configured = false;
   int level = 1;                /* zstd level for the current message */
   bool small = false;           /* the current message is keystroke-sized */
+  GlyphCoder glyphs;
 
   uint8_t *model_at (int x, int y)
   {
@@ -809,6 +694,9 @@ struct Encoder::Impl {
   void encode_content (Job &job, const ConstSurface &f, Compressors &c);
   int lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, int h);
   void insert (Job &job, const ConstSurface &f);
+  void insert_model_tile (const Rect &r);
+  void encode_glyphs (const ConstSurface &f, std::vector<Job> &jobs,
+      std::vector<uint8_t> &msg, uint32_t &n_ops, EncodeStats &stats);
 };
 
 /* Picks the smallest exact coding for a tile that is neither solid nor in
@@ -970,6 +858,149 @@ Encoder::Impl::insert (Job &job, const ConstSurface &f)
   by_hash[job.hash] = slot;
 }
 
+/* A tile of the model enters the cache (GLYPHS with the STORE flag). */
+void
+Encoder::Impl::insert_model_tile (const Rect &r)
+{
+  uint32_t slot = lru.insert ();
+  CacheEntry &e = cache[slot];
+  if (!e.px.empty ()) {
+    auto it = by_hash.find (e.hash);
+    if (it != by_hash.end () && it->second == slot)
+      by_hash.erase (it);
+  }
+  e.w = r.w;
+  e.h = r.h;
+  e.hash = hash_rows (model_at (r.x, r.y), model_stride, r.w * 4, r.h);
+  e.px.resize ((size_t) r.w * r.h * 4);
+  gather (model_at (r.x, r.y), model_stride, r.w, r.h, e.px.data ());
+  by_hash[e.hash] = slot;
+}
+
+void
+Encoder::Impl::encode_glyphs (const ConstSurface &f, std::vector<Job> &jobs,
+    std::vector<uint8_t> &msg, uint32_t &n_ops, EncodeStats &stats)
+{
+  const int ts = (int) s.tile_size;
+  const size_t n_tiles = (size_t) tiles_x * tiles_y;
+  std::vector<uint8_t> want (n_tiles, 0);
+  for (const Job &job : jobs)
+    if (job.kind == JobKind::CONTENT || job.kind == JobKind::DUP)
+      want[(size_t) job.ty * tiles_x + job.tx] = 1;
+
+  /* Regions: runs of such tiles in a tile row, joined with the runs of
+   * the same extent below. */
+  struct Region {
+    int tx0, tx1, ty0, ty1;     /* exclusive ends */
+  };
+  std::vector<Region> regions;
+  std::vector<size_t> open, now;
+  for (int ty = 0; ty < tiles_y; ty++) {
+    now.clear ();
+    for (int tx = 0; tx < tiles_x;) {
+      if (!want[(size_t) ty * tiles_x + tx]) {
+        tx++;
+        continue;
+      }
+      int tx0 = tx;
+      while (tx < tiles_x && want[(size_t) ty * tiles_x + tx])
+        tx++;
+      size_t k = SIZE_MAX;
+      for (size_t o : open)
+        if (regions[o].tx0 == tx0 && regions[o].tx1 == tx)
+          k = o;
+      if (k == SIZE_MAX) {
+        k = regions.size ();
+        regions.push_back ({ tx0, tx, ty, ty + 1 });
+      } else {
+        regions[k].ty1 = ty + 1;
+      }
+      now.push_back (k);
+    }
+    std::swap (open, now);
+  }
+
+  Surface m = { model.data (), model_stride, width, height };
+  ConstSurface cm = { model.data (), model_stride, width, height };
+  std::vector<uint8_t> touched (n_tiles, 0);
+  bool any = false;
+  for (const Region &g : regions) {
+    Rect R = { g.tx0 * ts, g.ty0 * ts, std::min (g.tx1 * ts, width) - g.tx0 * ts,
+      std::min (g.ty1 * ts, height) - g.ty0 * ts
+    };
+    /* the part that differs from what the client shows */
+    int x0 = INT_MAX, y0 = INT_MAX, x1 = INT_MIN, y1 = INT_MIN;
+    for (int ty = g.ty0; ty < g.ty1; ty++)
+      for (int tx = g.tx0; tx < g.tx1; tx++) {
+        Rect t = tile_rect (tx, ty, ts, width, height);
+        if (exact[(size_t) ty * tiles_x + tx] && !changed_box (cm, f, t))
+          continue;
+        x0 = std::min (x0, t.x);
+        y0 = std::min (y0, t.y);
+        x1 = std::max (x1, t.x + t.w);
+        y1 = std::max (y1, t.y + t.h);
+      }
+    if (x0 >= x1)
+      continue;
+    /* The whole tiles it writes go to the tile cache, as tile operations'
+     * tiles do: screens come back (window switching, paging). */
+    bool store = lru.capacity () > 0;
+    Rect w;
+    if (!glyphs.encode (f, m, R, { x0, y0, x1 - x0, y1 - y0 }, s.zstd_level, store, msg, w))
+      continue;
+    n_ops++;
+    stats.ops[OP_GLYPHS]++;
+    any = true;
+    /* Tiles inside the rectangle are now known exactly (and stored, as
+     * the decoder stores them). */
+    for (int ty = w.y / ts; ty <= (w.y + w.h - 1) / ts; ty++)
+      for (int tx = w.x / ts; tx <= (w.x + w.w - 1) / ts; tx++) {
+        Rect t = tile_rect (tx, ty, ts, width, height);
+        touched[(size_t) ty * tiles_x + tx] = 1;
+        if (t.x < w.x || t.y < w.y || t.x + t.w > w.x + w.w || t.y + t.h > w.y + w.h)
+          continue;
+        exact[(size_t) ty * tiles_x + tx] = 1;
+        if (store)
+          insert_model_tile (t);
+      }
+  }
+  if (!any)
+    return;
+
+  /* Tiles the glyphs completed need nothing more; the others send their
+   * residue against the new picture. */
+  std::vector<size_t> index (jobs.size (), SIZE_MAX);
+  size_t kept = 0;
+  for (size_t i = 0; i < jobs.size (); i++) {
+    Job &job = jobs[i];
+    size_t t = (size_t) job.ty * tiles_x + job.tx;
+    if ((job.kind == JobKind::CONTENT || job.kind == JobKind::DUP) && touched[t]) {
+      const Rect &r = job.r;
+      job.changed = r.w * r.h;
+      if (exact[t]) {
+        job.changed = count_diff (f.data + (size_t) r.y * f.stride + (size_t) r.x * 4, f.stride,
+            model_at (r.x, r.y), model_stride, r.w, r.h, r.w * r.h / 4);
+        if (job.changed == 0) {
+          stats.tiles_by_glyphs++;
+          continue;
+        }
+      }
+    }
+    index[i] = kept;
+    if (kept != i)
+      jobs[kept] = std::move (job);
+    kept++;
+  }
+  jobs.resize (kept);
+  for (Job &job : jobs)
+    if (job.kind == JobKind::DUP) {
+      if (index[job.dup_of] == SIZE_MAX)
+        job.kind = JobKind::CONTENT;
+      else
+        job.dup_of = index[job.dup_of];
+    }
+}
+
 Encoder::Encoder () : impl_ (new Impl)
 {
 }
@@ -1035,6 +1066,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
     d.lru.reset (d.s.cache_slots);
     d.cache.assign (d.s.cache_slots, CacheEntry ());
     d.by_hash.clear ();
+    d.glyphs.reset (d.s.glyph_slots);
     std::fill (d.exact.begin (), d.exact.end (), 0);
     d.seq = 0;
   }
@@ -1079,6 +1111,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
   put_u32 (msg, d.s.cache_slots);
   put_u32 (msg, d.seq);
   put_u32 (msg, 0);             /* n_ops, patched below */
+  put_u32 (msg, d.s.glyph_slots);
   uint32_t n_ops = 0;
   EncodeStats local;
 
@@ -1133,7 +1166,6 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
   /* Phase 1, in tile order: drop unchanged tiles, find solids and cache
    * hits. */
   std::vector<Job> jobs;
-  std::vector<uint8_t> sent_now (n_tiles, 0);
   std::unordered_map<uint64_t, size_t> frame_content;
   for (int ty = 0; ty < d.tiles_y; ty++) {
     for (int tx = 0; tx < d.tiles_x; tx++) {
@@ -1146,11 +1178,11 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
       job.r = tile_rect (tx, ty, ts, d.width, d.height);
       const Rect &r = job.r;
       const uint8_t *p = f.data + (size_t) r.y * f.stride + (size_t) r.x * 4;
-      int changed = r.w * r.h;
+      job.changed = r.w * r.h;
       if (d.exact[t]) {
-        changed = count_diff (p, f.stride, d.model_at (r.x, r.y), d.model_stride, r.w, r.h,
+        job.changed = count_diff (p, f.stride, d.model_at (r.x, r.y), d.model_stride, r.w, r.h,
             r.w * r.h / 4);
-        if (changed == 0) {
+        if (job.changed == 0) {
           local.tiles_unchanged++;
           continue;
         }
@@ -1172,26 +1204,41 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
           job.dup_of = dup->second;
         } else {
           job.kind = JobKind::CONTENT;
-          /* A delta against the client's tile pays when few pixels changed. */
-          job.delta_ok = d.exact[t] && changed < r.w * r.h / 4;
-          auto known = [&] (size_t tt) {
-            return sent_now[tt] ? Job::ABOVE_FRAME : d.exact[tt] ? Job::ABOVE_MODEL :
-                Job::ABOVE_NONE;
-          };
-          if (ty > 0) {
-            Job::Source a1 = known (t - d.tiles_x);
-            Job::Source a2 = ty > 1 ? known (t - 2 * d.tiles_x) : Job::ABOVE_MODEL;
-            if (a1 != Job::ABOVE_NONE && a2 != Job::ABOVE_NONE) {
-              job.above = a1;
-              job.above2 = a2;
-            }
-          }
           frame_content.emplace (job.hash, jobs.size ());
         }
       }
-      sent_now[t] = 1;
       jobs.push_back (std::move (job));
     }
+  }
+
+  /* Phase 1b: text (and other small shapes on a plain background) in the
+   * tiles to compress as glyphs; what they do not cover stays with tile
+   * operations. */
+  if (d.s.glyph_slots > 0 && !jobs.empty ())
+    d.encode_glyphs (f, jobs, msg, n_ops, local);
+
+  /* Phase 1c: how each tile to compress may refer to what the client
+   * holds. */
+  std::vector<uint8_t> sent_now (n_tiles, 0);
+  for (Job &job : jobs) {
+    size_t t = (size_t) job.ty * d.tiles_x + job.tx;
+    if (job.kind == JobKind::CONTENT) {
+      /* A delta against the client's tile pays when few pixels changed. */
+      job.delta_ok = d.exact[t] && job.changed < job.r.w * job.r.h / 4;
+      auto known = [&] (size_t tt) {
+        return sent_now[tt] ? Job::ABOVE_FRAME : d.exact[tt] ? Job::ABOVE_MODEL :
+            Job::ABOVE_NONE;
+      };
+      if (job.ty > 0) {
+        Job::Source a1 = known (t - d.tiles_x);
+        Job::Source a2 = job.ty > 1 ? known (t - 2 * d.tiles_x) : Job::ABOVE_MODEL;
+        if (a1 != Job::ABOVE_NONE && a2 != Job::ABOVE_NONE) {
+          job.above = a1;
+          job.above2 = a2;
+        }
+      }
+    }
+    sent_now[t] = 1;
   }
 
   /* Phase 2: compress, on several threads when the update is large. */
@@ -1313,6 +1360,7 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
     for (int i = 0; i < kNumOpTypes; i++)
       stats->ops[i] += local.ops[i];
     stats->tiles_unchanged += local.tiles_unchanged;
+    stats->tiles_by_glyphs += local.tiles_by_glyphs;
     stats->bytes += local.bytes;
   }
   out.insert (out.end (), msg.begin (), msg.end ());
@@ -1329,7 +1377,8 @@ struct Decoder::Impl {
   Lru lru;
   std::vector<CacheEntry> cache;
   ZSTD_DCtx *zstd = nullptr;
-  std::vector<uint8_t> tile, prefix;
+  std::vector<uint8_t> tile, prefix, glyph_stream;
+  GlyphCache glyphs;
 
   Impl ()
   {
@@ -1353,29 +1402,11 @@ Decoder::reset ()
   impl_->started = false;
   impl_->cache.clear ();
   impl_->lru.reset (0);
+  impl_->glyphs.reset (0);
 }
 
-namespace {
-
-/* Bounds-checked reader over one message. */
-struct Reader {
-  const uint8_t *p;
-  size_t left;
-  bool take (size_t n, const uint8_t **out)
-  {
-    if (n > left)
-      return false;
-    *out = p;
-    p += n;
-    left -= n;
-    return true;
-  }
-};
-
-}                               /* namespace */
-
-static bool
-decompress (ZSTD_DCtx *zstd, bool lz4, const uint8_t *src, size_t len, const uint8_t *dict,
+bool
+decompress_payload (ZSTD_DCtx *zstd, bool lz4, const uint8_t *src, size_t len, const uint8_t *dict,
     size_t dict_size, uint8_t *dst, size_t n, std::string &error)
 {
   if (lz4) {
@@ -1506,6 +1537,7 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
   if (h.flags & kFlagReset) {
     d.params = h;
     d.lru.reset (h.cache_slots);
+    d.glyphs.reset (h.glyph_slots);
     d.cache.assign (h.cache_slots, CacheEntry ());
     d.started = true;
   } else {
@@ -1514,7 +1546,8 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
       return false;
     }
     if (h.tile_size != d.params.tile_size || h.width != d.params.width ||
-        h.height != d.params.height || h.cache_slots != d.params.cache_slots) {
+        h.height != d.params.height || h.cache_slots != d.params.cache_slots ||
+        h.version != d.params.version || h.glyph_slots != d.params.glyph_slots) {
       error = "stream parameters changed without a reset message";
       return false;
     }
@@ -1530,7 +1563,7 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
   }
   const int ts = h.tile_size;
   const int tiles_x = (h.width + ts - 1) / ts, tiles_y = (h.height + ts - 1) / ts;
-  Reader rd = { data + kHeaderSize, size - kHeaderSize };
+  Reader rd = { data + h.size, size - h.size };
 
   for (uint32_t i = 0; i < h.n_ops; i++) {
     const uint8_t *b;
@@ -1562,6 +1595,33 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
               fb.data + (size_t) (sy + y) * fb.stride + (size_t) sx * 4, (size_t) w * 4);
       }
       damage.push_back ({ dx, dy, w, hh });
+      continue;
+    }
+    if (type == OP_GLYPHS && h.version >= 2) {
+      Rect r;
+      bool store = false;
+      if (!decode_glyphs (rd, fb, d.glyphs, d.zstd, d.glyph_stream, r, store, error)) {
+        error = where + error;
+        return false;
+      }
+      if (store && d.lru.capacity () > 0) {
+        /* the tiles inside the rectangle enter the tile cache */
+        for (int ty = (r.y + ts - 1) / ts; ty < tiles_y && ty * ts < r.y + r.h; ty++) {
+          for (int tx = (r.x + ts - 1) / ts; tx < tiles_x && tx * ts < r.x + r.w; tx++) {
+            Rect t = tile_rect (tx, ty, ts, h.width, h.height);
+            if (t.x + t.w > r.x + r.w || t.y + t.h > r.y + r.h)
+              continue;
+            uint32_t slot = d.lru.insert ();
+            CacheEntry &e = d.cache[slot];
+            e.w = t.w;
+            e.h = t.h;
+            e.px.resize ((size_t) t.w * t.h * 4);
+            gather (fb.data + (size_t) t.y * fb.stride + (size_t) t.x * 4, fb.stride, t.w, t.h,
+                e.px.data ());
+          }
+        }
+      }
+      damage.push_back (r);
       continue;
     }
     if (type < OP_SOLID || type > OP_LZ4_PREV) {
@@ -1680,7 +1740,7 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
           dict_size = n_bytes;
         }
         std::string why;
-        if (!decompress (d.zstd, lz4, src, len, dict, dict_size, d.tile.data (), n_bytes, why)) {
+        if (!decompress_payload (d.zstd, lz4, src, len, dict, dict_size, d.tile.data (), n_bytes, why)) {
           error = where + why;
           return false;
         }

@@ -17,8 +17,11 @@ namespace wayray {
 namespace tiles {
 
 constexpr uint8_t kMagic[4] = { 'W', 'R', 'T', 'S' };
-constexpr uint8_t kVersion = 1;
-constexpr size_t kHeaderSize = 24;
+/* Version 2 added the glyph cache (header field glyph_slots) and the
+ * GLYPHS operation; decoders still accept version 1 messages. */
+constexpr uint8_t kVersion = 2;
+constexpr size_t kHeaderSizeV1 = 24;
+constexpr size_t kHeaderSize = 28;
 constexpr uint8_t kFlagReset = 0x01;
 constexpr unsigned kMinTileSize = 16;
 constexpr unsigned kMaxTileSize = 256;
@@ -28,6 +31,8 @@ constexpr uint64_t kMaxPixels = 1ull << 25;
 constexpr uint32_t kMaxCacheSlots = 65536;
 constexpr uint64_t kMaxCacheBytes = 256ull << 20;
 constexpr uint32_t kMaxOps = 1u << 20;
+constexpr uint32_t kMaxGlyphSlots = 4096;
+constexpr unsigned kMaxGlyphSide = 64;
 
 enum OpType : uint8_t {
   OP_SOLID = 1,
@@ -43,8 +48,9 @@ enum OpType : uint8_t {
   OP_LZ4_ABOVE = 11,
   OP_ZSTD_PREV = 12,
   OP_LZ4_PREV = 13,
+  OP_GLYPHS = 14,
 };
-constexpr int kNumOpTypes = 14;
+constexpr int kNumOpTypes = 15;
 const char *op_name (int type);
 
 struct Rect {
@@ -72,6 +78,8 @@ struct Header {
   uint32_t cache_slots;
   uint32_t seq;
   uint32_t n_ops;
+  uint32_t glyph_slots;         /* 0 in version 1 */
+  size_t size;                  /* of the header: 24 or 28 bytes */
 };
 
 /* Parses and validates a message header; false with @error set when the
@@ -93,11 +101,14 @@ struct EncoderSettings {
   /* Updates with at least this many tiles to compress use the threads. */
   unsigned parallel_threshold = 16;
   bool scroll_detection = true;
+  /* Glyph cache slots; 0 turns glyph coding off. */
+  unsigned glyph_slots = 2048;
 };
 
 struct EncodeStats {
   uint64_t ops[kNumOpTypes] = {};
   uint64_t tiles_unchanged = 0;
+  uint64_t tiles_by_glyphs = 0;   /* changed tiles a GLYPHS operation completed */
   uint64_t bytes = 0;
 };
 

@@ -13,6 +13,7 @@
 #include <lz4.h>
 #include <zstd.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,15 +27,27 @@ struct Msg {
   std::vector<uint8_t> b;
   size_t n_ops_pos = 20;
   uint32_t n = 0;
-  Msg (int w, int h, int ts, uint32_t slots, bool reset, uint32_t seq = 0)
+  /* version 1 unless @glyph_slots is given (version 2) */
+  Msg (int w, int h, int ts, uint32_t slots, bool reset, uint32_t seq = 0,
+      int64_t glyph_slots = -1)
   {
-    b = {'W', 'R', 'T', 'S', 1, (uint8_t) (reset ? 1 : 0)};
+    b = {'W', 'R', 'T', 'S', (uint8_t) (glyph_slots < 0 ? 1 : 2), (uint8_t) (reset ? 1 : 0)};
     u16 (ts);
     u16 (w);
     u16 (h);
     u32 (slots);
     u32 (seq);
     u32 (0);
+    if (glyph_slots >= 0)
+      u32 ((uint32_t) glyph_slots);
+  }
+  void varint (uint32_t v)
+  {
+    while (v >= 0x80) {
+      u8 ((uint8_t) (v | 0x80));
+      v >>= 7;
+    }
+    u8 ((uint8_t) v);
   }
   void u8 (uint8_t v)
   {
@@ -424,6 +437,324 @@ GST_START_TEST (test_decode_copy)
 }
 GST_END_TEST;
 
+/* ---- glyphs (version 2) ---- */
+
+/* A glyph record stream, written from the specification. */
+struct GlyphStream {
+  std::vector<uint8_t> b;
+  void varint (uint32_t v)
+  {
+    while (v >= 0x80) {
+      b.push_back ((uint8_t) (v | 0x80));
+      v >>= 7;
+    }
+    b.push_back ((uint8_t) v);
+  }
+  static uint32_t zz (int v)
+  {
+    return v >= 0 ? 2u * v : 2u * (uint32_t) (-v) - 1;
+  }
+  /* a new glyph: @rows as strings, '#' = pixel @c, '.' = not covered */
+  void define (const std::vector<std::string> &rows, uint32_t c)
+  {
+    int w = (int) rows[0].size (), h = (int) rows.size ();
+    varint (0);
+    b.push_back ((uint8_t) w);
+    b.push_back ((uint8_t) h);
+    std::vector<uint8_t> mask ((w * h + 7) / 8, 0);
+    int n = 0;
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++)
+        if (rows[y][x] == '#') {
+          mask[(y * w + x) / 8] |= 1 << ((y * w + x) % 8);
+          n++;
+        }
+    b.insert (b.end (), mask.begin (), mask.end ());
+    for (int i = 0; i < n; i++)
+      for (int k = 0; k < 4; k++)
+        b.push_back ((uint8_t) (c >> (8 * k)));
+  }
+  void ref (uint32_t slot)
+  {
+    varint (slot + 1);
+  }
+  void at (int dx, int dy)
+  {
+    varint (zz (dx));
+    varint (zz (dy));
+  }
+};
+
+static void
+glyphs_op (Msg &m, int x, int y, int w, int h, uint32_t bg, const std::vector<uint8_t> &stream,
+    bool compress, uint8_t flags = 0)
+{
+  /* compressed only when that is smaller: the format says so */
+  m.u8 (OP_GLYPHS);
+  m.u8 (flags);
+  m.u16 (x);
+  m.u16 (y);
+  m.u16 (w);
+  m.u16 (h);
+  m.u32 (bg);
+  m.u32 ((uint32_t) stream.size ());
+  std::vector<uint8_t> z = zstd (stream);
+  if (compress && z.size () <= stream.size ()) {
+    m.u32 ((uint32_t) z.size ());
+    m.bytes (z);
+  } else {
+    m.u32 (0);
+    m.bytes (stream);
+  }
+  m.n++;
+}
+
+GST_START_TEST (test_decode_glyphs)
+{
+  const uint32_t bg = bgrx (10, 20, 30), ink = bgrx (200, 210, 220);
+  for (int compress = 0; compress < 2; compress++) {
+    Client c (48, 32);
+    Msg m (48, 32, 16, 4, true, 0, 8);
+    m.op (OP_SOLID, 0, 0);
+    m.u32 (bgrx (1, 1, 1));
+    GlyphStream g;
+    /* an "L" (3x4, bottom edge at y 9) at x 5, then the same glyph from
+     * the cache 4 pixels right with its bottom 2 rows lower, then a dot */
+    g.define ({"#..", "#..", "#..", "###"}, ink);
+    g.at (5 - 2, 9 - 1);        /* relative to the rectangle's corner (2, 1) */
+    g.ref (0);
+    g.at (4, 2);
+    g.define ({"#"}, bgrx (9, 9, 9));
+    g.at (10, -5);
+    /* a 12x3 block, so that there is something to compress */
+    g.define (std::vector<std::string> (3, "############"), ink);
+    g.at (-2, 9);
+    glyphs_op (m, 2, 1, 30, 14, bg, g.b, compress);
+    fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+    Screen want (48, 32);
+    want.fill ({0, 0, 16, 16}, bgrx (1, 1, 1));
+    want.fill ({2, 1, 30, 14}, bg);
+    for (int k = 0; k < 2; k++) {
+      int x = 5 + 4 * k, bottom = 9 + 2 * k;
+      want.fill ({x, bottom - 4, 1, 4}, ink);
+      want.fill ({x, bottom - 1, 3, 1}, ink);
+    }
+    want.fill ({19, 5, 1, 1}, bgrx (9, 9, 9));
+    want.fill ({17, 12, 12, 3}, ink);
+    fail_unless (c.fb.px == want.px, "compress=%d: picture differs", compress);
+    fail_unless_equals_int (c.damage.back ().x, 2);
+    fail_unless_equals_int (c.damage.back ().w, 30);
+
+    /* the next message refers to both cached glyphs */
+    Msg n (48, 32, 16, 4, false, 1, 8);
+    GlyphStream g2;
+    g2.ref (1);
+    g2.at (1, 1);
+    g2.ref (0);
+    g2.at (5, 5);
+    glyphs_op (n, 32, 16, 16, 16, bg, g2.b, compress);
+    fail_unless (c.apply (n.done ()), "%s", c.error.c_str ());
+    want.fill ({32, 16, 16, 16}, bg);
+    want.fill ({33, 16, 1, 1}, bgrx (9, 9, 9));
+    want.fill ({38, 18, 1, 4}, ink);
+    want.fill ({38, 21, 3, 1}, ink);
+    fail_unless (c.fb.px == want.px, "compress=%d: second picture differs", compress);
+  }
+}
+GST_END_TEST;
+
+GST_START_TEST (test_decode_glyphs_store_and_version1)
+{
+  /* STORE: the whole tiles inside the rectangle enter the tile cache, in
+   * row-major order, after the glyphs are drawn */
+  Client c (48, 32);
+  Msg m (48, 32, 16, 4, true, 0, 8);
+  m.op (OP_SOLID, 2, 1);
+  m.u32 (bgrx (5, 5, 5));
+  GlyphStream g;
+  g.define ({"##", "##"}, bgrx (250, 0, 0));
+  g.at (3, 5);
+  glyphs_op (m, 0, 0, 40, 20, bgrx (7, 7, 7), g.b, false, 1);
+  /* tiles (0,0) and (1,0) lie inside; (2,0) and the second row do not */
+  m.op (OP_CACHE_REF, 0, 1);
+  m.u32 (1);
+  m.op (OP_CACHE_REF, 2, 1);
+  m.u32 (0);
+  fail_unless (c.apply (m.done ()), "%s", c.error.c_str ());
+  Screen want (48, 32);
+  want.fill ({0, 0, 40, 20}, bgrx (7, 7, 7));
+  want.fill ({3, 3, 2, 2}, bgrx (250, 0, 0));
+  want.fill ({0, 16, 16, 16}, bgrx (7, 7, 7));  /* slot 1: tile (1,0) */
+  for (int y = 0; y < 16; y++)  /* slot 0: tile (0,0), with the glyph */
+    memcpy (want.at (32, 16 + y), want.at (0, y), 16 * 4);
+  fail_unless (c.fb.px == want.px);
+  {
+    /* a third slot would not exist: the store filled 0 and 1 only */
+    Msg n (48, 32, 16, 4, false, 1, 8);
+    n.op (OP_CACHE_REF, 0, 0);
+    n.u32 (2);
+    std::string err = (c.apply (n.done ()), c.error);
+    fail_unless (err.find ("cache slot 2") != std::string::npos, "%s", err.c_str ());
+  }
+  {
+    /* version 1 knows no glyphs */
+    Client c1 (48, 32);
+    Msg n (48, 32, 16, 4, true);
+    GlyphStream g1;
+    g1.define ({"#"}, 1);
+    g1.at (0, 1);
+    glyphs_op (n, 0, 0, 8, 8, 0, g1.b, false);
+    fail_if (c1.apply (n.done ()));
+    fail_unless (c1.error.find ("unknown operation type 14") != std::string::npos, "%s",
+        c1.error.c_str ());
+  }
+}
+GST_END_TEST;
+
+/* A GLYPHS message with one bad detail; the decoder names it. */
+static std::string
+glyph_reject (const std::function<void (Msg &)> &build)
+{
+  Msg m (64, 64, 16, 0, true, 0, 2);
+  build (m);
+  Client c (64, 64);
+  fail_if (c.apply (m.done ()), "malformed glyphs accepted");
+  return c.error;
+}
+
+GST_START_TEST (test_malformed_glyphs)
+{
+  GlyphStream dot;
+  dot.define ({"#"}, 1);
+  dot.at (0, 1);
+  auto err = glyph_reject ([&] (Msg &m) {
+    glyphs_op (m, 60, 0, 8, 8, 0, dot.b, false);
+  });
+  fail_unless (err.find ("rectangle outside the frame") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    glyphs_op (m, 0, 0, 8, 8, 0, dot.b, false, 2);
+  });
+  fail_unless (err.find ("unknown flags") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.ref (0);
+    g.at (0, 1);
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("empty or missing glyph slot 0") != std::string::npos, "%s",
+      err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.define ({"#"}, 1);
+    g.at (8, 1);                /* one pixel right of the 8x8 rectangle */
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("outside the rectangle") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.define ({"#"}, 1);
+    g.at (0, 0);                /* its bottom edge at the top: y = -1 */
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("outside the rectangle") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.define ({"...", "..."}, 1);
+    g.at (0, 2);
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("mask is empty") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.define ({"#"}, 1);
+    g.b[3] |= 0x80;             /* a padding bit of the 1-pixel mask */
+    g.at (0, 1);
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("padding bits") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.varint (0);
+    g.b.push_back (65);
+    g.b.push_back (1);
+    glyphs_op (m, 0, 0, 64, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("glyph size 65x1 out of range") != std::string::npos, "%s",
+      err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g = dot;
+    g.b.pop_back ();            /* the last position byte */
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("position truncated") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream g;
+    g.define ({"##", "##"}, 1);
+    g.b.resize (g.b.size () - 2);       /* pixels cut short */
+    glyphs_op (m, 0, 0, 8, 8, 0, g.b, false);
+  });
+  fail_unless (err.find ("pixels truncated") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    /* a 4x4 glyph drawn 9 times over a 4x4 rectangle: 9 > twice the area */
+    GlyphStream g;
+    g.define ({"####", "####", "####", "####"}, 1);
+    g.at (0, 4);
+    for (int i = 0; i < 8; i++) {
+      g.ref (0);
+      g.at (0, 0);
+    }
+    glyphs_op (m, 0, 0, 4, 4, 0, g.b, false);
+  });
+  fail_unless (err.find ("more than twice") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    m.u8 (OP_GLYPHS);
+    m.u8 (0);
+    m.u16 (0);
+    m.u16 (0);
+    m.u16 (2);
+    m.u16 (2);
+    m.u32 (0);
+    m.u32 (65);                 /* over 16 bytes per pixel of a 2x2 rectangle */
+    m.u32 (0);
+    m.n++;
+  });
+  fail_unless (err.find ("stream length 65 out of range") != std::string::npos, "%s",
+      err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    glyphs_op (m, 0, 0, 8, 8, 0, dot.b, false);
+    m.b.pop_back ();
+  });
+  fail_unless (err.find ("stream truncated") != std::string::npos, "%s", err.c_str ());
+  err = glyph_reject ([&] (Msg &m) {
+    GlyphStream big;
+    big.define (std::vector<std::string> (8, "########"), 1);
+    big.at (0, 8);
+    std::vector<uint8_t> z = zstd (big.b);
+    fail_unless (z.size () < big.b.size ());
+    m.u8 (OP_GLYPHS);
+    m.u8 (0);
+    m.u16 (0);
+    m.u16 (0);
+    m.u16 (8);
+    m.u16 (8);
+    m.u32 (0);
+    m.u32 ((uint32_t) big.b.size () + 1);       /* not what the frame holds */
+    m.u32 ((uint32_t) z.size ());
+    m.bytes (z);
+    m.n++;
+  });
+  fail_unless (err.find ("glyphs zstd payload declares") != std::string::npos, "%s",
+      err.c_str ());
+  {
+    Msg m (64, 64, 16, 0, true, 0, 4097);
+    Client c (64, 64);
+    fail_if (c.apply (m.done ()));
+    fail_unless (c.error.find ("glyph cache of 4097 slots") != std::string::npos, "%s",
+        c.error.c_str ());
+  }
+}
+GST_END_TEST;
+
 /* ---- encoder choices ---- */
 
 struct Server {
@@ -461,8 +792,11 @@ GST_START_TEST (test_encode_choices)
   fail_unless (c.fb.px == f.px);
   /* 4x2 tiles: up to two of text, one of noise, the rest solid */
   fail_unless (s.stats.ops[OP_SOLID] >= 5);
+  /* the text as glyphs (the tiles they complete need nothing more) */
+  fail_unless_equals_int (s.stats.ops[OP_GLYPHS], 1);
   fail_unless_equals_int (s.stats.ops[OP_SOLID] + s.stats.ops[OP_PALETTE] +
-      s.stats.ops[OP_ZSTD] + s.stats.ops[OP_ZSTD_ABOVE] + s.stats.ops[OP_RAW], 8);
+      s.stats.ops[OP_ZSTD] + s.stats.ops[OP_ZSTD_ABOVE] + s.stats.ops[OP_RAW] +
+      s.stats.ops[OP_DELTA_ZSTD] + s.stats.tiles_by_glyphs, 8);
 
   /* unchanged but damaged: nothing to send */
   fail_if (s.send (f, {{0, 0, W, H}}));
@@ -481,7 +815,7 @@ GST_START_TEST (test_encode_choices)
   screengen::Rect d = term.type (f, 'x');
   fail_unless (s.send (f, {{d.x, d.y, d.w, d.h}}));
   fail_unless (s.stats.ops[OP_DELTA_ZSTD] + s.stats.ops[OP_ZSTD_PREV] +
-      s.stats.ops[OP_PALETTE] >= 1);
+      s.stats.ops[OP_PALETTE] + s.stats.ops[OP_GLYPHS] >= 1);
   fail_unless (s.out.size () < 200, "keystroke took %u bytes", (guint) s.out.size ());
   fail_unless (c.apply (s.out), "%s", c.error.c_str ());
   fail_unless (c.fb.px == f.px);
@@ -584,6 +918,87 @@ GST_START_TEST (test_cache_eviction_in_step)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_encode_glyphs)
+{
+  /* a terminal full of text: the glyphs go once, then lines of them cost
+   * a few bytes a letter; the second time the same letters appear they
+   * come from the glyph cache */
+  const int W = 640, H = 384;
+  Screen f (W, H);
+  Rng rng (5);
+  f.fill ({0, 0, W, H}, bgrx (0x1e, 0x1e, 0x2e));
+  screengen::Terminal term;
+  term.area = {0, 0, W, H};
+  term.fill_text (f, rng);
+  Server s (W, H);
+  Client c (W, H);
+  EncoderSettings off;
+  off.glyph_slots = 0;
+  Server s0 (W, H, off);
+  Client c0 (W, H);
+  fail_unless (s.send (f, {}, true));
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+  fail_unless (s.stats.ops[OP_GLYPHS] >= 1);
+  size_t first = s.out.size ();
+  /* without glyphs: a version 2 stream without GLYPHS operations */
+  fail_unless (s0.send (f, {}, true));
+  fail_unless_equals_int (s0.stats.ops[OP_GLYPHS], 0);
+  fail_unless (c0.apply (s0.out), "%s", c0.error.c_str ());
+  fail_unless (c0.fb.px == f.px);
+  fail_unless (first * 2 < s0.out.size (), "a screen of text: %u bytes with glyphs, %u without",
+      (guint) first, (guint) s0.out.size ());
+  /* the same again after a reset: the glyph cache starts empty on both
+   * sides, so the message is the same size */
+  s.enc.request_reset ();
+  fail_unless (s.send (f, {}, true));
+  fail_unless_equals_int (s.out.size (), first);
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  /* new lines of the same alphabet, scrolled in: the letters come from
+   * the glyph cache */
+  screengen::Rect sr = term.scroll (f, term.rows () - 1, rng);
+  fail_unless (s.send (f, {{sr.x, sr.y, sr.w, sr.h}}));
+  fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+  fail_unless (c.fb.px == f.px);
+  fail_unless (s.stats.ops[OP_GLYPHS] >= 1);
+  fail_unless (s0.send (f, {{sr.x, sr.y, sr.w, sr.h}}));
+  fail_unless (c0.apply (s0.out), "%s", c0.error.c_str ());
+  fail_unless (c0.fb.px == f.px);
+  fail_unless (s.out.size () * 4 < s0.out.size (),
+      "new lines: %u bytes with glyphs, %u without", (guint) s.out.size (),
+      (guint) s0.out.size ());
+}
+GST_END_TEST;
+
+GST_START_TEST (test_glyph_cache_eviction_in_step)
+{
+  /* 4 glyph slots and text of many letters: glyphs are evicted and
+   * defined again all the time; both sides must agree on every slot */
+  const int W = 256, H = 128;
+  EncoderSettings set;
+  set.glyph_slots = 4;
+  set.cache_slots = 0;
+  Server s (W, H, set);
+  Client c (W, H);
+  Screen f (W, H);
+  Rng rng (12);
+  f.fill ({0, 0, W, H}, bgrx (0x1e, 0x1e, 0x2e));
+  screengen::Terminal term;
+  term.area = {0, 0, W, H};
+  uint64_t glyph_ops = 0;
+  for (int i = 0; i < 200; i++) {
+    screengen::Rect d = (i % 40 == 39) ? term.scroll (f, 3, rng) :
+        term.type (f, "abcdefghijklmnopqrstuvwxyz0123456789"[rng.range (0, 35)]);
+    if (s.send (f, {{d.x, d.y, d.w, d.h}}, i == 0)) {
+      fail_unless (c.apply (s.out), "frame %d: %s", i, c.error.c_str ());
+      glyph_ops += s.stats.ops[OP_GLYPHS];
+    }
+    fail_unless (c.fb.px == f.px, "frame %d differs", i);
+  }
+  fail_unless (glyph_ops > 100, "%u glyph operations", (guint) glyph_ops);
+}
+GST_END_TEST;
+
 /* ---- malformed input ---- */
 
 static std::vector<uint8_t>
@@ -661,7 +1076,7 @@ GST_START_TEST (test_malformed_specific)
   {
     Msg m (32, 32, 16, 0, true);
     std::vector<uint8_t> b = m.done ();
-    b[4] = 2;
+    b[4] = 3;
     assert_error (reject (b), "version");
   }
   {
@@ -801,6 +1216,7 @@ random_round_trip (uint64_t seed, int frames, EncoderSettings set, int W, int H)
   Server s (W, H, set);
   Client c (W, H);
   size_t bytes = 0;
+  uint64_t glyph_ops = 0;
   for (int i = 0; i < frames; i++) {
     std::vector<Rect> damage;
     for (const auto &r : desk.step ())
@@ -809,6 +1225,7 @@ random_round_trip (uint64_t seed, int frames, EncoderSettings set, int W, int H)
       s.enc.request_reset ();
     if (s.send (desk.screen, damage, i == 0)) {
       bytes += s.out.size ();
+      glyph_ops += s.stats.ops[OP_GLYPHS];
       fail_unless (c.apply (s.out), "seed %" G_GUINT64_FORMAT " frame %d: %s", seed, i,
           c.error.c_str ());
     }
@@ -817,7 +1234,11 @@ random_round_trip (uint64_t seed, int frames, EncoderSettings set, int W, int H)
           desk.what);
     }
   }
-  GST_INFO ("seed %" G_GUINT64_FORMAT ": %d frames, %u bytes", seed, frames, (guint) bytes);
+  GST_INFO ("seed %" G_GUINT64_FORMAT ": %d frames, %u bytes, %u glyph operations", seed,
+      frames, (guint) bytes, (guint) glyph_ops);
+  /* the text of the random desktop goes as glyphs too */
+  if (set.glyph_slots > 0)
+    fail_unless (glyph_ops > 0, "seed %" G_GUINT64_FORMAT ": no glyph operations", seed);
 }
 
 GST_START_TEST (test_round_trip_random)
@@ -827,7 +1248,9 @@ GST_START_TEST (test_round_trip_random)
   random_round_trip (1, 1500, set, 320, 200);
   set.tile_size = 16;
   set.cache_slots = 8;          /* constant eviction */
+  set.glyph_slots = 6;          /* of glyphs too */
   random_round_trip (2, 1500, set, 200, 120);
+  set.glyph_slots = 2048;
   set.tile_size = 32;
   set.compressor = Compressor::LZ4;
   set.threads = 2;
@@ -836,6 +1259,8 @@ GST_START_TEST (test_round_trip_random)
   set.cache_slots = 0;
   set.scroll_detection = false;
   random_round_trip (4, 500, set, 100, 77);
+  set.glyph_slots = 0;
+  random_round_trip (5, 300, set, 100, 77);
 }
 GST_END_TEST;
 
@@ -852,10 +1277,15 @@ tilecodec_suite (void)
   tcase_add_test (tc, test_decode_prev);
   tcase_add_test (tc, test_decode_cache_lru);
   tcase_add_test (tc, test_decode_copy);
+  tcase_add_test (tc, test_decode_glyphs);
+  tcase_add_test (tc, test_decode_glyphs_store_and_version1);
+  tcase_add_test (tc, test_malformed_glyphs);
   tcase_add_test (tc, test_encode_choices);
   tcase_add_test (tc, test_encode_window_move);
   tcase_add_test (tc, test_encode_lz4);
   tcase_add_test (tc, test_cache_eviction_in_step);
+  tcase_add_test (tc, test_encode_glyphs);
+  tcase_add_test (tc, test_glyph_cache_eviction_in_step);
   tcase_add_test (tc, test_malformed_truncated);
   tcase_add_test (tc, test_malformed_mutations);
   tcase_add_test (tc, test_malformed_specific);

@@ -129,7 +129,7 @@ GST_START_TEST (test_dec_errors)
   delta[5] = 0;                 /* not a reset */
   expect_decode_error ({}, delta, "reset");
   std::vector<uint8_t> grid = good;
-  grid[24 + 1] = 9;             /* first tile at x index 9 */
+  grid[wayray::tiles::kHeaderSize + 1] = 9;             /* first tile at x index 9 */
   expect_decode_error ({}, grid, "outside");
   /* the same delta message twice: the second is out of sequence */
   s.fill ({0, 0, 8, 8}, bgrx (1, 2, 3));
