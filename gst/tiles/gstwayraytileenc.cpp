@@ -51,6 +51,7 @@ enum
   PROP_ZSTD_LEVEL,
   PROP_THREADS,
   PROP_SCROLL_DETECTION,
+  PROP_GLYPH_CACHE_SIZE,
   PROP_STATS,
 };
 
@@ -227,6 +228,7 @@ gst_wayray_tile_enc_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     for (int i = 0; i < kNumOpTypes; i++)
       priv->stats.ops[i] += stats.ops[i];
     priv->stats.tiles_unchanged += stats.tiles_unchanged;
+    priv->stats.tiles_by_glyphs += stats.tiles_by_glyphs;
     priv->stats.bytes += stats.bytes;
     if (produced)
       priv->messages++;
@@ -296,7 +298,8 @@ gst_wayray_tile_enc_get_stats (GstWayrayTileEnc * self)
   GstStructure *s = gst_structure_new ("application/x-wayray-tileenc-stats",
       "messages", G_TYPE_UINT64, priv->messages,
       "bytes", G_TYPE_UINT64, (guint64) priv->stats.bytes,
-      "tiles-unchanged", G_TYPE_UINT64, (guint64) priv->stats.tiles_unchanged, NULL);
+      "tiles-unchanged", G_TYPE_UINT64, (guint64) priv->stats.tiles_unchanged,
+      "tiles-by-glyphs", G_TYPE_UINT64, (guint64) priv->stats.tiles_by_glyphs, NULL);
   for (int i = 1; i < kNumOpTypes; i++)
     gst_structure_set (s, op_name (i), G_TYPE_UINT64, (guint64) priv->stats.ops[i], NULL);
   return s;
@@ -328,6 +331,9 @@ gst_wayray_tile_enc_set_property (GObject * object, guint prop_id, const GValue 
       break;
     case PROP_SCROLL_DETECTION:
       priv->settings.scroll_detection = g_value_get_boolean (value);
+      break;
+    case PROP_GLYPH_CACHE_SIZE:
+      priv->settings.glyph_slots = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -364,6 +370,9 @@ gst_wayray_tile_enc_get_property (GObject * object, guint prop_id, GValue * valu
       break;
     case PROP_SCROLL_DETECTION:
       g_value_set_boolean (value, priv->settings.scroll_detection);
+      break;
+    case PROP_GLYPH_CACHE_SIZE:
+      g_value_set_uint (value, priv->settings.glyph_slots);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -431,6 +440,12 @@ gst_wayray_tile_enc_class_init (GstWayrayTileEncClass * klass)
       g_param_spec_boolean ("scroll-detection", "Scroll detection",
           "Send vertical scrolls and moves as a copy inside the client's framebuffer "
           "plus the residue", DEFAULT_SCROLL_DETECTION, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_GLYPH_CACHE_SIZE,
+      g_param_spec_uint ("glyph-cache-size", "Glyph cache size",
+          "Glyphs (letters, icons: shapes up to 64x64 on a plain background) both sides "
+          "keep, so that text costs a few bytes a letter (a letter takes well under 1 KiB on the "
+          "client, the largest glyph 20 KiB). "
+          "0 disables glyph coding", 0, kMaxGlyphSlots, 2048, rw_ready));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Messages and bytes sent and the number of tiles per coding",

@@ -108,7 +108,7 @@ GST_END_TEST;
 GST_START_TEST (test_enc_properties)
 {
   GstHarness *h = gst_harness_new_parse ("wayraytileenc tile-size=32 cache-size=16 "
-      "compression=lz4 zstd-level=3 threads=1 scroll-detection=false");
+      "compression=lz4 zstd-level=3 threads=1 scroll-detection=false glyph-cache-size=100");
   gst_harness_set_src_caps_str (h, bgrx_caps (100, 40).c_str ());
   Screen s (100, 40);
   Rng rng (3);
@@ -121,6 +121,7 @@ GST_START_TEST (test_enc_properties)
   GstBuffer *out = gst_harness_pull (h);
   fail_unless_equals_int (header_of (out).tile_size, 32);
   fail_unless_equals_int (header_of (out).cache_slots, 16);
+  fail_unless_equals_int (header_of (out).glyph_slots, 100);
   gst_buffer_unref (out);
   GstStructure *stats = NULL;
   GstElement *enc = gst_harness_find_element (h, "wayraytileenc");

@@ -1,6 +1,6 @@
 /* Writes the seed corpus for fuzz_tiledec: short streams made by the real
  * encoder that use every coding (solid, palette, zstd, lz4, deltas, cache
- * references, copies).
+ * references, copies, glyphs with a small and a large glyph cache).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -29,6 +29,7 @@ main (int argc, char **argv)
     set.tile_size = variant % 2 ? 16 : 32;
     set.cache_slots = variant % 3 == 0 ? 0 : 6;
     set.compressor = variant % 4 >= 2 ? Compressor::LZ4 : Compressor::ZSTD;
+    set.glyph_slots = variant % 2 ? 3 : 2048;
     const int W = 48 + 8 * variant, H = 40 + 4 * variant;
     RandomDesktop desk (W, H, 100 + variant);
     Encoder enc;
