@@ -693,6 +693,7 @@ struct Encoder::Impl {
 
   void encode_content (Job &job, const ConstSurface &f, Compressors &c);
   int lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, int h);
+  CacheEntry &new_entry (uint32_t &slot);
   void insert (Job &job, const ConstSurface &f);
   void insert_model_tile (const Rect &r);
   void encode_glyphs (const ConstSurface &f, std::vector<Job> &jobs,
@@ -837,18 +838,28 @@ Encoder::Impl::lookup (uint64_t hash, const uint8_t *p, size_t stride, int w, in
   return (int) it->second;
 }
 
-void
-Encoder::Impl::insert (Job &job, const ConstSurface &f)
+/* The slot the next cache entry goes to (as the decoder picks it), its old
+ * entry forgotten by the hash index. */
+CacheEntry &
+Encoder::Impl::new_entry (uint32_t &slot)
 {
-  if (lru.capacity () == 0)
-    return;
-  uint32_t slot = lru.insert ();
+  slot = lru.insert ();
   CacheEntry &e = cache[slot];
   if (!e.px.empty ()) {
     auto it = by_hash.find (e.hash);
     if (it != by_hash.end () && it->second == slot)
       by_hash.erase (it);
   }
+  return e;
+}
+
+void
+Encoder::Impl::insert (Job &job, const ConstSurface &f)
+{
+  if (lru.capacity () == 0)
+    return;
+  uint32_t slot;
+  CacheEntry &e = new_entry (slot);
   e.w = job.r.w;
   e.h = job.r.h;
   e.hash = job.hash;
@@ -862,13 +873,8 @@ Encoder::Impl::insert (Job &job, const ConstSurface &f)
 void
 Encoder::Impl::insert_model_tile (const Rect &r)
 {
-  uint32_t slot = lru.insert ();
-  CacheEntry &e = cache[slot];
-  if (!e.px.empty ()) {
-    auto it = by_hash.find (e.hash);
-    if (it != by_hash.end () && it->second == slot)
-      by_hash.erase (it);
-  }
+  uint32_t slot;
+  CacheEntry &e = new_entry (slot);
   e.w = r.w;
   e.h = r.h;
   e.hash = hash_rows (model_at (r.x, r.y), model_stride, r.w * 4, r.h);
