@@ -64,6 +64,12 @@ struct Client {
 
   /* Session. */
   GstElement *session = nullptr, *sink = nullptr, *ticket_src = nullptr;
+
+  /* Window and console: the picture is shown by a pipeline of its own that
+   * outlives reconnections (the window stays; the last picture stays in
+   * it, with the client's state written over it while detached). */
+  GstElement *display = nullptr, *display_src = nullptr, *display_sink = nullptr,
+      *status = nullptr;
   guint session_port = 0;
   std::string ticket, fingerprint, nonce;
   bool attached = false, new_session = false;
@@ -91,6 +97,9 @@ struct Client {
   void stop_session ();
   void schedule_reconnect (const std::string &why);
   void finish (int code, const std::string &why);
+  bool start_display (GError **err);
+  void stop_display ();
+  void show_status (const std::string &text);
   void state (const std::string &s) {
     g_print ("%s\n", s.c_str ());
   }
@@ -254,21 +263,145 @@ Client::stop_session ()
     gst_object_unref (session);
     session = nullptr;
   }
-  if (sink)
-    gst_object_unref (sink);
-  sink = nullptr;
+  {
+    std::lock_guard<std::mutex> g (lock);
+    if (sink)
+      gst_object_unref (sink);
+    sink = nullptr;
+  }
   ticket_src = nullptr;
   attached = false;
 }
 
-/* Every frame that reaches the video sink, in any mode: first-frame and
- * keystroke timing. */
+/* Navigation from the window (or the console's input devices) goes to
+ * the session's sink, which sends it upstream to the server; while no
+ * session is attached it is dropped. */
 static GstPadProbeReturn
-on_shown (GstPad *pad, GstPadProbeInfo *info, gpointer data)
+on_display_event (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
   Client *c = static_cast<Client *> (data);
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (ev) != GST_EVENT_NAVIGATION)
+    return GST_PAD_PROBE_OK;
+  GstElement *to = nullptr;
+  {
+    std::lock_guard<std::mutex> g (c->lock);
+    if (c->sink)
+      to = GST_ELEMENT (gst_object_ref (c->sink));
+  }
+  if (to) {
+    gst_element_send_event (to, gst_event_ref (ev));
+    gst_object_unref (to);
+  }
+  return GST_PAD_PROBE_DROP;
+}
+
+static gboolean
+display_bus (GstBus *bus, GstMessage *msg, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    GError *err = nullptr;
+    gst_message_parse_error (msg, &err, nullptr);
+    std::string m = std::string ("the display failed: ") + err->message;
+    g_error_free (err);
+    c->finish (EXIT_USAGE, m);
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+bool
+Client::start_display (GError **err)
+{
+  if (display || headless)
+    return true;
+  std::string desc = std::string ("appsrc name=src is-live=true format=time do-timestamp=true "
+      "max-buffers=2 leaky-type=downstream "
+      "! textoverlay name=status silent=true valignment=center halignment=center "
+      "font-desc=\"Sans 9\" shaded-background=true "
+      "! videoconvert ! ") + (console ? "kmssink" : "autovideosink") +
+      " name=wayray-out sync=false";
+  display = gst_parse_launch_full (desc.c_str (), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, err);
+  if (!display)
+    return false;
+  display_src = gst_bin_get_by_name (GST_BIN (display), "src");
+  display_sink = gst_bin_get_by_name (GST_BIN (display), "wayray-out");
+  status = gst_bin_get_by_name (GST_BIN (display), "status");
+  GstPad *pad = gst_element_get_static_pad (display_src, "src");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_display_event, this, nullptr);
+  gst_object_unref (pad);
+  GstBus *bus = gst_element_get_bus (display);
+  gst_bus_add_watch (bus, display_bus, this);
+  gst_object_unref (bus);
+  if (gst_element_set_state (display, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
+    g_set_error (err, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
+        "the %s would not start", console ? "console display (kmssink)" : "window");
+    stop_display ();
+    return false;
+  }
+  return true;
+}
+
+void
+Client::stop_display ()
+{
+  if (!display)
+    return;
+  gst_element_set_state (display, GST_STATE_NULL);
+  for (GstElement *e : { display_src, display_sink, status, display })
+    if (e)
+      gst_object_unref (e);
+  display = display_src = display_sink = status = nullptr;
+}
+
+/* Writes @text over the last picture (empty: clears it). */
+void
+Client::show_status (const std::string &text)
+{
+  if (!display)
+    return;
+  g_object_set (status, "text", text.c_str (), "silent", text.empty (), nullptr);
+  GstSample *again = nullptr;
+  {
+    std::lock_guard<std::mutex> g (lock);
+    if (last)
+      again = gst_sample_ref (last);
+  }
+  if (again) {                  /* the overlay draws on frames: show it now */
+    GstBuffer *copy = gst_buffer_copy (gst_sample_get_buffer (again));
+    GST_BUFFER_PTS (copy) = GST_BUFFER_DTS (copy) = GST_CLOCK_TIME_NONE;
+    GstSample *s = gst_sample_new (copy, gst_sample_get_caps (again), nullptr, nullptr);
+    gst_app_src_push_sample (GST_APP_SRC (display_src), s);
+    gst_sample_unref (s);
+    gst_buffer_unref (copy);
+    gst_sample_unref (again);
+  }
+}
+
+/* Every picture the session pipeline delivers, in any mode: kept for
+ * snapshots and status overlays, shown in the window or on the console,
+ * and timed (first frame, keystroke latency). */
+static GstFlowReturn
+on_frame (GstAppSink *appsink, gpointer data)
+{
+  Client *c = static_cast<Client *> (data);
+  GstSample *s = gst_app_sink_pull_sample (appsink);
+  if (!s)
+    return GST_FLOW_EOS;
   gint64 now = g_get_monotonic_time ();
+  if (c->display_src) {
+    GstBuffer *b = gst_buffer_copy (gst_sample_get_buffer (s));
+    GST_BUFFER_PTS (b) = GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
+    GstSample *shown = gst_sample_new (b, gst_sample_get_caps (s), nullptr, nullptr);
+    gst_app_src_push_sample (GST_APP_SRC (c->display_src), shown);
+    gst_sample_unref (shown);
+    gst_buffer_unref (b);
+  }
   std::lock_guard<std::mutex> g (c->lock);
+  if (c->last)
+    gst_sample_unref (c->last);
+  c->last = s;
   c->frames++;
   c->last_frame_us = now;
   if (!c->first_frame_reported) {
@@ -282,21 +415,6 @@ on_shown (GstPad *pad, GstPadProbeInfo *info, gpointer data)
     c->key_sent_us = 0;
     run_on_main ([ms] { g_print ("latency %.3f\n", ms); });
   }
-  return GST_PAD_PROBE_OK;
-}
-
-/* Headless: keep the last frame for snapshots. */
-static GstFlowReturn
-on_frame (GstAppSink *appsink, gpointer data)
-{
-  Client *c = static_cast<Client *> (data);
-  GstSample *s = gst_app_sink_pull_sample (appsink);
-  if (!s)
-    return GST_FLOW_EOS;
-  std::lock_guard<std::mutex> g (c->lock);
-  if (c->last)
-    gst_sample_unref (c->last);
-  c->last = s;
   return GST_FLOW_OK;
 }
 
@@ -313,6 +431,7 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
       if (!c->attached) {
         c->attached = true;
         c->backoff_ms = 0;
+        c->show_status ("");
         c->state ("state attached session-port=" + std::to_string (c->session_port) +
             " new=" + (c->new_session ? "1" : "0") + " size=" + std::to_string (c->width) + "x" +
             std::to_string (c->height));
@@ -353,10 +472,15 @@ Client::start_session ()
     g_error_free (err);
     return;
   }
-  std::string video_sink = headless
-      ? "appsink name=wayray-out sync=false emit-signals=true max-buffers=2 drop=true caps=video/x-raw,format=BGRx"
-      : console ? "videoconvert ! kmssink name=wayray-out sync=false"
-                : "videoconvert ! autovideosink name=wayray-out sync=false";
+  if (!start_display (&err)) {
+    finish (EXIT_USAGE, err->message);
+    g_error_free (err);
+    return;
+  }
+  /* The picture leaves the session pipeline here; window and console show
+   * it through the display pipeline. */
+  std::string video_sink =
+      "appsink name=wayray-out sync=false emit-signals=true max-buffers=2 drop=true caps=video/x-raw,format=BGRx";
   CodecChoice decoder = pick_h264_decoder (codec_preference (video_decoder));
   Variables vars = {
     { "HOST", host }, { "PORT", std::to_string (session_port) }, { "FINGERPRINT", fingerprint },
@@ -371,7 +495,10 @@ Client::start_session ()
     g_error_free (err);
     return;
   }
-  sink = gst_bin_get_by_name (GST_BIN (session), "wayray-out");
+  {
+    std::lock_guard<std::mutex> g (lock);
+    sink = gst_bin_get_by_name (GST_BIN (session), "wayray-out");
+  }
 
   /* Our own streams on the same connection: the ticket out, notices in. */
   ticket_src = control_source_new (nullptr);
@@ -400,15 +527,11 @@ Client::start_session ()
             });
         return GST_FLOW_OK;
       }), this);
-  if (headless && sink)
-    g_signal_connect (sink, "new-sample", G_CALLBACK (on_frame), this);
-  if (sink) {
-    GstPad *shown = gst_element_get_static_pad (sink, "sink");
-    if (shown) {
-      gst_pad_add_probe (shown, GST_PAD_PROBE_TYPE_BUFFER, on_shown, this, nullptr);
-      gst_object_unref (shown);
-    }
+  if (!sink || !GST_IS_APP_SINK (sink)) {
+    finish (EXIT_USAGE, path + ": the pipeline must end in ${VIDEO_SINK}");
+    return;
   }
+  g_signal_connect (sink, "new-sample", G_CALLBACK (on_frame), this);
 
   GstBus *bus = gst_element_get_bus (session);
   gst_bus_add_watch (bus, session_bus, this);
@@ -422,10 +545,10 @@ Client::start_session ()
     schedule_reconnect ("the client pipeline would not start");
     return;
   }
-  if (console && sink) {
+  if (console && display_sink) {
 #ifdef HAVE_LIBINPUT
     GError *ierr = nullptr;
-    if (!console_input.start (sink, width, height, "seat0", &ierr)) {
+    if (!console_input.start (display_sink, width, height, "seat0", &ierr)) {
       state (std::string ("warning: no local input: ") + ierr->message);
       g_error_free (ierr);
     }
@@ -447,6 +570,7 @@ Client::schedule_reconnect (const std::string &why)
   }
   backoff_ms = backoff_ms ? std::min<guint> (backoff_ms * 2, 10000) : 500;
   state ("state reconnecting in " + std::to_string (backoff_ms) + " ms (" + why + ")");
+  show_status ("Reconnecting to " + host + " …\n" + why);
   if (retry_source)
     g_source_remove (retry_source);
   retry_source = g_timeout_add (backoff_ms, [] (gpointer data) -> gboolean {
@@ -698,8 +822,9 @@ main (int argc, char **argv)
         static_cast<Client *> (data)->finish (EXIT_OK, "");
         return G_SOURCE_REMOVE;
       }, &c);
+  /* State lines go out as they happen, also into a pipe or a journal. */
+  setvbuf (stdout, nullptr, _IOLBF, 0);
   if (headless) {
-    setvbuf (stdout, nullptr, _IOLBF, 0);
     GIOChannel *ch = g_io_channel_unix_new (0);
     g_io_add_watch (ch, (GIOCondition) (G_IO_IN | G_IO_HUP), on_stdin, &c);
     g_io_channel_unref (ch);
@@ -709,6 +834,7 @@ main (int argc, char **argv)
 
   c.stop_door ();
   c.stop_session ();
+  c.stop_display ();
   if (c.last)
     gst_sample_unref (c.last);
   return c.exit_code;

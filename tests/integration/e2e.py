@@ -98,9 +98,10 @@ def wait_for(pred, timeout=10):
     return False
 
 
-def window_client(env, port, token, tmp, clients):
+def window_client(env, port, token, tmp, clients, end_session):
     """A client in window mode (autovideosink) on a virtual X server; keys
-    typed into its window reach the session."""
+    typed into its window reach the session. When its session goes away the
+    client reconnects in the same window (end_session() kills the worker)."""
     display = ":%d" % (60 + os.getpid() % 300)
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -125,6 +126,23 @@ def window_client(env, port, token, tmp, clients):
         subprocess.run(["xdotool", "type", "--delay", "30", "echo window-typed > %s\n" % marker], env=envx)
         check("keys typed into the client window reach the session",
               wait_for(lambda: os.path.exists(marker) and open(marker).read().strip() == "window-typed"))
+
+        # The session dies (its worker is killed): the client reconnects to a
+        # new one and keeps its window, which shows the state meanwhile.
+        end_session()
+        check("the window client reconnects after losing its session",
+              wc.expect(r"^state reconnecting") is not None and
+              wc.expect(r"state attached .* new=1") is not None and
+              wc.expect(r"^first-frame") is not None, "\n".join(wc.lines))
+        wids = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."], env=envx,
+                              capture_output=True, text=True).stdout.split()
+        check("and keeps the same window", wids == [wid], "%s before, %s after" % (wid, wids))
+        time.sleep(1.0)
+        subprocess.run(["xdotool", "mousemove", "--window", wid, "120", "120"], env=envx)
+        marker2 = os.path.join(tmp, "window2.txt")
+        subprocess.run(["xdotool", "type", "--delay", "30", "echo window-again > %s\n" % marker2], env=envx)
+        check("whose keys reach the new session",
+              wait_for(lambda: os.path.exists(marker2) and open(marker2).read().strip() == "window-again"))
         wc.quit()
     finally:
         xvfb.terminate()
@@ -399,7 +417,14 @@ def main():
         c2.quit()
         # --- a window client under Xvfb: input from the window --------------
         if shutil.which("Xvfb") and shutil.which("xdotool"):
-            window_client(env, base, tokens["alice"], tmp, clients)
+            def end_alice():
+                rows = []
+                wait_for(lambda: rows.extend(r for r in sessions(env, cfg) if r.get("token") == "alice"
+                                             and r.get("state") == "attached") or rows)
+                worker = int(rows[0].get("worker", "0")) if rows else 0
+                if worker > 0:
+                    os.kill(worker, signal.SIGKILL)
+            window_client(env, base, tokens["alice"], tmp, clients, end_alice)
         else:
             check("Xvfb and xdotool are installed", False, "install xvfb and xdotool")
 
