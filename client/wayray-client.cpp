@@ -355,6 +355,19 @@ Client::stop_display ()
   display = display_src = display_sink = status = nullptr;
 }
 
+/* Hands a picture to the display pipeline, which stamps it with its own
+ * clock (the buffer copy shares the pixels; only the timestamps differ). */
+static void
+push_to_display (GstElement *src, GstSample *sample)
+{
+  GstBuffer *b = gst_buffer_copy (gst_sample_get_buffer (sample));
+  GST_BUFFER_PTS (b) = GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
+  GstSample *shown = gst_sample_new (b, gst_sample_get_caps (sample), nullptr, nullptr);
+  gst_app_src_push_sample (GST_APP_SRC (src), shown);
+  gst_sample_unref (shown);
+  gst_buffer_unref (b);
+}
+
 /* Writes @text over the last picture (empty: clears it). */
 void
 Client::show_status (const std::string &text)
@@ -369,12 +382,7 @@ Client::show_status (const std::string &text)
       again = gst_sample_ref (last);
   }
   if (again) {                  /* the overlay draws on frames: show it now */
-    GstBuffer *copy = gst_buffer_copy (gst_sample_get_buffer (again));
-    GST_BUFFER_PTS (copy) = GST_BUFFER_DTS (copy) = GST_CLOCK_TIME_NONE;
-    GstSample *s = gst_sample_new (copy, gst_sample_get_caps (again), nullptr, nullptr);
-    gst_app_src_push_sample (GST_APP_SRC (display_src), s);
-    gst_sample_unref (s);
-    gst_buffer_unref (copy);
+    push_to_display (display_src, again);
     gst_sample_unref (again);
   }
 }
@@ -390,14 +398,8 @@ on_frame (GstAppSink *appsink, gpointer data)
   if (!s)
     return GST_FLOW_EOS;
   gint64 now = g_get_monotonic_time ();
-  if (c->display_src) {
-    GstBuffer *b = gst_buffer_copy (gst_sample_get_buffer (s));
-    GST_BUFFER_PTS (b) = GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
-    GstSample *shown = gst_sample_new (b, gst_sample_get_caps (s), nullptr, nullptr);
-    gst_app_src_push_sample (GST_APP_SRC (c->display_src), shown);
-    gst_sample_unref (shown);
-    gst_buffer_unref (b);
-  }
+  if (c->display_src)
+    push_to_display (c->display_src, s);
   std::lock_guard<std::mutex> g (c->lock);
   if (c->last)
     gst_sample_unref (c->last);
