@@ -71,7 +71,7 @@ struct Client {
   GstElement *display = nullptr, *display_src = nullptr, *display_sink = nullptr,
       *status = nullptr;
   guint session_port = 0;
-  std::string ticket, fingerprint, nonce;
+  std::string ticket, fingerprint, certificate_name, nonce;
   bool attached = false, new_session = false;
   guint backoff_ms = 0, retry_source = 0;
 
@@ -244,6 +244,10 @@ Client::on_answer (GstStructure *msg)
   gst_structure_get_boolean (msg, "new-session", &created);
   ticket = t;
   fingerprint = fp;
+  /* The session's own certificate (signed by the seat key) is taken only
+   * with this name: another session's would not do. */
+  const gchar *cn = gst_structure_get_string (msg, "certificate-name");
+  certificate_name = cn ? cn : "";
   session_port = p;
   new_session = created;
   stop_door ();
@@ -486,6 +490,7 @@ Client::start_session ()
   CodecChoice decoder = pick_h264_decoder (codec_preference (video_decoder));
   Variables vars = {
     { "HOST", host }, { "PORT", std::to_string (session_port) }, { "FINGERPRINT", fingerprint },
+    { "CERTIFICATE_NAME", certificate_name },
     { "KNOWN_HOSTS", known_hosts }, { "DRAW_CURSOR", headless ? "false" : "true" }, { "VIDEO_SINK", video_sink },
     /* With none usable the name stays, and parsing names what is missing. */
     { "H264_DECODER", decoder.factory.empty () ? "avdec_h264" : decoder.launch },
@@ -506,7 +511,7 @@ Client::start_session ()
   ticket_src = control_source_new (nullptr);
   GstElement *qsink = gst_element_factory_make ("quicsink", nullptr);
   g_object_set (qsink, "mode", 1, "host", host.c_str (), "port", session_port, "pinned-fingerprint",
-      fingerprint.c_str (), nullptr);
+      fingerprint.c_str (), "certificate-name", certificate_name.c_str (), nullptr);
   if (!known_hosts.empty ())
     g_object_set (qsink, "known-hosts-file", known_hosts.c_str (), nullptr);
   GstElement *notices = control_sink_new (nullptr);

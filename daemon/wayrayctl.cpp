@@ -1,10 +1,11 @@
 /* wayrayctl: control a running wayrayd, and manage its token store.
  *
- *   wayrayctl [--seat NAME | --socket PATH] list | detach ID | end ID | stats ID
- *   wayrayctl [--seat NAME | --config FILE | --store FILE] token-add NAME | token-remove NAME
+ *   wayrayctl [--seat NAME | --socket PATH] list | detach ID | end ID | stats ID | shutdown
+ *   wayrayctl [--seat NAME | --config FILE | --store FILE] token-add NAME [--user USER] | token-remove NAME
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include "wraccounts.h"
 #include "wrdaemon.h"
 #include "wrtokens.h"
 
@@ -17,11 +18,37 @@
 
 using namespace wayray;
 
+/* Sends one command line to wayrayd; the answer (without its closing "ok")
+ * in @answer. */
+static bool
+ask_daemon (const std::string &path, const std::string &line, std::string *answer, GError **error)
+{
+  GSocketClient *client = g_socket_client_new ();
+  GSocketAddress *addr = g_unix_socket_address_new (path.c_str ());
+  GSocketConnection *conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (addr), nullptr, error);
+  g_object_unref (addr);
+  g_object_unref (client);
+  if (!conn)
+    return false;
+  std::string out = line + "\n";
+  GOutputStream *os = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  g_output_stream_write_all (os, out.data (), out.size (), nullptr, nullptr, nullptr);
+  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
+  char buf[4096];
+  gssize n;
+  while ((n = g_input_stream_read (in, buf, sizeof buf, nullptr, nullptr)) > 0)
+    answer->append (buf, n);
+  g_object_unref (conn);
+  return true;
+}
+
 int
 main (int argc, char **argv)
 {
-  gchar *seat = nullptr, *socket_path = nullptr, *config = nullptr, *store = nullptr;
+  gchar *seat = nullptr, *socket_path = nullptr, *config = nullptr, *store = nullptr, *user = nullptr;
   GOptionEntry entries[] = {
+    {"user", 'u', 0, G_OPTION_ARG_STRING, &user, "token-add: the account the token's sessions run as (default: NAME)",
+        "USER"},
     {"seat", 's', 0, G_OPTION_ARG_STRING, &seat, "Seat name (default: 'default')", "NAME"},
     {"socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path, "wayrayd's control socket", "PATH"},
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "wayrayd's configuration file", "FILE"},
@@ -31,12 +58,18 @@ main (int argc, char **argv)
   GOptionContext *ctx = g_option_context_new ("COMMAND [ARG] - control wayrayd");
   g_option_context_set_description (ctx,
       "Commands:\n"
-      "  list               sessions: id, token, state, client, size, port, socket, pid, frames\n"
+      "  list               sessions: id, token, user, state, client, size, port, socket, pid, frames\n"
       "  detach ID          drop the session's client; the session keeps running\n"
       "  end ID             end the session and its applications\n"
       "  stats ID           the session's figures and its connection statistics\n"
-      "  token-add NAME     create (or replace) a token; prints the token once\n"
-      "  token-remove NAME  remove a token\n");
+      "  shutdown           end every session and stop wayrayd (root and admin-group)\n"
+      "  token-add NAME [--user USER]\n"
+      "                     create (or replace) a token for the account USER (default: NAME);\n"
+      "                     prints the token once\n"
+      "  token-remove NAME  remove a token and end its session\n"
+      "\n"
+      "Anyone may list, detach, end and read the figures of their own sessions;\n"
+      "root and members of the seat's admin-group manage every session.\n");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   GError *err = nullptr;
   if (!g_option_context_parse (ctx, &argc, &argv, &err) || argc < 2) {
@@ -53,43 +86,50 @@ main (int argc, char **argv)
     return 2;
   }
 
+  std::string path = socket_path ? socket_path : find_control_socket (cfg);
   if (cmd == "token-add" || cmd == "token-remove") {
-    std::string path = store ? store : cfg.token_store;
+    std::string file = store ? store : cfg.token_store;
     if (arg.empty ()) {
       g_printerr ("wayrayctl: %s needs a NAME\n", cmd.c_str ());
       return 2;
     }
+    std::string account = user ? user : arg;
+    if (cmd == "token-add" && !account_exists (account)) {
+      g_printerr ("wayrayctl: there is no account '%s'; name one with --user USER\n", account.c_str ());
+      return 1;
+    }
     std::string token;
-    bool ok = cmd == "token-add" ? token_store_add (path, arg, &token, &err) : token_store_remove (path, arg, &err);
+    bool ok = cmd == "token-add" ? token_store_add (file, arg, account, &token, &err)
+                                 : token_store_remove (file, arg, &err);
     if (!ok) {
       g_printerr ("wayrayctl: %s\n", err->message);
       return 1;
     }
-    if (cmd == "token-add")
+    if (cmd == "token-add") {
       g_print ("%s\n", token.c_str ());
+      return 0;
+    }
+    /* A removed token's session ends, and its client is told why. */
+    std::string answer;
+    if (!ask_daemon (path, "revoke " + arg, &answer, &err)) {
+      g_printerr ("wayrayctl: token removed; wayrayd is not running at %s, so no session needed ending\n",
+          path.c_str ());
+      return 0;
+    }
+    if (answer.rfind ("error:", 0) == 0) {
+      g_printerr ("wayrayctl: token removed, but %s", answer.c_str () + 7);
+      return 1;
+    }
+    g_print ("%s", answer.substr (0, answer.rfind ("ok\n")).c_str ());
     return 0;
   }
 
-  std::string path = socket_path ? socket_path : cfg.control_socket;
-  GSocketClient *client = g_socket_client_new ();
-  GSocketAddress *addr = g_unix_socket_address_new (path.c_str ());
-  GSocketConnection *conn = g_socket_client_connect (client, G_SOCKET_CONNECTABLE (addr), nullptr, &err);
-  g_object_unref (addr);
-  if (!conn) {
+  std::string line = cmd + (arg.empty () ? "" : " " + arg);
+  std::string answer;
+  if (!ask_daemon (path, line, &answer, &err)) {
     g_printerr ("wayrayctl: cannot reach wayrayd at %s: %s\n", path.c_str (), err->message);
     return 1;
   }
-  std::string line = cmd + (arg.empty () ? "" : " " + arg) + "\n";
-  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
-  g_output_stream_write_all (out, line.data (), line.size (), nullptr, nullptr, nullptr);
-  GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (conn));
-  std::string answer;
-  char buf[4096];
-  gssize n;
-  while ((n = g_input_stream_read (in, buf, sizeof buf, nullptr, nullptr)) > 0)
-    answer.append (buf, n);
-  g_object_unref (conn);
-  g_object_unref (client);
 
   int rc = 0;
   if (answer.rfind ("error:", 0) == 0) {

@@ -1,13 +1,20 @@
 /* wayrayd: the WayRay seat daemon.
  *
  * Hosts sessions (a wayraysrc compositor with the session command and the
- * server pipeline from a pipeline file), one per token. Clients knock at the
+ * server pipeline from a pipeline file), one per token, each running as the
+ * token's Unix account in a PAM session of its own. Clients knock at the
  * front door (a QUIC port): they present a token and their screen size and
  * get the session's port, a one-time ticket and the server's certificate
  * fingerprint. On the session port the client presents the ticket; until it
  * does, the session's display stays behind a closed gate and its input is
  * dropped. A session outlives its client; the same token from another client
- * reattaches it, resized to the new screen, with a full refresh.
+ * reattaches it, resized to the new screen, with a full refresh. Sessions
+ * outlive the daemon too: a new wayrayd adopts the sessions it finds.
+ *
+ * The parts and who they run as: this daemon (root: reads the token store,
+ * holds the seat key, serves the front door and the control socket); per
+ * session a starter (root, wrstarter.h: PAM, then waits) and a worker (the
+ * user, wrworker.h: the session pipeline and its applications).
  *
  *   wayrayd [--seat NAME] [--config FILE]
  *
@@ -21,6 +28,11 @@
 #include "wrsession.h"
 #include "wrtokens.h"
 #include "wrworker.h"
+#include "wraccounts.h"
+#include "wrprivileges.h"
+#include "wrproxy.h"
+#include "wrsessioncert.h"
+#include "wrstarter.h"
 
 #include <gio/gio.h>
 #include <gio/gunixsocketaddress.h>
@@ -42,6 +54,7 @@
 #include <map>
 #include <memory>
 #include <sstream>
+#include <tuple>
 
 GST_DEBUG_CATEGORY (wayrayd_debug);
 #define GST_CAT_DEFAULT wayrayd_debug
@@ -63,47 +76,20 @@ random_hex (size_t bytes)
   return out;
 }
 
-struct Daemon;
-
-/* The daemon's view of a session running in its worker process. */
-struct SessionProxy {
-  Daemon *d = nullptr;
-  int id = 0;
-  std::string token_name;
-  guint port = 0;
-  std::string socket_name;
-  GPid pid = 0;
-  int fd = -1;
-  guint io_watch = 0, child_watch = 0;
-  std::string line_buf;
-
-  bool ready = false;
-  bool attached = false;
-  std::string describe_line, stats_text, ended_reason;
-  /* A welcome waiting for the worker to listen. It goes to whoever is at
-   * the front door then: the nonce lets only its client take it, and the
-   * ticket is worthless without the token (see ticket_proof). */
-  GstStructure *welcome = nullptr;
-  std::string welcome_proof;
-  int welcome_w = 0, welcome_h = 0;
-  std::string welcome_who;
-
-  ~SessionProxy ();
-  void send (GstStructure *msg);
-  void handle (const GstStructure *msg);
-  void expect (const std::string &proof, int w, int h, const std::string &who);
-};
-
-
 /* ---- The daemon --------------------------------------------------------- */
 
-struct Daemon {
+/* How long a session's certificate is valid. Each names one session and
+ * clients accept it only for that session; see docs/wayrayd.md. */
+constexpr guint64 SESSION_CERTIFICATE_SECONDS = 90ull * 24 * 3600;
+
+struct Daemon : ProxyHost {
   DaemonConfig cfg;
   PipelineFile server_file;      /* the last server pipeline that checked out */
   GMainLoop *loop = nullptr;
   std::map<int, std::unique_ptr<SessionProxy>> sessions;
   std::string self_exe;
   int next_id = 1;
+  bool privileged = geteuid () == 0;
 
   /* Front door. */
   GstElement *door = nullptr, *door_in = nullptr, *door_out = nullptr, *door_net = nullptr;
@@ -112,22 +98,35 @@ struct Daemon {
   gint64 last_malformed_us = 0;   /* malformed hellos are answered once a second */
   std::string door_peer;
   std::string fingerprint;
+  std::string seat_cert, seat_key;
 
   GSocketService *control = nullptr;
+  guint policy_timer = 0;
   bool notified_ready = false;
+  bool shutting_down = false;
 
   bool start_front_door (GError **error);
   void restart_front_door (guint delay_ms);
   void on_hello (GstStructure *msg);
   void reply (GstStructure *msg);
   SessionProxy *session_for_token (const std::string &name);
-  SessionProxy *spawn_worker (const std::string &token, int w, int h, GError **error);
-  void worker_gone (SessionProxy *p, int status);
+  SessionProxy *spawn_session (const std::string &token, const Account &account, int w, int h, GError **error);
   guint free_port ();
+  bool prepare_runtime (GError **error);
+  void adopt_sessions ();
   bool start_control (GError **error);
-  std::string handle_command (const std::string &line);
+  std::string handle_command (const std::string &line, uid_t peer);
   void update_status ();
-  void reload_pipeline ();
+  void reload ();
+  void apply_policy ();
+  void end_session (SessionProxy *p, const std::string &reason);
+
+  /* ProxyHost */
+  void proxy_ready (SessionProxy *p) override;
+  void proxy_failed (SessionProxy *p, const std::string &reason) override;
+  void proxy_changed (SessionProxy *p) override { update_status (); }
+  void proxy_gone (SessionProxy *p, const std::string &why) override;
+  GstStructure *proxy_setup (SessionProxy *p) override;
 };
 
 static Daemon *the_daemon;
@@ -135,21 +134,40 @@ static Daemon *the_daemon;
 
 /* ---- Daemon ------------------------------------------------------------- */
 
-/* SIGHUP: take the server pipeline file again if it checks out; a broken
- * edit is reported and the last good one stays in use. */
+/* SIGHUP: read the whole configuration again and take it if it checks out;
+ * otherwise report why and keep the running one. Sessions that run keep
+ * what they started with. */
 void
-Daemon::reload_pipeline ()
+Daemon::reload ()
 {
+  DaemonConfig fresh;
   PipelineFile file;
   GError *err = nullptr;
-  if (!check_daemon_config (cfg, &file, &err)) {
-    g_printerr ("wayrayd: reload refused, new sessions keep using %s as it was: %s\n",
-        server_file.path.c_str (), err->message);
+  if (!load_daemon_config (cfg.seat, cfg.config_file.empty () ? nullptr : cfg.config_file.c_str (), &fresh, &err) ||
+      !check_daemon_config (fresh, &file, &err)) {
+    g_printerr ("wayrayd: reload refused, the running configuration stays: %s\n", err->message);
     g_error_free (err);
     return;
   }
+  for (auto [what, before, after] : { std::make_tuple ("runtime-directory", cfg.runtime_directory,
+           fresh.runtime_directory), std::make_tuple ("control-socket", cfg.control_socket, fresh.control_socket),
+           std::make_tuple ("certificate-file", cfg.certificate_file, fresh.certificate_file),
+           std::make_tuple ("private-key-file", cfg.private_key_file, fresh.private_key_file) }) {
+    if (before != after)
+      g_printerr ("wayrayd: [daemon] %s changes only when wayrayd restarts; keeping %s\n", what, before.c_str ());
+  }
+  fresh.runtime_directory = cfg.runtime_directory;
+  fresh.control_socket = cfg.control_socket;
+  fresh.certificate_file = cfg.certificate_file;
+  fresh.private_key_file = cfg.private_key_file;
+  bool door_moved = fresh.port != cfg.port || fresh.listen_address != cfg.listen_address;
+  cfg = fresh;
   server_file = file;
-  g_print ("wayrayd: reloaded %s for new sessions\n", server_file.path.c_str ());
+  g_print ("wayrayd: reloaded %s (pipeline %s) for new sessions\n",
+      cfg.config_file.empty () ? "the built-in defaults" : cfg.config_file.c_str (), server_file.path.c_str ());
+  if (door_moved)
+    restart_front_door (0);
+  apply_policy ();
 }
 
 void
@@ -183,173 +201,132 @@ Daemon::free_port ()
   return 0;
 }
 
-SessionProxy::~SessionProxy ()
+void
+Daemon::end_session (SessionProxy *p, const std::string &reason)
 {
-  if (io_watch)
-    g_source_remove (io_watch);
-  if (child_watch)
-    g_source_remove (child_watch);
-  if (fd >= 0)
-    close (fd);
-  if (welcome)
-    gst_structure_free (welcome);
+  g_print ("session %d (%s): ending: %s\n", p->id, p->user.c_str (), reason.c_str ());
+  p->ended_reason = reason;
+  if (p->fd >= 0)
+    p->send (gst_structure_new ("end", "reason", G_TYPE_STRING, reason.c_str (), nullptr));
+  else
+    p->terminate ();
+}
+
+/* detached-timeout: sessions left detached too long end. */
+void
+Daemon::apply_policy ()
+{
+  if (policy_timer)
+    g_source_remove (policy_timer);
+  policy_timer = 0;
+  if (!cfg.detached_timeout_s)
+    return;
+  policy_timer = g_timeout_add_seconds (1, [] (gpointer data) -> gboolean {
+        Daemon *d = static_cast<Daemon *> (data);
+        gint64 now = g_get_monotonic_time ();
+        for (auto &kv : d->sessions) {
+          SessionProxy *p = kv.second.get ();
+          if (p->ready && !p->attached && p->detached_since_us && p->ended_reason.empty () &&
+              now - p->detached_since_us > (gint64) d->cfg.detached_timeout_s * G_USEC_PER_SEC)
+            d->end_session (p, "it was detached for longer than detached-timeout");
+        }
+        return G_SOURCE_CONTINUE;
+      }, this);
 }
 
 void
-SessionProxy::send (GstStructure *msg)
+Daemon::proxy_ready (SessionProxy *p)
 {
-  if (fd < 0 || !worker_send (fd, msg))
-    GST_WARNING ("session %d: its worker is not listening", id);
+  g_print ("session %d (%s as %s): %s on port %u, socket %s, worker %d\n", p->id, p->token_name.c_str (),
+      p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->starter);
+  if (p->welcome) {
+    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who);
+    reply (p->welcome);
+    p->welcome = nullptr;
+  }
+  update_status ();
 }
 
 void
-SessionProxy::expect (const std::string &proof, int w, int h, const std::string &who)
+Daemon::proxy_failed (SessionProxy *p, const std::string &reason)
 {
-  send (gst_structure_new ("expect", "proof", G_TYPE_STRING, proof.c_str (), "width", G_TYPE_INT, w,
-          "height", G_TYPE_INT, h, "client", G_TYPE_STRING, who.c_str (), nullptr));
+  if (!p->welcome)
+    return;
+  g_print ("refused %s: the session could not start: %s\n", p->welcome_who.c_str (), reason.c_str ());
+  reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (p->welcome, "nonce"),
+          "reason", G_TYPE_STRING, ("the session could not start: " + reason).c_str (), nullptr));
+  gst_structure_free (p->welcome);
+  p->welcome = nullptr;
 }
 
 void
-SessionProxy::handle (const GstStructure *msg)
+Daemon::proxy_gone (SessionProxy *p, const std::string &why)
 {
-  if (gst_structure_has_name (msg, "ready")) {
-    ready = true;
-    g_print ("session %d (%s): started on port %u, socket %s, worker %d\n", id, token_name.c_str (), port,
-        socket_name.c_str (), pid);
-    if (welcome) {
-      expect (welcome_proof, welcome_w, welcome_h, welcome_who);
-      d->reply (welcome);
-      welcome = nullptr;
-    }
-  } else if (gst_structure_has_name (msg, "failed")) {
-    const gchar *reason = gst_structure_get_string (msg, "reason");
-    ended_reason = std::string ("could not start: ") + (reason ? reason : "?");
-    if (welcome) {
-      g_print ("refused %s: the session could not start: %s\n", welcome_who.c_str (), reason ? reason : "?");
-      d->reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (welcome, "nonce"),
-              "reason", G_TYPE_STRING,
-              (std::string ("the session could not start: ") + (reason ? reason : "?")).c_str (), nullptr));
-      gst_structure_free (welcome);
-      welcome = nullptr;
-    }
-  } else if (gst_structure_has_name (msg, "status")) {
-    gboolean a = FALSE;
-    gst_structure_get_boolean (msg, "attached", &a);
-    const gchar *desc = gst_structure_get_string (msg, "describe");
-    const gchar *stats = gst_structure_get_string (msg, "stats");
-    const gchar *who = gst_structure_get_string (msg, "client");
-    (void) who;                 /* the worker logs attach and detach itself */
-    attached = a;
-    describe_line = desc ? desc : "";
-    stats_text = stats ? stats : "";
-    d->update_status ();
-  } else if (gst_structure_has_name (msg, "ended")) {
-    const gchar *reason = gst_structure_get_string (msg, "reason");
-    ended_reason = reason ? reason : "ended";
-  }
+  g_print ("session %d (%s) ends: %s\n", p->id, p->token_name.c_str (), why.c_str ());
+  proxy_failed (p, why);
+  sessions.erase (p->id);
+  update_status ();
+  if (shutting_down && sessions.empty ())
+    g_main_loop_quit (loop);
 }
 
-/* Lines from a worker; its end (EOF) is handled by the child watch. */
-static gboolean
-worker_input (gint fd, GIOCondition cond, gpointer data)
+GstStructure *
+Daemon::proxy_setup (SessionProxy *p)
 {
-  SessionProxy *p = static_cast<SessionProxy *> (data);
-  char buf[65536];
-  ssize_t n = read (fd, buf, sizeof buf);
-  if (n <= 0) {
-    p->io_watch = 0;
-    return G_SOURCE_REMOVE;
-  }
-  p->line_buf.append (buf, n);
-  size_t nl;
-  while ((nl = p->line_buf.find ('\n')) != std::string::npos) {
-    std::string line = p->line_buf.substr (0, nl);
-    p->line_buf.erase (0, nl + 1);
-    GstStructure *s = gst_structure_from_string (line.c_str (), nullptr);
-    if (s) {
-      p->handle (s);
-      gst_structure_free (s);
-    }
-  }
-  return G_SOURCE_CONTINUE;
+  std::string base = p->runtime_dir + "/wayray-session-" + std::to_string (p->id);
+  return gst_structure_new ("setup",
+      "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, p->token_name.c_str (), "port", G_TYPE_UINT, p->port,
+      "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, p->welcome_w,
+      "height", G_TYPE_INT, p->welcome_h, "seat", G_TYPE_STRING, cfg.seat.c_str (),
+      "command", G_TYPE_STRING, cfg.session_command.c_str (),
+      "keymap-layout", G_TYPE_STRING, cfg.keymap_layout.c_str (),
+      "listen-address", G_TYPE_STRING, cfg.listen_address.c_str (),
+      "certificate-file", G_TYPE_STRING, (base + ".crt").c_str (),
+      "private-key-file", G_TYPE_STRING, (base + ".key").c_str (),
+      "video-encoder", G_TYPE_STRING, cfg.video_encoder.c_str (),
+      "framerate", G_TYPE_UINT, cfg.framerate,
+      "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
+      "pipeline-text", G_TYPE_STRING, server_file.text.c_str (), nullptr);
 }
 
 SessionProxy *
-Daemon::spawn_worker (const std::string &token, int w, int h, GError **error)
+Daemon::spawn_session (const std::string &token, const Account &account, int w, int h, GError **error)
 {
-  int sv[2];
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
-    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "socketpair: %s", g_strerror (errno));
-    return nullptr;
-  }
   auto p = std::make_unique<SessionProxy> ();
-  p->d = this;
+  p->host = this;
   p->id = next_id++;
   p->token_name = token;
+  p->user = account.name;
+  p->uid = account.uid;
   p->port = free_port ();
+  p->seat_runtime = cfg.runtime_directory;
   p->socket_name = "wayray-" + cfg.seat + "-" + std::to_string (p->id);
-  const gchar *argv[] = { self_exe.c_str (), "--session-worker=3", nullptr };
-  gint source_fds[] = { sv[1] }, target_fds[] = { 3 };
-  GPid pid = 0;
-  gboolean ok = g_spawn_async_with_pipes_and_fds (nullptr, argv, nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr,
-      nullptr, -1, -1, -1, source_fds, target_fds, 1, &pid, nullptr, nullptr, nullptr, error);
-  close (sv[1]);
-  if (!ok) {
-    close (sv[0]);
+  p->welcome_w = w;
+  p->welcome_h = h;
+
+  /* The session's own key, signed by the seat's: the seat key never
+   * reaches anything the session's user can read. Its name is random, and
+   * clients take the chain only with the name of the session they asked
+   * for. */
+  std::string chain, key;
+  p->certificate_name = "wayray-session-" + random_hex (16);
+  if (!issue_session_certificate (seat_cert, seat_key, p->certificate_name, SESSION_CERTIFICATE_SECONDS, &chain,
+          &key, error))
     return nullptr;
-  }
-  p->pid = pid;
-  p->fd = sv[0];
-  p->io_watch = g_unix_fd_add (p->fd, (GIOCondition) (G_IO_IN | G_IO_HUP | G_IO_ERR), worker_input, p.get ());
-  p->child_watch = g_child_watch_add (pid, [] (GPid, gint status, gpointer data) {
-        SessionProxy *sp = static_cast<SessionProxy *> (data);
-        sp->child_watch = 0;
-        sp->d->worker_gone (sp, status);
-      }, p.get ());
-  p->send (gst_structure_new ("setup",
-          "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, token.c_str (), "port", G_TYPE_UINT, p->port,
-          "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, w, "height", G_TYPE_INT, h,
-          "seat", G_TYPE_STRING, cfg.seat.c_str (),
-          "command", G_TYPE_STRING, cfg.session_command.c_str (),
-          "keymap-layout", G_TYPE_STRING, cfg.keymap_layout.c_str (),
-          "listen-address", G_TYPE_STRING, cfg.listen_address.c_str (),
-          "certificate-file", G_TYPE_STRING, cfg.certificate_file.c_str (),
-          "private-key-file", G_TYPE_STRING, cfg.private_key_file.c_str (),
-          "video-encoder", G_TYPE_STRING, cfg.video_encoder.c_str (),
-          "framerate", G_TYPE_UINT, cfg.framerate,
-          "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
-          "pipeline-text", G_TYPE_STRING, server_file.text.c_str (), nullptr));
+  GstStructure *start = gst_structure_new ("start", "id", G_TYPE_INT, p->id,
+      "token", G_TYPE_STRING, token.c_str (), "user", G_TYPE_STRING, account.name.c_str (),
+      "seat", G_TYPE_STRING, cfg.seat.c_str (), "socket", G_TYPE_STRING, p->socket_name.c_str (),
+      "runtime-directory", G_TYPE_STRING, cfg.runtime_directory.c_str (), "port", G_TYPE_UINT, p->port,
+      "pam-service", G_TYPE_STRING, cfg.pam_service.c_str (),
+      "pam-directory", G_TYPE_STRING, cfg.pam_directory.c_str (),
+      "certificate", G_TYPE_STRING, chain.c_str (), "private-key", G_TYPE_STRING, key.c_str (),
+      "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), nullptr);
+  std::fill (key.begin (), key.end (), '\0');
+  if (!p->spawn (self_exe, start, error))
+    return nullptr;
   SessionProxy *raw = p.get ();
   sessions[raw->id] = std::move (p);
   return raw;
-}
-
-void
-Daemon::worker_gone (SessionProxy *p, int status)
-{
-  std::string why = p->ended_reason;
-  if (why.empty ()) {
-    if (WIFSIGNALED (status))
-      why = std::string ("its worker crashed (") + g_strsignal (WTERMSIG (status)) + ")";
-    else
-      why = "its worker exited with status " + std::to_string (WIFEXITED (status) ? WEXITSTATUS (status) : -1);
-  }
-  g_print ("session %d (%s) ends: %s\n", p->id, p->token_name.c_str (), why.c_str ());
-  if (WIFSIGNALED (status)) {
-    /* A crashed worker could not remove its Wayland socket. */
-    const gchar *dir = g_getenv ("XDG_RUNTIME_DIR");
-    if (dir) {
-      std::string sock = std::string (dir) + "/" + p->socket_name;
-      unlink (sock.c_str ());
-      unlink ((sock + ".lock").c_str ());
-    }
-  }
-  if (p->welcome) {
-    reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (p->welcome, "nonce"),
-            "reason", G_TYPE_STRING, ("the session could not start: " + why).c_str (), nullptr));
-  }
-  sessions.erase (p->id);
-  update_status ();
 }
 
 void
@@ -372,7 +349,7 @@ Daemon::on_hello (GstStructure *msg)
   gst_structure_get_int (msg, "version", &version);
   gst_structure_get_int (msg, "width", &w);
   gst_structure_get_int (msg, "height", &h);
-  std::string who = std::string (client ? client : "client") + "@" + door_peer;
+  std::string who = (client ? client : "client") + std::string ("@") + door_peer;
 
   auto refuse = [this, &who, &nonce] (const std::string &reason) {
     g_print ("refused %s: %s\n", who.c_str (), reason.c_str ());
@@ -387,9 +364,9 @@ Daemon::on_hello (GstStructure *msg)
     w = cfg.default_width;
     h = cfg.default_height;
   }
-  std::string name;
+  std::string name, user;
   GError *err = nullptr;
-  if (!token || !token_store_verify (cfg.token_store, token, &name, &err)) {
+  if (!token || !token_store_verify (cfg.token_store, token, &name, &user, &err)) {
     refuse (err ? err->message : "unknown token");
     g_clear_error (&err);
     return;
@@ -401,46 +378,70 @@ Daemon::on_hello (GstStructure *msg)
   auto welcome = [&] (SessionProxy *p, bool created) {
     return gst_structure_new ("welcome", "nonce", G_TYPE_STRING, nonce.c_str (), "session", G_TYPE_INT, p->id,
         "port", G_TYPE_UINT, p->port, "ticket", G_TYPE_STRING, ticket.c_str (),
-        "fingerprint", G_TYPE_STRING, fingerprint.c_str (), "new-session", G_TYPE_BOOLEAN, created,
+        "fingerprint", G_TYPE_STRING, fingerprint.c_str (),
+        "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), "new-session", G_TYPE_BOOLEAN, created,
         "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr);
   };
+  auto wait_for_worker = [&] (SessionProxy *p, bool created) {
+    /* This hello's answer replaces any one waiting. */
+    if (p->welcome)
+      gst_structure_free (p->welcome);
+    p->welcome = welcome (p, created);
+    p->welcome_proof = proof;
+    p->welcome_w = w;
+    p->welcome_h = h;
+    p->welcome_who = who;
+  };
+  if (s && s->user != user) {
+    /* The token was given to another account while its session ran. */
+    refuse ("the token's session belongs to '" + s->user + "'; end it first (wayrayctl end " +
+        std::to_string (s->id) + ")");
+    return;
+  }
   if (s && s->ready) {
     s->expect (proof, w, h, who);
     reply (welcome (s, FALSE));
     return;
   }
   if (s) {
-    /* Still starting: this hello's answer replaces the one waiting. */
-    if (s->welcome)
-      gst_structure_free (s->welcome);
-    s->welcome = welcome (s, TRUE);
-    s->welcome_proof = proof;
-    s->welcome_w = w;
-    s->welcome_h = h;
-    s->welcome_who = who;
+    wait_for_worker (s, !s->adopted);
+    return;
+  }
+  Account account;
+  if (!session_account (user, cfg.allow_root, &account, &err)) {
+    refuse (std::string ("token '") + name + "': " + err->message);
+    g_error_free (err);
+    return;
+  }
+  if (!privileged && account.uid != geteuid ()) {
+    refuse ("token '" + name + "': wayrayd does not run as root and starts sessions for its own user only");
     return;
   }
   if (sessions.size () >= cfg.max_sessions) {
     refuse ("the server has no room for another session (max-sessions)");
     return;
   }
+  if (cfg.max_sessions_per_user) {
+    guint mine = 0;
+    for (auto &kv : sessions)
+      mine += kv.second->uid == account.uid ? 1 : 0;
+    if (mine >= cfg.max_sessions_per_user) {
+      refuse ("'" + account.name + "' has " + std::to_string (mine) + " sessions already (max-sessions-per-user)");
+      return;
+    }
+  }
   if (!free_port ()) {
     refuse ("no free session port (session-ports)");
     return;
   }
   /* A new session: its worker answers once it listens. */
-  GError *e = nullptr;
-  s = spawn_worker (name, w, h, &e);
+  s = spawn_session (name, account, w, h, &err);
   if (!s) {
-    refuse (std::string ("the session could not start: ") + e->message);
-    g_error_free (e);
+    refuse (std::string ("the session could not start: ") + err->message);
+    g_error_free (err);
     return;
   }
-  s->welcome = welcome (s, TRUE);
-  s->welcome_proof = proof;
-  s->welcome_w = w;
-  s->welcome_h = h;
-  s->welcome_who = who;
+  wait_for_worker (s, TRUE);
   update_status ();
 }
 
@@ -535,6 +536,9 @@ Daemon::start_front_door (GError **error)
   g_object_get (door_net, "certificate-fingerprint", &fp, nullptr);
   fingerprint = fp ? fp : "";
   g_free (fp);
+  /* The door made the seat's key and certificate if there were none. */
+  seat_cert = cfg.certificate_file.empty () ? default_seat_certificate_file () : cfg.certificate_file;
+  seat_key = cfg.private_key_file.empty () ? default_seat_key_file () : cfg.private_key_file;
   return true;
 }
 
@@ -560,66 +564,157 @@ Daemon::restart_front_door (guint delay_ms)
       }, this);
 }
 
+/* ---- Runtime directory and adoption ---------------------------------------- */
+
+/* The seat's runtime directory: everyone may pass through it (to the
+ * control socket and to their own sessions' directories); its sessions/
+ * directory, with the records and the workers' sockets, is root's alone. */
+bool
+Daemon::prepare_runtime (GError **error)
+{
+  std::string records = session_records_dir (cfg.runtime_directory);
+  if (g_mkdir_with_parents (cfg.runtime_directory.c_str (), 0755) != 0 ||
+      chmod (cfg.runtime_directory.c_str (), 0755) != 0 || g_mkdir_with_parents (records.c_str (), 0700) != 0 ||
+      chmod (records.c_str (), 0700) != 0) {
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "cannot prepare %s: %s",
+        cfg.runtime_directory.c_str (), g_strerror (errno));
+    return false;
+  }
+  return true;
+}
+
+/* Sessions that outlived an earlier wayrayd: their records say what they
+ * are, their workers' sockets take this daemon's connection. */
+void
+Daemon::adopt_sessions ()
+{
+  std::string dir = session_records_dir (cfg.runtime_directory);
+  GDir *d = g_dir_open (dir.c_str (), 0, nullptr);
+  if (!d)
+    return;
+  const gchar *entry;
+  while ((entry = g_dir_read_name (d))) {
+    if (!g_str_has_suffix (entry, ".session"))
+      continue;
+    std::string path = dir + "/" + entry;
+    GError *err = nullptr;
+    std::unique_ptr<SessionProxy> p (session_proxy_from_record (path, &err));
+    if (!p) {
+      g_printerr ("wayrayd: %s; removed\n", err->message);
+      g_error_free (err);
+      unlink (path.c_str ());
+      continue;
+    }
+    next_id = MAX (next_id, p->id + 1);
+    p->host = this;
+    p->seat_runtime = cfg.runtime_directory;
+    bool alive = kill (p->starter, 0) == 0 || errno == EPERM;
+    if (!alive || sessions.count (p->id) ||
+        !p->connect_worker (gst_structure_new_empty ("adopt"), &err)) {
+      g_printerr ("wayrayd: session %d (%s) is gone (%s); removing its record\n", p->id, p->user.c_str (),
+          err ? err->message : "its starter no longer runs");
+      g_clear_error (&err);
+      if (!alive) {
+        unlink (path.c_str ());
+        unlink (session_socket_path (cfg.runtime_directory, p->id).c_str ());
+      }
+      continue;
+    }
+    p->detached_since_us = g_get_monotonic_time ();
+    int id = p->id;
+    sessions[id] = std::move (p);
+  }
+  g_dir_close (d);
+  if (!sessions.empty ())
+    g_print ("wayrayd: adopting %zu running sessions\n", sessions.size ());
+}
+
 /* ---- Control socket ----------------------------------------------------- */
 
+/* Root and members of admin-group manage every session; anyone else lists,
+ * detaches, ends and reads the figures of their own sessions only. */
 std::string
-Daemon::handle_command (const std::string &line)
+Daemon::handle_command (const std::string &line, uid_t peer)
 {
   gchar **argv = g_strsplit_set (line.c_str (), " \t", -1);
   std::string cmd = argv[0] ? argv[0] : "";
   std::string arg = (argv[0] && argv[1]) ? argv[1] : "";
   g_strfreev (argv);
+  bool admin = peer == 0 || peer == geteuid () || uid_in_group (peer, cfg.admin_group);
+  auto mine = [peer, admin] (SessionProxy *p) { return admin || p->uid == peer; };
   auto find = [this, &arg] () -> SessionProxy * {
     auto it = sessions.find (atoi (arg.c_str ()));
     return it == sessions.end () ? nullptr : it->second.get ();
-  };
-  auto listing = [] (SessionProxy *p) {
-    if (!p->describe_line.empty ())
-      return p->describe_line + " worker=" + std::to_string (p->pid);
-    return std::to_string (p->id) + " token=" + p->token_name + " state=starting port=" + std::to_string (p->port)
-        + " socket=" + p->socket_name + " worker=" + std::to_string (p->pid);
   };
 
   if (cmd == "list") {
     std::string out;
     for (auto &kv : sessions)
-      out += listing (kv.second.get ()) + "\n";
+      if (mine (kv.second.get ()))
+        out += kv.second->listing () + "\n";
     return out + "ok\n";
   }
   if (cmd == "detach" || cmd == "end" || cmd == "stats") {
     SessionProxy *s = find ();
-    if (!s)
+    /* Someone else's session does not exist, as far as they can tell. */
+    if (!s || !mine (s))
       return "error: no session '" + arg + "' (see 'wayrayctl list')\n";
-    if (cmd == "stats") {
-      /* The worker's figures, at most two seconds old. */
-      std::string text = s->stats_text.empty () ? listing (s) + "\n" : s->stats_text;
-      return text + "ok\n";
-    }
+    std::string by = admin ? "the administrator" : user_name (peer);
+    if (cmd == "stats")
+      return s->listing () + "\n" + s->stats_text + "ok\n";
     if (cmd == "detach") {
-      s->send (gst_structure_new ("detach", "reason", G_TYPE_STRING, "detached by the administrator", nullptr));
+      g_print ("session %d (%s): detached by %s\n", s->id, s->user.c_str (), by.c_str ());
+      s->send (gst_structure_new ("detach", "reason", G_TYPE_STRING, ("detached by " + by).c_str (), nullptr));
       return "ok\n";
     }
-    s->send (gst_structure_new ("end", "reason", G_TYPE_STRING, "ended by the administrator", nullptr));
+    end_session (s, "ended by " + by);
     return "ok\n";
   }
-  return "error: unknown command '" + cmd + "' (list, detach ID, end ID, stats ID)\n";
+  if (cmd == "revoke" || cmd == "shutdown") {
+    if (!admin)
+      return "error: only root" + std::string (cfg.admin_group.empty () ? "" : " and " + cfg.admin_group) +
+          " may " + cmd + "\n";
+    if (cmd == "revoke") {
+      int n = 0;
+      for (auto &kv : sessions)
+        if (kv.second->token_name == arg && kv.second->ended_reason.empty ()) {
+          end_session (kv.second.get (), "its token was revoked");
+          n++;
+        }
+      return "ended " + std::to_string (n) + " session" + (n == 1 ? "" : "s") + "\nok\n";
+    }
+    g_print ("wayrayd: shutting down: ending every session\n");
+    shutting_down = true;
+    for (auto &kv : sessions)
+      end_session (kv.second.get (), "the server is shutting down");
+    if (sessions.empty ())
+      g_main_loop_quit (loop);
+    return "ok\n";
+  }
+  return "error: unknown command '" + cmd + "' (list, detach ID, end ID, stats ID, revoke NAME, shutdown)\n";
 }
+
+struct ControlRequest {
+  GSocketConnection *conn;
+  uid_t peer;
+};
 
 static void
 read_command (GObject *stream, GAsyncResult *res, gpointer data)
 {
-  GSocketConnection *conn = G_SOCKET_CONNECTION (data);
+  auto *req = static_cast<ControlRequest *> (data);
   gsize len = 0;
   gchar *line = g_data_input_stream_read_line_finish (G_DATA_INPUT_STREAM (stream), res, &len, nullptr);
   if (line && the_daemon) {
-    std::string answer = the_daemon->handle_command (g_strstrip (line));
-    GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+    std::string answer = the_daemon->handle_command (g_strstrip (line), req->peer);
+    GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (req->conn));
     g_output_stream_write_all (out, answer.data (), answer.size (), nullptr, nullptr, nullptr);
   }
   g_free (line);
-  g_io_stream_close (G_IO_STREAM (conn), nullptr, nullptr);
+  g_io_stream_close (G_IO_STREAM (req->conn), nullptr, nullptr);
   g_object_unref (stream);
-  g_object_unref (conn);
+  g_object_unref (req->conn);
+  delete req;
 }
 
 bool
@@ -627,11 +722,13 @@ Daemon::start_control (GError **error)
 {
   unlink (cfg.control_socket.c_str ());
   gchar *dir = g_path_get_dirname (cfg.control_socket.c_str ());
-  g_mkdir_with_parents (dir, 0700);
+  g_mkdir_with_parents (dir, 0755);
   g_free (dir);
   control = g_socket_service_new ();
   GSocketAddress *addr = g_unix_socket_address_new (cfg.control_socket.c_str ());
-  mode_t old = umask (0177);    /* the socket is the daemon user's alone */
+  /* Everyone may connect; what they may do is decided by who they are
+   * (SO_PEERCRED), command by command. */
+  mode_t old = umask (0111);
   gboolean ok = g_socket_listener_add_address (G_SOCKET_LISTENER (control), addr, G_SOCKET_TYPE_STREAM,
       G_SOCKET_PROTOCOL_DEFAULT, nullptr, nullptr, error);
   umask (old);
@@ -640,8 +737,15 @@ Daemon::start_control (GError **error)
     return false;
   g_signal_connect (control, "incoming", G_CALLBACK (+[] (GSocketService *, GSocketConnection *conn, GObject *,
           gpointer) -> gboolean {
+        GCredentials *cred = g_socket_get_credentials (g_socket_connection_get_socket (conn), nullptr);
+        if (!cred)
+          return TRUE;          /* closed: who is it? */
+        uid_t peer = g_credentials_get_unix_user (cred, nullptr);
+        g_object_unref (cred);
         GDataInputStream *in = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (conn)));
-        g_data_input_stream_read_line_async (in, G_PRIORITY_DEFAULT, nullptr, read_command, g_object_ref (conn));
+        g_data_input_stream_set_newline_type (in, G_DATA_STREAM_NEWLINE_TYPE_LF);
+        g_data_input_stream_read_line_async (in, G_PRIORITY_DEFAULT, nullptr, read_command,
+            new ControlRequest { G_SOCKET_CONNECTION (g_object_ref (conn)), peer });
         return TRUE;
       }), nullptr);
   g_socket_service_start (control);
@@ -655,7 +759,7 @@ using namespace wayray;
 static gboolean
 on_signal (gpointer data)
 {
-  g_print ("wayrayd: stopping\n");
+  g_print ("wayrayd: stopping; sessions keep running (end them with 'wayrayctl shutdown')\n");
   sd_notify (0, "STOPPING=1");
   g_main_loop_quit (static_cast<GMainLoop *> (data));
   return G_SOURCE_CONTINUE;
@@ -666,10 +770,12 @@ main (int argc, char **argv)
 {
   gchar *seat = nullptr, *config = nullptr;
   gboolean check = FALSE;
-  gint worker_fd = -1;
+  gint worker_fd = -1, starter_fd = -1;
   GOptionEntry entries[] = {
     {"session-worker", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &worker_fd,
-        "Run one session, talking to wayrayd on FD (started by wayrayd itself)", "FD"},
+        "Run one session, managed through the listening socket FD (started by the session starter)", "FD"},
+    {"session-starter", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &starter_fd,
+        "Start one session as its user, told what on FD (started by wayrayd itself)", "FD"},
     {"seat", 's', 0, G_OPTION_ARG_STRING, &seat, "Seat name (default: 'default'); selects /etc/wayray/SEAT.conf", "NAME"},
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "Configuration file (GKeyFile)", "FILE"},
     {"check", 0, 0, G_OPTION_ARG_NONE, &check, "Check the configuration and pipeline file, then exit", nullptr},
@@ -688,6 +794,8 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
   /* One line at a time into the journal (or a log file), workers included. */
   setvbuf (stdout, nullptr, _IOLBF, 0);
+  if (starter_fd >= 0)
+    return session_starter_main (starter_fd);
   if (worker_fd >= 0)
     return session_worker_main (worker_fd);
 
@@ -710,35 +818,43 @@ main (int argc, char **argv)
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
     return 0;
   }
-  if (!check_daemon_config (d.cfg, &d.server_file, &err) || !d.start_control (&err) ||
-      !d.start_front_door (&err)) {
+  if (!drop_capabilities (&err)) {
+    g_printerr ("wayrayd: %s\n", err->message);
+    return 1;
+  }
+  gchar *exe = g_file_read_link ("/proc/self/exe", nullptr);
+  d.self_exe = exe ? exe : argv[0];
+  g_free (exe);
+  d.loop = g_main_loop_new (nullptr, FALSE);
+  if (!check_daemon_config (d.cfg, &d.server_file, &err) || !d.prepare_runtime (&err) ||
+      !d.start_control (&err)) {
+    g_printerr ("wayrayd: %s\n", err->message);
+    return 1;
+  }
+  d.adopt_sessions ();
+  if (!d.start_front_door (&err)) {
     g_printerr ("wayrayd: %s\n", err->message);
     return 1;
   }
   g_print ("wayrayd: control socket %s\n", d.cfg.control_socket.c_str ());
+  d.apply_policy ();
 
-  gchar *exe = g_file_read_link ("/proc/self/exe", nullptr);
-  d.self_exe = exe ? exe : argv[0];
-  g_free (exe);
-
-  d.loop = g_main_loop_new (nullptr, FALSE);
   g_unix_signal_add (SIGTERM, on_signal, d.loop);
   g_unix_signal_add (SIGINT, on_signal, d.loop);
   g_unix_signal_add (SIGHUP, [] (gpointer data) -> gboolean {
-        static_cast<Daemon *> (data)->reload_pipeline ();
+        static_cast<Daemon *> (data)->reload ();
         return G_SOURCE_CONTINUE;
       }, &d);
   g_main_loop_run (d.loop);
 
-  /* End every session and wait (a while) for the workers. */
-  for (auto &kv : d.sessions)
-    kv.second->send (gst_structure_new ("end", "reason", G_TYPE_STRING, "the server is stopping", nullptr));
-  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  while (!d.sessions.empty () && g_get_monotonic_time () < deadline)
-    g_main_context_iteration (nullptr, FALSE) || (g_usleep (10000), true);
+  /* Sessions outlive the daemon: their starters and workers run on, and
+   * the next wayrayd adopts them. Only their connections close here. */
+  if (d.policy_timer)
+    g_source_remove (d.policy_timer);
   for (auto &kv : d.sessions) {
-    kill (kv.second->pid, SIGKILL);
-    waitpid (kv.second->pid, nullptr, 0);
+    if (kv.second->child_watch)
+      g_source_remove (kv.second->child_watch);
+    kv.second->child_watch = 0;
   }
   d.sessions.clear ();
   if (d.door) {

@@ -23,8 +23,13 @@ struct DaemonConfig {
   guint session_port_first = 4434, session_port_last = 4533;
   std::string certificate_file, private_key_file;   /* "" = quic elements' defaults */
   std::string token_store;       /* default /etc/wayray/SEAT.tokens */
-  std::string control_socket;    /* default $RUNTIME_DIRECTORY/SEAT.ctl */
+  std::string runtime_directory; /* default: see default_runtime_directory () */
+  std::string control_socket;    /* default RUNTIME/control */
+  bool control_socket_set = false;   /* named by the configuration */
   guint max_sessions = 16;
+  std::string pam_service = "wayray";
+  std::string pam_directory;     /* "" = PAM's own (/etc/pam.d) */
+  std::string admin_group;       /* "" = root alone manages every session */
 
   /* [session] */
   std::string session_command = "foot";
@@ -32,6 +37,9 @@ struct DaemonConfig {
   guint default_width = 1920, default_height = 1080;
   guint framerate = 60;
   std::string video_encoder = "auto";   /* H.264 encoders to try, in order */
+  bool allow_root = false;
+  guint detached_timeout_s = 0;  /* 0 = never */
+  guint max_sessions_per_user = 0;   /* 0 = no limit */
 
   /* [pipelines] */
   std::string server_pipeline = "server-session";
@@ -54,7 +62,14 @@ bool check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError 
 Variables session_variables (const DaemonConfig &cfg, int id, const std::string &socket, int width, int height,
     guint port);
 
-/* The control socket path for a seat when the configuration names none. */
-std::string default_control_socket (const std::string &seat);
+/* The seat's runtime directory when the configuration names none:
+ * $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=wayray/SEAT), else
+ * /run/wayray/SEAT for root, else $XDG_RUNTIME_DIR/wayray-SEAT. */
+std::string default_runtime_directory (const std::string &seat);
+
+/* Where wayrayctl looks for a seat's control socket when told nothing
+ * else: the daemon's default, or /run/wayray/SEAT/control when that exists
+ * (a daemon started by the unit, seen by any user). */
+std::string find_control_socket (const DaemonConfig &cfg);
 
 }  // namespace wayray

@@ -12,21 +12,34 @@
 #include <gst/gst.h>
 
 #include <cstdio>
+#include <cstring>
+#include <unistd.h>
 #include <map>
 #include <set>
 
 namespace wayray {
 
 std::string
-default_control_socket (const std::string &seat)
+default_runtime_directory (const std::string &seat)
 {
   const char *dir = g_getenv ("RUNTIME_DIRECTORY");     /* systemd RuntimeDirectory= */
-  if (dir && *dir)
-    return std::string (dir) + "/" + seat + ".ctl";
+  if (dir && *dir && !strchr (dir, ':'))
+    return dir;
   const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
-  if (xdg && *xdg)
-    return std::string (xdg) + "/wayray-" + seat + ".ctl";
-  return "/run/wayray/" + seat + ".ctl";
+  if (geteuid () != 0 && xdg && *xdg)
+    return std::string (xdg) + "/wayray-" + seat;
+  return "/run/wayray/" + seat;
+}
+
+std::string
+find_control_socket (const DaemonConfig &cfg)
+{
+  if (!cfg.control_socket_set) {
+    std::string system = "/run/wayray/" + cfg.seat + "/control";
+    if (g_file_test (system.c_str (), G_FILE_TEST_EXISTS))
+      return system;
+  }
+  return cfg.control_socket;
 }
 
 static bool
@@ -37,6 +50,49 @@ get_string (GKeyFile *kf, const char *group, const char *key, std::string *out)
     return false;
   *out = g_strstrip (v);
   g_free (v);
+  return true;
+}
+
+static bool
+get_bool (GKeyFile *kf, const std::string &file, const char *group, const char *key, bool *out, GError **error)
+{
+  std::string v;
+  if (!get_string (kf, group, key, &v))
+    return true;
+  if (v == "true" || v == "yes" || v == "1")
+    *out = true;
+  else if (v == "false" || v == "no" || v == "0")
+    *out = false;
+  else {
+    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+        "%s: [%s] %s=%s: expected true or false", file.c_str (), group, key, v.c_str ());
+    return false;
+  }
+  return true;
+}
+
+/* "N" minutes, "Nm" minutes or "Ns" seconds. */
+static bool
+get_duration (GKeyFile *kf, const std::string &file, const char *group, const char *key, guint *seconds,
+    GError **error)
+{
+  std::string v;
+  if (!get_string (kf, group, key, &v))
+    return true;
+  gchar *end = nullptr;
+  guint64 n = g_ascii_strtoull (v.c_str (), &end, 10);
+  guint64 unit = 60;
+  if (end && *end == 's')
+    unit = 1, end++;
+  else if (end && *end == 'm')
+    end++;
+  if (v.empty () || !g_ascii_isdigit (v[0]) || *end || n > 100000) {
+    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+        "%s: [%s] %s=%s: expected minutes (e.g. 30), or seconds with an s (e.g. 90s)", file.c_str (), group, key,
+        v.c_str ());
+    return false;
+  }
+  *seconds = (guint) (n * unit);
   return true;
 }
 
@@ -63,11 +119,13 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
 {
   cfg->seat = seat;
   cfg->token_store = "/etc/wayray/" + seat + ".tokens";
-  cfg->control_socket = default_control_socket (seat);
+  cfg->runtime_directory = default_runtime_directory (seat);
 
   std::string path = file ? file : "/etc/wayray/" + seat + ".conf";
-  if (!file && !g_file_test (path.c_str (), G_FILE_TEST_EXISTS))
+  if (!file && !g_file_test (path.c_str (), G_FILE_TEST_EXISTS)) {
+    cfg->control_socket = cfg->runtime_directory + "/control";
     return true;                /* built-in defaults */
+  }
   cfg->config_file = path;
 
   GKeyFile *kf = g_key_file_new ();
@@ -82,8 +140,10 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   /* Misspelt keys are errors, not silently ignored. */
   const std::map<std::string, std::set<std::string>> known = {
     { "daemon", { "listen-address", "port", "session-ports", "certificate-file", "private-key-file",
-          "token-store", "control-socket", "max-sessions" } },
-    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder" } },
+          "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
+          "admin-group" } },
+    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "allow-root",
+          "detached-timeout", "max-sessions-per-user" } },
     { "pipelines", { "server", "directory" } },
   };
   gchar **groups = g_key_file_get_groups (kf, nullptr);
@@ -114,7 +174,10 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
       get_uint (kf, path, "daemon", "max-sessions", 1, 1000, &cfg->max_sessions, error) &&
       get_uint (kf, path, "session", "width", 16, 8192, &w, error) &&
       get_uint (kf, path, "session", "height", 16, 8192, &h, error) &&
-      get_uint (kf, path, "session", "framerate", 1, 240, &cfg->framerate, error);
+      get_uint (kf, path, "session", "framerate", 1, 240, &cfg->framerate, error) &&
+      get_uint (kf, path, "session", "max-sessions-per-user", 0, 1000, &cfg->max_sessions_per_user, error) &&
+      get_bool (kf, path, "session", "allow-root", &cfg->allow_root, error) &&
+      get_duration (kf, path, "session", "detached-timeout", &cfg->detached_timeout_s, error);
   cfg->default_width = w;
   cfg->default_height = h;
   if (ok && get_string (kf, "daemon", "session-ports", &ports)) {
@@ -132,7 +195,13 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     get_string (kf, "daemon", "certificate-file", &cfg->certificate_file);
     get_string (kf, "daemon", "private-key-file", &cfg->private_key_file);
     get_string (kf, "daemon", "token-store", &cfg->token_store);
-    get_string (kf, "daemon", "control-socket", &cfg->control_socket);
+    get_string (kf, "daemon", "runtime-directory", &cfg->runtime_directory);
+    cfg->control_socket_set = get_string (kf, "daemon", "control-socket", &cfg->control_socket);
+    if (!cfg->control_socket_set)
+      cfg->control_socket = cfg->runtime_directory + "/control";
+    get_string (kf, "daemon", "pam-service", &cfg->pam_service);
+    get_string (kf, "daemon", "pam-directory", &cfg->pam_directory);
+    get_string (kf, "daemon", "admin-group", &cfg->admin_group);
     get_string (kf, "session", "command", &cfg->session_command);
     get_string (kf, "session", "keymap-layout", &cfg->keymap_layout);
     get_string (kf, "session", "video-encoder", &cfg->video_encoder);
@@ -180,7 +249,8 @@ check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **err
 {
   std::string name;
   GError *err = nullptr;
-  if (!token_store_verify (cfg.token_store, "", &name, &err) &&
+  std::string user;
+  if (!token_store_verify (cfg.token_store, "", &name, &user, &err) &&
       !g_error_matches (err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED)) {
     g_propagate_error (error, err);
     return false;

@@ -241,6 +241,13 @@ Session::start (GError **error)
       !(net = require_element (pipeline, path, "net", "quicsink", error)) ||
       !(netin = require_element (pipeline, path, "netin", "quicsrc", error)))
     return false;
+  if (!app_env.empty ()) {
+    std::vector<const gchar *> strv;
+    for (const std::string &e : app_env)
+      strv.push_back (e.c_str ());
+    strv.push_back (nullptr);
+    g_object_set (src, "exec-environment", strv.data (), nullptr);
+  }
 
   /* The daemon's own streams: notices to the client, tickets from it. */
   ctl = control_source_new ("wayrayd-notice");
@@ -308,26 +315,11 @@ Session::start (GError **error)
 }
 
 std::string
-Session::describe ()
-{
-  int pid = 0;
-  guint64 frames = 0;
-  g_object_get (src, "exec-pid", &pid, "frames-pushed", &frames, nullptr);
-  std::ostringstream o;
-  o << id << " token=" << token_name << " state=" << (verified ? "attached" : "detached")
-    << " client=" << (client.empty () ? "-" : client) << " size=" << width << "x" << height << " port=" << port
-    << " socket=" << socket_name << " pid=" << pid << " frames=" << frames
-    << " uptime=" << (g_get_monotonic_time () - created_us) / G_USEC_PER_SEC << "s"
-    << " attaches=" << attaches;
-  return o.str ();
-}
-
-std::string
 Session::stats ()
 {
   /* Every element of the pipeline that keeps statistics (transport, tiler,
    * tile encoder, ...), one line each. */
-  std::string out = describe () + "\n";
+  std::string out;
   GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
   GValue v = G_VALUE_INIT;
   while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {

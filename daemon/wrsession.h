@@ -42,6 +42,8 @@ struct Session {
   std::string socket_name;
   int width = 0, height = 0;
   gint64 created_us = 0;
+  /* The applications' environment (NAME=value); empty: the process's. */
+  std::vector<std::string> app_env;
 
   GstElement *pipeline = nullptr;
   GstElement *src = nullptr, *size = nullptr, *gate = nullptr, *net = nullptr, *netin = nullptr;
@@ -79,7 +81,7 @@ struct Session {
   void on_ticket (GstStructure *msg);
   void attach ();
   void send_control (GstStructure *msg);
-  std::string describe ();
+  /* One line per element that keeps statistics. */
   std::string stats ();
   /* The next client proves its token with ticket_proof (token, ticket). */
   void expect (const std::string &proof, int w, int h, const std::string &client);

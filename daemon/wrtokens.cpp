@@ -58,7 +58,8 @@ read_lines (const std::string &store, std::vector<std::string> *lines, GError **
 }
 
 bool
-token_store_verify (const std::string &store, const std::string &token, std::string *name, GError **error)
+token_store_verify (const std::string &store, const std::string &token, std::string *name, std::string *user,
+    GError **error)
 {
   std::vector<std::string> lines;
   if (!read_lines (store, &lines, error))
@@ -67,8 +68,11 @@ token_store_verify (const std::string &store, const std::string &token, std::str
   for (const std::string &line : lines) {
     if (line.empty () || line[0] == '#')
       continue;
-    gchar **f = g_strsplit (line.c_str (), " ", 2);
-    gchar **h = f[0] && f[1] ? g_strsplit (f[1], ":", 3) : nullptr;
+    gchar **f = g_strsplit (line.c_str (), " ", 3);
+    /* NAME USER HASH, or the older NAME HASH. */
+    const gchar *account = f[0] && f[1] && f[2] ? f[1] : f[0];
+    const gchar *hashed = f[0] && f[1] ? (f[2] ? f[2] : f[1]) : nullptr;
+    gchar **h = hashed ? g_strsplit (hashed, ":", 3) : nullptr;
     if (h && h[0] && h[1] && h[2] && g_strcmp0 (h[0], "sha256") == 0) {
       std::string want = h[2], got = hash (h[1], token);
       unsigned char diff = want.size () != got.size ();
@@ -76,6 +80,7 @@ token_store_verify (const std::string &store, const std::string &token, std::str
         diff |= want[i] ^ got[i];
       if (!diff && !found) {
         *name = f[0];
+        *user = account;
         found = true;
       }
     }
@@ -116,12 +121,15 @@ valid_name (const std::string &name)
 }
 
 bool
-token_store_add (const std::string &store, const std::string &name, std::string *token, GError **error)
+token_store_add (const std::string &store, const std::string &name, const std::string &user, std::string *token,
+    GError **error)
 {
-  if (!valid_name (name)) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-        "token name '%s': use 1-64 letters, digits, '-', '_', '.', '@'", name.c_str ());
-    return false;
+  for (auto [what, v] : { std::make_pair ("token name", &name), std::make_pair ("user name", &user) }) {
+    if (!valid_name (*v)) {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+          "%s '%s': use 1-64 letters, digits, '-', '_', '.', '@'", what, v->c_str ());
+      return false;
+    }
   }
   std::vector<std::string> lines;
   if (!read_lines (store, &lines, error))
@@ -137,7 +145,7 @@ token_store_add (const std::string &store, const std::string &name, std::string 
   }
   *token = hex (raw, sizeof raw);
   std::string s = hex (salt, sizeof salt);
-  kept.push_back (name + " sha256:" + s + ":" + hash (s, *token));
+  kept.push_back (name + " " + user + " sha256:" + s + ":" + hash (s, *token));
   return write_lines (store, kept, error);
 }
 

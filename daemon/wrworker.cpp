@@ -5,8 +5,10 @@
 #include "wrworker.h"
 
 #include "wrsession.h"
+#include "wrstarter.h"
 
 #include <glib-unix.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -39,11 +41,36 @@ worker_send (int fd, GstStructure *msg)
   return true;
 }
 
+bool
+worker_read_lines (int fd, std::string &buf, size_t max, const std::function<void (const std::string &)> &on_line)
+{
+  char chunk[65536];
+  ssize_t n = read (fd, chunk, sizeof chunk);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+    return true;
+  if (n <= 0)
+    return false;
+  buf.append (chunk, n);
+  size_t nl;
+  while ((nl = buf.find ('\n')) != std::string::npos) {
+    std::string line = buf.substr (0, nl);
+    buf.erase (0, nl + 1);
+    on_line (line);
+  }
+  return buf.size () <= max;
+}
+
 namespace {
+
+/* What the daemon sends a worker stays small but for the pipeline text. */
+constexpr size_t MAX_DAEMON_LINE = 4 << 20;
 
 class Worker : public SessionHost {
  public:
-  int fd;
+  int listen_fd;
+  int fd = -1;                  /* the managing daemon's connection, if any */
+  guint fd_watch = 0;
+  guint setup_timer = 0;
   GMainLoop *loop = nullptr;
   DaemonConfig cfg;
   PipelineFile file;
@@ -52,27 +79,39 @@ class Worker : public SessionHost {
   guint status_timer = 0;
   int exit_code = 0;
 
-  explicit Worker (int f) : fd (f) {}
+  explicit Worker (int f) : listen_fd (f) {}
+
+  void send (GstStructure *msg) {
+    if (fd >= 0)
+      worker_send (fd, msg);
+    else
+      gst_structure_free (msg);
+  }
 
   const DaemonConfig &config () override { return cfg; }
   const PipelineFile &server_file () override { return file; }
   Session *find_session (int id) override { return session && session->id == id ? session.get () : nullptr; }
 
   void session_ended (int id, const std::string &why) override {
-    worker_send (fd, gst_structure_new ("ended", "reason", G_TYPE_STRING, why.c_str (), nullptr));
+    send (gst_structure_new ("ended", "reason", G_TYPE_STRING, why.c_str (), nullptr));
     g_main_loop_quit (loop);
   }
 
   void session_changed (int id) override { send_status (); }
 
   void send_status () {
-    if (!session)
+    if (!session || fd < 0)
       return;
-    worker_send (fd, gst_structure_new ("status",
+    int pid = 0;
+    guint64 frames = 0;
+    g_object_get (session->src, "exec-pid", &pid, "frames-pushed", &frames, nullptr);
+    send (gst_structure_new ("status",
             "attached", G_TYPE_BOOLEAN, (gboolean) session->verified.load (),
             "client", G_TYPE_STRING, session->client.c_str (),
             "width", G_TYPE_INT, session->width, "height", G_TYPE_INT, session->height,
-            "describe", G_TYPE_STRING, session->describe ().c_str (),
+            "pid", G_TYPE_INT, pid, "frames", G_TYPE_UINT64, frames,
+            "uptime", G_TYPE_INT64, (g_get_monotonic_time () - session->created_us) / G_USEC_PER_SEC,
+            "attaches", G_TYPE_UINT64, session->attaches,
             "stats", G_TYPE_STRING, session->stats ().c_str (), nullptr));
   }
 
@@ -94,6 +133,13 @@ class Worker : public SessionHost {
 
     session = std::make_unique<Session> ();
     session->host = this;
+    /* The applications get the login's environment the starter made, less
+     * what configures this process. */
+    gchar **env = g_get_environ ();
+    for (gchar **e = env; *e; e++)
+      if (!is_worker_variable (*e))
+        session->app_env.push_back (*e);
+    g_strfreev (env);
     gst_structure_get_int (s, "id", &session->id);
     session->token_name = str ("token");
     gst_structure_get_uint (s, "port", &session->port);
@@ -102,14 +148,14 @@ class Worker : public SessionHost {
     gst_structure_get_int (s, "height", &session->height);
     GError *err = nullptr;
     if (!session->start (&err)) {
-      worker_send (fd, gst_structure_new ("failed", "reason", G_TYPE_STRING, err->message, nullptr));
+      send (gst_structure_new ("failed", "reason", G_TYPE_STRING, err->message, nullptr));
       g_error_free (err);
       session.reset ();
       exit_code = 1;
       g_main_loop_quit (loop);
       return;
     }
-    worker_send (fd, gst_structure_new_empty ("ready"));
+    send (gst_structure_new_empty ("ready"));
     /* Frame counts and transport figures for listings, now and then. */
     status_timer = g_timeout_add_seconds (2, [] (gpointer data) -> gboolean {
           static_cast<Worker *> (data)->send_status ();
@@ -121,9 +167,15 @@ class Worker : public SessionHost {
   void handle (const GstStructure *s) {
     const gchar *reason = gst_structure_get_string (s, "reason");
     if (gst_structure_has_name (s, "setup") && !session) {
+      if (setup_timer)
+        g_source_remove (setup_timer);
+      setup_timer = 0;
       setup (s);
     } else if (!session) {
       return;
+    } else if (gst_structure_has_name (s, "adopt")) {
+      send (gst_structure_new_empty ("ready"));
+      send_status ();
     } else if (gst_structure_has_name (s, "expect")) {
       const gchar *proof = gst_structure_get_string (s, "proof");
       const gchar *client = gst_structure_get_string (s, "client");
@@ -137,31 +189,58 @@ class Worker : public SessionHost {
     } else if (gst_structure_has_name (s, "end")) {
       session->send_control (gst_structure_new ("detached", "reason", G_TYPE_STRING,
               reason ? reason : "the session was ended", nullptr));
-      worker_send (fd, gst_structure_new ("ended", "reason", G_TYPE_STRING, reason ? reason : "ended", nullptr));
+      send (gst_structure_new ("ended", "reason", G_TYPE_STRING, reason ? reason : "ended", nullptr));
       g_main_loop_quit (loop);
     }
   }
 
-  /* Lines from the daemon; the daemon going away ends the session. */
-  static gboolean on_input (gint, GIOCondition cond, gpointer data) {
+  /* Lines from the daemon. The daemon going away leaves the session
+   * running: the next daemon connects again. */
+  static gboolean on_input (gint, GIOCondition, gpointer data) {
     Worker *w = static_cast<Worker *> (data);
-    char buf[65536];
-    ssize_t n = read (w->fd, buf, sizeof buf);
-    if (n <= 0) {
-      g_main_loop_quit (w->loop);
-      return G_SOURCE_REMOVE;
+    bool ok = worker_read_lines (w->fd, w->line_buf, MAX_DAEMON_LINE, [w] (const std::string &line) {
+          GstStructure *s = gst_structure_from_string (line.c_str (), nullptr);
+          if (s) {
+            w->handle (s);
+            gst_structure_free (s);
+          }
+        });
+    if (ok)
+      return G_SOURCE_CONTINUE;
+    w->drop_daemon ();
+    return G_SOURCE_REMOVE;
+  }
+
+  void drop_daemon () {
+    if (fd_watch)
+      g_source_remove (fd_watch);
+    fd_watch = 0;
+    if (fd >= 0)
+      close (fd);
+    fd = -1;
+    line_buf.clear ();
+  }
+
+  /* A daemon connects: only root (or this worker's own user, when the
+   * daemon does not run as root) can reach the socket's directory; the
+   * newest connection is the one that manages the session. */
+  static gboolean on_accept (gint, GIOCondition, gpointer data) {
+    Worker *w = static_cast<Worker *> (data);
+    int c = accept4 (w->listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0)
+      return G_SOURCE_CONTINUE;
+    struct ucred cred = {};
+    socklen_t len = sizeof cred;
+    if (getsockopt (c, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || (cred.uid != 0 && cred.uid != getuid ())) {
+      close (c);
+      return G_SOURCE_CONTINUE;
     }
-    w->line_buf.append (buf, n);
-    size_t nl;
-    while ((nl = w->line_buf.find ('\n')) != std::string::npos) {
-      std::string line = w->line_buf.substr (0, nl);
-      w->line_buf.erase (0, nl + 1);
-      GstStructure *s = gst_structure_from_string (line.c_str (), nullptr);
-      if (s) {
-        w->handle (s);
-        gst_structure_free (s);
-      }
-    }
+    if (w->fd_watch)
+      g_source_remove (w->fd_watch);
+    w->fd_watch = 0;
+    w->drop_daemon ();
+    w->fd = c;
+    w->fd_watch = g_unix_fd_add (c, (GIOCondition) (G_IO_IN | G_IO_HUP | G_IO_ERR), on_input, w);
     return G_SOURCE_CONTINUE;
   }
 };
@@ -169,11 +248,20 @@ class Worker : public SessionHost {
 }  // namespace
 
 int
-session_worker_main (int fd)
+session_worker_main (int listen_fd)
 {
-  Worker w (fd);
+  Worker w (listen_fd);
   w.loop = g_main_loop_new (nullptr, FALSE);
-  g_unix_fd_add (fd, (GIOCondition) (G_IO_IN | G_IO_HUP | G_IO_ERR), Worker::on_input, &w);
+  guint accept_watch = g_unix_fd_add (listen_fd, G_IO_IN, Worker::on_accept, &w);
+  /* A worker whose daemon never said what to run ends by itself. */
+  w.setup_timer = g_timeout_add_seconds (30, [] (gpointer data) -> gboolean {
+        Worker *wk = static_cast<Worker *> (data);
+        wk->setup_timer = 0;
+        g_printerr ("session worker: no setup from wayrayd within 30 s; ending\n");
+        wk->exit_code = 1;
+        g_main_loop_quit (wk->loop);
+        return G_SOURCE_REMOVE;
+      }, &w);
   /* The daemon decides when sessions end; a stray SIGINT from a terminal
    * must not end them behind its back. */
   g_unix_signal_add (SIGINT, [] (gpointer) -> gboolean { return G_SOURCE_CONTINUE; }, nullptr);
@@ -184,9 +272,13 @@ session_worker_main (int fd)
   g_main_loop_run (w.loop);
   if (w.status_timer)
     g_source_remove (w.status_timer);
+  if (w.setup_timer)
+    g_source_remove (w.setup_timer);
+  g_source_remove (accept_watch);
   w.session.reset ();
+  w.drop_daemon ();
   g_main_loop_unref (w.loop);
-  close (fd);
+  close (listen_fd);
   return w.exit_code;
 }
 

@@ -1,19 +1,29 @@
-/* Session workers: wayrayd runs every session in a process of its own
- * (`wayrayd --session-worker FD`), so a crash or a hang inside one session's
- * pipeline can never reach another session or the daemon.
+/* Session workers: every session runs in a process of its own
+ * (`wayrayd --session-worker FD`), as the session's user, started by the
+ * session starter (wrstarter.h). A crash or a hang inside one session's
+ * pipeline never reaches another session or the daemon, and the worker
+ * does not depend on the daemon: FD is a listening socket in the seat's
+ * root-only sessions/ directory, and whichever wayrayd connects there
+ * manages the session (a restarted daemon adopts it that way).
  *
- * The daemon and a worker talk over a socket pair, one serialized
+ * The daemon and a worker talk over that connection, one serialized
  * GstStructure per line:
  *
  *   daemon → worker   setup, id, token, port, socket, width, height, the
  *                     configuration values sessions use, pipeline-path,
- *                     pipeline-text (exactly once, first)
- *                     expect, ticket, width, height, client
+ *                     pipeline-text (once, first, by the daemon that
+ *                     started the session)
+ *                     adopt (a new daemon: answer ready and status)
+ *                     expect, proof, width, height, client
  *                     detach, reason
  *                     end, reason
  *   worker → daemon   ready | failed, reason
- *                     status, attached, client, width, height, describe, stats
+ *                     status, attached, client, width, height, pid, frames,
+ *                     uptime, attaches, stats
  *                     ended, reason
+ *
+ * The worker runs as the session's user, who can do anything with it: the
+ * daemon treats every line from a worker as untrusted input.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -21,6 +31,7 @@
 
 #include <gst/gst.h>
 
+#include <functional>
 #include <string>
 
 namespace wayray {
@@ -30,5 +41,10 @@ int session_worker_main (int fd);
 
 /* One line of the protocol: write @msg (taking it) to @fd. */
 bool worker_send (int fd, GstStructure *msg);
+
+/* Reads what @fd has into @buf and hands each whole line to @on_line.
+ * FALSE at the end of the stream, on an error, or when a line grows past
+ * @max bytes (a peer that does not speak the protocol). */
+bool worker_read_lines (int fd, std::string &buf, size_t max, const std::function<void (const std::string &)> &on_line);
 
 }  // namespace wayray

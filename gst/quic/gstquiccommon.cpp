@@ -108,7 +108,8 @@ install_common_properties (GObjectClass * klass)
           transport_get_type (), (gint) d.transport, rw_ready));
   g_object_class_install_property (klass, PROP_CERTIFICATE_FILE,
       g_param_spec_string ("certificate-file", "Certificate file",
-          "server: PEM certificate; with private-key-file. When neither file exists, a key and a "
+          "server: PEM certificate, or a chain (session certificate, then the certificate that "
+          "signed it), all sent to clients; with private-key-file. When neither file exists, a key and a "
           "self-signed certificate are generated there. Empty = $XDG_CONFIG_HOME/wayray/server-cert.pem",
           nullptr, rw_ready));
   g_object_class_install_property (klass, PROP_PRIVATE_KEY_FILE,
@@ -116,17 +117,24 @@ install_common_properties (GObjectClass * klass)
           "server: PEM private key. Empty = $XDG_CONFIG_HOME/wayray/server-key.pem", nullptr, rw_ready));
   g_object_class_install_property (klass, PROP_CERTIFICATE_FINGERPRINT,
       g_param_spec_string ("certificate-fingerprint", "Certificate fingerprint",
-          "SHA-256 (64 hex digits) of the server's certificate: server: its own, what clients pin; "
-          "client: the one the server presented", nullptr, ro));
+          "SHA-256 (64 hex digits) of the server's certificate: server: its own (the first of a "
+          "chain), what clients pin; client: the one the server presented (the first)", nullptr, ro));
   g_object_class_install_property (klass, PROP_KNOWN_HOSTS_FILE,
       g_param_spec_string ("known-hosts-file", "Known hosts file",
           "client: where server fingerprints are remembered on first use ('HOST:PORT SHA256HEX' "
-          "lines); a server presenting another fingerprint is refused. "
+          "lines; for a chain of two, the signer's); a server presenting another fingerprint is refused. "
           "Empty = $XDG_CONFIG_HOME/wayray/known_hosts", nullptr, rw_ready));
   g_object_class_install_property (klass, PROP_PINNED_FINGERPRINT,
       g_param_spec_string ("pinned-fingerprint", "Pinned fingerprint",
-          "client: accept only a server certificate with this SHA-256 (hex, ':' allowed); "
-          "overrides the known-hosts file", nullptr, rw_ready));
+          "client: accept only a server certificate with this SHA-256 (hex, ':' allowed), or a "
+          "chain whose second certificate has it and validly signed the first, which must be within its "
+          "validity period; overrides the known-hosts file", nullptr, rw_ready));
+  g_object_class_install_property (klass, PROP_CERTIFICATE_NAME,
+      g_param_spec_string ("certificate-name", "Certificate name",
+          "client: the common name a chained server certificate (a session certificate signed by the "
+          "pinned key) must carry: wayrayd names each session's certificate and tells the client in its "
+          "welcome. Empty: chains are refused, only the pinned or known certificate itself is accepted",
+          nullptr, rw_ready));
   g_object_class_install_property (klass, PROP_IDLE_TIMEOUT,
       g_param_spec_uint ("idle-timeout", "Idle timeout",
           "Milliseconds without any packet from the peer after which it counts as gone", 500,
@@ -175,6 +183,7 @@ set_common_property (Config & cfg, guint prop_id, const GValue * value)
     case PROP_PRIVATE_KEY_FILE: cfg.key_file = str (); return true;
     case PROP_KNOWN_HOSTS_FILE: cfg.known_hosts_file = str (); return true;
     case PROP_PINNED_FINGERPRINT: cfg.pinned_fingerprint = str (); return true;
+    case PROP_CERTIFICATE_NAME: cfg.certificate_name = str (); return true;
     case PROP_IDLE_TIMEOUT: cfg.idle_timeout_ms = g_value_get_uint (value); return true;
     case PROP_KEEPALIVE_INTERVAL: cfg.keepalive_ms = g_value_get_uint (value); return true;
     case PROP_HANDSHAKE_TIMEOUT: cfg.handshake_timeout_ms = g_value_get_uint (value); return true;
@@ -199,6 +208,7 @@ get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * 
     case PROP_CERTIFICATE_FINGERPRINT: set_str (ep ? ep->certificate_fingerprint () : ""); return true;
     case PROP_KNOWN_HOSTS_FILE: set_str (cfg.known_hosts_file); return true;
     case PROP_PINNED_FINGERPRINT: set_str (cfg.pinned_fingerprint); return true;
+    case PROP_CERTIFICATE_NAME: set_str (cfg.certificate_name); return true;
     case PROP_IDLE_TIMEOUT: g_value_set_uint (value, cfg.idle_timeout_ms); return true;
     case PROP_KEEPALIVE_INTERVAL: g_value_set_uint (value, cfg.keepalive_ms); return true;
     case PROP_HANDSHAKE_TIMEOUT: g_value_set_uint (value, cfg.handshake_timeout_ms); return true;

@@ -422,6 +422,12 @@ handshake_completed_cb (ngtcp2_conn *, void *user_data)
   return 0;
 }
 
+/* The client's check of the server (QUIC and TCP fallback alike): the
+ * trusted fingerprint is pinned-fingerprint, else the known-hosts entry,
+ * else (first use) the server's identity, recorded once accepted. The
+ * server is accepted when its certificate has that fingerprint, or when it
+ * sent a chain whose second certificate has it and that signed the first,
+ * which is valid now (check_peer_certificates). */
 static int
 verify_peer_cb (gnutls_session_t session)
 {
@@ -437,33 +443,74 @@ verify_peer_cb (gnutls_session_t session)
   std::string fp = fingerprint_of_der (certs[0].data, certs[0].size);
   std::string hp = cfg.host_port ();
   c->ep->fingerprint = fp;   /* what the certificate-fingerprint property shows */
+
+  std::string trusted, file, source;
+  bool first_use = false;
   if (!cfg.pinned_fingerprint.empty ()) {
-    if (fp != cfg.pinned_fingerprint) {
-      c->tls_failure = "server " + hp + " presented certificate fingerprint SHA256:" + fp
-          + ", but pinned-fingerprint is SHA256:" + cfg.pinned_fingerprint
-          + "; refusing the connection";
-      return GNUTLS_E_CERTIFICATE_ERROR;
+    trusted = cfg.pinned_fingerprint;
+    source = "pinned-fingerprint";
+  } else {
+    file = cfg.known_hosts_file.empty () ? default_known_hosts_file () : cfg.known_hosts_file;
+    trusted = KnownHosts::lookup (file, hp);
+    source = "recorded in " + file;
+    if (trusted.empty ()) {
+      first_use = true;
+      trusted = identity_fingerprint (certs, n);
+      source = "sent with it; nothing is recorded for this server yet";
     }
-    return 0;
   }
-  std::string file = cfg.known_hosts_file.empty () ? default_known_hosts_file () : cfg.known_hosts_file;
-  std::string known = KnownHosts::lookup (file, hp);
-  if (known.empty ()) {
-    std::string err;
-    if (!KnownHosts::add (file, hp, fp, err))
-      GST_WARNING ("%s", err.c_str ());
-    GST_INFO ("trusting server %s on first use: SHA256:%s (recorded in %s)", hp.c_str (),
-        fp.c_str (), file.c_str ());
-    return 0;
+
+  std::string detail;
+  PeerTrust t = check_peer_certificates (certs, n, trusted, cfg.certificate_name, detail);
+  /* For a chain, what the server presents as its identity is the signer. */
+  std::string presented = "SHA256:" + fp;
+  if (n >= 2)
+    presented = "SHA256:" + fingerprint_of_der (certs[1].data, certs[1].size)
+        + " (issuer of the session certificate SHA256:" + fp + ")";
+  switch (t) {
+    case PeerTrust::LEAF:
+    case PeerTrust::CHAIN:
+      if (first_use) {
+        std::string err;
+        if (!KnownHosts::add (file, hp, trusted, err))
+          GST_WARNING ("%s", err.c_str ());
+        GST_INFO ("trusting server %s on first use: SHA256:%s (recorded in %s)", hp.c_str (),
+            trusted.c_str (), file.c_str ());
+      }
+      return 0;
+    case PeerTrust::MISMATCH:
+      if (!cfg.pinned_fingerprint.empty ())
+        c->tls_failure = "server " + hp + " presented certificate fingerprint " + presented
+            + ", but pinned-fingerprint is SHA256:" + cfg.pinned_fingerprint
+            + "; refusing the connection";
+      else
+        c->tls_failure = "server " + hp + " presented certificate fingerprint " + presented
+            + ", but " + file + " records SHA256:" + trusted + " for it: the server key changed or "
+            "someone is intercepting the connection; refusing. If the change is expected, remove the "
+            "line for " + hp + " from " + file;
+      break;
+    case PeerTrust::BAD_SIGNATURE:
+      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp
+          + " is not signed by the pinned server key SHA256:" + trusted + " (" + source + "): " + detail
+          + "; someone may be intercepting the connection; refusing";
+      break;
+    case PeerTrust::EXPIRED:
+      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp + " has expired ("
+          + detail + "), although signed by the pinned server key SHA256:" + trusted + " (" + source
+          + "); check the clocks of server and client; refusing the connection";
+      break;
+    case PeerTrust::WRONG_NAME:
+      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp
+          + " is signed by the pinned server key SHA256:" + trusted + " (" + source + "), but " + detail
+          + ": it is another session's; refusing the connection";
+      break;
+    case PeerTrust::NOT_YET_VALID:
+      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp + " is not valid yet ("
+          + detail + "), although signed by the pinned server key SHA256:" + trusted + " (" + source
+          + "); check the clocks of server and client; refusing the connection";
+      break;
   }
-  if (known != fp) {
-    c->tls_failure = "server " + hp + " presented certificate fingerprint SHA256:" + fp
-        + ", but " + file + " records SHA256:" + known + " for it: the server key changed or "
-        "someone is intercepting the connection; refusing. If the change is expected, remove the "
-        "line for " + hp + " from " + file;
-    return GNUTLS_E_CERTIFICATE_ERROR;
-  }
-  return 0;
+  return GNUTLS_E_CERTIFICATE_ERROR;
 }
 
 /* ---------------------------------------------------------------------- */

@@ -52,6 +52,7 @@ struct Config {
   std::string key_file;
   std::string known_hosts_file;
   std::string pinned_fingerprint;  /* client: exact SHA-256 to accept, "" = TOFU */
+  std::string certificate_name;    /* client: the common name a chained certificate must carry */
   guint idle_timeout_ms = 10000;
   guint keepalive_ms = 2000;
   guint handshake_timeout_ms = 3000;

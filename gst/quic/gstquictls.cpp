@@ -50,6 +50,8 @@ generate (const std::string & cert_file, const std::string & key_file, std::stri
   gnutls_x509_crt_t crt = nullptr;
   gnutls_datum_t kpem = { nullptr, 0 }, cpem = { nullptr, 0 };
   unsigned char serial[16];
+  unsigned char key_id[64];
+  size_t key_id_size = sizeof key_id;
   char host[256] = "wayray";
   bool ok = false;
   int rv;
@@ -71,7 +73,12 @@ generate (const std::string & cert_file, const std::string & key_file, std::stri
       || (rv = gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0,
               cn.c_str (), cn.size ())) < 0
       || (rv = gnutls_x509_crt_set_key (crt, key)) < 0
-      || (rv = gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0
+      /* A self-signed root: the seat daemon serves with it and signs each
+       * session's short-lived certificate with its key. */
+      || (rv = gnutls_x509_crt_set_basic_constraints (crt, 1, -1)) < 0
+      || (rv = gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_CERT_SIGN)) < 0
+      || (rv = gnutls_x509_crt_get_key_id (crt, 0, key_id, &key_id_size)) < 0
+      || (rv = gnutls_x509_crt_set_subject_key_id (crt, key_id, key_id_size)) < 0
       || (rv = gnutls_x509_crt_sign2 (crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0
       || (rv = gnutls_x509_privkey_export2 (key, GNUTLS_X509_FMT_PEM, &kpem)) < 0
       || (rv = gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_PEM, &cpem)) < 0) {
@@ -86,6 +93,26 @@ generate (const std::string & cert_file, const std::string & key_file, std::stri
   if (key)
     gnutls_x509_privkey_deinit (key);
   return ok;
+}
+
+/* Certificates in a PEM file (0 when unreadable). */
+unsigned
+count_certificates (const std::string & file)
+{
+  gchar *text = nullptr;
+  gsize len = 0;
+  if (!g_file_get_contents (file.c_str (), &text, &len, nullptr))
+    return 0;
+  gnutls_datum_t d = { (unsigned char *) text, (unsigned) len };
+  gnutls_x509_crt_t *crts = nullptr;
+  unsigned n = 0;
+  if (gnutls_x509_crt_list_import2 (&crts, &n, &d, GNUTLS_X509_FMT_PEM, 0) < 0)
+    n = 0;
+  for (unsigned i = 0; i < n; i++)
+    gnutls_x509_crt_deinit (crts[i]);
+  gnutls_free (crts);
+  g_free (text);
+  return n;
 }
 
 }  // namespace
@@ -174,7 +201,133 @@ load_server_credentials (const std::string & cert_file, const std::string & key_
       gnutls_x509_crt_deinit (crts[i]);
     gnutls_free (crts);
   }
+  /* GnuTLS keeps (and sends) of a chain only what links up from the first
+   * certificate, each issued by the next (subject name, key identifier),
+   * and silently drops the rest. A session chain cut short that way would
+   * only show as a fingerprint mismatch at the client: refuse it here. */
+  unsigned in_file = count_certificates (cert_file);
+  if (in_file > ncrts) {
+    error = "certificate file " + cert_file + " holds " + std::to_string (in_file) + " certificates, but only "
+        "the first " + std::to_string (ncrts) + " form a chain (each issued by the next one); the others "
+        "would not be sent";
+    gnutls_certificate_free_credentials (*cred);
+    *cred = nullptr;
+    return false;
+  }
   return true;
+}
+
+namespace {
+
+std::string
+utc_time (time_t t)
+{
+  GDateTime *dt = g_date_time_new_from_unix_utc (t);
+  if (!dt)
+    return std::to_string ((long long) t);
+  gchar *s = g_date_time_format (dt, "%Y-%m-%d %H:%M:%S UTC");
+  std::string r = s;
+  g_free (s);
+  g_date_time_unref (dt);
+  return r;
+}
+
+}  // namespace
+
+std::string
+identity_fingerprint (const gnutls_datum_t * certs, unsigned n)
+{
+  if (n == 0)
+    return "";
+  const gnutls_datum_t &id = n == 2 ? certs[1] : certs[0];
+  return fingerprint_of_der (id.data, id.size);
+}
+
+/* The chain rule. The leaf must carry a valid signature by the trusted
+ * second certificate's key and be within its validity period; nothing else
+ * of PKIX applies: no authorities, names or key purposes are involved, the
+ * pinned fingerprint is the whole trust decision (as for a single
+ * certificate). gnutls_x509_crt_verify checks the issuer's name and the
+ * signature (and refuses insecure signature algorithms); it runs with
+ * GNUTLS_VERIFY_DISABLE_CA_SIGN because seat certificates generated before
+ * they became CA roots carry neither CA:TRUE nor keyCertSign, and with its
+ * time checks off, because the leaf's period is checked here (to say which
+ * bound failed) and the pinned certificate's own period never mattered. */
+PeerTrust
+check_peer_certificates (const gnutls_datum_t * certs, unsigned n, const std::string & trusted,
+    const std::string & name, std::string & detail)
+{
+  if (n == 0)
+    return PeerTrust::MISMATCH;
+  if (fingerprint_of_der (certs[0].data, certs[0].size) == trusted)
+    return PeerTrust::LEAF;
+  if (n < 2 || fingerprint_of_der (certs[1].data, certs[1].size) != trusted)
+    return PeerTrust::MISMATCH;
+
+  gnutls_x509_crt_t leaf = nullptr, issuer = nullptr;
+  PeerTrust result = PeerTrust::BAD_SIGNATURE;
+  unsigned status = 0;
+  int rv;
+  if ((rv = gnutls_x509_crt_init (&leaf)) < 0 || (rv = gnutls_x509_crt_init (&issuer)) < 0
+      || (rv = gnutls_x509_crt_import (leaf, &certs[0], GNUTLS_X509_FMT_DER)) < 0
+      || (rv = gnutls_x509_crt_import (issuer, &certs[1], GNUTLS_X509_FMT_DER)) < 0) {
+    detail = std::string ("the certificates cannot be parsed: ") + gnutls_strerror (rv);
+  } else if ((rv = gnutls_x509_crt_verify (leaf, &issuer, 1,
+              GNUTLS_VERIFY_DISABLE_CA_SIGN | GNUTLS_VERIFY_DISABLE_TIME_CHECKS
+              | GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS, &status)) < 0) {
+    detail = std::string ("verifying its signature failed: ") + gnutls_strerror (rv);
+  } else if (status & GNUTLS_CERT_SIGNATURE_FAILURE) {
+    detail = "its signature does not verify with that key";
+  } else if (status & GNUTLS_CERT_SIGNER_NOT_FOUND) {
+    detail = "it names another issuer";
+  } else if (status & GNUTLS_CERT_INSECURE_ALGORITHM) {
+    detail = "it is signed with an insecure algorithm";
+  } else if (status != 0) {
+    gnutls_datum_t text = { nullptr, 0 };
+    if (gnutls_certificate_verification_status_print (status, GNUTLS_CRT_X509, &text, 0) >= 0) {
+      detail = std::string ((const char *) text.data, text.size);
+      gnutls_free (text.data);
+      while (!detail.empty () && (detail.back () == ' ' || detail.back () == '.'))
+        detail.pop_back ();
+    } else {
+      detail = "verification status " + std::to_string (status);
+    }
+  } else {
+    time_t now = time (nullptr);
+    time_t not_before = gnutls_x509_crt_get_activation_time (leaf);
+    time_t not_after = gnutls_x509_crt_get_expiration_time (leaf);
+    if (not_before == (time_t) -1 || not_after == (time_t) -1) {
+      detail = "its validity period cannot be read";
+    } else if (now < not_before) {
+      result = PeerTrust::NOT_YET_VALID;
+      detail = "valid from " + utc_time (not_before) + ", now is " + utc_time (now);
+    } else if (now > not_after) {
+      result = PeerTrust::EXPIRED;
+      detail = "valid until " + utc_time (not_after) + ", now is " + utc_time (now);
+    } else {
+      /* Every session certificate is signed by the same seat key, and each
+       * session's user can read their own session's key: a chain proves
+       * only the session it names. */
+      char cn[256] = "";
+      size_t cn_len = sizeof cn - 1;
+      if (gnutls_x509_crt_get_dn_by_oid (leaf, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cn_len) < 0)
+        cn[0] = '\0';
+      if (name.empty ()) {
+        result = PeerTrust::WRONG_NAME;
+        detail = std::string ("it names '") + cn + "', and no certificate-name says which session to expect";
+      } else if (name != cn) {
+        result = PeerTrust::WRONG_NAME;
+        detail = std::string ("it names '") + cn + "', not '" + name + "' (certificate-name)";
+      } else {
+        result = PeerTrust::CHAIN;
+      }
+    }
+  }
+  if (leaf)
+    gnutls_x509_crt_deinit (leaf);
+  if (issuer)
+    gnutls_x509_crt_deinit (issuer);
+  return result;
 }
 
 std::string

@@ -34,6 +34,33 @@ std::string fingerprint_of_der (const unsigned char *der, size_t len);
  * "sha256:" prefix; returns "" when @in is not such a fingerprint. */
 std::string normalize_fingerprint (const std::string & in);
 
+/* How the certificates a server presented (DER, leaf first, @n of them)
+ * relate to the fingerprint a client trusts (pinned, or from known-hosts).
+ * A server may present its own certificate, or a short-lived session
+ * certificate followed by the certificate of the key that signed it (a seat
+ * daemon's, see daemon/wrsessioncert.h). The first two results accept. */
+enum class PeerTrust {
+  LEAF,            /* the first certificate is the trusted one */
+  CHAIN,           /* the second is, it signed the first, which is valid now and carries @name */
+  MISMATCH,        /* neither the first nor the second is the trusted one */
+  BAD_SIGNATURE,   /* the second is, but did not sign the first */
+  EXPIRED,         /* the second is and signed the first, whose notAfter has passed */
+  NOT_YET_VALID,   /* … whose notBefore has not come yet */
+  WRONG_NAME,      /* … valid, but its common name is not @name (or @name is empty) */
+};
+
+/* @detail receives the reason in words for the refusals BAD_SIGNATURE,
+ * EXPIRED, NOT_YET_VALID and WRONG_NAME. @name is the common name a chained
+ * certificate must carry (the certificate-name property): the session a
+ * client was sent to. */
+PeerTrust check_peer_certificates (const gnutls_datum_t *certs, unsigned n, const std::string &trusted,
+    const std::string &name, std::string &detail);
+
+/* The fingerprint that identifies a server presenting @certs, the one trust
+ * on first use records: the signer's (second certificate) for a chain of
+ * two, the certificate's own otherwise. */
+std::string identity_fingerprint (const gnutls_datum_t * certs, unsigned n);
+
 /* Known-hosts file: one "HOST:PORT SHA256HEX" per line, '#' comments. */
 struct KnownHosts {
   /* "" when the host is not known. */

@@ -70,6 +70,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 GST_DEBUG_CATEGORY_STATIC (gst_wayray_src_debug);
 #define GST_CAT_DEFAULT gst_wayray_src_debug
@@ -79,6 +80,7 @@ enum
   PROP_0,
   PROP_SOCKET_NAME,
   PROP_EXEC,
+  PROP_EXEC_ENVIRONMENT,
   PROP_KEYMAP_LAYOUT,
   PROP_KEYMAP_VARIANT,
   PROP_KEYMAP_OPTIONS,
@@ -134,6 +136,7 @@ struct GstWayraySrcPrivate
   std::mutex prop_lock;
   std::string socket_name;
   std::string exec;
+  std::vector<std::string> exec_env;
   std::string keymap_layout, keymap_variant, keymap_options, keymap_model;
   GstWayrayRenderer renderer = DEFAULT_RENDERER;
 
@@ -219,6 +222,13 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
           "Command line started inside the session once the output has its negotiated "
           "size, with WAYLAND_DISPLAY set (shell quoting, no shell). It and its process "
           "group are ended when the element stops.", nullptr, rw_ready));
+  g_object_class_install_property (gobject_class, PROP_EXEC_ENVIRONMENT,
+      g_param_spec_boxed ("exec-environment", "Exec environment",
+          "The whole environment of the exec command, as NAME=value strings, instead of "
+          "this process's own (empty or unset: inherit). WAYLAND_DISPLAY and "
+          "XDG_SESSION_TYPE=wayland are set either way, DISPLAY is removed. "
+          "wayrayd uses it to give sessions a login's environment.",
+          G_TYPE_STRV, rw_ready));
   g_object_class_install_property (gobject_class, PROP_KEYMAP_LAYOUT,
       g_param_spec_string ("keymap-layout", "Keymap layout",
           "XKB layout of the session keyboard, e.g. \"us\" or \"de,us\" (empty: "
@@ -307,6 +317,13 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
     case PROP_EXEC:
       set_string (priv->exec, value);
       break;
+    case PROP_EXEC_ENVIRONMENT: {
+      priv->exec_env.clear ();
+      const gchar *const *strv = (const gchar * const *) g_value_get_boxed (value);
+      for (; strv && *strv; strv++)
+        priv->exec_env.push_back (*strv);
+      break;
+    }
     case PROP_KEYMAP_LAYOUT:
       set_string (priv->keymap_layout, value);
       break;
@@ -344,6 +361,14 @@ gst_wayray_src_get_property (GObject * object, guint prop_id, GValue * value, GP
     case PROP_EXEC:
       g_value_set_string (value, str (priv->exec));
       break;
+    case PROP_EXEC_ENVIRONMENT: {
+      GStrvBuilder *b = g_strv_builder_new ();
+      for (const std::string &e : priv->exec_env)
+        g_strv_builder_add (b, e.c_str ());
+      g_value_take_boxed (value, g_strv_builder_end (b));
+      g_strv_builder_unref (b);
+      break;
+    }
     case PROP_KEYMAP_LAYOUT:
       g_value_set_string (value, str (priv->keymap_layout));
       break;
@@ -398,6 +423,7 @@ gst_wayray_src_start (GstBaseSrc * bsrc)
     std::lock_guard<std::mutex> g (priv->prop_lock);
     config.socket_name = priv->socket_name;
     config.exec = priv->exec;
+    config.exec_env = priv->exec_env;
     config.xkb_layout = priv->keymap_layout;
     config.xkb_variant = priv->keymap_variant;
     config.xkb_options = priv->keymap_options;

@@ -1189,7 +1189,14 @@ Compositor::Impl::spawn_exec (std::string *err)
     g_error_free (error);
     return false;
   }
-  gchar **envp = g_get_environ ();
+  gchar **envp;
+  if (config.exec_env.empty ()) {
+    envp = g_get_environ ();
+  } else {
+    envp = g_new0 (gchar *, config.exec_env.size () + 1);
+    for (size_t i = 0; i < config.exec_env.size (); i++)
+      envp[i] = g_strdup (config.exec_env[i].c_str ());
+  }
   envp = g_environ_setenv (envp, "WAYLAND_DISPLAY", socket.c_str (), TRUE);
   envp = g_environ_unsetenv (envp, "DISPLAY");
   envp = g_environ_setenv (envp, "XDG_SESSION_TYPE", "wayland", TRUE);

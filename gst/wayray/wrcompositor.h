@@ -11,12 +11,16 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace wayray {
 
 struct CompositorConfig {
   std::string socket_name;      /* empty: pick wayland-N */
   std::string exec;             /* command started inside the session */
+  /* The command's whole environment ("NAME=value" each); empty: this
+   * process's own. WAYLAND_DISPLAY and XDG_SESSION_TYPE are set either way. */
+  std::vector<std::string> exec_env;
   std::string xkb_rules, xkb_model, xkb_layout, xkb_variant, xkb_options;
   /* pixman renders straight into pushed buffers; otherwise wlroots picks
    * (GLES2 on a GPU) and frames are read back once. */

@@ -868,6 +868,48 @@ GST_START_TEST (test_start_stop_cycles)
 }
 GST_END_TEST;
 
+/* exec-environment: the command gets exactly the environment given (what
+ * wayrayd makes a login's), plus its Wayland display; nothing of this
+ * process's. */
+GST_START_TEST (test_exec_environment)
+{
+  gchar *dir = g_dir_make_tmp ("wayray-env-XXXXXX", nullptr);
+  std::string out = std::string (dir) + "/env.txt";
+  g_setenv ("WAYRAY_TEST_PARENT_ONLY", "1", TRUE);
+  std::string desc = "wayraysrc name=src exec=\"sh -c 'env > " + out + "'\"";
+  GstHarness *h = gst_harness_new_parse (desc.c_str ());
+  const gchar *env[] = { "HOME=/nonexistent-home", "WAYRAY_TEST_GIVEN=yes", "PATH=/usr/bin:/bin", nullptr };
+  g_object_set (src_of (h), "exec-environment", env, nullptr);
+  gchar **back = nullptr;
+  g_object_get (src_of (h), "exec-environment", &back, nullptr);
+  fail_unless (back && g_strv_length (back) == 3 && g_strcmp0 (back[1], "WAYRAY_TEST_GIVEN=yes") == 0);
+  g_strfreev (back);
+  gst_harness_set_sink_caps_str (h, "video/x-raw,format=BGRx,width=320,height=240,framerate=30/1");
+  gst_harness_play (h);
+  std::string socket = socket_name (h);
+  gchar *text = nullptr;
+  for (int i = 0; i < 100 && !text; i++) {
+    g_usleep (50000);
+    if (!g_file_get_contents (out.c_str (), &text, nullptr, nullptr) || !strstr (text, "\n"))
+      g_clear_pointer (&text, g_free);
+  }
+  gst_harness_teardown (h);
+  g_unsetenv ("WAYRAY_TEST_PARENT_ONLY");
+  fail_unless (text != nullptr, "the command wrote no environment");
+  std::string e = std::string ("\n") + text;
+  fail_unless (e.find ("\nWAYRAY_TEST_GIVEN=yes\n") != std::string::npos, "%s", text);
+  fail_unless (e.find ("\nHOME=/nonexistent-home\n") != std::string::npos, "%s", text);
+  fail_unless (e.find ("\nXDG_SESSION_TYPE=wayland\n") != std::string::npos, "%s", text);
+  fail_unless (e.find ("\nWAYLAND_DISPLAY=" + socket + "\n") != std::string::npos, "%s", text);
+  fail_unless (e.find ("WAYRAY_TEST_PARENT_ONLY") == std::string::npos, "%s", text);
+  fail_unless (e.find ("GST_PLUGIN_PATH") == std::string::npos, "%s", text);
+  g_free (text);
+  unlink (out.c_str ());
+  rmdir (dir);
+  g_free (dir);
+}
+GST_END_TEST;
+
 static Suite *
 wayraysrc_suite (void)
 {
@@ -889,6 +931,7 @@ wayraysrc_suite (void)
   tcase_add_test (tc, test_first_frame_full_and_pacing);
   tcase_add_test (tc, test_resize_storm);
   tcase_add_test (tc, test_start_stop_cycles);
+  tcase_add_test (tc, test_exec_environment);
   return s;
 }
 
