@@ -238,7 +238,7 @@ void
 Daemon::proxy_ready (SessionProxy *p)
 {
   g_print ("session %d (%s as %s): %s on port %u, socket %s, worker %d\n", p->id, p->token_name.c_str (),
-      p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->starter);
+      p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->worker);
   if (p->welcome) {
     p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who);
     reply (p->welcome);
@@ -689,6 +689,20 @@ Daemon::handle_command (const std::string &line, uid_t peer)
       end_session (kv.second.get (), "the server is shutting down");
     if (sessions.empty ())
       g_main_loop_quit (loop);
+    /* A session that does not end in time is ended harder: its starter's
+     * SIGTERM ends the worker and closes the PAM session. */
+    g_timeout_add_seconds (10, [] (gpointer data) -> gboolean {
+          Daemon *d = static_cast<Daemon *> (data);
+          for (auto &kv : d->sessions) {
+            g_printerr ("wayrayd: session %d did not end in time; ending its starter\n", kv.first);
+            kv.second->terminate ();
+          }
+          g_timeout_add_seconds (5, [] (gpointer l) -> gboolean {
+                g_main_loop_quit (static_cast<GMainLoop *> (l));
+                return G_SOURCE_REMOVE;
+              }, d->loop);
+          return G_SOURCE_REMOVE;
+        }, this);
     return "ok\n";
   }
   return "error: unknown command '" + cmd + "' (list, detach ID, end ID, stats ID, revoke NAME, shutdown)\n";

@@ -78,6 +78,7 @@ class Worker : public SessionHost {
   std::string line_buf;
   guint status_timer = 0;
   int exit_code = 0;
+  bool ending = false;          /* told to end; waiting for the client to go */
 
   explicit Worker (int f) : listen_fd (f) {}
 
@@ -97,7 +98,11 @@ class Worker : public SessionHost {
     g_main_loop_quit (loop);
   }
 
-  void session_changed (int id) override { send_status (); }
+  void session_changed (int id) override {
+    send_status ();
+    if (ending && !session->peer_up)
+      g_main_loop_quit (loop);
+  }
 
   void send_status () {
     if (!session || fd < 0)
@@ -186,11 +191,21 @@ class Worker : public SessionHost {
         session->expect (proof, w, h, client ? client : "");
     } else if (gst_structure_has_name (s, "detach")) {
       session->detach (reason ? reason : "detached");
-    } else if (gst_structure_has_name (s, "end")) {
+    } else if (gst_structure_has_name (s, "end") && !ending) {
+      send (gst_structure_new ("ended", "reason", G_TYPE_STRING, reason ? reason : "ended", nullptr));
+      if (!session->verified || !session->peer_up) {
+        g_main_loop_quit (loop);
+        return;
+      }
+      /* The attached client is told why, and the session ends once it has
+       * gone (it closes its connection on the notice), or after a second. */
       session->send_control (gst_structure_new ("detached", "reason", G_TYPE_STRING,
               reason ? reason : "the session was ended", nullptr));
-      send (gst_structure_new ("ended", "reason", G_TYPE_STRING, reason ? reason : "ended", nullptr));
-      g_main_loop_quit (loop);
+      ending = true;
+      g_timeout_add (1000, [] (gpointer data) -> gboolean {
+            g_main_loop_quit (static_cast<GMainLoop *> (data));
+            return G_SOURCE_REMOVE;
+          }, loop);
     }
   }
 

@@ -479,7 +479,8 @@ def main():
             daemon.kill()
     check("wayrayctl shutdown ends every session and the daemon", daemon.returncode == 0, str(daemon.returncode))
     check("no session application is left behind",
-          subprocess.run(["pgrep", "-f", "cursor.blink=no"], capture_output=True).returncode != 0)
+          # foot rewrites its arguments as "cursor blink no"
+          subprocess.run(["pgrep", "-f", "cursor.blink.no"], capture_output=True).returncode != 0)
 
     # --- the video pipeline files: animation over H.264, fallback encoder -----
     video_session(env, tmp, base + 12)
@@ -512,6 +513,31 @@ def main():
     check("a misspelt configuration key is refused",
           out.returncode == 2 and "unknown key 'prot' in [daemon]" in out.stderr, out.stderr)
 
+    # --- wayrayctl --seat finds a daemon the unit started -------------------------
+    if os.getuid() == 0:
+        seat_name = "e2e-%d" % os.getpid()
+        unit_cfg = os.path.join(tmp, "unit.conf")
+        with open(unit_cfg, "w") as f:
+            f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
+                    % (base + 15, base + 16, base + 17, tmp))
+        # What the unit gives the daemon: RuntimeDirectory=wayray/%i.
+        unit_env = dict(env, RUNTIME_DIRECTORY="/run/wayray/" + seat_name)
+        unit_env.pop("XDG_RUNTIME_DIR", None)
+        ud = subprocess.Popen([WAYRAYD, "--seat", seat_name, "--config", unit_cfg], env=unit_env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            listed = wait_for(lambda: subprocess.run([WAYRAYCTL, "--seat", seat_name, "list"], env=env,
+                                                     capture_output=True).returncode == 0)
+            check("wayrayctl --seat finds the control socket of a daemon started by the unit",
+                  listed and os.path.exists("/run/wayray/%s/control" % seat_name))
+        finally:
+            subprocess.run([WAYRAYCTL, "--seat", seat_name, "shutdown"], env=env, capture_output=True)
+            try:
+                ud.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                ud.kill()
+            shutil.rmtree("/run/wayray/" + seat_name, ignore_errors=True)
+
     # --- the systemd unit -------------------------------------------------------
     if shutil.which("systemd-analyze"):
         unit_dir = os.path.join(tmp, "units")
@@ -529,6 +555,9 @@ def main():
               out.stderr)
         check("the unit is Type=notify and chooses its config by instance",
               "Type=notify" in text and "/etc/wayray/%i.conf" in text)
+        check("the unit leaves sessions running across restarts",
+              re.search(r"^KillMode=process$", text, re.M) and re.search(r"^RuntimeDirectoryPreserve=yes$", text, re.M)
+              and not re.search(r"^(ProtectHome|ProtectSystem|PrivateTmp|NoNewPrivileges)=", text, re.M))
     else:
         check("systemd-analyze is installed", False, "install the systemd package")
 

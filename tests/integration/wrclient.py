@@ -78,3 +78,51 @@ class Client:
                 self.p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+# --- helpers shared by the integration tests ----------------------------------
+
+def wait_for(pred, timeout=10, step=0.1):
+    """True as soon as pred() is, False after @timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def parse_listing(text):
+    """`wayrayctl list` output as a list of dicts (the id under "id")."""
+    rows = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+        fields["id"] = line.split()[0]
+        rows.append(fields)
+    return rows
+
+
+def read_ppm(path):
+    """(width, height, RGB bytes) of a binary PPM, or None."""
+    with open(path, "rb") as f:
+        data = f.read()
+    m = re.match(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+    if not m:
+        return None
+    return int(m.group(1)), int(m.group(2)), data[m.end():]
+
+
+def same_picture(a, b):
+    """(True, "") when PPM files @a and @b hold the same picture, else
+    (False, why)."""
+    pa, pb = read_ppm(a), read_ppm(b)
+    if not pa or not pb:
+        return False, "unreadable PPM"
+    if pa[:2] != pb[:2]:
+        return False, "sizes differ: %dx%d vs %dx%d" % (pa[0], pa[1], pb[0], pb[1])
+    if pa[2] != pb[2]:
+        diff = sum(1 for i in range(0, len(pa[2]), 3) if pa[2][i:i + 3] != pb[2][i:i + 3])
+        return False, "%d pixels differ" % diff
+    return True, ""
