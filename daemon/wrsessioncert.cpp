@@ -4,9 +4,10 @@
  */
 #include "wrsessioncert.h"
 
+#include "wrtlscert.h"
+
 #include <gio/gio.h>
 #include <gnutls/abstract.h>
-#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -17,15 +18,6 @@ namespace wayray {
 namespace {
 
 constexpr const char *kSessionDnsName = "wayray-session";
-
-std::string
-config_path (const char *leaf)
-{
-  gchar *p = g_build_filename (g_get_user_config_dir (), "wayray", leaf, nullptr);
-  std::string s = p;
-  g_free (p);
-  return s;
-}
 
 /* Everything the issuing holds, released (and the seat key's bytes wiped)
  * on every path out. */
@@ -93,13 +85,13 @@ same_key_id (gnutls_x509_crt_t crt, gnutls_x509_privkey_t key)
 std::string
 default_seat_certificate_file ()
 {
-  return config_path ("server-cert.pem");
+  return wrtls::default_certificate_file ();
 }
 
 std::string
 default_seat_key_file ()
 {
-  return config_path ("server-key.pem");
+  return wrtls::default_private_key_file ();
 }
 
 bool
@@ -156,31 +148,13 @@ issue_session_certificate_for_period (const std::string &seat_cert_file, const s
       || (rv = gnutls_pubkey_get_preferred_hash_algorithm (is.seat_pub, &dig, nullptr)) < 0)
     return fail (error, "unusable public key in seat certificate", seat_cert_file, rv);
 
-  /* The session's key and certificate. */
-  unsigned char serial[16];
-  unsigned char key_id[64], seat_key_id[64];
-  size_t key_id_size = sizeof key_id, seat_key_id_size = sizeof seat_key_id;
-  gnutls_rnd (GNUTLS_RND_NONCE, serial, sizeof serial);
-  serial[0] &= 0x7f;   /* positive */
-  serial[0] |= 0x01;   /* and of full length */
-  if ((rv = gnutls_x509_privkey_init (&is.key)) < 0
-      || (rv = gnutls_x509_privkey_generate (is.key, GNUTLS_PK_ECDSA,
-              GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0
-      || (rv = gnutls_x509_crt_init (&is.crt)) < 0
-      || (rv = gnutls_x509_crt_set_version (is.crt, 3)) < 0
-      || (rv = gnutls_x509_crt_set_serial (is.crt, serial, sizeof serial)) < 0
-      || (rv = gnutls_x509_crt_set_activation_time (is.crt, not_before)) < 0
-      || (rv = gnutls_x509_crt_set_expiration_time (is.crt, not_after)) < 0
-      || (rv = gnutls_x509_crt_set_dn_by_oid (is.crt, GNUTLS_OID_X520_COMMON_NAME, 0, common_name.data (),
-              common_name.size ())) < 0
-      || (rv = gnutls_x509_crt_set_key (is.crt, is.key)) < 0
-      || (rv = gnutls_x509_crt_set_basic_constraints (is.crt, 0, -1)) < 0
-      || (rv = gnutls_x509_crt_set_key_usage (is.crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0
+  /* The session's key and certificate (not a CA), for a TLS server. */
+  unsigned char seat_key_id[64];
+  size_t seat_key_id_size = sizeof seat_key_id;
+  if ((rv = wrtls::new_key_and_certificate (common_name, not_before, not_after, false, &is.key, &is.crt)) < 0
       || (rv = gnutls_x509_crt_set_key_purpose_oid (is.crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0
       || (rv = gnutls_x509_crt_set_subject_alt_name (is.crt, GNUTLS_SAN_DNSNAME, kSessionDnsName,
-              strlen (kSessionDnsName), GNUTLS_FSAN_SET)) < 0
-      || (rv = gnutls_x509_crt_get_key_id (is.crt, 0, key_id, &key_id_size)) < 0
-      || (rv = gnutls_x509_crt_set_subject_key_id (is.crt, key_id, key_id_size)) < 0)
+              strlen (kSessionDnsName), GNUTLS_FSAN_SET)) < 0)
     return fail (error, "creating the session key and certificate failed", "", rv);
   /* Names the seat's key as the signer when the seat certificate says
    * which key it has (generated ones do). */

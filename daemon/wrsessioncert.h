@@ -35,8 +35,9 @@ bool issue_session_certificate_for_period (const std::string &seat_cert_file, co
     std::string *key_pem, GError **error);
 
 /* The seat's certificate and key files when the configuration names none:
- * the same default paths the quic elements use
- * ($XDG_CONFIG_HOME/wayray/server-cert.pem and server-key.pem). */
+ * the quic elements' defaults (wrtls::default_certificate_file and
+ * default_private_key_file, gst/common/wrtlscert.h:
+ * $XDG_CONFIG_HOME/wayray/server-cert.pem and server-key.pem). */
 std::string default_seat_certificate_file ();
 std::string default_seat_key_file ();
 

@@ -490,25 +490,23 @@ verify_peer_cb (gnutls_session_t session)
             "line for " + hp + " from " + file;
       break;
     case PeerTrust::BAD_SIGNATURE:
-      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp
-          + " is not signed by the pinned server key SHA256:" + trusted + " (" + source + "): " + detail
-          + "; someone may be intercepting the connection; refusing";
-      break;
     case PeerTrust::EXPIRED:
-      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp + " has expired ("
-          + detail + "), although signed by the pinned server key SHA256:" + trusted + " (" + source
-          + "); check the clocks of server and client; refusing the connection";
-      break;
-    case PeerTrust::WRONG_NAME:
-      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp
-          + " is signed by the pinned server key SHA256:" + trusted + " (" + source + "), but " + detail
-          + ": it is another session's; refusing the connection";
-      break;
     case PeerTrust::NOT_YET_VALID:
-      c->tls_failure = "server " + hp + ": the session certificate SHA256:" + fp + " is not valid yet ("
-          + detail + "), although signed by the pinned server key SHA256:" + trusted + " (" + source
-          + "); check the clocks of server and client; refusing the connection";
+    case PeerTrust::WRONG_NAME: {
+      /* The trusted certificate came second: what is wrong with the first. */
+      std::string leaf = "server " + hp + ": the session certificate SHA256:" + fp;
+      std::string signer = "the pinned server key SHA256:" + trusted + " (" + source + ")";
+      if (t == PeerTrust::BAD_SIGNATURE)
+        c->tls_failure = leaf + " is not signed by " + signer + ": " + detail
+            + "; someone may be intercepting the connection; refusing";
+      else if (t == PeerTrust::WRONG_NAME)
+        c->tls_failure = leaf + " is signed by " + signer + ", but " + detail
+            + ": it is another session's; refusing the connection";
+      else
+        c->tls_failure = leaf + (t == PeerTrust::EXPIRED ? " has expired (" : " is not valid yet (") + detail
+            + "), although signed by " + signer + "; check the clocks of server and client; refusing the connection";
       break;
+    }
   }
   return GNUTLS_E_CERTIFICATE_ERROR;
 }

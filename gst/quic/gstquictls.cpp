@@ -18,15 +18,6 @@ namespace wrq {
 
 namespace {
 
-std::string
-config_path (const char *leaf)
-{
-  gchar *p = g_build_filename (g_get_user_config_dir (), "wayray", leaf, nullptr);
-  std::string s = p;
-  g_free (p);
-  return s;
-}
-
 bool
 write_file (const std::string & path, const gnutls_datum_t & d, int mode, std::string & error)
 {
@@ -49,36 +40,17 @@ generate (const std::string & cert_file, const std::string & key_file, std::stri
   gnutls_x509_privkey_t key = nullptr;
   gnutls_x509_crt_t crt = nullptr;
   gnutls_datum_t kpem = { nullptr, 0 }, cpem = { nullptr, 0 };
-  unsigned char serial[16];
-  unsigned char key_id[64];
-  size_t key_id_size = sizeof key_id;
   char host[256] = "wayray";
   bool ok = false;
   int rv;
 
-  gnutls_rnd (GNUTLS_RND_NONCE, serial, sizeof serial);
-  serial[0] &= 0x7f;   /* positive */
   gethostname (host, sizeof host - 1);
   std::string cn = std::string ("WayRay server ") + host;
   time_t now = time (nullptr);
 
-  if ((rv = gnutls_x509_privkey_init (&key)) < 0
-      || (rv = gnutls_x509_privkey_generate (key, GNUTLS_PK_ECDSA,
-              GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0
-      || (rv = gnutls_x509_crt_init (&crt)) < 0
-      || (rv = gnutls_x509_crt_set_version (crt, 3)) < 0
-      || (rv = gnutls_x509_crt_set_serial (crt, serial, sizeof serial)) < 0
-      || (rv = gnutls_x509_crt_set_activation_time (crt, now - 3600)) < 0
-      || (rv = gnutls_x509_crt_set_expiration_time (crt, now + 10L * 365 * 24 * 3600)) < 0
-      || (rv = gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-              cn.c_str (), cn.size ())) < 0
-      || (rv = gnutls_x509_crt_set_key (crt, key)) < 0
-      /* A self-signed root: the seat daemon serves with it and signs each
-       * session's short-lived certificate with its key. */
-      || (rv = gnutls_x509_crt_set_basic_constraints (crt, 1, -1)) < 0
-      || (rv = gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE | GNUTLS_KEY_KEY_CERT_SIGN)) < 0
-      || (rv = gnutls_x509_crt_get_key_id (crt, 0, key_id, &key_id_size)) < 0
-      || (rv = gnutls_x509_crt_set_subject_key_id (crt, key_id, key_id_size)) < 0
+  /* A self-signed root: the seat daemon serves with it and signs each
+   * session's short-lived certificate with its key. */
+  if ((rv = wrtls::new_key_and_certificate (cn, now - 3600, now + 10L * 365 * 24 * 3600, true, &key, &crt)) < 0
       || (rv = gnutls_x509_crt_sign2 (crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0
       || (rv = gnutls_x509_privkey_export2 (key, GNUTLS_X509_FMT_PEM, &kpem)) < 0
       || (rv = gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_PEM, &cpem)) < 0) {
@@ -118,21 +90,9 @@ count_certificates (const std::string & file)
 }  // namespace
 
 std::string
-default_certificate_file ()
-{
-  return config_path ("server-cert.pem");
-}
-
-std::string
-default_private_key_file ()
-{
-  return config_path ("server-key.pem");
-}
-
-std::string
 default_known_hosts_file ()
 {
-  return config_path ("known_hosts");
+  return wrtls::config_file ("known_hosts");
 }
 
 std::string

@@ -8,6 +8,8 @@
 
 #include <gnutls/gnutls.h>
 
+#include "wrtlscert.h"
+
 #include <string>
 
 namespace wrq {
@@ -15,9 +17,10 @@ namespace wrq {
 /* The ALPN protocol of WayRay's transport, QUIC and TCP fallback alike. */
 constexpr const char *kAlpn = "wayray/1";
 
-/* Default locations under $XDG_CONFIG_HOME/wayray/ (newly allocated). */
-std::string default_certificate_file ();
-std::string default_private_key_file ();
+/* Default locations under $XDG_CONFIG_HOME/wayray/: the key and
+ * certificate are the ones wayrayd signs session certificates with. */
+using wrtls::default_certificate_file;
+using wrtls::default_private_key_file;
 std::string default_known_hosts_file ();
 
 /* Loads the PEM key + certificate; when neither file exists, generates an

@@ -59,68 +59,6 @@ struct Site {
   }
 };
 
-static GstElement *
-launch (const std::string & desc)
-{
-  GError *err = nullptr;
-  GstElement *p = gst_parse_launch (desc.c_str (), &err);
-  fail_unless (p != nullptr, "%s: %s", desc.c_str (), err ? err->message : "?");
-  return p;
-}
-
-static GstElement *
-by_name (GstElement * pipeline, const char *name)
-{
-  GstElement *e = gst_bin_get_by_name (GST_BIN (pipeline), name);
-  fail_unless (e != nullptr, "no element %s", name);
-  return e;
-}
-
-static void
-play (GstElement * p)
-{
-  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
-}
-
-static void
-stop (GstElement * p)
-{
-  gst_element_set_state (p, GST_STATE_NULL);
-  gst_object_unref (p);
-}
-
-/* Fails the test on an error message from @p. */
-static void
-assert_no_error (GstElement * p)
-{
-  GstBus *bus = gst_element_get_bus (p);
-  GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-  if (m) {
-    GError *e;
-    gchar *dbg;
-    gst_message_parse_error (m, &e, &dbg);
-    fail ("error from %s: %s (%s)", GST_OBJECT_NAME (GST_MESSAGE_SRC (m)), e->message, dbg);
-  }
-  gst_object_unref (bus);
-}
-
-/* Waits for an error message; returns its text. */
-static std::string
-wait_error (GstElement * p, GstClockTime timeout)
-{
-  GstBus *bus = gst_element_get_bus (p);
-  GstMessage *m = gst_bus_timed_pop_filtered (bus, timeout, GST_MESSAGE_ERROR);
-  gst_object_unref (bus);
-  if (!m)
-    return "";
-  GError *e;
-  gst_message_parse_error (m, &e, nullptr);
-  std::string s = e->message;
-  g_error_free (e);
-  gst_message_unref (m);
-  return s;
-}
-
 static bool
 wait_connection_message (GstElement * p, gboolean connected, GstClockTime timeout, std::string * reason)
 {
@@ -143,21 +81,6 @@ wait_connection_message (GstElement * p, gboolean connected, GstClockTime timeou
   }
   gst_object_unref (bus);
   return found;
-}
-
-static GstBuffer *
-pattern_buffer (guint i, gsize size)
-{
-  GstBuffer *b = gst_buffer_new_allocate (nullptr, size, nullptr);
-  GstMapInfo map;
-  gst_buffer_map (b, &map, GST_MAP_WRITE);
-  guint32 x = i * 2654435761u + 1;
-  for (gsize k = 0; k < size; k++) {
-    x = x * 1103515245u + 12345u;
-    map.data[k] = (guint8) (x >> 16);
-  }
-  gst_buffer_unmap (b, &map);
-  return b;
 }
 
 static gsize
@@ -426,28 +349,13 @@ GST_START_TEST (test_streams_and_events_both_ways)
 }
 GST_END_TEST;
 
-static std::string
-server_fingerprint (const Site & site)
-{
-  GstElement *srv = launch ("fakesrc num-buffers=0 ! quicsink name=s " + site.server ());
-  fail_unless (gst_element_set_state (srv, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS);
-  GstElement *s = by_name (srv, "s");
-  gchar *fp = nullptr;
-  g_object_get (s, "certificate-fingerprint", &fp, nullptr);
-  fail_unless (fp && strlen (fp) == 64);
-  std::string r = fp;
-  g_free (fp);
-  gst_object_unref (s);
-  stop (srv);
-  return r;
-}
-
 /* Trust on first use records the fingerprint; a server with another key is
  * refused with a message naming both fingerprints; a wrong pin is refused. */
 GST_START_TEST (test_fingerprint_pinning)
 {
   Site site;
-  std::string fp = server_fingerprint (site);
+  std::string fp = server_fingerprint (site.server ());
+  fail_unless (fp.size () == 64);
   const std::string caps = " caps=application/x-wayray-test";
 
   /* First use: accepted and recorded. */
@@ -608,12 +516,7 @@ GST_END_TEST;
 GST_START_TEST (test_tcp_fallback)
 {
   Site site;
-  int blackhole = socket (AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in bh {};
-  bh.sin_family = AF_INET;
-  bh.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  bh.sin_port = htons (site.port);
-  fail_unless (bind (blackhole, (sockaddr *) &bh, sizeof bh) == 0);
+  int blackhole = udp_blackhole (site.port);
   GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-test ! s.display quicsink name=s "
       + site.server ("transport=tcp"));
   GstElement *cli = launch ("quicsrc name=c " + site.client ("transport=auto handshake-timeout=500")
@@ -809,22 +712,6 @@ struct RawPeer : public wrq::EndpointUser {
     }
   }
 };
-
-static std::string
-wait_warning (GstElement * p, GstClockTime timeout)
-{
-  GstBus *bus = gst_element_get_bus (p);
-  GstMessage *m = gst_bus_timed_pop_filtered (bus, timeout, GST_MESSAGE_WARNING);
-  gst_object_unref (bus);
-  if (!m)
-    return "";
-  GError *e;
-  gst_message_parse_warning (m, &e, nullptr);
-  std::string s = e->message;
-  g_error_free (e);
-  gst_message_unref (m);
-  return s;
-}
 
 GST_START_TEST (test_malformed_peer)
 {

@@ -172,46 +172,6 @@ struct Site {
   }
 };
 
-static GstElement *
-launch (const std::string & desc)
-{
-  GError *err = nullptr;
-  GstElement *p = gst_parse_launch (desc.c_str (), &err);
-  fail_unless (p != nullptr, "%s: %s", desc.c_str (), err ? err->message : "?");
-  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
-  return p;
-}
-
-static GstElement *
-by_name (GstElement * p, const char *name)
-{
-  GstElement *e = gst_bin_get_by_name (GST_BIN (p), name);
-  fail_unless (e != nullptr);
-  return e;
-}
-
-static void
-stop (GstElement * p)
-{
-  gst_element_set_state (p, GST_STATE_NULL);
-  gst_object_unref (p);
-}
-
-static GstBuffer *
-pattern_buffer (guint i, gsize size)
-{
-  GstBuffer *b = gst_buffer_new_allocate (nullptr, size, nullptr);
-  GstMapInfo map;
-  gst_buffer_map (b, &map, GST_MAP_WRITE);
-  guint32 x = i * 2654435761u + 7;
-  for (gsize k = 0; k < size; k++) {
-    x = x * 1103515245u + 12345u;
-    map.data[k] = (guint8) (x >> 16);
-  }
-  gst_buffer_unmap (b, &map);
-  return b;
-}
-
 /* 5% loss and 50 ms delay on every packet: every reliable byte arrives,
  * in order, and so do upstream events. */
 GST_START_TEST (test_loss_and_delay)
@@ -219,15 +179,15 @@ GST_START_TEST (test_loss_and_delay)
   Site site;
   ImpairedPath path (site.port, 0.05, 50, 0, 0);
   site.client_port = path.port ();
-  GstElement *srv = launch ("appsrc name=src format=time caps=application/x-wayray-test ! s.display "
-      "quicsink name=s " + site.server ());
-  GstElement *cli = launch ("quicsrc name=c " + site.client () + " c.display ! appsink name=out sync=false");
+  GstElement *srv = play (launch ("appsrc name=src format=time caps=application/x-wayray-test ! s.display "
+      "quicsink name=s " + site.server ()));
+  GstElement *cli = play (launch ("quicsrc name=c " + site.client () + " c.display ! appsink name=out sync=false"));
   GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out");
 
   const guint n = 40;
   std::vector<std::vector<guint8>> sent;
   for (guint i = 0; i < n; i++) {
-    GstBuffer *b = pattern_buffer (i, 1 + (i * 7919) % 60000);
+    GstBuffer *b = pattern_buffer (i, 1 + (i * 7919) % 60000, 7);
     GST_BUFFER_PTS (b) = i * GST_MSECOND;
     std::vector<guint8> copy (gst_buffer_get_size (b));
     gst_buffer_extract (b, 0, copy.data (), copy.size ());
@@ -295,9 +255,10 @@ GST_START_TEST (test_stale_gops_reset)
   Site site;
   ImpairedPath path (site.port, 0.0, 5, 2000000, 90000);
   site.client_port = path.port ();
-  GstElement *srv = launch ("appsrc name=src format=time caps=video/x-h264,stream-format=byte-stream,alignment=au "
-      "! s.video quicsink name=s max-queue-bytes=400000 gop-reset-threshold=32768 " + site.server ());
-  GstElement *cli = launch ("quicsrc name=c " + site.client () + " c.video ! fakesink name=out sync=false async=false");
+  GstElement *srv = play (launch ("appsrc name=src format=time caps=video/x-h264,stream-format=byte-stream,"
+      "alignment=au ! s.video quicsink name=s max-queue-bytes=400000 gop-reset-threshold=32768 " + site.server ()));
+  GstElement *cli = play (launch ("quicsrc name=c " + site.client ()
+      + " c.video ! fakesink name=out sync=false async=false"));
   GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out"), *s = by_name (srv, "s");
   GopLog log;
   GstPad *src_pad = gst_element_get_static_pad (src, "src");
@@ -311,7 +272,7 @@ GST_START_TEST (test_stale_gops_reset)
   const guint frames = 180;
   for (guint i = 0; i < frames; i++) {
     bool key = i % 10 == 0;
-    GstBuffer *b = pattern_buffer (i, key ? 60000 : 25000);
+    GstBuffer *b = pattern_buffer (i, key ? 60000 : 25000, 7);
     GST_BUFFER_PTS (b) = i * GST_SECOND / 30;
     if (!key)
       GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);

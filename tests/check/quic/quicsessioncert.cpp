@@ -11,23 +11,21 @@
 
 #include "gstquictls.h"
 #include "wrsessioncert.h"
+#include "wrtlscert.h"
 
-#include <arpa/inet.h>
 #include <glib/gstdio.h>
 #include <gnutls/x509.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <string>
 #include <vector>
 
-/* A temporary directory with two seats, A and B (key and certificate each,
- * as the quic elements generate them), and a port. */
 /* The name of the session certificates the tests issue. */
 #define SESSION_NAME "wayray-session-test"
 
+/* A temporary directory with two seats, A and B (key and certificate each,
+ * as the quic elements generate them), and a port. */
 struct Seats {
   std::string dir;
   guint port;
@@ -73,6 +71,24 @@ struct Seats {
     gnutls_certificate_free_credentials (cred);
     return fp;
   }
+  /* A session certificate named SESSION_NAME from @seat: chain and key. */
+  void issue (const char *seat, std::string * chain_pem, std::string * key_pem, guint64 validity = 3600) const
+  {
+    GError *err = nullptr;
+    fail_unless (wayray::issue_session_certificate (cert (seat), key (seat), SESSION_NAME, validity, chain_pem,
+            key_pem, &err), "issuing failed: %s", err ? err->message : "?");
+  }
+  /* One issued and written as files named @name (session_files); returns
+   * the quicsink properties of a server that serves it. @chain_pem, when
+   * given, gets its chain. */
+  std::string session (const char *seat, const std::string & name, std::string * chain_pem = nullptr) const
+  {
+    std::string chain, key_pem;
+    issue (seat, &chain, &key_pem);
+    if (chain_pem)
+      *chain_pem = chain;
+    return session_files (name, chain, key_pem);
+  }
   /* Writes a session chain and key as files; returns the quicsink
    * properties of a server that serves them. */
   std::string session_files (const std::string & name, const std::string & chain, const std::string & key_pem) const
@@ -80,11 +96,21 @@ struct Seats {
     fail_unless (g_file_set_contents (path (name + "-chain.pem").c_str (), chain.data (), chain.size (), nullptr));
     fail_unless (g_file_set_contents_full (path (name + "-key.pem").c_str (), key_pem.data (), key_pem.size (),
             G_FILE_SET_CONTENTS_CONSISTENT, 0600, nullptr));
-    return "certificate-file=" + path (name + "-chain.pem") + " private-key-file=" + path (name + "-key.pem");
+    return credentials (path (name + "-chain.pem"), path (name + "-key.pem"));
   }
-  std::string server (const std::string & credentials, const char *extra = "") const
+  /* The quicsink properties of a server that serves @seat's own
+   * certificate. */
+  std::string credentials (const char *seat) const
   {
-    return "mode=server host=127.0.0.1 port=" + std::to_string (port) + " " + credentials + " " + extra;
+    return credentials (cert (seat), key (seat));
+  }
+  static std::string credentials (const std::string & cert_file, const std::string & key_file)
+  {
+    return "certificate-file=" + cert_file + " private-key-file=" + key_file;
+  }
+  std::string server (const std::string & creds, const char *extra = "") const
+  {
+    return "mode=server host=127.0.0.1 port=" + std::to_string (port) + " " + creds + " " + extra;
   }
   /* A client sent to the session named SESSION_NAME (what wayrayd's
    * welcome says); @extra may name another. */
@@ -104,14 +130,6 @@ read_text (const std::string & file)
   std::string s (text, len);
   g_free (text);
   return s;
-}
-
-static void
-issue (const Seats & seats, const char *seat, std::string * chain, std::string * key, guint64 validity = 3600)
-{
-  GError *err = nullptr;
-  fail_unless (wayray::issue_session_certificate (seats.cert (seat), seats.key (seat), SESSION_NAME,
-          validity, chain, key, &err), "issuing failed: %s", err ? err->message : "?");
 }
 
 /* The PEM blocks of @pem, each with its END line and newline. */
@@ -138,6 +156,26 @@ parse_crt (const std::string & pem)
   return crt;
 }
 
+static gnutls_x509_privkey_t
+parse_key (const std::string & pem)
+{
+  gnutls_x509_privkey_t key;
+  gnutls_x509_privkey_init (&key);
+  gnutls_datum_t d = { (unsigned char *) pem.data (), (unsigned) pem.size () };
+  fail_unless (gnutls_x509_privkey_import2 (key, &d, GNUTLS_X509_FMT_PEM, nullptr, 0) >= 0);
+  return key;
+}
+
+static std::string
+pem_of (gnutls_x509_crt_t crt)
+{
+  gnutls_datum_t pem = { nullptr, 0 };
+  fail_unless (gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_PEM, &pem) >= 0);
+  std::string s ((const char *) pem.data, pem.size);
+  gnutls_free (pem.data);
+  return s;
+}
+
 static std::string
 fingerprint_of_pem (const std::string & pem)
 {
@@ -148,81 +186,6 @@ fingerprint_of_pem (const std::string & pem)
   gnutls_free (der.data);
   gnutls_x509_crt_deinit (crt);
   return fp;
-}
-
-static GstElement *
-launch (const std::string & desc)
-{
-  GError *err = nullptr;
-  GstElement *p = gst_parse_launch (desc.c_str (), &err);
-  fail_unless (p != nullptr, "%s: %s", desc.c_str (), err ? err->message : "?");
-  return p;
-}
-
-static GstElement *
-by_name (GstElement * pipeline, const char *name)
-{
-  GstElement *e = gst_bin_get_by_name (GST_BIN (pipeline), name);
-  fail_unless (e != nullptr, "no element %s", name);
-  return e;
-}
-
-static void
-play (GstElement * p)
-{
-  fail_if (gst_element_set_state (p, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
-}
-
-static void
-stop (GstElement * p)
-{
-  gst_element_set_state (p, GST_STATE_NULL);
-  gst_object_unref (p);
-}
-
-static void
-assert_no_error (GstElement * p)
-{
-  GstBus *bus = gst_element_get_bus (p);
-  GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
-  if (m) {
-    GError *e;
-    gchar *dbg;
-    gst_message_parse_error (m, &e, &dbg);
-    fail ("error from %s: %s (%s)", GST_OBJECT_NAME (GST_MESSAGE_SRC (m)), e->message, dbg);
-  }
-  gst_object_unref (bus);
-}
-
-static std::string
-wait_error (GstElement * p, GstClockTime timeout)
-{
-  GstBus *bus = gst_element_get_bus (p);
-  GstMessage *m = gst_bus_timed_pop_filtered (bus, timeout, GST_MESSAGE_ERROR);
-  gst_object_unref (bus);
-  if (!m)
-    return "";
-  GError *e;
-  gst_message_parse_error (m, &e, nullptr);
-  std::string s = e->message;
-  g_error_free (e);
-  gst_message_unref (m);
-  return s;
-}
-
-static GstBuffer *
-pattern_buffer (guint i, gsize size)
-{
-  GstBuffer *b = gst_buffer_new_allocate (nullptr, size, nullptr);
-  GstMapInfo map;
-  gst_buffer_map (b, &map, GST_MAP_WRITE);
-  guint32 x = i * 2654435761u + 1;
-  for (gsize k = 0; k < size; k++) {
-    x = x * 1103515245u + 12345u;
-    map.data[k] = (guint8) (x >> 16);
-  }
-  gst_buffer_unmap (b, &map);
-  return b;
 }
 
 static const char *kCaps = " caps=application/x-wayray-test";
@@ -297,7 +260,7 @@ GST_START_TEST (test_issue_session_certificate)
 {
   Seats seats;
   std::string chain, key;
-  issue (seats, "a", &chain, &key, 600);
+  seats.issue ("a", &chain, &key, 600);
   std::string seat_cert = read_text (seats.cert ("a"));
   std::string seat_key = read_text (seats.key ("a"));
 
@@ -341,10 +304,7 @@ GST_START_TEST (test_issue_session_certificate)
   fail_unless (nb <= now - 59 && nb >= now - 65, "notBefore %ld, now %ld", (long) nb, (long) now);
   fail_unless (na >= now + 595 && na <= now + 600, "notAfter %ld, now %ld", (long) na, (long) now);
   /* The key is the certificate's. */
-  gnutls_x509_privkey_t pk;
-  gnutls_x509_privkey_init (&pk);
-  gnutls_datum_t kd = { (unsigned char *) key.data (), (unsigned) key.size () };
-  fail_unless (gnutls_x509_privkey_import2 (pk, &kd, GNUTLS_X509_FMT_PEM, nullptr, 0) >= 0);
+  gnutls_x509_privkey_t pk = parse_key (key);
   unsigned char id1[64], id2[64];
   size_t l1 = sizeof id1, l2 = sizeof id2;
   fail_unless (gnutls_x509_privkey_get_key_id (pk, 0, id1, &l1) >= 0);
@@ -361,7 +321,7 @@ GST_START_TEST (test_issue_session_certificate)
 
   /* Every issue is a new key and serial. */
   std::string chain2, key2;
-  issue (seats, "a", &chain2, &key2);
+  seats.issue ("a", &chain2, &key2);
   fail_unless (key2 != key);
   fail_unless (pem_blocks (chain2)[0] != blocks[0]);
 
@@ -370,7 +330,7 @@ GST_START_TEST (test_issue_session_certificate)
   std::vector<gint64> us;
   for (int i = 0; i < 21; i++) {
     gint64 t0 = g_get_monotonic_time ();
-    issue (seats, "a", &chain2, &key2);
+    seats.issue ("a", &chain2, &key2);
     us.push_back (g_get_monotonic_time () - t0);
   }
   std::sort (us.begin (), us.end ());
@@ -409,22 +369,14 @@ GST_END_TEST;
 GST_START_TEST (test_session_chain_pinned)
 {
   Seats seats;
-  std::string chain, key;
-  issue (seats, "a", &chain, &key);
-  std::string creds = seats.session_files ("s1", chain, key);
+  std::string chain;
+  std::string creds = seats.session ("a", "s1", &chain);
   std::string leaf_fp = fingerprint_of_pem (pem_blocks (chain)[0]);
   fail_if (leaf_fp == seats.fp_a);
 
   /* The server's own fingerprint is the session certificate's. */
-  GstElement *srv = launch ("fakesrc num-buffers=0 ! quicsink name=s " + seats.server (creds));
-  fail_unless (gst_element_set_state (srv, GST_STATE_READY) == GST_STATE_CHANGE_SUCCESS);
-  GstElement *s = by_name (srv, "s");
-  gchar *own = nullptr;
-  g_object_get (s, "certificate-fingerprint", &own, nullptr);
-  fail_unless_equals_string (own, leaf_fp.c_str ());
-  g_free (own);
-  gst_object_unref (s);
-  stop (srv);
+  std::string own = server_fingerprint (seats.server (creds));
+  fail_unless_equals_string (own.c_str (), leaf_fp.c_str ());
 
   std::string transport;
   std::string seen = stream_through (seats.server (creds, "transport=quic"),
@@ -451,39 +403,22 @@ GST_END_TEST;
 static std::string
 forge_leaf (const Seats & seats, std::string * key_pem)
 {
-  std::string a_pem = read_text (seats.cert ("a")), b_key_pem = read_text (seats.key ("b"));
-  gnutls_x509_crt_t a = parse_crt (a_pem), crt;
-  gnutls_x509_privkey_t b_key, key;
-  gnutls_x509_privkey_init (&b_key);
-  gnutls_datum_t d = { (unsigned char *) b_key_pem.data (), (unsigned) b_key_pem.size () };
-  fail_unless (gnutls_x509_privkey_import2 (b_key, &d, GNUTLS_X509_FMT_PEM, nullptr, 0) >= 0);
-  gnutls_x509_privkey_init (&key);
-  fail_unless (gnutls_x509_privkey_generate (key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS (GNUTLS_ECC_CURVE_SECP256R1),
-          0) >= 0);
-  gnutls_x509_crt_init (&crt);
-  unsigned char serial[] = { 0x42 }, a_id[64];
+  gnutls_x509_crt_t a = parse_crt (read_text (seats.cert ("a"))), crt;
+  gnutls_x509_privkey_t b_key = parse_key (read_text (seats.key ("b"))), key;
+  unsigned char a_id[64];
   size_t a_id_len = sizeof a_id;
   time_t now = time (nullptr);
-  const char *cn = "forged session";
-  fail_unless (gnutls_x509_crt_set_version (crt, 3) >= 0);
-  fail_unless (gnutls_x509_crt_set_serial (crt, serial, sizeof serial) >= 0);
-  fail_unless (gnutls_x509_crt_set_activation_time (crt, now - 60) >= 0);
-  fail_unless (gnutls_x509_crt_set_expiration_time (crt, now + 3600) >= 0);
-  fail_unless (gnutls_x509_crt_set_dn_by_oid (crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen (cn)) >= 0);
-  fail_unless (gnutls_x509_crt_set_key (crt, key) >= 0);
-  fail_unless (gnutls_x509_crt_set_basic_constraints (crt, 0, -1) >= 0);
-  fail_unless (gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE) >= 0);
+  /* As a session certificate starts out (CA:FALSE, digitalSignature). */
+  fail_unless (wrtls::new_key_and_certificate ("forged session", now - 60, now + 3600, false, &key, &crt) == 0);
   fail_unless (gnutls_x509_crt_get_subject_key_id (a, a_id, &a_id_len, nullptr) >= 0);
   fail_unless (gnutls_x509_crt_set_authority_key_id (crt, a_id, a_id_len) >= 0);
   /* Issuer name from A's certificate, signature by B's key. */
   fail_unless (gnutls_x509_crt_sign2 (crt, a, b_key, GNUTLS_DIG_SHA256, 0) >= 0);
-  gnutls_datum_t pem = { nullptr, 0 }, kpem = { nullptr, 0 };
-  fail_unless (gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_PEM, &pem) >= 0);
+  gnutls_datum_t kpem = { nullptr, 0 };
   fail_unless (gnutls_x509_privkey_export2 (key, GNUTLS_X509_FMT_PEM, &kpem) >= 0);
-  std::string out ((const char *) pem.data, pem.size);
   key_pem->assign ((const char *) kpem.data, kpem.size);
-  gnutls_free (pem.data);
   gnutls_free (kpem.data);
+  std::string out = pem_of (crt);
   gnutls_x509_crt_deinit (crt);
   gnutls_x509_crt_deinit (a);
   gnutls_x509_privkey_deinit (key);
@@ -516,7 +451,7 @@ GST_START_TEST (test_session_chain_forged)
    * not send A's certificate (B's session certificate names B's key as its
    * issuer), so the server refuses to start with such a file. */
   std::string chain_b, key_b;
-  issue (seats, "b", &chain_b, &key_b);
+  seats.issue ("b", &chain_b, &key_b);
   creds = seats.session_files ("b-with-a", pem_blocks (chain_b)[0] + read_text (seats.cert ("a")), key_b);
   GstElement *srv = launch ("fakesrc num-buffers=0 ! quicsink " + seats.server (creds));
   fail_unless (gst_element_set_state (srv, GST_STATE_READY) == GST_STATE_CHANGE_FAILURE);
@@ -555,15 +490,9 @@ GST_END_TEST;
 GST_START_TEST (test_session_chain_tcp_fallback)
 {
   Seats seats;
-  int blackhole = socket (AF_INET, SOCK_DGRAM, 0);
-  sockaddr_in bh {};
-  bh.sin_family = AF_INET;
-  bh.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
-  bh.sin_port = htons (seats.port);
-  fail_unless (bind (blackhole, (sockaddr *) &bh, sizeof bh) == 0);
-  std::string chain, key;
-  issue (seats, "a", &chain, &key);
-  std::string creds = seats.session_files ("s1", chain, key);
+  int blackhole = udp_blackhole (seats.port);
+  std::string chain;
+  std::string creds = seats.session ("a", "s1", &chain);
   std::string transport;
   std::string seen = stream_through (seats.server (creds, "transport=tcp"),
       seats.client ("transport=auto handshake-timeout=500 pinned-fingerprint=" + seats.fp_a), &transport);
@@ -580,22 +509,17 @@ GST_END_TEST;
 GST_START_TEST (test_session_chain_known_hosts)
 {
   Seats seats;
-  std::string chain, key;
-  issue (seats, "a", &chain, &key);
-  stream_through (seats.server (seats.session_files ("s1", chain, key)), seats.client (""), nullptr);
+  stream_through (seats.server (seats.session ("a", "s1")), seats.client (""), nullptr);
   std::string known = read_text (seats.path ("known_hosts"));
   std::string want = "127.0.0.1:" + std::to_string (seats.port) + " " + seats.fp_a + "\n";
   fail_unless_equals_string (known.c_str (), want.c_str ());
 
-  issue (seats, "a", &chain, &key);
-  stream_through (seats.server (seats.session_files ("s2", chain, key)), seats.client (""), nullptr);
-  stream_through (seats.server ("certificate-file=" + seats.cert ("a") + " private-key-file=" + seats.key ("a")),
-      seats.client (""), nullptr);
+  stream_through (seats.server (seats.session ("a", "s2")), seats.client (""), nullptr);
+  stream_through (seats.server (seats.credentials ("a")), seats.client (""), nullptr);
   known = read_text (seats.path ("known_hosts"));
   fail_unless_equals_string (known.c_str (), want.c_str ());
 
-  issue (seats, "b", &chain, &key);
-  std::string err = refused (seats.server (seats.session_files ("b", chain, key)), seats.client (""));
+  std::string err = refused (seats.server (seats.session ("b", "b")), seats.client (""));
   fail_unless (err.find ("records SHA256:" + seats.fp_a) != std::string::npos, "error: '%s'", err.c_str ());
   fail_unless (err.find ("SHA256:" + seats.fp_b) != std::string::npos, "error: '%s'", err.c_str ());
 }
@@ -607,9 +531,7 @@ GST_END_TEST;
 GST_START_TEST (test_session_chain_name)
 {
   Seats seats;
-  std::string chain, key;
-  issue (seats, "a", &chain, &key);
-  std::string creds = seats.session_files ("s1", chain, key);
+  std::string creds = seats.session ("a", "s1");
   std::string err = refused (seats.server (creds),
       seats.client ("pinned-fingerprint=" + seats.fp_a + " certificate-name=wayray-session-other"));
   fail_unless (err.find ("names '" SESSION_NAME "', not 'wayray-session-other' (certificate-name)")
@@ -618,7 +540,7 @@ GST_START_TEST (test_session_chain_name)
   fail_unless (err.find ("no certificate-name says which session to expect") != std::string::npos,
       "error: '%s'", err.c_str ());
   /* The seat's own certificate needs no name (the front door). */
-  stream_through (seats.server ("certificate-file=" + seats.cert ("a") + " private-key-file=" + seats.key ("a")),
+  stream_through (seats.server (seats.credentials ("a")),
       seats.client ("pinned-fingerprint=" + seats.fp_a + " certificate-name=\"\""), nullptr);
 }
 GST_END_TEST;
@@ -629,13 +551,9 @@ GST_START_TEST (test_session_chain_legacy_seat)
 {
   Seats seats;
   /* Such a seat certificate, for seat A's key. */
-  gnutls_x509_privkey_t k;
+  gnutls_x509_privkey_t k = parse_key (read_text (seats.key ("a")));
   gnutls_x509_crt_t crt;
-  gnutls_x509_privkey_init (&k);
   gnutls_x509_crt_init (&crt);
-  std::string kpem = read_text (seats.key ("a"));
-  gnutls_datum_t kd = { (unsigned char *) kpem.data (), (unsigned) kpem.size () };
-  fail_unless (gnutls_x509_privkey_import2 (k, &kd, GNUTLS_X509_FMT_PEM, nullptr, 0) >= 0);
   unsigned char serial[] = { 1, 2, 3 };
   time_t now = time (nullptr);
   const char *cn = "WayRay server legacy";
@@ -647,11 +565,9 @@ GST_START_TEST (test_session_chain_legacy_seat)
   fail_unless (gnutls_x509_crt_set_key (crt, k) >= 0);
   fail_unless (gnutls_x509_crt_set_key_usage (crt, GNUTLS_KEY_DIGITAL_SIGNATURE) >= 0);
   fail_unless (gnutls_x509_crt_sign2 (crt, crt, k, GNUTLS_DIG_SHA256, 0) >= 0);
-  gnutls_datum_t pem = { nullptr, 0 };
-  fail_unless (gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_PEM, &pem) >= 0);
+  std::string pem = pem_of (crt);
   std::string legacy_cert = seats.path ("legacy-cert.pem");
-  fail_unless (g_file_set_contents (legacy_cert.c_str (), (const gchar *) pem.data, pem.size, nullptr));
-  gnutls_free (pem.data);
+  fail_unless (g_file_set_contents (legacy_cert.c_str (), pem.data (), pem.size (), nullptr));
   gnutls_x509_crt_deinit (crt);
   gnutls_x509_privkey_deinit (k);
 
