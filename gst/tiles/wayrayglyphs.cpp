@@ -96,7 +96,7 @@ read_glyph (const uint8_t *s, size_t len, size_t *pos, Glyph &g, std::string &er
 
 bool
 decode_glyphs (Reader &rd, const Surface &fb, GlyphCache &cache, ZSTD_DCtx *zstd,
-    std::vector<uint8_t> &scratch, Rect &written, bool &store, std::string &error)
+    std::vector<uint8_t> &scratch, uint64_t max_area, Rect &written, bool &store, std::string &error)
 {
   const uint8_t *b;
   if (!rd.take (1 + 8 + 4 + 4 + 4, &b)) {
@@ -112,6 +112,11 @@ decode_glyphs (Reader &rd, const Surface &fb, GlyphCache &cache, ZSTD_DCtx *zstd
   Rect r = { rd_u16 (b + 1), rd_u16 (b + 3), rd_u16 (b + 5), rd_u16 (b + 7) };
   if (r.w == 0 || r.h == 0 || r.x + r.w > fb.width || r.y + r.h > fb.height) {
     error = "glyphs rectangle outside the frame";
+    return false;
+  }
+  if ((uint64_t) r.w * r.h > max_area) {
+    error = "glyphs rectangle of " + std::to_string ((uint64_t) r.w * r.h) +
+        " pixels exceeds the message's work budget";
     return false;
   }
   uint8_t bg[4];

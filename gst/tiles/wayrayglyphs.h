@@ -46,10 +46,12 @@ struct GlyphCache {
 
 /* Decoder: reads the fields of one GLYPHS operation (after its type byte)
  * from @rd, validates them and draws into @fb. @written receives the
- * rectangle and @store the STORE flag. False with @error naming the fault
- * on malformed input; @fb may then be partly drawn. */
+ * rectangle and @store the STORE flag. A rectangle larger than @max_area
+ * pixels (what is left of the message's work budget) is refused before
+ * anything is drawn. False with @error naming the fault on malformed
+ * input; @fb may then be partly drawn. */
 bool decode_glyphs (Reader & rd, const Surface & fb, GlyphCache & cache, ZSTD_DCtx * zstd,
-    std::vector<uint8_t> & scratch, Rect & written, bool &store, std::string & error);
+    std::vector<uint8_t> & scratch, uint64_t max_area, Rect & written, bool &store, std::string & error);
 
 /* Encoder side: finds the glyphs of a region and writes GLYPHS
  * operations, keeping its copy of the client's glyph cache. */

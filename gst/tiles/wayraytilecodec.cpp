@@ -1570,6 +1570,18 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
   const int ts = h.tile_size;
   const int tiles_x = (h.width + ts - 1) / ts, tiles_y = (h.height + ts - 1) / ts;
   Reader rd = { data + h.size, size - h.size };
+  /* Checked before each operation writes: a few bytes must not make the
+   * client write terabytes. */
+  uint64_t budget = work_budget (h.width, h.height);
+  auto spend = [&budget, &error] (uint64_t area, const std::string &where) {
+    if (area > budget) {
+      error = where + "the message exceeds its work budget (" + std::to_string (kWorkFrames) +
+          " frames of pixels)";
+      return false;
+    }
+    budget -= area;
+    return true;
+  };
 
   for (uint32_t i = 0; i < h.n_ops; i++) {
     const uint8_t *b;
@@ -1591,6 +1603,8 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
         error = where + "copy rectangle outside the frame";
         return false;
       }
+      if (!spend ((uint64_t) w * hh, where))
+        return false;
       if (dy <= sy) {
         for (int y = 0; y < hh; y++)
           memmove (fb.data + (size_t) (dy + y) * fb.stride + (size_t) dx * 4,
@@ -1606,10 +1620,11 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
     if (type == OP_GLYPHS && h.version >= 2) {
       Rect r;
       bool store = false;
-      if (!decode_glyphs (rd, fb, d.glyphs, d.zstd, d.glyph_stream, r, store, error)) {
+      if (!decode_glyphs (rd, fb, d.glyphs, d.zstd, d.glyph_stream, budget, r, store, error)) {
         error = where + error;
         return false;
       }
+      budget -= (uint64_t) r.w * r.h;
       if (store && d.lru.capacity () > 0) {
         /* the tiles inside the rectangle enter the tile cache */
         for (int ty = (r.y + ts - 1) / ts; ty < tiles_y && ty * ts < r.y + r.h; ty++) {
@@ -1646,6 +1661,8 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
       return false;
     }
     Rect r = tile_rect (tx, ty, ts, h.width, h.height);
+    if (!spend ((uint64_t) r.w * r.h, where))
+      return false;
     const size_t n_bytes = (size_t) r.w * r.h * 4;
     uint8_t *dst = fb.data + (size_t) r.y * fb.stride + (size_t) r.x * 4;
     d.tile.resize (n_bytes);

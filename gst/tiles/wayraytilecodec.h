@@ -142,6 +142,19 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
+/* The work one message may cause in a decoder: the rectangles its
+ * operations write (copies, tiles, glyph rectangles) add up to at most
+ * kWorkFrames frames. Glyphs draw at most twice their rectangle besides its
+ * background, so no message writes more than 3 * kWorkFrames frames of
+ * pixels, however few bytes it has. What the encoder makes stays far below
+ * (each tile once, plus moves and glyph regions). */
+constexpr uint64_t kWorkFrames = 4;
+inline uint64_t
+work_budget (int width, int height)
+{
+  return kWorkFrames * (uint64_t) width * (uint64_t) height;
+}
+
 class Decoder {
 public:
   Decoder ();

@@ -437,6 +437,47 @@ GST_START_TEST (test_decode_copy)
 }
 GST_END_TEST;
 
+/* A few bytes must not make the client write terabytes: 13-byte copies of
+ * the whole frame, or 9-byte solid tiles, are refused once a message's
+ * rectangles add up to more than kWorkFrames frames, before the write. */
+GST_START_TEST (test_decode_work_budget)
+{
+  const int W = 256, H = 128;
+  auto copies = [&] (uint32_t n) {
+    Msg m (W, H, 64, 0, true);
+    for (uint32_t k = 0; k < n; k++) {
+      m.u8 (OP_COPY);
+      for (int v : { 0, 0, 0, 0, W, H })
+        m.u16 (v);
+      m.n++;
+    }
+    return m.done ();
+  };
+  Client ok (W, H);
+  fail_unless (ok.apply (copies (kWorkFrames)), "%s", ok.error.c_str ());
+  Client over (W, H);
+  fail_if (over.apply (copies (1 << 20)));
+  fail_unless (over.error == "operation " + std::to_string (kWorkFrames) +
+      ": the message exceeds its work budget (" + std::to_string (kWorkFrames) + " frames of pixels)",
+      "%s", over.error.c_str ());
+  fail_unless_equals_int (over.damage.size (), kWorkFrames);
+
+  Msg m (W, H, 64, 0, true);
+  uint32_t tiles = (W / 64) * (H / 64);
+  for (uint32_t k = 0; k <= kWorkFrames * tiles; k++) {
+    m.op (OP_SOLID, k % (W / 64), (k / (W / 64)) % (H / 64));
+    m.u32 (0xff00ff);
+  }
+  Client solid (W, H);
+  fail_if (solid.apply (m.done ()));
+  fail_unless (solid.error.find ("exceeds its work budget") != std::string::npos, "%s", solid.error.c_str ());
+  uint64_t area = 0;
+  for (const Rect &r : solid.damage)
+    area += (uint64_t) r.w * r.h;
+  fail_unless (area <= work_budget (W, H));
+}
+GST_END_TEST;
+
 /* ---- glyphs (version 2) ---- */
 
 /* A glyph record stream, written from the specification. */
@@ -1271,6 +1312,7 @@ tilecodec_suite (void)
   TCase *tc = tcase_create ("general");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_decode_solid_and_edges);
+  tcase_add_test (tc, test_decode_work_budget);
   tcase_add_test (tc, test_decode_palette_rle);
   tcase_add_test (tc, test_decode_compressed);
   tcase_add_test (tc, test_decode_above);

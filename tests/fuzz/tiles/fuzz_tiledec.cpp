@@ -42,8 +42,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     if (width > 0) {
       Surface s = {fb.data (), (size_t) width * 4, width, height};
       damage.clear ();
-      if (!dec.decode (data, len, s, damage, error) && error.empty ())
+      bool ok = dec.decode (data, len, s, damage, error);
+      if (!ok && error.empty ())
         __builtin_trap ();      /* a rejection must say why */
+      /* The work budget: whatever the message, the rectangles written add
+       * up to at most kWorkFrames frames (checked before each write). */
+      uint64_t area = 0;
+      for (const Rect &r : damage)
+        area += (uint64_t) r.w * r.h;
+      if (area > work_budget (width, height))
+        __builtin_trap ();
     }
     data += len;
     size -= len;
