@@ -886,12 +886,19 @@ Endpoint::reset (SendStream & s, guint64 app_error)
       ngtcp2_conn_shutdown_stream_write (m.conn->q, s.id, app_error);
     }
   }
-  /* Nothing of it is needed any more: ngtcp2 forgets the stream data. */
-  s.chunks.clear ();
-  s.base = s.acked = s.sent = s.written;
-  if (s.id < 0 || (m.conn && m.conn->tcp))
+  /* Nothing more of it is sent. But ngtcp2 holds pointers into the data it
+   * has sent until it is acknowledged or the stream is closed (its contract;
+   * and a reset stream's STREAM frames may still be in flight or, with older
+   * releases, be retransmitted on loss): a QUIC stream keeps its chunks
+   * until stream_close_cb drops it. A stream never opened, or one on the TCP
+   * fallback (whose bytes are already in TLS records), goes at once. */
+  s.sent = s.written;
+  if (s.id < 0 || !m.conn || s.conn_gen != m.gen || m.conn->tcp) {
+    s.chunks.clear ();
+    s.base = s.acked = s.written;
     m.streams.erase (std::remove_if (m.streams.begin (), m.streams.end (),
             [&s] (const std::shared_ptr<SendStream> &p) { return p.get () == &s; }), m.streams.end ());
+  }
   m.cv.notify_all ();
   wake ();
 }
@@ -1853,9 +1860,12 @@ Endpoint::Impl::apply_resume ()
 guint64
 Endpoint::Impl::queued_bytes () const
 {
+  /* What is still to be delivered; a reset stream's data waiting for its
+   * close is not. */
   guint64 n = 0;
   for (auto &s : streams)
-    n += s->unacked ();
+    if (!s->dead)
+      n += s->unacked ();
   return n;
 }
 
