@@ -102,6 +102,7 @@ struct Daemon : ProxyHost {
 
   GSocketService *control = nullptr;
   guint policy_timer = 0;
+  gchar **starter_env = nullptr;  /* the environment of session starters */
   bool notified_ready = false;
   bool shutting_down = false;
 
@@ -113,6 +114,7 @@ struct Daemon : ProxyHost {
   SessionProxy *spawn_session (const std::string &token, const Account &account, int w, int h, GError **error);
   guint free_port ();
   bool prepare_runtime (GError **error);
+  void share_registry ();
   void adopt_sessions ();
   bool start_control (GError **error);
   std::string handle_command (const std::string &line, uid_t peer);
@@ -322,7 +324,7 @@ Daemon::spawn_session (const std::string &token, const Account &account, int w, 
       "certificate", G_TYPE_STRING, chain.c_str (), "private-key", G_TYPE_STRING, key.c_str (),
       "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), nullptr);
   std::fill (key.begin (), key.end (), '\0');
-  if (!p->spawn (self_exe, start, error))
+  if (!p->spawn (self_exe, starter_env, start, error))
     return nullptr;
   SessionProxy *raw = p.get ();
   sessions[raw->id] = std::move (p);
@@ -581,6 +583,49 @@ Daemon::prepare_runtime (GError **error)
     return false;
   }
   return true;
+}
+
+/* Starters and workers load GStreamer's plugin registry; each scanning
+ * the plugins for itself (a worker as its user has a registry of its own)
+ * costs a new session hundreds of milliseconds. The daemon's registry,
+ * brought up to date when it started, is shared read-only instead: a copy in
+ * the runtime directory, with updates off. (After a plugin upgrade, restart
+ * the daemon.) Without a registry to share, each one finds its own. */
+void
+Daemon::share_registry ()
+{
+  starter_env = g_get_environ ();
+  std::string found;
+  for (const char *var : { "GST_REGISTRY_1_0", "GST_REGISTRY" }) {
+    const char *v = g_getenv (var);
+    if (v && *v && found.empty ())
+      found = v;
+  }
+  if (found.empty ()) {
+    /* GStreamer's own place: $XDG_CACHE_HOME/gstreamer-1.0/registry.ARCH.bin */
+    std::string dir = std::string (g_get_user_cache_dir ()) + "/gstreamer-1.0";
+    GDir *d = g_dir_open (dir.c_str (), 0, nullptr);
+    const gchar *e;
+    while (d && (e = g_dir_read_name (d)))
+      if (g_str_has_prefix (e, "registry.") && g_str_has_suffix (e, ".bin"))
+        found = dir + "/" + e;
+    if (d)
+      g_dir_close (d);
+  }
+  gchar *data = nullptr;
+  gsize len = 0;
+  if (found.empty () || !g_file_get_contents (found.c_str (), &data, &len, nullptr))
+    return;
+  std::string shared = cfg.runtime_directory + "/gst-registry.bin";
+  mode_t old = umask (0022);
+  gboolean ok = g_file_set_contents (shared.c_str (), data, len, nullptr);
+  umask (old);
+  g_free (data);
+  if (!ok || chmod (shared.c_str (), 0644) != 0)
+    return;
+  starter_env = g_environ_setenv (starter_env, "GST_REGISTRY_1_0", shared.c_str (), TRUE);
+  starter_env = g_environ_setenv (starter_env, "GST_REGISTRY", shared.c_str (), TRUE);
+  starter_env = g_environ_setenv (starter_env, "GST_REGISTRY_UPDATE", "no", TRUE);
 }
 
 /* Sessions that outlived an earlier wayrayd: their records say what they
@@ -845,6 +890,7 @@ main (int argc, char **argv)
     g_printerr ("wayrayd: %s\n", err->message);
     return 1;
   }
+  d.share_registry ();
   d.adopt_sessions ();
   if (!d.start_front_door (&err)) {
     g_printerr ("wayrayd: %s\n", err->message);
@@ -880,6 +926,7 @@ main (int argc, char **argv)
     g_object_unref (d.control);
     unlink (d.cfg.control_socket.c_str ());
   }
+  g_strfreev (d.starter_env);
   the_daemon = nullptr;
   return 0;
 }

@@ -130,7 +130,7 @@ starter_input (gint, GIOCondition, gpointer data)
 }
 
 bool
-SessionProxy::spawn (const std::string &exe, GstStructure *start, GError **error)
+SessionProxy::spawn (const std::string &exe, gchar **envp, GstStructure *start, GError **error)
 {
   int sv[2];
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -141,7 +141,7 @@ SessionProxy::spawn (const std::string &exe, GstStructure *start, GError **error
   const gchar *argv[] = { exe.c_str (), "--session-starter=3", nullptr };
   gint source_fds[] = { sv[1] }, target_fds[] = { 3 };
   GPid pid = 0;
-  gboolean ok = g_spawn_async_with_pipes_and_fds (nullptr, argv, nullptr, G_SPAWN_DO_NOT_REAP_CHILD, nullptr,
+  gboolean ok = g_spawn_async_with_pipes_and_fds (nullptr, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, nullptr,
       nullptr, -1, -1, -1, source_fds, target_fds, 1, &pid, nullptr, nullptr, nullptr, error);
   close (sv[1]);
   if (!ok) {

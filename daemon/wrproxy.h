@@ -65,8 +65,9 @@ struct SessionProxy {
 
   ~SessionProxy ();
 
-  /* Starts the session's starter (`wayrayd --session-starter`) with @start. */
-  bool spawn (const std::string &exe, GstStructure *start, GError **error);
+  /* Starts the session's starter (`wayrayd --session-starter`) with @start,
+   * in the environment @envp. */
+  bool spawn (const std::string &exe, gchar **envp, GstStructure *start, GError **error);
   /* Connects to the worker's control socket; sends @first (taking it). */
   bool connect_worker (GstStructure *first, GError **error);
   void send (GstStructure *msg);
