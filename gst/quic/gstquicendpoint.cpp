@@ -298,6 +298,7 @@ struct Endpoint::Impl {
   void stream_data (Conn & c, InStream & s, gint64 id, const guint8 * data, size_t len, bool fin);
   void stream_failed (Conn & c, InStream & s, gint64 id, const std::string & why);
   void free_acked (SendStream & s, guint64 upto);
+  void follow_path (Conn & c, size_t pkt_len);
   guint64 queued_bytes () const;
   /* TCP fallback. */
   bool setup_tcp_listen (std::string & error);
@@ -1601,6 +1602,29 @@ Endpoint::Impl::queue_tx (Conn & c, const guint8 * pkt, size_t len)
     flush_tx (c);
 }
 
+/* A server sends every packet on the path ngtcp2 wrote it for (the path
+ * the peer's packets came from, once validated), not to the address of the
+ * handshake: a client whose NAT rebinds keeps its connection. Packets of
+ * one batch share a destination, so a new path flushes the batch first. */
+void
+Endpoint::Impl::follow_path (Conn & c, size_t pkt_len)
+{
+  const ngtcp2_addr &to = c.ps.path.remote;
+  if (self->cfg_.mode != Mode::Server || !to.addr || to.addrlen == 0 || to.addrlen > sizeof c.remote
+      || (to.addrlen == c.remotelen && memcmp (to.addr, &c.remote, c.remotelen) == 0))
+    return;
+  if (tx_count > 0) {
+    std::vector<guint8> pkt (txbuf.data () + tx_len, txbuf.data () + tx_len + pkt_len);
+    flush_tx (c);
+    memcpy (txbuf.data () + tx_len, pkt.data (), pkt_len);
+  }
+  std::string before = c.peer;
+  memcpy (&c.remote, to.addr, to.addrlen);
+  c.remotelen = to.addrlen;
+  c.peer = addr_to_string ((const sockaddr *) &c.remote);
+  GST_INFO ("the path to %s moved to %s", before.c_str (), c.peer.c_str ());
+}
+
 bool
 Endpoint::Impl::flush_tx (Conn & c)
 {
@@ -1722,6 +1746,7 @@ Endpoint::Impl::write_quic (Conn & c)
     }
     if (n == 0)
       break;
+    follow_path (c, (size_t) n);
     queue_tx (c, txbuf.data () + tx_len, (size_t) n);
     pkts++;
     if (want_pollout)

@@ -56,6 +56,9 @@ public:
   }
   guint port () const { return port_; }
   guint64 dropped () const { return dropped_; }
+  /* A NAT rebinding: from now on the client's datagrams reach the server
+   * from another source port (a new socket), and the old port is gone. */
+  void rebind () { rebind_ = true; }
 
 private:
   struct Packet {
@@ -90,6 +93,15 @@ private:
   {
     std::vector<guint8> buf (65536);
     while (!quit_) {
+      if (rebind_.exchange (false)) {
+        int fresh = socket (AF_INET, SOCK_DGRAM, 0);
+        sockaddr_in server {};
+        socklen_t sl = sizeof server;
+        getpeername (back_, (sockaddr *) &server, &sl);
+        connect (fresh, (sockaddr *) &server, sizeof server);
+        close (back_);
+        back_ = fresh;
+      }
       gint64 now = g_get_monotonic_time ();
       gint64 next = now + 20000;
       for (Direction *d : { &up_, &down_ })
@@ -138,7 +150,7 @@ private:
   bool have_client_ = false;
   Direction up_, down_;
   std::mt19937 rng_ { 4242 };
-  std::atomic<bool> quit_ { false };
+  std::atomic<bool> quit_ { false }, rebind_ { false };
   std::atomic<guint64> dropped_ { 0 };
   std::thread thread_;
 };
@@ -218,6 +230,57 @@ GST_START_TEST (test_loss_and_delay)
   fail_unless (lost > 0, "the sender saw no loss");
 
   gst_object_unref (s);
+  gst_object_unref (src);
+  gst_object_unref (out);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
+/* A client whose source address changes mid-session (a NAT rebinding) keeps
+ * its connection: the server answers on the path each packet came from
+ * (after validating it), not on the address of the handshake. */
+GST_START_TEST (test_path_rebinding)
+{
+  Site site;
+  ImpairedPath path (site.port, 0.0, 2, 0, 0);
+  site.client_port = path.port ();
+  GstElement *srv = play (launch ("appsrc name=src format=time caps=application/x-test ! s.display quicsink name=s "
+      + site.server ()));
+  GstElement *cli = play (launch ("quicsrc name=c " + site.client ("idle-timeout=3000")
+      + " c.display ! appsink name=out sync=false async=false max-buffers=1000"));
+  GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out");
+  auto exchange = [&] (guint first, guint n) {
+    for (guint i = first; i < first + n; i++) {
+      gst_app_src_push_buffer (GST_APP_SRC (src), pattern_buffer (i, 3000));
+      g_usleep (10000);
+    }
+    guint got = 0;
+    for (guint i = first; i < first + n; i++) {
+      GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 3 * GST_SECOND);
+      if (!smp)
+        break;
+      GstBuffer *want = pattern_buffer (i, 3000);
+      GstMapInfo a, b;
+      gst_buffer_map (gst_sample_get_buffer (smp), &a, GST_MAP_READ);
+      gst_buffer_map (want, &b, GST_MAP_READ);
+      got += a.size == b.size && memcmp (a.data, b.data, a.size) == 0;
+      gst_buffer_unmap (want, &b);
+      gst_buffer_unmap (gst_sample_get_buffer (smp), &a);
+      gst_buffer_unref (want);
+      gst_sample_unref (smp);
+    }
+    return got;
+  };
+  fail_unless_equals_int (exchange (0, 50), 50);
+  path.rebind ();
+  /* The client speaks first after the rebinding (acknowledgements); the
+   * server must follow it to the new port. */
+  fail_unless_equals_int (exchange (50, 100), 100);
+  GstBus *bus = gst_element_get_bus (cli);
+  GstMessage *err = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (err == nullptr, "the client failed after the rebinding");
+  gst_object_unref (bus);
   gst_object_unref (src);
   gst_object_unref (out);
   stop (cli);
@@ -347,6 +410,7 @@ quicimpaired_suite (void)
   TCase *tc = tcase_create ("proxy");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_loss_and_delay);
+  tcase_add_test (tc, test_path_rebinding);
   tcase_add_test (tc, test_stale_gops_reset);
   tcase_add_test (tc, test_stale_gops_reset_under_loss);
   return s;
