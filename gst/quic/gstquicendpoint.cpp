@@ -39,8 +39,18 @@ namespace wrq {
 namespace {
 
 
+/* The receive budget of a connection (docs/transport.md, "Queues, flow
+ * control and robustness"). Connection credit is granted only for bytes
+ * credited to their stream, and a stream is credited only for what leaves
+ * this end's buffers or, for bytes of unfinished frames, while all the
+ * connection's unfinished frames together stay within kPartialBudget (beyond
+ * it, only the stream with the largest unfinished frame goes on, so one
+ * frame can always complete). So what a peer can make this end hold is at
+ * most kConnWindow not yet credited, plus kPartialBudget and one frame of
+ * unfinished frames, plus what the receiver's queues hold. */
 constexpr guint64 kStreamWindow = 4 * 1024 * 1024;
 constexpr guint64 kConnWindow = 64 * 1024 * 1024;
+constexpr guint64 kPartialBudget = 72 * 1024 * 1024;
 constexpr guint64 kMaxIncomingStreams = 256;
 constexpr size_t kMaxBatch = 32;           /* packets per GSO send */
 constexpr size_t kChunkReserve = 64 * 1024;
@@ -138,7 +148,7 @@ Stats::to_structure () const
 /* One incoming stream. */
 struct InStream {
   Parser parser;
-  guint64 held = 0;      /* received, flow control not yet credited */
+  guint64 held = 0;      /* received, flow control not yet credited (stream and connection) */
   bool rx_full = false;  /* the receiver's queue is full: hold credit */
   bool is_control = false;
   bool failed = false;
@@ -173,6 +183,7 @@ struct Endpoint::Conn {
   size_t tx_off = 0;
   size_t tx_again_len = 0;           /* length of the call that got E_AGAIN */
   std::map<guint32, std::unique_ptr<InStream>> tcp_in;
+  bool rx_paused = false;            /* a receiver is full: read nothing more */
   guint32 next_tcp_id = 0;
   guint64 last_rx = 0, last_tx = 0;
 
@@ -292,6 +303,8 @@ struct Endpoint::Impl {
   void close_conn (const std::string & reason, bool send_close, guint64 app_error, bool peer_closed);
   void on_established ();
   void apply_resume ();
+  void credit (Conn & c, gint64 id, guint64 len);
+  void credit_held (Conn & c);
   void update_stats (bool post);
   SendStream *pick_stream ();
   void open_pending_streams ();
@@ -332,7 +345,6 @@ recv_stream_data_cb (ngtcp2_conn *, uint32_t flags, int64_t stream_id, uint64_t,
   c->bytes_received += datalen;
   if (c->closing)
     return 0;
-  ngtcp2_conn_extend_max_offset (c->q, datalen);
   c->ep->stream_data (*c, *slot, stream_id, data, datalen, flags & NGTCP2_STREAM_DATA_FLAG_FIN);
   return 0;
 }
@@ -366,6 +378,9 @@ stream_close_cb (ngtcp2_conn * conn, uint32_t, int64_t stream_id, uint64_t,
           if (u->is_receiver ())
             u->on_stream_end (ref, false);
       }
+      /* Its bytes leave with it: what it held goes back to the connection. */
+      if (s.held)
+        ngtcp2_conn_extend_max_offset (conn, s.held);
       c->in.erase (it);
     }
     ngtcp2_conn_extend_max_streams_uni (conn, 1);
@@ -1219,7 +1234,7 @@ Endpoint::run ()
     }
     if (m.conn && m.conn->tcp && m.conn->fd >= 0) {
       tcp_idx = nfds;
-      short ev = POLLIN;
+      short ev = m.conn->rx_paused ? 0 : POLLIN;
       if (!m.conn->tx_pending.empty () || gnutls_record_get_direction (m.conn->tls) == 1)
         ev |= POLLOUT;
       fds[nfds++] = { m.conn->fd, ev, 0 };
@@ -1795,7 +1810,7 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
     return;
   if (s.failed) {
     if (!c.tcp)
-      ngtcp2_conn_extend_max_stream_offset (c.q, id, len);
+      credit (c, id, len);
     return;
   }
   std::vector<Frame> frames;
@@ -1856,30 +1871,79 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
           ref.pre->name.c_str ());
     }
   }
-  if (c.tcp)
+  if (c.tcp) {
+    /* One byte stream: a full receiver stops the reading altogether, and
+     * unfinished frames beyond the budget end the connection (nothing can
+     * be held back selectively). */
+    if (s.rx_full)
+      c.rx_paused = true;
+    guint64 partial = 0;
+    for (auto &kv : c.tcp_in)
+      partial += kv.second->parser.buffered ();
+    if (partial > kPartialBudget + kMaxBufferLen + kBufferHeaderLen) {
+      c.closing = true;
+      c.close_reason = "the peer's unfinished frames exceed the receive budget ("
+          + std::to_string (partial) + " bytes)";
+    }
     return;
-  /* While the receiver is full, credit nothing (not even bytes of an
-   * incomplete frame): the sender stops at the stream window. */
-  if (!s.rx_full) {
-    ngtcp2_conn_extend_max_stream_offset (c.q, id, len + s.held);
+  }
+  s.held += len;
+  credit_held (c);
+}
+
+/* Grants flow-control credit for @len bytes of stream @id, and as much to
+ * the connection. */
+void
+Endpoint::Impl::credit (Conn & c, gint64 id, guint64 len)
+{
+  if (len == 0)
+    return;
+  ngtcp2_conn_extend_max_stream_offset (c.q, id, len);
+  ngtcp2_conn_extend_max_offset (c.q, len);
+}
+
+/* Credits what streams hold, where the budget allows: never while the
+ * receiver is full (the sender stops at the stream window); bytes of
+ * unfinished frames only while the connection's unfinished frames stay
+ * within kPartialBudget, or for the stream with the largest one. */
+void
+Endpoint::Impl::credit_held (Conn & c)
+{
+  guint64 partial = 0, largest = 0;
+  InStream *first = nullptr;
+  for (auto &kv : c.in) {
+    guint64 b = kv.second->parser.buffered ();
+    partial += b;
+    if (b > largest) {
+      largest = b;
+      first = kv.second.get ();
+    }
+  }
+  for (auto &kv : c.in) {
+    InStream &s = *kv.second;
+    if (!s.held || s.rx_full)
+      continue;
+    if (s.parser.buffered () > 0 && partial > kPartialBudget && &s != first)
+      continue;
+    credit (c, kv.first, s.held);
     s.held = 0;
-  } else {
-    s.held += len;
   }
 }
 
 void
 Endpoint::Impl::apply_resume ()
 {
-  if (!conn || conn->tcp)
+  if (!conn)
     return;
-  for (auto &kv : conn->in) {
-    kv.second->rx_full = false;
-    if (kv.second->held) {
-      ngtcp2_conn_extend_max_stream_offset (conn->q, kv.first, kv.second->held);
-      kv.second->held = 0;
-    }
+  if (conn->tcp) {
+    for (auto &kv : conn->tcp_in)
+      kv.second->rx_full = false;
+    conn->rx_paused = false;
+    return;
   }
+  for (auto &kv : conn->in)
+    kv.second->rx_full = false;
+  credit_held (*conn);
 }
 
 guint64
@@ -2189,7 +2253,7 @@ Endpoint::Impl::tcp_read ()
 {
   Conn *c = conn.get ();
   guint8 buf[65536];
-  for (int i = 0; i < 64; i++) {
+  for (int i = 0; i < 64 && !c->rx_paused; i++) {
     ssize_t r = gnutls_record_recv (c->tls, buf, sizeof buf);
     if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
       break;

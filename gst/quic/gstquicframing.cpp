@@ -526,7 +526,10 @@ Parser::~Parser ()
 bool
 Parser::next_chunk ()
 {
-  constexpr size_t kFirstChunk = 4 * 1024 * 1024;
+  /* Memory grows with the bytes that arrive (64 KiB, then doubling), never
+   * with what a header claims: 200 streams announcing 64 MiB each cost 200
+   * small chunks, not 200 large ones. */
+  constexpr size_t kFirstChunk = 64 * 1024;
   size_t total = cur_len_ - kBufferHeaderLen;
   size_t have = gst_buffer_get_size (pending_buffer_);
   size_t size = MIN (total - have, have ? have : kFirstChunk);
