@@ -21,11 +21,14 @@ it is missing, and undoes all of it at the end, also when it fails: sessions
 ended, the accounts' processes killed, the accounts and their homes deleted,
 modes restored, files removed.
 
+A new session's milestones come untraced from what its starter and worker
+leave in the file system and from wayrayd's log; at the end, 5 more new
+sessions run with wayrayd under strace -f for a finer breakdown (starter
+exec, PAM, worker exec, pipeline start, the application's start).
+
 Usage: bench-e2e [REPEATS] (default 20 for first frames and restarts, 10x
-that for keystrokes). `bench-e2e --phases [N]` instead runs N (default 5) new
-sessions with wayrayd under strace and prints where a new session's time
-goes (starter exec, PAM, worker exec, pipeline start, the application's
-first frame).
+that for keystrokes). `bench-e2e --phases [N]` runs only the traced
+breakdown, over N (default 5) new sessions.
 """
 import os
 import pwd
@@ -109,6 +112,17 @@ def pids_of_uid(uid):
 def note(text):
     """Progress, on stderr (the report is stdout)."""
     print("# " + text, file=sys.stderr, flush=True)
+
+
+def cpu_pressure():
+    """(CLOCK_MONOTONIC, total µs some task waited for a CPU) from PSI, or
+    None."""
+    try:
+        with open("/proc/pressure/cpu") as f:
+            m = re.search(r"^some .*total=(\d+)", f.read(), re.M)
+        return (time.monotonic(), int(m.group(1))) if m else None
+    except OSError:
+        return None
 
 
 def build_stamp():
@@ -202,6 +216,14 @@ class Client(wrclient.Client):
             raise Fail("client did not report %r; it said:\n%s" % (pattern, "\n".join(self.lines[-10:])))
         return m, self.stamps[-1]
 
+    def when(self, pattern):
+        """When the first line so far matching @pattern arrived, or None."""
+        rx = re.compile(pattern)
+        for line, t in zip(self.lines, self.stamps):
+            if rx.search(line):
+                return t
+        return None
+
     def stop(self):
         self.kill()
 
@@ -270,9 +292,13 @@ class Bench:
                    WLR_BACKENDS="headless", WLR_LIBINPUT_NO_DEVICES="1")
         if "GST_PLUGIN_PATH" not in env and "GST_PLUGIN_PATH_1_0" not in env:
             env["GST_PLUGIN_PATH"] = ":".join(os.path.join(BUILD, "gst", p) for p in ("wayray", "tiles", "quic"))
-        # Each account keeps its own GStreamer registry, as in a real
-        # deployment (nothing sets GST_REGISTRY under systemd).
-        for k in ("GST_REGISTRY", "GST_REGISTRY_1_0", "WAYLAND_DISPLAY", "DISPLAY"):
+        # A GStreamer registry of the benchmark's own (made at the first
+        # start of wayrayd, before anything is timed), so that other GStreamer
+        # programs run as root meanwhile, with other plugin paths, do not make
+        # wayrayd rescan its plugins at a timed start. wayrayd shares it with
+        # its sessions' starters and workers.
+        env["GST_REGISTRY"] = env["GST_REGISTRY_1_0"] = os.path.join(self.tmp, "gst-registry.bin")
+        for k in ("WAYLAND_DISPLAY", "DISPLAY"):
             env.pop(k, None)
         self.env = env
         self.log = DaemonLog(os.path.join(self.tmp, "wayrayd.log"))
@@ -446,12 +472,14 @@ class Bench:
 
     def main(self, repeats):
         instance, t0 = self.start_daemon()
-        self.ready(instance, t0)
+        self.ready(instance, t0, timeout=180)   # builds the registry
         load_before = os.getloadavg()
+        psi_before = cpu_pressure()
         stamp = build_stamp()
 
-        # The first session of each fresh account: its GStreamer registry
-        # and font caches are made then (not counted below).
+        # The first session of each fresh account: what an account caches
+        # in its home (fonts; a GStreamer registry where the daemon shares
+        # none) is made then. Not counted below.
         cold = []
         note("the first session of each of the %d accounts" % len(self.users))
         for k, pw in enumerate(self.users):
@@ -463,7 +491,8 @@ class Bench:
 
         # New sessions and reattaches, as accounts whose caches exist.
         new, reattach, keys = [], [], []
-        marks = {"pam": [], "exec": [], "wayland": [], "started": [], "frame": []}
+        marks = {"pam": [], "exec": [], "wayland": [], "started": [], "up": [], "frame": []}
+        reattach_up = []
         note("%d new sessions and reattaches, %d keystrokes" % (repeats, repeats * 10))
         for i in range(repeats):
             pw = self.users[i % len(self.users)]
@@ -475,12 +504,18 @@ class Bench:
             if started is not None:
                 marks["started"].append((started - knock) * 1000)
             marks["frame"].append(ms)
+            up = c.when(r"^state attached")
+            if up:
+                marks["up"].append((up - knock) * 1000)
             for k, v in self.milestones(name, knock).items():
                 marks[k].append(v)
             self.drop(c)
             c = self.client(tok, name)
-            m, _ = c.expect(r"^first-frame ([0-9.]+) reattach")
+            m, t = c.expect(r"^first-frame ([0-9.]+) reattach")
             reattach.append(float(m.group(1)))
+            up = c.when(r"^state attached")
+            if up:
+                reattach_up.append((up - t) * 1000 + reattach[-1])
             if i == 0:
                 time.sleep(1.5)     # foot's prompt is up
                 for k in range(repeats * 10):
@@ -534,6 +569,7 @@ class Bench:
             if not wait_for(lambda: (self.session_of(name) or {}).get("state") == "detached", 10, 0.05):
                 raise Fail("restart %d: %s is not detached again" % (i, name))
         load_after = os.getloadavg()
+        psi_after = cpu_pressure()
         rebuilt = sorted(os.path.relpath(f, BUILD) for f, m in build_stamp().items() if stamp.get(f) != m)
 
         def row(label, values, digits, target, max_instead=False):
@@ -563,16 +599,23 @@ class Bench:
                            ("exec", "the worker has exec'd as the user (the session record)"),
                            ("wayland", "the compositor has bound its Wayland socket"),
                            ("started", "the worker is ready: wayrayd logs \"started\", welcomes the client"),
+                           ("up", "the client's connection to the session is up (\"state attached\")"),
                            ("frame", "the client has its first frame")):
             if marks[key]:
                 med = statistics.median(marks[key])
                 print("  %-66s %7.1f  +%6.1f" % (label, med, med - prev))
                 prev = med
-        print("first session of a fresh account (its caches made then), %d accounts: median %.1f ms, max %.1f ms"
+        if reattach_up:
+            print("a reattach: the client's connection to the session is up %.1f ms after the hello, its first frame "
+                  "%.1f ms (medians)" % (statistics.median(reattach_up), statistics.median(reattach)))
+        print("the first session of each fresh account (not counted above), %d accounts: median %.1f ms, max %.1f ms"
               % (len(cold), statistics.median(cold), max(cold)))
         print("reattach / new (median): %.2fx" % (statistics.median(reattach) / statistics.median(new)))
         print("load average (1 min) before / after: %.2f / %.2f (%d cores)" % (load_before[0], load_after[0],
                                                                           os.cpu_count()))
+        if psi_before and psi_after:
+            print("CPU pressure during the run (PSI some, the benchmark's own processes included): %.0f%%"
+                  % (100.0 * (psi_after[1] - psi_before[1]) / 1e6 / (psi_after[0] - psi_before[0])))
         if rebuilt:
             print("the build changed during the run (%s): figures after it include GStreamer registry rescans"
                   % ", ".join(rebuilt))
@@ -674,13 +717,17 @@ class Bench:
                 at[started_label] = (started - knock) * 1000
             at[frame_label] = (frame - knock) * 1000
             per_run.append(at)
-        labels = [e[0] for e in events] + [started_label, frame_label]
+        # In the order they happen (the worker reports ready before its
+        # application starts).
+        labels = [e[0] for e in events]
+        labels.insert(labels.index("the application (foot) is exec'd"), started_label)
+        labels.append(frame_label)
         medians = {l: statistics.median([r[l] for r in per_run if l in r]) for l in labels
                    if any(l in r for r in per_run)}
         print("\nwhere a new session's time goes (wayrayd under strace -f, %d new sessions of one account): "
               "ms after the client's hello, and since the event before, medians" % len(runs))
         prev = None
-        for label in sorted(medians, key=medians.get):
+        for label in [l for l in labels if l in medians]:
             deltas = [r[label] - r[prev] for r in per_run if label in r and prev in r] if prev else \
                 [r[label] for r in per_run if label in r]
             print("  %-58s %7.1f  +%6.1f" % (label, medians[label], statistics.median(deltas) if deltas else 0))
@@ -703,7 +750,7 @@ def main():
         b.setup()
         if args and args[0] == "--phases":
             instance, t0 = b.start_daemon()
-            b.ready(instance, t0)
+            b.ready(instance, t0, timeout=180)
             b.phases(int(args[1]) if len(args) > 1 else 5)
         else:
             b.main(int(args[0]) if args else 20)
