@@ -487,7 +487,16 @@ Client::start_session ()
    * it through the display pipeline. */
   std::string video_sink =
       "appsink name=wayray-out sync=false emit-signals=true max-buffers=2 drop=true caps=video/x-raw,format=BGRx";
-  CodecChoice decoder = pick_h264_decoder (codec_preference (video_decoder));
+  PipelineFile file;
+  if (!read_pipeline_file (path, &file, &err)) {
+    finish (EXIT_USAGE, err->message);
+    g_error_free (err);
+    return;
+  }
+  /* Probing decoders loads their plugins: only for files that use one. */
+  CodecChoice decoder;
+  if (pipeline_uses (file, "H264_DECODER"))
+    decoder = pick_h264_decoder (codec_preference (video_decoder));
   Variables vars = {
     { "HOST", host }, { "PORT", std::to_string (session_port) }, { "FINGERPRINT", fingerprint },
     { "CERTIFICATE_NAME", certificate_name },
@@ -495,7 +504,7 @@ Client::start_session ()
     /* With none usable the name stays, and parsing names what is missing. */
     { "H264_DECODER", decoder.factory.empty () ? "avdec_h264" : decoder.launch },
   };
-  session = load_pipeline (path, vars, &err);
+  session = load_pipeline (file, vars, &err);
   GstElement *net = session ? require_element (session, path, "net", "quicsrc", &err) : nullptr;
   if (!net) {
     finish (EXIT_USAGE, err->message);

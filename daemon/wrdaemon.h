@@ -57,10 +57,11 @@ bool load_daemon_config (const std::string &seat, const char *file, DaemonConfig
  * does not reach them (reload with SIGHUP). */
 bool check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **error);
 
-/* The variables of the server pipeline file for one session. H264_ENCODER
- * is the best usable encoder of `[session] video-encoder`. */
-Variables session_variables (const DaemonConfig &cfg, int id, const std::string &socket, int width, int height,
-    guint port);
+/* The variables of the server pipeline @file for one session. H264_ENCODER
+ * is the best usable encoder of `[session] video-encoder` (probed only when
+ * the file uses it). */
+Variables session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket,
+    int width, int height, guint port);
 
 /* The seat's runtime directory when the configuration names none:
  * $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=wayray/SEAT), else

@@ -219,11 +219,12 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
 }
 
 Variables
-session_variables (const DaemonConfig &cfg, int id, const std::string &socket, int width, int height, guint port)
+session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket, int width,
+    int height, guint port)
 {
   static CodecChoice encoder;
   static std::string encoder_for;
-  if (encoder_for != cfg.video_encoder || encoder.factory.empty ()) {
+  if (pipeline_uses (file, "H264_ENCODER") && (encoder_for != cfg.video_encoder || encoder.factory.empty ())) {
     encoder = pick_h264_encoder (codec_preference (cfg.video_encoder));
     encoder_for = cfg.video_encoder;
   }
@@ -264,7 +265,7 @@ check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **err
   if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error) ||
       !read_pipeline_file (path, &file, error))
     return false;
-  Variables vars = session_variables (cfg, 0, "wayray-check", 640, 480, cfg.session_port_first);
+  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.session_port_first);
   GstElement *p = load_pipeline (file, vars, error);
   if (!p)
     return false;

@@ -83,6 +83,12 @@ read_pipeline_file (const std::string &path, PipelineFile *file, GError **error)
 }
 
 bool
+pipeline_uses (const PipelineFile &file, const char *variable)
+{
+  return file.text.find (std::string ("${") + variable + "}") != std::string::npos;
+}
+
+bool
 expand_pipeline (const PipelineFile &file, const Variables &vars, std::string *description, GError **error)
 {
   const std::string &path = file.path;

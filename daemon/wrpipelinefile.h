@@ -31,6 +31,11 @@ struct PipelineFile {
 
 bool read_pipeline_file (const std::string &path, PipelineFile *file, GError **error);
 
+/* TRUE when @file refers to ${@variable}: values that are costly to find
+ * (probing H.264 encoders and decoders loads their plugins) are found only
+ * for files that use them. */
+bool pipeline_uses (const PipelineFile &file, const char *variable);
+
 /* Drops comments, substitutes ${VAR}. Values are inserted with `"` and `\`
  * escaped, so `prop="${VAR}"` is safe for any value. Errors say
  * FILE:LINE: reason. */

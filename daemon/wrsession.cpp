@@ -231,7 +231,7 @@ bool
 Session::start (GError **error)
 {
   const std::string &path = host->server_file ().path;
-  Variables vars = session_variables (host->config (), id, socket_name, width, height, port);
+  Variables vars = session_variables (host->config (), host->server_file (), id, socket_name, width, height, port);
   pipeline = load_pipeline (host->server_file (), vars, error);
   if (!pipeline)
     return false;

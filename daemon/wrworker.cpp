@@ -79,6 +79,7 @@ class Worker : public SessionHost {
   guint status_timer = 0;
   int exit_code = 0;
   bool ending = false;          /* told to end; waiting for the client to go */
+  int pid_polls = 0;
 
   explicit Worker (int f) : listen_fd (f) {}
 
@@ -167,6 +168,18 @@ class Worker : public SessionHost {
           return G_SOURCE_CONTINUE;
         }, this);
     send_status ();
+    /* The session command starts once the output is negotiated: tell its
+     * pid as soon as it runs, not at the next round. */
+    g_timeout_add (50, [] (gpointer data) -> gboolean {
+          Worker *w = static_cast<Worker *> (data);
+          int pid = 0;
+          if (w->session)
+            g_object_get (w->session->src, "exec-pid", &pid, nullptr);
+          if (!w->session || pid == 0)
+            return w->session && ++w->pid_polls < 200 ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+          w->send_status ();
+          return G_SOURCE_REMOVE;
+        }, this);
   }
 
   void handle (const GstStructure *s) {

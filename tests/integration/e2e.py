@@ -8,6 +8,7 @@ prints one line per check and closes with "N passed, N failed".
 import os
 import pwd
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -104,12 +105,24 @@ def window_client(env, port, token, tmp, clients, end_session):
     """A client in window mode (autovideosink) on a virtual X server; keys
     typed into its window reach the session. When its session goes away the
     client reconnects in the same window (end_session() kills the worker)."""
-    display = ":%d" % (60 + os.getpid() % 300)
-    xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Xvfb picks a free display itself and says which once it accepts
+    # connections (-displayfd): no clash with another X server, no race.
+    rfd, wfd = os.pipe()
+    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(wfd,))
+    os.close(wfd)
     try:
-        sock = "/tmp/.X11-unix/X" + display[1:]
-        if not check("Xvfb starts", wait_for(lambda: os.path.exists(sock))):
+        number = b""
+        deadline = time.monotonic() + 20
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            r, _, _ = select.select([rfd], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = os.read(rfd, 16) if r else b""
+            if not chunk:
+                break
+            number += chunk
+        os.close(rfd)
+        display = ":" + number.decode().strip()
+        if not check("Xvfb starts", number.strip().isdigit(), number.decode(errors="replace")):
             return
         envx = dict(env, DISPLAY=display)
         wc = Client(envx, port, token, "800x600", stdin=False)
