@@ -482,10 +482,7 @@ session_starter_main (int fd)
       gst_structure_free (start);
     return 2;
   }
-  auto str = [start] (const char *f) {
-    const gchar *v = gst_structure_get_string (start, f);
-    return std::string (v ? v : "");
-  };
+  auto str = [start] (const char *f) { return structure_string (start, f); };
   gst_structure_get_int (start, "id", &s.id);
   gst_structure_get_uint (start, "port", &s.port);
   s.token = str ("token");

@@ -20,6 +20,13 @@ GST_DEBUG_CATEGORY_EXTERN (wayrayd_debug);
 
 namespace wayray {
 
+std::string
+structure_string (const GstStructure *s, const char *name)
+{
+  const gchar *v = gst_structure_get_string (s, name);
+  return v ? v : "";
+}
+
 bool
 worker_send (int fd, GstStructure *msg)
 {
@@ -122,10 +129,7 @@ class Worker : public SessionHost {
   }
 
   void setup (const GstStructure *s) {
-    auto str = [s] (const char *f) {
-      const gchar *v = gst_structure_get_string (s, f);
-      return std::string (v ? v : "");
-    };
+    auto str = [s] (const char *f) { return structure_string (s, f); };
     cfg.seat = str ("seat");
     cfg.session_command = str ("command");
     cfg.keymap_layout = str ("keymap-layout");

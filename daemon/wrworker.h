@@ -39,6 +39,9 @@ namespace wayray {
 /* Runs a worker on @fd; returns the process exit code. */
 int session_worker_main (int fd);
 
+/* The string field @name of @s, or "" when it has none. */
+std::string structure_string (const GstStructure *s, const char *name);
+
 /* One line of the protocol: write @msg (taking it) to @fd. */
 bool worker_send (int fd, GstStructure *msg);
 

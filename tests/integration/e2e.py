@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wrclient  # noqa: E402
+from wrclient import parse_listing, read_ppm, same_picture, wait_for  # noqa: E402
 
 BUILD = os.environ["WAYRAY_BUILD_ROOT"]
 SOURCE = os.environ["WAYRAY_SOURCE_ROOT"]
@@ -44,35 +45,9 @@ class Client(wrclient.Client):
                          (["--headless", "--name", "test-" + size] if stdin else []) + list(extra), stdin)
 
 
-def read_ppm(path):
-    with open(path, "rb") as f:
-        data = f.read()
-    m = re.match(rb"P6\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
-    if not m:
-        return None
-    return int(m.group(1)), int(m.group(2)), data[m.end():]
-
-
-def same_picture(a, b):
-    pa, pb = read_ppm(a), read_ppm(b)
-    if not pa or not pb:
-        return False, "unreadable PPM"
-    if pa[:2] != pb[:2]:
-        return False, "sizes differ: %dx%d vs %dx%d" % (pa[0], pa[1], pb[0], pb[1])
-    if pa[2] != pb[2]:
-        diff = sum(1 for i in range(0, len(pa[2]), 3) if pa[2][i:i + 3] != pb[2][i:i + 3])
-        return False, "%d pixels differ" % diff
-    return True, ""
-
-
 def sessions(env, cfg):
     out = subprocess.run([WAYRAYCTL, "--config", cfg, "list"], env=env, capture_output=True, text=True)
-    rows = []
-    for line in out.stdout.splitlines():
-        fields = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
-        fields["id"] = line.split()[0]
-        rows.append(fields)
-    return rows
+    return parse_listing(out.stdout)
 
 
 def grim(env, socket, path):
@@ -90,15 +65,6 @@ def gst_launch_env(env):
         return env
     return dict(env, LD_PRELOAD=" ".join(path for _, path in runtimes),
                 ASAN_OPTIONS="detect_leaks=0")
-
-
-def wait_for(pred, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def window_client(env, port, token, tmp, clients, end_session):
