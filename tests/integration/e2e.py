@@ -212,16 +212,22 @@ def main():
     run = os.path.join(tmp, "run")
     os.mkdir(run, 0o700)
     seat = os.path.join(tmp, "seat")
+    pam_dir = os.path.join(tmp, "pam")
+    os.mkdir(pam_dir)
+    shutil.copy(os.path.join(SOURCE, "daemon", "wayray.pam"), os.path.join(pam_dir, "wayray"))
     base = 31000 + (os.getpid() % 200) * 20
     cfg = os.path.join(tmp, "seat.conf")
     with open(cfg, "w") as f:
         # Sessions run as the user running the test (root in CI); the
         # accounts test (accounts.py) gives every token an account of its own.
+        # ... and through the PAM file the project installs as
+        # /etc/pam.d/wayray (its @includes are the system's common-*).
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\n"
                 "token-store=%s/tokens\nruntime-directory=%s\ncontrol-socket=%s/ctl\n"
+                "pam-service=wayray\npam-directory=%s\n"
                 "[session]\ncommand=foot --override=cursor.blink=no bash --norc --noprofile\nkeymap-layout=us\n"
                 "allow-root=true\n"
-                % (base, base + 1, base + 10, tmp, seat, run))
+                % (base, base + 1, base + 10, tmp, seat, run, pam_dir))
     env = dict(os.environ, XDG_RUNTIME_DIR=run, XDG_CONFIG_HOME=os.path.join(tmp, "config"),
                WAYRAY_PIPELINES_PATH=os.path.join(SOURCE, "pipelines"))
     env.pop("WAYLAND_DISPLAY", None)
