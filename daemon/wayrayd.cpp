@@ -405,6 +405,14 @@ Daemon::on_hello (GstStructure *msg)
     reply (welcome (s, FALSE));
     return;
   }
+  if (s && s->adopted && g_get_monotonic_time () - s->adopted_us > 5 * G_USEC_PER_SEC) {
+    /* Adopted, but its worker never answered (stopped, or not speaking
+     * the protocol): its user's clients are told, the session is left as
+     * it is for the administrator (wayrayctl end). */
+    refuse ("the session of token '" + name + "' does not answer (worker " + std::to_string (s->worker) +
+        "); ask the administrator to end it");
+    return;
+  }
   if (s) {
     wait_for_worker (s, !s->adopted);
     return;
@@ -665,7 +673,7 @@ Daemon::adopt_sessions ()
       }
       continue;
     }
-    p->detached_since_us = g_get_monotonic_time ();
+    p->detached_since_us = p->adopted_us = g_get_monotonic_time ();
     int id = p->id;
     sessions[id] = std::move (p);
   }

@@ -48,6 +48,7 @@ struct SessionProxy {
   pid_t starter = 0, worker = 0;
   bool own_child = false;       /* started by this daemon: its exit is ours to reap */
   bool adopted = false;
+  gint64 adopted_us = 0;        /* when this daemon adopted it */
 
   /* Reported by the worker (untrusted, sanitized). */
   bool ready = false, attached = false;
