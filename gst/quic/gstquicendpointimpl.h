@@ -1,0 +1,257 @@
+/* The transport endpoint's insides, shared by the files that implement
+ * it, one concern each (the way cage splits a compositor):
+ *   gstquicendpoint.cpp  the registry of endpoints, the public API, the
+ *                        dispatcher and the network thread's loop
+ *   gstquicconn.cpp      QUIC connections: TLS, ngtcp2 callbacks, setup,
+ *                        UDP input, expiry, closing
+ *   gstquicsend.cpp      the send scheduler: streams, priorities, packets,
+ *                        paths, acknowledgements
+ *   gstquicrecv.cpp      incoming streams and the receive budget
+ *   gstquictcp.cpp       the TCP + TLS fallback
+ * Not installed; see gstquicendpoint.h for the interface.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "gstquicendpoint.h"
+#include "gstquictls.h"
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>   /* struct tcp_info with delivery rate and min RTT */
+#include <netinet/udp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#ifndef UDP_SEGMENT
+#  define UDP_SEGMENT 103
+#endif
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+GST_DEBUG_CATEGORY_EXTERN (wrq_endpoint_debug);
+#define GST_CAT_DEFAULT wrq_endpoint_debug
+
+namespace wrq {
+
+
+/* The receive budget of a connection (docs/transport.md, "Queues, flow
+ * control and robustness"). Connection credit is granted only for bytes
+ * credited to their stream, and a stream is credited only for what leaves
+ * this end's buffers or, for bytes of unfinished frames, while all the
+ * connection's unfinished frames together stay within kPartialBudget (beyond
+ * it, only the stream with the largest unfinished frame goes on, so one
+ * frame can always complete). So what a peer can make this end hold is at
+ * most kConnWindow not yet credited, plus kPartialBudget and one frame of
+ * unfinished frames, plus what the receiver's queues hold. */
+constexpr guint64 kStreamWindow = 4 * 1024 * 1024;
+constexpr guint64 kConnWindow = 64 * 1024 * 1024;
+constexpr guint64 kPartialBudget = 72 * 1024 * 1024;
+constexpr guint64 kMaxIncomingStreams = 256;
+constexpr size_t kMaxBatch = 32;           /* packets per GSO send */
+constexpr size_t kChunkReserve = 64 * 1024;
+constexpr size_t kRxBufSize = 65536;
+
+guint64 now_ns ();
+std::string addr_to_string (const sockaddr * sa);
+
+struct InStream {
+  Parser parser;
+  guint64 held = 0;      /* received, flow control not yet credited (stream and connection) */
+  bool rx_full = false;  /* the receiver's queue is full: hold credit */
+  bool is_control = false;
+  bool failed = false;
+};
+
+struct Endpoint::Conn {
+  Impl *ep = nullptr;
+  guint64 gen = 0;
+  bool tcp = false;
+  ngtcp2_conn *q = nullptr;
+  gnutls_session_t tls = nullptr;
+  ngtcp2_crypto_conn_ref ref {};
+  ngtcp2_path_storage ps {};
+  sockaddr_storage remote {};
+  socklen_t remotelen = 0;
+  std::string peer;
+  bool established = false;
+  bool closing = false;       /* a callback found it unusable: close after */
+  std::string close_reason;
+  gint64 control_id = -1;
+  std::string tls_failure;   /* why certificate verification refused */
+  std::map<gint64, std::unique_ptr<InStream>> in;
+  guint64 loss_closed = 0;   /* lost-packet count of closed streams */
+  guint64 bytes_sent = 0, bytes_received = 0;
+  guint64 started = 0;
+
+  /* TCP fallback. */
+  int fd = -1;
+  bool tls_handshaking = true;
+  std::vector<guint8> rx;            /* undecoded mux bytes */
+  std::vector<guint8> tx_pending;    /* mux bytes TLS has not taken yet */
+  size_t tx_off = 0;
+  size_t tx_again_len = 0;           /* length of the call that got E_AGAIN */
+  std::map<guint32, std::unique_ptr<InStream>> tcp_in;
+  bool rx_paused = false;            /* a receiver is full: read nothing more */
+  guint32 next_tcp_id = 0;
+  guint64 last_rx = 0, last_tx = 0;
+
+  ~Conn ()
+  {
+    if (q)
+      ngtcp2_conn_del (q);
+    if (tls)
+      gnutls_deinit (tls);
+    if (fd >= 0)
+      close (fd);
+  }
+};
+
+struct Endpoint::Impl {
+  Endpoint *self = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::thread net, disp;
+  std::atomic<bool> quit { false };
+  int efd = -1;
+  int udp = -1;
+  int tcp_listen = -1;
+  sockaddr_storage local {};
+  socklen_t locallen = 0;
+  gnutls_certificate_credentials_t cred = nullptr;
+  std::string fingerprint;
+  std::unique_ptr<Conn> conn;
+  /* Server: a client still in its handshake. It replaces conn only once the
+   * handshake completes, so stray or forged packets cannot evict a client. */
+  std::unique_ptr<Conn> candidate;
+  guint64 gen = 0;
+  bool connected = false;
+  std::vector<std::shared_ptr<SendStream>> streams;
+  std::shared_ptr<SendStream> control;
+  guint64 serve_counter = 0;
+  bool started = false;
+  bool fatal = false;
+  std::string fatal_reason;
+  bool gso = true;
+  bool want_pollout = false;
+  std::vector<guint8> txbuf;
+  size_t tx_len = 0, tx_seg = 0, tx_count = 0;
+  std::vector<guint8> rxbuf;
+  Stats stats;
+  guint64 next_stats = 0;
+  guint64 quic_deadline = 0;   /* client: when to give up QUIC for TCP */
+  bool tcp_tried = false;
+  sockaddr_storage server_addr {};
+  socklen_t server_addrlen = 0;
+
+  std::mutex users_mu;
+  std::condition_variable users_cv;
+  std::vector<EndpointUser *> users;
+  int dispatching = 0;                 /* dispatcher calls in progress */
+  std::thread::id disp_thread;
+
+  /* Dispatcher thread: calls @f for each registered user (until it returns
+   * TRUE) without holding users_mu, so a callback may change the element's
+   * state; remove_user () waits for calls in progress instead. */
+  template <typename F> void for_each_user (F f)
+  {
+    std::vector<EndpointUser *> list;
+    {
+      std::lock_guard<std::mutex> lk (users_mu);
+      list = users;
+      dispatching++;
+    }
+    for (auto *u : list) {
+      {
+        std::lock_guard<std::mutex> lk (users_mu);
+        if (std::find (users.begin (), users.end (), u) == users.end ())
+          continue;
+      }
+      if (f (u))
+        break;
+    }
+    {
+      std::lock_guard<std::mutex> lk (users_mu);
+      dispatching--;
+    }
+    users_cv.notify_all ();
+  }
+
+  std::mutex disp_mu;
+  std::condition_variable disp_cv;
+  std::deque<std::function<void ()>> jobs;
+  bool disp_quit = false;
+
+  std::atomic<bool> resume { false };
+
+  bool orphaned = false;   /* the Endpoint is gone; the dispatcher frees this */
+  static void dispatch_loop (Impl * m);
+
+  /* Serializes starting (first user) and stopping (last user left). */
+  std::mutex life_mu;
+  void stop_network ();
+
+  /* --- helpers, all with mu held unless noted --- */
+  void notify_state (bool up, const std::string & peer, const std::string & transport,
+      const std::string & reason, bool fatal_);
+  void warn (const std::string & msg);
+  bool setup_server (std::string & error);
+  bool setup_client (std::string & error);
+  bool start_quic_client (std::string & error);
+  bool start_tcp_client (std::string & error);
+  std::unique_ptr<Conn> new_quic_conn (bool server, const ngtcp2_pkt_hd * hd,
+      const sockaddr * remote, socklen_t remotelen, std::string & error);
+  bool setup_tls (Conn & c, bool server, std::string & error);
+  void read_udp ();
+  void feed_packet (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen);
+  void write_quic (Conn & c);
+  bool flush_tx (Conn & c);
+  void queue_tx (Conn & c, const guint8 * pkt, size_t len);
+  void handle_expiry ();
+  void promote_candidate ();
+  void close_conn (const std::string & reason, bool send_close, guint64 app_error, bool peer_closed);
+  void on_established ();
+  void apply_resume ();
+  void credit (Conn & c, gint64 id, guint64 len);
+  void credit_held (Conn & c);
+  void update_stats (bool post);
+  SendStream *pick_stream ();
+  void open_pending_streams ();
+  void stream_data (Conn & c, InStream & s, gint64 id, const guint8 * data, size_t len, bool fin);
+  void stream_failed (Conn & c, InStream & s, gint64 id, const std::string & why);
+  void free_acked (SendStream & s, guint64 upto);
+  void follow_path (Conn & c, size_t pkt_len);
+  guint64 queued_bytes () const;
+  /* TCP fallback. */
+  bool setup_tcp_listen (std::string & error);
+  void accept_tcp ();
+  std::unique_ptr<Conn> new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen);
+  void tcp_progress (Conn * c);
+  void tcp_read ();
+  void tcp_write ();
+  bool tcp_send_record (guint32 id, guint8 flags, const guint8 * data, size_t len);
+  bool tcp_flush_pending ();
+  void tcp_dispatch_records ();
+};
+
+
+}  // namespace wrq

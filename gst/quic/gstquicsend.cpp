@@ -1,0 +1,254 @@
+/* The send scheduler: streams by priority, packets, paths,
+ * acknowledgements, the send queue.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "gstquicendpointimpl.h"
+#include "gstquictls.h"
+
+namespace wrq {
+
+void
+Endpoint::Impl::free_acked (SendStream & s, guint64 upto)
+{
+  if (upto <= s.acked)
+    return;
+  s.acked = MIN (upto, s.written);
+  while (!s.chunks.empty () && s.base + s.chunks.front ().size () <= s.acked
+      && (s.chunks.size () > 1 || s.base + s.chunks.front ().size () == s.written)) {
+    /* The last chunk may still grow; keep it unless fully written out. */
+    if (s.chunks.size () == 1 && s.chunks.front ().capacity () > s.chunks.front ().size ()
+        && s.sent < s.written)
+      break;
+    s.base += s.chunks.front ().size ();
+    s.chunks.pop_front ();
+  }
+  cv.notify_all ();
+}
+
+void
+Endpoint::Impl::open_pending_streams ()
+{
+  if (!conn || !conn->established)
+    return;
+  for (auto &s : streams) {
+    if (s->id != -1 || s->dead)
+      continue;
+    gint64 id;
+    int rv = ngtcp2_conn_open_uni_stream (conn->q, &id, s.get ());
+    if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
+      break;
+    if (rv != 0) {
+      s->dead = true;
+      continue;
+    }
+    s->id = id;
+  }
+}
+
+SendStream *
+Endpoint::Impl::pick_stream ()
+{
+  SendStream *best = nullptr;
+  for (auto &sp : streams) {
+    SendStream *s = sp.get ();
+    if (s->id < 0 || s->dead || s->blocked)
+      continue;
+    if (s->unsent () == 0 && !(s->fin && !s->fin_sent))
+      continue;
+    if (!best || s->priority < best->priority
+        || (s->priority == best->priority && s->served < best->served))
+      best = s;
+  }
+  return best;
+}
+
+void
+Endpoint::Impl::queue_tx (Conn & c, const guint8 * pkt, size_t len)
+{
+  /* Packets are written in place into txbuf at tx_len (@pkt). A GSO batch
+   * holds equal-sized packets, the last one possibly shorter. */
+  if (tx_count > 0 && len > tx_seg) {
+    std::vector<guint8> tmp (pkt, pkt + len);
+    flush_tx (c);
+    memcpy (txbuf.data (), tmp.data (), len);
+  }
+  if (tx_count == 0)
+    tx_seg = len;
+  tx_len += len;
+  tx_count++;
+  if (len < tx_seg || tx_count >= kMaxBatch || !gso)
+    flush_tx (c);
+}
+
+/* A server sends every packet on the path ngtcp2 wrote it for (the path
+ * the peer's packets came from, once validated), not to the address of the
+ * handshake: a client whose NAT rebinds keeps its connection. Packets of
+ * one batch share a destination, so a new path flushes the batch first. */
+void
+Endpoint::Impl::follow_path (Conn & c, size_t pkt_len)
+{
+  const ngtcp2_addr &to = c.ps.path.remote;
+  if (self->cfg_.mode != Mode::Server || !to.addr || to.addrlen == 0 || to.addrlen > sizeof c.remote
+      || (to.addrlen == c.remotelen && memcmp (to.addr, &c.remote, c.remotelen) == 0))
+    return;
+  if (tx_count > 0) {
+    std::vector<guint8> pkt (txbuf.data () + tx_len, txbuf.data () + tx_len + pkt_len);
+    flush_tx (c);
+    memcpy (txbuf.data () + tx_len, pkt.data (), pkt_len);
+  }
+  std::string before = c.peer;
+  memcpy (&c.remote, to.addr, to.addrlen);
+  c.remotelen = to.addrlen;
+  c.peer = addr_to_string ((const sockaddr *) &c.remote);
+  GST_INFO ("the path to %s moved to %s", before.c_str (), c.peer.c_str ());
+}
+
+bool
+Endpoint::Impl::flush_tx (Conn & c)
+{
+  if (tx_count == 0)
+    return true;
+  struct iovec iov { txbuf.data (), tx_len };
+  struct msghdr msg {};
+  if (self->cfg_.mode == Mode::Server) {
+    msg.msg_name = &c.remote;
+    msg.msg_namelen = c.remotelen;
+  }
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas (struct cmsghdr) char cbuf[CMSG_SPACE (sizeof (uint16_t))];
+  if (tx_count > 1) {
+    msg.msg_control = cbuf;
+    msg.msg_controllen = sizeof cbuf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR (&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN (sizeof (uint16_t));
+    uint16_t seg = (uint16_t) tx_seg;
+    memcpy (CMSG_DATA (cm), &seg, sizeof seg);
+  }
+  ssize_t n = sendmsg (udp, &msg, 0);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    /* The socket buffer is full: these packets count as lost (QUIC
+     * recovers them) and writing pauses until the socket drains. */
+    want_pollout = true;
+    tx_len = tx_count = 0;
+    return false;
+  }
+  if (n < 0 && tx_count > 1 && (errno == EIO || errno == EINVAL)) {
+    /* No GSO here: send one by one from now on. */
+    gso = false;
+    size_t off = 0;
+    for (size_t i = 0; i < tx_count; i++) {
+      size_t l = MIN (tx_seg, tx_len - off);
+      if (self->cfg_.mode == Mode::Server)
+        sendto (udp, txbuf.data () + off, l, 0, (sockaddr *) &c.remote, c.remotelen);
+      else
+        send (udp, txbuf.data () + off, l, 0);
+      off += l;
+    }
+  }
+  c.bytes_sent += tx_len;
+  tx_len = tx_count = 0;
+  return true;
+}
+
+void
+Endpoint::Impl::write_quic (Conn & c)
+{
+  if (want_pollout)
+    return;
+  /* Only the established connection carries media; a candidate sends its
+   * handshake. */
+  bool media = &c == conn.get ();
+  size_t payload = std::max<guint> (self->cfg_.max_udp_payload, 1200);
+  guint64 ts = now_ns ();
+  size_t max_pkts = MAX ((size_t) 1, ngtcp2_conn_get_send_quantum (c.q) / payload);
+  max_pkts = MIN (max_pkts, (size_t) 64 * kMaxBatch);
+  size_t pkts = 0;
+  bool notify = false;
+  while (pkts < max_pkts) {
+    SendStream *s = media ? pick_stream () : nullptr;
+    ngtcp2_vec vec[16];
+    size_t nvec = 0;
+    guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+    gint64 sid = -1;
+    if (s) {
+      sid = s->id;
+      guint64 skip = s->sent - s->base;
+      for (auto &ch : s->chunks) {
+        if (skip >= ch.size ()) {
+          skip -= ch.size ();
+          continue;
+        }
+        vec[nvec].base = (uint8_t *) ch.data () + skip;
+        vec[nvec].len = ch.size () - skip;
+        skip = 0;
+        if (++nvec == G_N_ELEMENTS (vec))
+          break;
+      }
+      if (s->fin && !s->fin_sent && nvec < G_N_ELEMENTS (vec))
+        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+    }
+    if (tx_len + payload > txbuf.size ())
+      flush_tx (c);
+    ngtcp2_ssize ndatalen = -1;
+    ngtcp2_pkt_info pi {};
+    ngtcp2_ssize n = ngtcp2_conn_writev_stream (c.q, &c.ps.path, &pi,
+        txbuf.data () + tx_len, payload, &ndatalen, flags, sid, vec, nvec, ts);
+    if (s && ndatalen >= 0) {
+      s->sent += (guint64) ndatalen;
+      s->served = ++serve_counter;
+      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->written)
+        s->fin_sent = true;
+      notify = true;
+    }
+    if (n == NGTCP2_ERR_WRITE_MORE)
+      continue;
+    if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+      s->blocked = true;
+      continue;
+    }
+    if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+      s->dead = true;
+      notify = true;
+      continue;
+    }
+    if (n < 0) {
+      tx_len = tx_count = 0;
+      if (media)
+        close_conn (std::string ("QUIC write error: ") + ngtcp2_strerror ((int) n), true, kErrShutdown, false);
+      else
+        candidate.reset ();
+      return;
+    }
+    if (n == 0)
+      break;
+    follow_path (c, (size_t) n);
+    queue_tx (c, txbuf.data () + tx_len, (size_t) n);
+    pkts++;
+    if (want_pollout)
+      break;
+  }
+  if (tx_count)
+    flush_tx (c);
+  ngtcp2_conn_update_pkt_tx_time (c.q, ts);
+  if (notify)
+    cv.notify_all ();
+}
+
+
+guint64
+Endpoint::Impl::queued_bytes () const
+{
+  /* What is still to be delivered; a reset stream's data waiting for its
+   * close is not. */
+  guint64 n = 0;
+  for (auto &s : streams)
+    if (!s->dead)
+      n += s->unacked ();
+  return n;
+}
+
+}  // namespace wrq
