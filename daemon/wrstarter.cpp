@@ -448,8 +448,6 @@ Starter::fork_worker ()
   return true;
 }
 
-pid_t the_worker;
-
 }  // namespace
 
 int
@@ -538,7 +536,6 @@ session_starter_main (int fd)
           (int) s.worker, "runtime-dir", G_TYPE_STRING, s.runtime_dir.c_str (), nullptr));
   close (fd);
   s.fd = -1;
-  the_worker = s.worker;
 
   /* Wait for the worker; SIGTERM, SIGINT and SIGHUP are passed on as
    * SIGTERM (the session ends). */
@@ -548,11 +545,11 @@ session_starter_main (int fd)
     if (sigwait (&set, &sig) != 0)
       continue;
     if (sig != SIGCHLD) {
-      kill (the_worker, SIGTERM);
+      kill (s.worker, SIGTERM);
       continue;
     }
-    pid_t r = waitpid (the_worker, &status, WNOHANG);
-    if (r == the_worker)
+    pid_t r = waitpid (s.worker, &status, WNOHANG);
+    if (r == s.worker)
       break;
     while (waitpid (-1, nullptr, WNOHANG) > 0) {
     }

@@ -713,6 +713,19 @@ struct RawPeer : public wrq::EndpointUser {
   }
 };
 
+/* A client endpoint of the test's own, to write raw stream bytes with. */
+static std::shared_ptr<wrq::Endpoint>
+raw_client (const Site & site, wrq::TransportChoice transport)
+{
+  wrq::Config cfg;
+  cfg.mode = wrq::Mode::Client;
+  cfg.host = "127.0.0.1";
+  cfg.port = site.port;
+  cfg.known_hosts_file = site.dir + "/known_hosts";
+  cfg.transport = transport;
+  return wrq::Endpoint::obtain (cfg);
+}
+
 GST_START_TEST (test_malformed_peer)
 {
   Site site;
@@ -722,13 +735,7 @@ GST_START_TEST (test_malformed_peer)
       + " sr.display ! appsink name=out sync=false sr.cursor ! appsink name=out2 sync=false async=false");
   play (srv);
 
-  wrq::Config cfg;
-  cfg.mode = wrq::Mode::Client;
-  cfg.host = "127.0.0.1";
-  cfg.port = site.port;
-  cfg.known_hosts_file = site.dir + "/known_hosts";
-  cfg.transport = wrq::TransportChoice::Quic;
-  auto ep = wrq::Endpoint::obtain (cfg);
+  auto ep = raw_client (site, wrq::TransportChoice::Quic);
   RawPeer peer;
   std::string error;
   fail_unless (ep->add_user (&peer, error), "%s", error.c_str ());
@@ -836,13 +843,7 @@ hostile_streams (wrq::TransportChoice transport)
   g_usleep (200000);
   guint64 before = resident_bytes ();
 
-  wrq::Config cfg;
-  cfg.mode = wrq::Mode::Client;
-  cfg.host = "127.0.0.1";
-  cfg.port = site.port;
-  cfg.known_hosts_file = site.dir + "/known_hosts";
-  cfg.transport = transport;
-  auto ep = wrq::Endpoint::obtain (cfg);
+  auto ep = raw_client (site, transport);
   RawPeer peer;
   std::string error;
   fail_unless (ep->add_user (&peer, error), "%s", error.c_str ());
@@ -1145,13 +1146,7 @@ GST_START_TEST (test_pad_limit)
   Site site;
   GstElement *srv = launch ("quicsrc name=sr " + site.server () + " ! fakesink async=false");
   play (srv);
-  wrq::Config cfg;
-  cfg.mode = wrq::Mode::Client;
-  cfg.host = "127.0.0.1";
-  cfg.port = site.port;
-  cfg.known_hosts_file = site.dir + "/known_hosts";
-  cfg.transport = wrq::TransportChoice::Quic;
-  auto ep = wrq::Endpoint::obtain (cfg);
+  auto ep = raw_client (site, wrq::TransportChoice::Quic);
   RawPeer peer;
   std::string error;
   fail_unless (ep->add_user (&peer, error), "%s", error.c_str ());
