@@ -478,10 +478,18 @@ Client::start_session ()
     g_error_free (err);
     return;
   }
-  if (!start_display (&err)) {
-    finish (EXIT_USAGE, err->message);
-    g_error_free (err);
-    return;
+  /* A display server that is only just up (a thin client's X or Wayland
+   * starting beside this client) may refuse the first try: a few more,
+   * then give up. */
+  for (int attempt = 1; !start_display (&err); attempt++) {
+    if (attempt == 10) {
+      finish (EXIT_USAGE, err->message);
+      g_error_free (err);
+      return;
+    }
+    g_printerr ("wayray-client: %s; trying again\n", err->message);
+    g_clear_error (&err);
+    g_usleep (300 * 1000);
   }
   /* The picture leaves the session pipeline here; window and console show
    * it through the display pipeline. */

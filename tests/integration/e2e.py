@@ -40,9 +40,9 @@ def check(name, ok, detail=""):
 class Client(wrclient.Client):
     """A headless client of the daemon under test."""
 
-    def __init__(self, env, port, token, size, extra=(), stdin=True):
+    def __init__(self, env, port, token, size, extra=(), stdin=True, stderr=None):
         super().__init__(CLIENT, env, port, token, size,
-                         (["--headless", "--name", "test-" + size] if stdin else []) + list(extra), stdin)
+                         (["--headless", "--name", "test-" + size] if stdin else []) + list(extra), stdin, stderr)
 
 
 def sessions(env, cfg):
@@ -74,8 +74,9 @@ def window_client(env, port, token, tmp, clients, end_session):
     # Xvfb picks a free display itself and says which once it accepts
     # connections (-displayfd): no clash with another X server, no race.
     rfd, wfd = os.pipe()
+    xlog = os.path.join(tmp, "xvfb.log")
     xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, pass_fds=(wfd,))
+                            stdout=subprocess.DEVNULL, stderr=open(xlog, "w"), pass_fds=(wfd,))
     os.close(wfd)
     try:
         number = b""
@@ -91,10 +92,12 @@ def window_client(env, port, token, tmp, clients, end_session):
         if not check("Xvfb starts", number.strip().isdigit(), number.decode(errors="replace")):
             return
         envx = dict(env, DISPLAY=display)
-        wc = Client(envx, port, token, "800x600", stdin=False)
+        errlog = os.path.join(tmp, "window-client.log")
+        wc = Client(dict(envx, GST_DEBUG="2"), port, token, "800x600", stdin=False, stderr=open(errlog, "w"))
         clients.append(wc)
         check("a window client attaches and shows frames", wc.expect(r"^first-frame") is not None,
-              "\n".join(wc.lines))
+              "\n".join(wc.lines) + "\n" + open(errlog, errors="replace").read()[-3000:]
+              + "\nXvfb %s (%s): %s" % (display, xvfb.poll(), open(xlog, errors="replace").read()[-2000:]))
         found = wait_for(lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."],
                                                 env=envx, capture_output=True).stdout.strip() != b"")
         if not check("the client opens a window", found):

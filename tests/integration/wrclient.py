@@ -9,11 +9,11 @@ import time
 
 
 class Client:
-    def __init__(self, exe, env, port, token, size, extra=(), stdin=True):
+    def __init__(self, exe, env, port, token, size, extra=(), stdin=True, stderr=None):
         self.p = subprocess.Popen(
             [exe, "127.0.0.1:%d" % port, "--token", token, "--size", size] + list(extra),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env=env)
+            stderr=stderr or subprocess.DEVNULL, env=env)
         self.lines = []
         self.buf = b""
 
