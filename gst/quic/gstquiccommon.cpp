@@ -83,7 +83,127 @@ congestion_get_type ()
   return type;
 }
 
+GType
+admission_get_type ()
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { (gint) Admission::Open,
+      "server: every connection is admitted once its handshake completes and replaces the one "
+      "admitted before (for gst-launch-1.0 and debugging)", "open" },
+    { (gint) Admission::Application,
+      "server: a connection carries no media and no input, and displaces no one, until the "
+      "application admits it with the \"admit\" action signal (wayrayd: after the ticket)", "application" },
+    { 0, nullptr, nullptr },
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstWayrayQuicAdmission", values));
+  return type;
+}
+
+GType
+retry_get_type ()
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    { (gint) RetryPolicy::Auto,
+      "server: a QUIC Retry (address validation) once max-handshakes/4 handshakes are in progress", "auto" },
+    { (gint) RetryPolicy::Always, "server: a Retry before every handshake (one round trip more)", "always" },
+    { (gint) RetryPolicy::Never, "server: never", "never" },
+    { 0, nullptr, nullptr },
+  };
+  if (g_once_init_enter (&type))
+    g_once_init_leave (&type, g_enum_register_static ("GstWayrayQuicRetry", values));
+  return type;
+}
+
+GQuark
+getter_quark ()
+{
+  return g_quark_from_static_string ("wayray-quic-endpoint-getter");
+}
+
+std::shared_ptr<Endpoint>
+element_endpoint (GstElement * element)
+{
+  for (GType t = G_OBJECT_TYPE (element); t; t = g_type_parent (t)) {
+    auto get = (EndpointGetter) g_type_get_qdata (t, getter_quark ());
+    if (get)
+      return get (element);
+  }
+  return nullptr;
+}
+
+gboolean
+admit_handler (GstElement * element, guint64 id)
+{
+  auto ep = element_endpoint (element);
+  std::string error = "the element is not running";
+  if (ep && ep->admit (id, error)) {
+    GST_INFO_OBJECT (element, "admitted connection %" G_GUINT64_FORMAT, id);
+    return TRUE;
+  }
+  GST_INFO_OBJECT (element, "cannot admit connection %" G_GUINT64_FORMAT ": %s", id, error.c_str ());
+  return FALSE;
+}
+
+gboolean
+close_handler (GstElement * element, guint64 id, const gchar * reason)
+{
+  auto ep = element_endpoint (element);
+  return ep && ep->close_connection (id, reason ? reason : "closed by the server");
+}
+
 }  // namespace
+
+void
+install_common_signals (GType type, EndpointGetter get_endpoint)
+{
+  g_type_set_qdata (type, getter_quark (), (gpointer) get_endpoint);
+  /**
+   * admit: (server) makes connection ID (the "id" of a buffer's
+   * WayrayConnectionMeta) the admitted one; the one admitted before is
+   * closed ("replaced by a new client"). FALSE when it is gone or not
+   * established.
+   */
+  g_signal_new_class_handler ("admit", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK (admit_handler), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1, G_TYPE_UINT64);
+  /**
+   * close-connection: closes connection ID, telling the peer REASON.
+   */
+  g_signal_new_class_handler ("close-connection", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK (close_handler), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 2, G_TYPE_UINT64, G_TYPE_STRING);
+}
+
+void
+register_connection_meta ()
+{
+  static const gchar *tags[] = { nullptr };
+  if (!gst_meta_get_info (WRQ_CONNECTION_META))
+    gst_meta_register_custom (WRQ_CONNECTION_META, tags, nullptr, nullptr, nullptr);
+}
+
+void
+add_connection_meta (GstBuffer * buf, guint64 id, const std::string & peer, bool admitted)
+{
+  GstCustomMeta *m = gst_buffer_add_custom_meta (buf, WRQ_CONNECTION_META);
+  if (!m)
+    return;
+  GstStructure *s = gst_custom_meta_get_structure (m);
+  gst_structure_set_name (s, "wayray-connection");
+  gst_structure_set (s, "id", G_TYPE_UINT64, id, "peer", G_TYPE_STRING, peer.c_str (),
+      "admitted", G_TYPE_BOOLEAN, admitted, nullptr);
+}
+
+guint64
+connection_meta_id (GstBuffer * buf)
+{
+  GstCustomMeta *m = gst_buffer_get_custom_meta (buf, WRQ_CONNECTION_META);
+  guint64 id = 0;
+  if (m)
+    gst_structure_get_uint64 (gst_custom_meta_get_structure (m), "id", &id);
+  return id;
+}
 
 void
 install_common_properties (GObjectClass * klass)
@@ -167,7 +287,36 @@ install_common_properties (GObjectClass * klass)
           "bytes-received, send-queue-bytes, transport, peer, connected",
           GST_TYPE_STRUCTURE, ro));
   g_object_class_install_property (klass, PROP_CONNECTED,
-      g_param_spec_boolean ("connected", "Connected", "Whether a peer is connected", FALSE, ro));
+      g_param_spec_boolean ("connected", "Connected",
+          "Whether a peer is connected (server: an admitted one)", FALSE, ro));
+  g_object_class_install_property (klass, PROP_ADMISSION,
+      g_param_spec_enum ("admission", "Admission",
+          "server: whether a connection is admitted (carries media and input, replacing the one "
+          "before) as soon as its handshake completes, or only when the application says so",
+          admission_get_type (), (gint) d.admission, rw_ready));
+  g_object_class_install_property (klass, PROP_ADMISSION_TIMEOUT,
+      g_param_spec_uint ("admission-timeout", "Admission timeout",
+          "server, admission=application: milliseconds a connection may wait for admission before "
+          "it is closed", 100, G_MAXINT, d.admission_timeout_ms, rw_ready));
+  g_object_class_install_property (klass, PROP_MAX_CONNECTIONS,
+      g_param_spec_uint ("max-connections", "Maximum connections",
+          "server: connections held at once (handshakes, waiting, admitted); a new one beyond is "
+          "refused with CONNECTION_REFUSED", 1, 65535, d.max_connections, rw_ready));
+  g_object_class_install_property (klass, PROP_MAX_HANDSHAKES,
+      g_param_spec_uint ("max-handshakes", "Maximum handshakes",
+          "server: handshakes in progress at once; beyond a quarter of it, new peers must prove "
+          "their address with a QUIC Retry first (retry=auto)", 1, 65535, d.max_handshakes, rw_ready));
+  g_object_class_install_property (klass, PROP_MAX_HANDSHAKES_PER_SOURCE,
+      g_param_spec_uint ("max-handshakes-per-source", "Maximum handshakes per source",
+          "server: handshakes in progress at once from one IP address", 1, 65535,
+          d.max_handshakes_per_source, rw_ready));
+  g_object_class_install_property (klass, PROP_RETRY,
+      g_param_spec_enum ("retry", "Retry", "server: when a QUIC Retry validates a new peer's address",
+          retry_get_type (), (gint) d.retry, rw_ready));
+  g_object_class_install_property (klass, PROP_ADMITTED,
+      g_param_spec_boolean ("admitted", "Admitted",
+          "client: whether the server admitted this connection (it says so on the connection; a "
+          "\"wayray-quic-admitted\" element message tells the moment)", FALSE, ro));
 }
 
 bool
@@ -190,6 +339,12 @@ set_common_property (Config & cfg, guint prop_id, const GValue * value)
     case PROP_MAX_UDP_PAYLOAD: cfg.max_udp_payload = g_value_get_uint (value); return true;
     case PROP_CONGESTION_CONTROL: cfg.congestion = (Congestion) g_value_get_enum (value); return true;
     case PROP_STATS_INTERVAL: cfg.stats_interval_ms = g_value_get_uint (value); return true;
+    case PROP_ADMISSION: cfg.admission = (Admission) g_value_get_enum (value); return true;
+    case PROP_ADMISSION_TIMEOUT: cfg.admission_timeout_ms = g_value_get_uint (value); return true;
+    case PROP_MAX_CONNECTIONS: cfg.max_connections = g_value_get_uint (value); return true;
+    case PROP_MAX_HANDSHAKES: cfg.max_handshakes = g_value_get_uint (value); return true;
+    case PROP_MAX_HANDSHAKES_PER_SOURCE: cfg.max_handshakes_per_source = g_value_get_uint (value); return true;
+    case PROP_RETRY: cfg.retry = (RetryPolicy) g_value_get_enum (value); return true;
     default: return false;
   }
 }
@@ -221,6 +376,13 @@ get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * 
       return true;
     }
     case PROP_CONNECTED: g_value_set_boolean (value, ep && ep->connected ()); return true;
+    case PROP_ADMISSION: g_value_set_enum (value, (gint) cfg.admission); return true;
+    case PROP_ADMISSION_TIMEOUT: g_value_set_uint (value, cfg.admission_timeout_ms); return true;
+    case PROP_MAX_CONNECTIONS: g_value_set_uint (value, cfg.max_connections); return true;
+    case PROP_MAX_HANDSHAKES: g_value_set_uint (value, cfg.max_handshakes); return true;
+    case PROP_MAX_HANDSHAKES_PER_SOURCE: g_value_set_uint (value, cfg.max_handshakes_per_source); return true;
+    case PROP_RETRY: g_value_set_enum (value, (gint) cfg.retry); return true;
+    case PROP_ADMITTED: g_value_set_boolean (value, ep && ep->admitted ()); return true;
     default: return false;
   }
 }
@@ -268,6 +430,13 @@ post_connection_message (GstElement * element, bool up, const std::string & peer
       "transport", G_TYPE_STRING, transport.c_str (),
       "reason", G_TYPE_STRING, reason.c_str (), nullptr);
   gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element), s));
+}
+
+void
+post_admitted_message (GstElement * element, const std::string & peer)
+{
+  gst_element_post_message (element, gst_message_new_element (GST_OBJECT (element),
+          gst_structure_new ("wayray-quic-admitted", "peer", G_TYPE_STRING, peer.c_str (), nullptr)));
 }
 
 void

@@ -37,10 +37,31 @@ enum CommonProp {
   PROP_STATS_INTERVAL,
   PROP_STATS,
   PROP_CONNECTED,
+  PROP_ADMISSION,
+  PROP_ADMISSION_TIMEOUT,
+  PROP_MAX_CONNECTIONS,
+  PROP_MAX_HANDSHAKES,
+  PROP_MAX_HANDSHAKES_PER_SOURCE,
+  PROP_RETRY,
+  PROP_ADMITTED,
   PROP_COMMON_LAST,
 };
 
 void install_common_properties (GObjectClass * klass);
+/* The action signals "admit" and "close-connection"; @get_endpoint gives
+ * an element's endpoint (nullptr when stopped). */
+typedef std::shared_ptr<Endpoint> (*EndpointGetter) (GstElement * element);
+void install_common_signals (GType type, EndpointGetter get_endpoint);
+
+/* The custom buffer meta naming the connection a buffer came from (quicsrc,
+ * server) or is meant for (quicsink: an answer on that connection only).
+ * Its structure "wayray-connection" holds id (guint64), peer (string) and
+ * admitted (boolean). Registered by the plugin. */
+#define WRQ_CONNECTION_META "WayrayConnectionMeta"
+void register_connection_meta ();
+void add_connection_meta (GstBuffer * buf, guint64 id, const std::string & peer, bool admitted);
+/* 0 when @buf has none. */
+guint64 connection_meta_id (GstBuffer * buf);
 /* FALSE when @prop_id is not a common property. */
 bool set_common_property (Config & cfg, guint prop_id, const GValue * value);
 bool get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * value);
@@ -53,7 +74,9 @@ std::shared_ptr<Endpoint> acquire_endpoint (GstElement * element, const Config &
 /* Extracts the endpoint from a context set on the element. */
 std::shared_ptr<Endpoint> endpoint_from_context (GstContext * context);
 
-/* Element messages: "wayray-quic-connection" and "wayray-quic-stats". */
+/* Element messages: "wayray-quic-connection", "wayray-quic-stats" and
+ * (client) "wayray-quic-admitted". */
+void post_admitted_message (GstElement * element, const std::string & peer);
 void post_connection_message (GstElement * element, bool up, const std::string & peer,
     const std::string & transport, const std::string & reason);
 void post_stats_message (GstElement * element, const Stats & stats);

@@ -80,13 +80,7 @@ stream_close_cb (ngtcp2_conn * conn, uint32_t, int64_t stream_id, uint64_t,
     auto it = c->in.find (stream_id);
     if (it != c->in.end ()) {
       InStream &s = *it->second;
-      if (s.parser.has_preamble () && !s.is_control) {
-        InStreamRef ref { c->gen, stream_id, &s.parser.preamble () };
-        std::lock_guard<std::mutex> lk (ep->users_mu);
-        for (auto *u : ep->users)
-          if (u->is_receiver ())
-            u->on_stream_end (ref, false);
-      }
+      ep->stream_ended (*c, s, stream_id, false);
       /* Its bytes leave with it: what it held goes back to the connection. */
       if (s.held)
         ngtcp2_conn_extend_max_offset (conn, s.held);
@@ -97,8 +91,7 @@ stream_close_cb (ngtcp2_conn * conn, uint32_t, int64_t stream_id, uint64_t,
     auto *s = static_cast<SendStream *> (stream_user_data);
     s->id = -2;   /* closed */
     s->dead = true;
-    ep->streams.erase (std::remove_if (ep->streams.begin (), ep->streams.end (),
-            [s] (const std::shared_ptr<SendStream> &p) { return p.get () == s; }), ep->streams.end ());
+    ep->drop_stream (*c, s);
     ep->cv.notify_all ();
   }
   return 0;
@@ -110,14 +103,10 @@ stream_reset_cb (ngtcp2_conn *, int64_t stream_id, uint64_t, uint64_t app_error,
 {
   auto *c = static_cast<Endpoint::Conn *> (user_data);
   auto it = c->in.find (stream_id);
-  if (it != c->in.end () && it->second->parser.has_preamble () && !it->second->is_control) {
-    InStreamRef ref { c->gen, stream_id, &it->second->parser.preamble () };
-    GST_DEBUG ("stream %" G_GINT64_FORMAT " (%s) reset by the peer, error %" G_GUINT64_FORMAT,
-        stream_id, ref.pre->name.c_str (), app_error);
-    std::lock_guard<std::mutex> lk (c->ep->users_mu);
-    for (auto *u : c->ep->users)
-      if (u->is_receiver ())
-        u->on_stream_end (ref, true);
+  if (it != c->in.end () && !it->second->failed) {
+    GST_DEBUG ("stream %" G_GINT64_FORMAT " from %s reset by the peer, error %" G_GUINT64_FORMAT,
+        stream_id, c->peer.c_str (), app_error);
+    c->ep->stream_ended (*c, *it->second, stream_id, true);
     it->second->failed = true;   /* ignore anything after */
   }
   return 0;
@@ -141,9 +130,7 @@ static int
 handshake_completed_cb (ngtcp2_conn *, void *user_data)
 {
   auto *c = static_cast<Endpoint::Conn *> (user_data);
-  if (c->ep->candidate.get () == c)
-    c->ep->promote_candidate ();
-  c->ep->on_established ();
+  c->ep->on_established (*c);
   return 0;
 }
 
@@ -291,6 +278,7 @@ Endpoint::Impl::setup_server (std::string & error)
   std::string key = cfg.key_file.empty () ? default_private_key_file () : cfg.key_file;
   if (!load_server_credentials (cert, key, &cred, fingerprint, error))
     return false;
+  gnutls_rnd (GNUTLS_RND_RANDOM, retry_secret, sizeof retry_secret);
   if (!resolve (cfg.host, cfg.port, SOCK_DGRAM, true, &local, &locallen, error))
     return false;
   if (cfg.transport != TransportChoice::Tcp) {
@@ -339,18 +327,28 @@ Endpoint::Impl::setup_tls (Conn & c, bool server, std::string & error)
   return true;
 }
 
+/* The peer's address without its port: what per-source limits count. */
+static std::string
+source_of (const sockaddr * sa)
+{
+  std::string a = addr_to_string (sa);
+  size_t colon = a.rfind (':');
+  return colon == std::string::npos ? a : a.substr (0, colon);
+}
+
 std::unique_ptr<Endpoint::Conn>
-Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const sockaddr * remote,
-    socklen_t remotelen, std::string & error)
+Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtcp2_cid * odcid,
+    const sockaddr * remote, socklen_t remotelen, std::string & error)
 {
   const Config &cfg = self->cfg_;
   std::unique_ptr<Conn> c (new Conn);
   c->ep = this;
-  c->gen = gen + 1;
+  c->gen = ++next_id;
   c->started = now_ns ();
   memcpy (&c->remote, remote, remotelen);
   c->remotelen = remotelen;
   c->peer = addr_to_string (remote);
+  c->source = source_of (remote);
   ngtcp2_path_storage_init (&c->ps, (sockaddr *) &local, locallen, remote, remotelen, nullptr);
 
   ngtcp2_callbacks cb {};
@@ -397,7 +395,14 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const sock
   gnutls_rnd (GNUTLS_RND_RANDOM, scid.data, scid.datalen);
   int rv;
   if (server) {
-    params.original_dcid = hd->dcid;
+    if (odcid) {
+      /* The client came back with our Retry token: its address is valid. */
+      params.original_dcid = *odcid;
+      params.retry_scid = hd->dcid;
+      params.retry_scid_present = 1;
+    } else {
+      params.original_dcid = hd->dcid;
+    }
     rv = ngtcp2_conn_server_new (&c->q, &hd->scid, &scid, &c->ps.path, hd->version, &cb,
         &settings, &params, nullptr, c.get ());
   } else {
@@ -431,9 +436,10 @@ Endpoint::Impl::start_quic_client (std::string & error)
   }
   locallen = sizeof local;
   getsockname (udp, (sockaddr *) &local, &locallen);
-  conn = new_quic_conn (false, nullptr, (sockaddr *) &server_addr, server_addrlen, error);
-  if (!conn)
+  auto c = new_quic_conn (false, nullptr, nullptr, (sockaddr *) &server_addr, server_addrlen, error);
+  if (!c)
     return false;
+  conn = add_conn (std::move (c));
   gen = conn->gen;
   quic_deadline = self->cfg_.transport == TransportChoice::Auto
       ? now_ns () + (guint64) self->cfg_.handshake_timeout_ms * 1000000ull : 0;
@@ -455,6 +461,24 @@ Endpoint::Impl::setup_client (std::string & error)
 }
 
 
+/* ---------------------------------------------------------------------- */
+/* Connections                                                             */
+
+Endpoint::Conn *
+Endpoint::Impl::add_conn (std::unique_ptr<Conn> c)
+{
+  Conn *p = c.get ();
+  conns[p->gen] = std::move (c);
+  return p;
+}
+
+Endpoint::Conn *
+Endpoint::Impl::find_conn (guint64 id)
+{
+  auto it = conns.find (id);
+  return it == conns.end () ? nullptr : it->second.get ();
+}
+
 void
 Endpoint::Impl::read_udp ()
 {
@@ -468,100 +492,229 @@ Endpoint::Impl::read_udp ()
   }
 }
 
+static bool
+owns_cid (Endpoint::Conn & c, const ngtcp2_version_cid & vc)
+{
+  if (c.tcp || !c.q || c.closed)
+    return false;
+  ngtcp2_cid scids[16];
+  size_t n = ngtcp2_conn_get_num_scid (c.q);
+  if (n > G_N_ELEMENTS (scids))
+    n = G_N_ELEMENTS (scids);
+  if (n == ngtcp2_conn_get_num_scid (c.q)) {
+    ngtcp2_conn_get_scid (c.q, scids);
+  } else {
+    std::vector<ngtcp2_cid> all (ngtcp2_conn_get_num_scid (c.q));
+    ngtcp2_conn_get_scid (c.q, all.data ());
+    for (auto &cid : all)
+      if (cid.datalen == vc.dcidlen && memcmp (cid.data, vc.dcid, vc.dcidlen) == 0)
+        return true;
+    n = 0;
+  }
+  for (size_t i = 0; i < n; i++)
+    if (scids[i].datalen == vc.dcidlen && memcmp (scids[i].data, vc.dcid, vc.dcidlen) == 0)
+      return true;
+  const ngtcp2_cid *odcid = ngtcp2_conn_get_client_initial_dcid (c.q);
+  return odcid->datalen == vc.dcidlen && memcmp (odcid->data, vc.dcid, vc.dcidlen) == 0;
+}
+
 void
 Endpoint::Impl::feed_packet (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen)
 {
-  if (self->cfg_.mode == Mode::Server) {
-    ngtcp2_version_cid vc;
-    int rv = ngtcp2_pkt_decode_version_cid (&vc, data, len, 8);
-    if (rv != 0)
-      return;
-    auto owns = [&vc] (Conn * c) {
-      if (!c || c->tcp)
-        return false;
-      std::vector<ngtcp2_cid> scids (ngtcp2_conn_get_num_scid (c->q));
-      ngtcp2_conn_get_scid (c->q, scids.data ());
-      for (auto &cid : scids)
-        if (cid.datalen == vc.dcidlen && memcmp (cid.data, vc.dcid, vc.dcidlen) == 0)
-          return true;
-      const ngtcp2_cid *odcid = ngtcp2_conn_get_client_initial_dcid (c->q);
-      return odcid->datalen == vc.dcidlen && memcmp (odcid->data, vc.dcid, vc.dcidlen) == 0;
-    };
-    if (!owns (conn.get ())) {
-      if (!owns (candidate.get ())) {
-        ngtcp2_pkt_hd hd;
-        if (ngtcp2_accept (&hd, data, len) != 0)
-          return;
-        std::string error;
-        auto c = new_quic_conn (true, &hd, from, fromlen, error);
-        if (!c) {
-          warn (error);
-          return;
-        }
-        if (candidate)
-          GST_DEBUG ("dropping the unfinished handshake of %s", candidate->peer.c_str ());
-        candidate = std::move (c);
-        GST_INFO ("handshake from %s", candidate->peer.c_str ());
-      }
-      /* A handshake in progress: it becomes conn when it completes. */
-      Conn *c = candidate.get ();
-      ngtcp2_path path = c->ps.path;
-      sockaddr_storage fromcopy;
-      memcpy (&fromcopy, from, fromlen);
-      path.remote.addr = (sockaddr *) &fromcopy;
-      path.remote.addrlen = fromlen;
-      ngtcp2_pkt_info pi {};
-      int rv = ngtcp2_conn_read_pkt (c->q, &path, &pi, data, len, now_ns ());
-      if (candidate.get () == c && rv != 0) {
-        GST_INFO ("handshake from %s failed: %s", c->peer.c_str (), ngtcp2_strerror (rv));
-        candidate.reset ();
-      }
-      return;
-    }
-  }
-  if (!conn || conn->tcp)
+  if (self->cfg_.mode == Mode::Client) {
+    if (conn && !conn->tcp)
+      read_conn_packet (*conn, data, len, from, fromlen);
     return;
-  Conn *c = conn.get ();
-  ngtcp2_path path = c->ps.path;
+  }
+  ngtcp2_version_cid vc;
+  if (ngtcp2_pkt_decode_version_cid (&vc, data, len, 8) != 0)
+    return;
+  /* The admitted connection first: it carries nearly every packet. */
+  Conn *owner = conn && owns_cid (*conn, vc) ? conn : nullptr;
+  if (!owner)
+    for (auto &kv : conns)
+      if (kv.second.get () != conn && owns_cid (*kv.second, vc)) {
+        owner = kv.second.get ();
+        break;
+      }
+  if (!owner)
+    owner = accept_initial (data, len, from, fromlen);
+  if (owner)
+    read_conn_packet (*owner, data, len, from, fromlen);
+}
+
+void
+Endpoint::Impl::send_stateless (const guint8 * pkt, ngtcp2_ssize len, const sockaddr * to, socklen_t tolen)
+{
+  if (len > 0)
+    sendto (udp, pkt, (size_t) len, MSG_DONTWAIT, to, tolen);
+}
+
+/* A packet for no connection: a new peer's Initial. Within the bounds
+ * (connections, handshakes, handshakes per source address) it becomes a
+ * connection, which displaces no one. Once handshakes pile up (or always,
+ * with retry=always) the peer must first prove its address with a Retry
+ * token, so spoofed sources cannot hold handshakes. */
+Endpoint::Conn *
+Endpoint::Impl::accept_initial (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen)
+{
+  const Config &cfg = self->cfg_;
+  ngtcp2_pkt_hd hd;
+  if (ngtcp2_accept (&hd, data, len) != 0 || hd.type != NGTCP2_PKT_INITIAL)
+    return nullptr;
+  guint64 now = now_ns ();
+  std::string source = source_of (from);
+  guint8 out[1500];
+
+  if (conns.size () >= MAX (cfg.max_connections, 1u)) {
+    refused_initials++;
+    GST_INFO ("refusing a connection from %s: the server holds %zu connections (max-connections)",
+        addr_to_string (from).c_str (), conns.size ());
+    static const char why[] = "server busy";
+    send_stateless (out, ngtcp2_crypto_write_connection_close (out, sizeof out, hd.version, &hd.scid,
+            &hd.dcid, NGTCP2_CONNECTION_REFUSED, (const uint8_t *) why, sizeof why - 1), from, fromlen);
+    return nullptr;
+  }
+
+  ngtcp2_cid odcid;
+  bool validated = false;
+  if (hd.token.len > 0 && hd.token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+    if (ngtcp2_crypto_verify_retry_token (&odcid, hd.token.base, hd.token.len, retry_secret,
+            sizeof retry_secret, hd.version, from, fromlen, &hd.dcid, kRetryTokenTimeout, now) != 0) {
+      refused_initials++;
+      GST_INFO ("refusing a connection from %s: invalid or expired Retry token",
+          addr_to_string (from).c_str ());
+      static const char why[] = "invalid token";
+      send_stateless (out, ngtcp2_crypto_write_connection_close (out, sizeof out, hd.version, &hd.scid,
+              &hd.dcid, NGTCP2_INVALID_TOKEN, (const uint8_t *) why, sizeof why - 1), from, fromlen);
+      return nullptr;
+    }
+    validated = true;
+  }
+
+  guint handshakes = 0, from_source = 0;
+  for (auto &kv : conns)
+    if (!kv.second->established) {
+      handshakes++;
+      if (kv.second->source == source)
+        from_source++;
+    }
+  guint retry_above = MAX (cfg.max_handshakes / 4, 1u);
+  if (!validated && (cfg.retry == RetryPolicy::Always
+          || (cfg.retry == RetryPolicy::Auto && handshakes >= retry_above))) {
+    ngtcp2_cid scid;
+    scid.datalen = 8;
+    gnutls_rnd (GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+    guint8 token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+    ngtcp2_ssize tlen = ngtcp2_crypto_generate_retry_token (token, retry_secret, sizeof retry_secret,
+        hd.version, from, fromlen, &scid, &hd.dcid, now);
+    if (tlen < 0)
+      return nullptr;
+    ngtcp2_ssize n = ngtcp2_crypto_write_retry (out, sizeof out, hd.version, &hd.scid, &scid, &hd.dcid,
+        token, (size_t) tlen);
+    send_stateless (out, n, from, fromlen);
+    retries_sent++;
+    GST_DEBUG ("Retry to %s (%u handshakes in progress)", addr_to_string (from).c_str (), handshakes);
+    return nullptr;
+  }
+  if (handshakes >= MAX (cfg.max_handshakes, 1u) || from_source >= MAX (cfg.max_handshakes_per_source, 1u)) {
+    /* Dropped without an answer: the peer tries again (its Initial is
+     * retransmitted), by when handshakes may have completed. */
+    refused_initials++;
+    GST_INFO ("not answering a handshake from %s: %u in progress, %u from that address "
+        "(max-handshakes %u, max-handshakes-per-source %u)", addr_to_string (from).c_str (),
+        handshakes, from_source, cfg.max_handshakes, cfg.max_handshakes_per_source);
+    return nullptr;
+  }
+  std::string error;
+  auto c = new_quic_conn (true, &hd, validated ? &odcid : nullptr, from, fromlen, error);
+  if (!c) {
+    warn (error);
+    return nullptr;
+  }
+  GST_INFO ("handshake from %s (connection %" G_GUINT64_FORMAT "%s)", c->peer.c_str (), c->gen,
+      validated ? ", address validated" : "");
+  return add_conn (std::move (c));
+}
+
+void
+Endpoint::Impl::read_conn_packet (Conn & c, const guint8 * data, size_t len, const sockaddr * from,
+    socklen_t fromlen)
+{
+  ngtcp2_path path = c.ps.path;
   sockaddr_storage fromcopy;
   memcpy (&fromcopy, from, fromlen);
   path.remote.addr = (sockaddr *) &fromcopy;
   path.remote.addrlen = fromlen;
   ngtcp2_pkt_info pi {};
-  int rv = ngtcp2_conn_read_pkt (c->q, &path, &pi, data, len, now_ns ());
-  if (!conn || conn.get () != c)
+  int rv = ngtcp2_conn_read_pkt (c.q, &path, &pi, data, len, now_ns ());
+  if (c.closed)
     return;
-  if (c->closing) {
-    close_conn (c->close_reason, true, kErrMalformed, false);
+  if (c.closing) {
+    close_conn (&c, c.close_reason, true, kErrMalformed, false);
     return;
   }
   if (rv == 0)
     return;
+  if (!c.established && self->cfg_.mode == Mode::Server) {
+    GST_INFO ("handshake from %s failed: %s", c.peer.c_str (), ngtcp2_strerror (rv));
+    close_conn (&c, "handshake failed", false, 0, false);
+    return;
+  }
   if (rv == NGTCP2_ERR_DRAINING || rv == NGTCP2_ERR_CLOSING) {
     ngtcp2_connection_close_error ccerr;
-    ngtcp2_conn_get_connection_close_error (c->q, &ccerr);
+    ngtcp2_conn_get_connection_close_error (c.q, &ccerr);
     std::string why = ccerr.reasonlen ? std::string ((const char *) ccerr.reason, ccerr.reasonlen)
         : (ccerr.error_code == 0 ? "no error" : "error code " + std::to_string (ccerr.error_code));
-    close_conn ("the peer closed the connection (" + why + ")", false, 0, true);
+    close_conn (&c, "the peer closed the connection (" + why + ")", false, 0, true);
     return;
   }
   if (rv == NGTCP2_ERR_DROP_CONN) {
-    close_conn ("connection dropped", false, 0, false);
+    close_conn (&c, "connection dropped", false, 0, false);
     return;
   }
   if (rv == NGTCP2_ERR_CRYPTO || rv == NGTCP2_ERR_CALLBACK_FAILURE || ngtcp2_err_is_fatal (rv)) {
-    std::string why = !c->tls_failure.empty () ? c->tls_failure
+    std::string why = !c.tls_failure.empty () ? c.tls_failure
         : std::string ("QUIC error: ") + ngtcp2_strerror (rv);
-    if (!c->tls_failure.empty ())
-      ngtcp2_conn_set_tls_alert (c->q, GNUTLS_A_BAD_CERTIFICATE);
-    bool refused = !c->tls_failure.empty ();
-    close_conn (why, true, kErrMalformed, false);
+    if (!c.tls_failure.empty ())
+      ngtcp2_conn_set_tls_alert (c.q, GNUTLS_A_BAD_CERTIFICATE);
+    bool refused = !c.tls_failure.empty ();
+    close_conn (&c, why, true, kErrMalformed, false);
     if (refused && self->cfg_.mode == Mode::Client) {
       fatal = true;
       fatal_reason = why;
       quic_deadline = 0;
       notify_state (false, "", "quic", why, true);
     }
+  }
+}
+
+void
+Endpoint::Impl::expire_conn (Conn & c, guint64 now)
+{
+  if (c.admit_deadline && now >= c.admit_deadline && !c.admitted) {
+    char buf[120];
+    g_snprintf (buf, sizeof buf, "not admitted within %.1f s", self->cfg_.admission_timeout_ms / 1000.0);
+    close_conn (&c, buf, true, kErrNotAdmitted, false);
+    return;
+  }
+  if (c.tcp || now < ngtcp2_conn_get_expiry (c.q))
+    return;
+  int rv = ngtcp2_conn_handle_expiry (c.q, now);
+  if (rv == 0)
+    return;
+  if (!c.established && self->cfg_.mode == Mode::Server) {
+    GST_INFO ("handshake from %s timed out", c.peer.c_str ());
+    close_conn (&c, "the handshake timed out", false, 0, false);
+  } else if (rv == NGTCP2_ERR_IDLE_CLOSE) {
+    char buf[160];
+    g_snprintf (buf, sizeof buf, "no packets from the peer for %.1f s (idle timeout): the peer is gone",
+        self->cfg_.idle_timeout_ms / 1000.0);
+    close_conn (&c, buf, false, 0, false);
+  } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
+    close_conn (&c, "the QUIC handshake timed out", false, 0, false);
+  } else {
+    close_conn (&c, std::string ("QUIC error: ") + ngtcp2_strerror (rv), true, kErrShutdown, false);
   }
 }
 
@@ -574,7 +727,11 @@ Endpoint::Impl::handle_expiry ()
     quic_deadline = 0;
     GST_INFO ("QUIC handshake with %s did not complete within %u ms; trying TCP",
         conn->peer.c_str (), self->cfg_.handshake_timeout_ms);
-    conn.reset ();
+    Conn *old = conn;
+    conn = nullptr;
+    old->closed = true;
+    closed.push_back (std::move (conns[old->gen]));
+    conns.erase (old->gen);
     std::string error;
     if (!start_tcp_client (error)) {
       fatal = true;
@@ -583,41 +740,39 @@ Endpoint::Impl::handle_expiry ()
     }
     return;
   }
-  if (candidate && !candidate->tcp && now >= ngtcp2_conn_get_expiry (candidate->q)
-      && ngtcp2_conn_handle_expiry (candidate->q, now) != 0) {
-    GST_INFO ("handshake from %s timed out", candidate->peer.c_str ());
-    candidate.reset ();
-  }
-  if (!conn || conn->tcp)
-    return;
-  if (now < ngtcp2_conn_get_expiry (conn->q))
-    return;
-  int rv = ngtcp2_conn_handle_expiry (conn->q, now);
-  if (rv == 0)
-    return;
-  if (rv == NGTCP2_ERR_IDLE_CLOSE) {
-    char buf[160];
-    g_snprintf (buf, sizeof buf, "no packets from the peer for %.1f s (idle timeout): the peer is gone",
-        self->cfg_.idle_timeout_ms / 1000.0);
-    close_conn (buf, false, 0, false);
-  } else if (rv == NGTCP2_ERR_HANDSHAKE_TIMEOUT) {
-    close_conn ("the QUIC handshake timed out", false, 0, false);
-  } else {
-    close_conn (std::string ("QUIC error: ") + ngtcp2_strerror (rv), true, kErrShutdown, false);
-  }
+  std::vector<Conn *> list;
+  for (auto &kv : conns)
+    list.push_back (kv.second.get ());
+  for (Conn *c : list)
+    if (!c->closed)
+      expire_conn (*c, now);
 }
 
+/* Closes @c (telling the peer when @send_close), ends its streams both
+ * ways, and tells the elements when it was the admitted connection (or
+ * the client's). The Conn is freed at the next turn of the loop. */
 void
-Endpoint::Impl::close_conn (const std::string & reason, bool send_close, guint64 app_error, bool peer_closed)
+Endpoint::Impl::close_conn (Conn * cp, const std::string & reason, bool send_close, guint64 app_error,
+    bool peer_closed)
 {
-  if (!conn)
+  if (!cp || cp->closed)
     return;
-  std::unique_ptr<Conn> c = std::move (conn);
-  GST_INFO ("connection with %s closed: %s", c->peer.c_str (), reason.c_str ());
-  if (send_close && !c->tcp && c->q) {
+  Conn &c = *cp;
+  c.closed = true;
+  auto it = conns.find (c.gen);
+  if (it != conns.end () && it->second.get () == cp) {
+    closed.push_back (std::move (it->second));
+    conns.erase (it);
+  }
+  bool was_conn = cp == conn;
+  if (was_conn || c.established)
+    GST_INFO ("connection with %s closed: %s", c.peer.c_str (), reason.c_str ());
+  else
+    GST_DEBUG ("connection with %s closed: %s", c.peer.c_str (), reason.c_str ());
+  if (send_close && !c.tcp && c.q) {
     ngtcp2_connection_close_error ccerr;
     ngtcp2_connection_close_error_default (&ccerr);
-    if (!c->tls_failure.empty ())
+    if (!c.tls_failure.empty ())
       ngtcp2_connection_close_error_set_transport_error_tls_alert (&ccerr, GNUTLS_A_BAD_CERTIFICATE,
           (const uint8_t *) "certificate refused", 19);
     else
@@ -627,89 +782,105 @@ Endpoint::Impl::close_conn (const std::string & reason, bool send_close, guint64
     ngtcp2_path_storage ps;
     ngtcp2_path_storage_zero (&ps);
     ngtcp2_pkt_info pi {};
-    ngtcp2_ssize n = ngtcp2_conn_write_connection_close (c->q, &ps.path, &pi, buf, sizeof buf,
+    ngtcp2_ssize n = ngtcp2_conn_write_connection_close (c.q, &ps.path, &pi, buf, sizeof buf,
         &ccerr, now_ns ());
     if (n > 0) {
       if (self->cfg_.mode == Mode::Server)
-        sendto (udp, buf, n, MSG_DONTWAIT, (sockaddr *) &c->remote, c->remotelen);
+        sendto (udp, buf, n, MSG_DONTWAIT, (sockaddr *) &c.remote, c.remotelen);
       else
         send (udp, buf, n, MSG_DONTWAIT);
     }
   }
-  if (send_close && c->tcp && c->tls && !c->tls_handshaking)
-    gnutls_bye (c->tls, GNUTLS_SHUT_WR);
-  bool was_up = connected;
-  connected = false;
+  if (send_close && c.tcp && c.tls && !c.tls_handshaking)
+    gnutls_bye (c.tls, GNUTLS_SHUT_WR);
   /* Every stream of that connection is gone. */
-  for (auto &s : streams) {
+  for (auto &s : c.streams) {
     s->dead = true;
     s->chunks.clear ();
   }
-  streams.clear ();
-  control.reset ();
-  tx_len = tx_count = 0;
-  want_pollout = false;
-  {
-    std::lock_guard<std::mutex> lk (users_mu);
-    for (auto &kv : c->in) {
-      if (kv.second->parser.has_preamble () && !kv.second->is_control) {
-        InStreamRef ref { c->gen, kv.first, &kv.second->parser.preamble () };
-        for (auto *u : users)
-          if (u->is_receiver ())
-            u->on_stream_end (ref, true);
-      }
-    }
-    for (auto &kv : c->tcp_in) {
-      if (kv.second->parser.has_preamble () && !kv.second->is_control) {
-        InStreamRef ref { c->gen, (gint64) kv.first, &kv.second->parser.preamble () };
-        for (auto *u : users)
-          if (u->is_receiver ())
-            u->on_stream_end (ref, true);
-      }
-    }
+  c.streams.clear ();
+  c.control.reset ();
+  if (was_conn) {
+    conn = nullptr;
+    tx_len = tx_count = 0;
+    want_pollout = false;
   }
-  if (was_up || peer_closed || self->cfg_.mode == Mode::Client) {
-    bool fatal_now = self->cfg_.mode == Mode::Client && !c->tls_failure.empty ();
+  bool was_up = was_conn && connected;
+  if (was_conn)
+    connected = false;
+  for (auto &kv : c.in)
+    stream_ended (c, *kv.second, kv.first, true);
+  for (auto &kv : c.tcp_in)
+    stream_ended (c, *kv.second, (gint64) kv.first, true);
+  bool client = self->cfg_.mode == Mode::Client;
+  if (was_up || (client && (was_conn || peer_closed))) {
+    bool fatal_now = client && !c.tls_failure.empty ();
     if (!fatal_now)
-      notify_state (false, c->peer, c->tcp ? "tcp" : "quic",
-          "connection with " + c->peer + " lost: " + reason,
-          self->cfg_.mode == Mode::Client && was_up);
+      notify_state (false, c.peer, c.tcp ? "tcp" : "quic", "connection with " + c.peer + " lost: " + reason,
+          client && was_up);
   }
   cv.notify_all ();
   update_stats (false);
 }
 
+/* The handshake completed. The connection's control stream opens; a
+ * client's connection is up; a server's waits for admission (or is
+ * admitted at once with admission=open). */
 void
-Endpoint::Impl::promote_candidate ()
+Endpoint::Impl::on_established (Conn & c)
 {
-  std::string peer = candidate->peer;
-  if (conn)
-    close_conn ("replaced by a new client from " + peer, true, kErrReplaced, false);
-  conn = std::move (candidate);
-  GST_INFO ("new client %s", peer.c_str ());
+  const Config &cfg = self->cfg_;
+  c.established = true;
+  c.control = new_stream (c, Preamble { });
+  c.control->pre.purpose = Purpose::Control;
+  c.control->pre.name = "control";
+  c.control->priority = purpose_priority (Purpose::Control);
+  std::vector<guint8> hdr;
+  encode_preamble (hdr, c.control->pre);
+  c.control->chunks.clear ();
+  c.control->written = hdr.size ();
+  hdr.reserve (kChunkReserve);
+  c.control->chunks.push_back (std::move (hdr));
+  GST_INFO ("connected with %s over %s (connection %" G_GUINT64_FORMAT ")", c.peer.c_str (),
+      c.tcp ? "TCP+TLS" : "QUIC", c.gen);
+  if (cfg.mode == Mode::Client) {
+    connected = true;
+    quic_deadline = 0;
+    gen = c.gen;
+    notify_state (true, c.peer, c.tcp ? "tcp" : "quic", "", false);
+    cv.notify_all ();
+    return;
+  }
+  if (cfg.admission == Admission::Open) {
+    admit_conn (c);
+    return;
+  }
+  c.admit_deadline = now_ns () + (guint64) MAX (cfg.admission_timeout_ms, 100u) * 1000000ull;
+  GST_INFO ("connection %" G_GUINT64_FORMAT " from %s waits for admission", c.gen, c.peer.c_str ());
 }
 
+/* @c becomes the admitted connection: the one before it is closed
+ * ("replaced"), the peer is told it is admitted, the elements that it is
+ * up. */
 void
-Endpoint::Impl::on_established ()
+Endpoint::Impl::admit_conn (Conn & c)
 {
-  Conn &c = *conn;
-  c.established = true;
-  connected = true;
-  quic_deadline = 0;
+  if (conn && conn != &c)
+    close_conn (conn, "replaced by a new client from " + c.peer, true, kErrReplaced, false);
+  c.admitted = true;
+  c.admit_deadline = 0;
+  conn = &c;
   gen = c.gen;
-  GST_INFO ("connected with %s over %s", c.peer.c_str (), c.tcp ? "TCP+TLS" : "QUIC");
-  auto ctl = std::make_shared<SendStream> ();
-  ctl->pre.purpose = Purpose::Control;
-  ctl->pre.name = "control";
-  ctl->priority = purpose_priority (Purpose::Control);
-  ctl->conn_gen = gen;
-  std::vector<guint8> hdr;
-  encode_preamble (hdr, ctl->pre);
-  ctl->written = hdr.size ();
-  hdr.reserve (kChunkReserve);
-  ctl->chunks.push_back (std::move (hdr));
-  control = ctl;
-  streams.push_back (ctl);
+  connected = true;
+  GstEvent *ev = gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, gst_structure_new_empty ("wayray-admitted"));
+  std::vector<guint8> bytes;
+  if (encode_upstream_event (bytes, kTransportTarget, ev)) {
+    auto &ch = c.control->chunks.back ();
+    ch.insert (ch.end (), bytes.begin (), bytes.end ());
+    c.control->written += bytes.size ();
+  }
+  gst_event_unref (ev);
+  GST_INFO ("admitted %s (connection %" G_GUINT64_FORMAT ")", c.peer.c_str (), c.gen);
   notify_state (true, c.peer, c.tcp ? "tcp" : "quic", "", false);
   cv.notify_all ();
 }

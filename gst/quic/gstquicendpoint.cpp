@@ -11,6 +11,8 @@ GST_DEBUG_CATEGORY (wrq_endpoint_debug);
 
 namespace wrq {
 
+const char *const kTransportTarget = "-transport";
+
 namespace {
 
 std::mutex registry_mu;
@@ -78,7 +80,11 @@ Stats::to_structure () const
       "pto-count", G_TYPE_UINT64, pto_count,
       "bytes-sent", G_TYPE_UINT64, bytes_sent,
       "bytes-received", G_TYPE_UINT64, bytes_received,
-      "send-queue-bytes", G_TYPE_UINT64, send_queue_bytes, nullptr);
+      "send-queue-bytes", G_TYPE_UINT64, send_queue_bytes,
+      "connections", G_TYPE_UINT64, connections,
+      "handshakes", G_TYPE_UINT64, handshakes,
+      "refused-initials", G_TYPE_UINT64, refused_initials,
+      "retries-sent", G_TYPE_UINT64, retries_sent, nullptr);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -127,10 +133,9 @@ Endpoint::Impl::stop_network ()
   if (net.joinable ())
     net.join ();
   std::lock_guard<std::mutex> lk (mu);
-  candidate.reset ();
-  conn.reset ();
-  streams.clear ();
-  control.reset ();
+  conn = nullptr;
+  conns.clear ();
+  closed.clear ();
   connected = false;
   started = false;
   fatal = false;
@@ -170,7 +175,9 @@ Endpoint::~Endpoint ()
       m.disp.join ();
     }
   }
-  m.conn.reset ();
+  m.conn = nullptr;
+  m.conns.clear ();
+  m.closed.clear ();
   if (m.udp >= 0)
     close (m.udp);
   if (m.tcp_listen >= 0)
@@ -276,9 +283,9 @@ Endpoint::add_user (EndpointUser * user, std::string & error)
       error = m.fatal_reason;
       return false;
     }
-    if (m.connected) {
+    if (m.connected && m.conn) {
       /* A late user learns the state too. */
-      std::string peer = m.conn ? m.conn->peer : "";
+      std::string peer = m.conn->peer;
       std::string tr = m.conn && m.conn->tcp ? "tcp" : "quic";
       post ([user, peer, tr, &m] {
         m.for_each_user ([&] (EndpointUser * u) {
@@ -378,23 +385,60 @@ Endpoint::wake_waiters ()
 }
 
 std::shared_ptr<SendStream>
-Endpoint::open_stream (const Preamble & pre)
+Endpoint::open_stream (const Preamble & pre, guint64 conn_id)
 {
   Impl &m = *impl_;
   std::lock_guard<std::mutex> lk (m.mu);
-  if (!m.connected)
+  Conn *c = conn_id ? m.find_conn (conn_id) : (m.connected ? m.conn : nullptr);
+  if (!c || !c->established)
     return nullptr;
-  auto s = std::make_shared<SendStream> ();
-  s->pre = pre;
-  s->priority = purpose_priority (pre.purpose);
-  s->conn_gen = m.gen;
-  std::vector<guint8> hdr;
-  encode_preamble (hdr, pre);
-  s->written = hdr.size ();
-  s->chunks.push_back (std::move (hdr));
-  m.streams.push_back (s);
+  auto s = m.new_stream (*c, pre);
   wake ();
   return s;
+}
+
+bool
+Endpoint::admit (guint64 conn_id, std::string & error)
+{
+  Impl &m = *impl_;
+  std::lock_guard<std::mutex> lk (m.mu);
+  if (cfg_.mode != Mode::Server) {
+    error = "only a server admits connections";
+    return false;
+  }
+  Conn *c = m.find_conn (conn_id);
+  if (!c) {
+    error = "connection " + std::to_string (conn_id) + " is gone";
+    return false;
+  }
+  if (!c->established) {
+    error = "connection " + std::to_string (conn_id) + " has not completed its handshake";
+    return false;
+  }
+  if (c != m.conn)
+    m.admit_conn (*c);
+  wake ();
+  return true;
+}
+
+bool
+Endpoint::close_connection (guint64 conn_id, const std::string & reason)
+{
+  Impl &m = *impl_;
+  std::lock_guard<std::mutex> lk (m.mu);
+  Conn *c = m.find_conn (conn_id);
+  if (!c)
+    return false;
+  m.close_conn (c, reason, true, kErrNotAdmitted, false);
+  wake ();
+  return true;
+}
+
+bool
+Endpoint::admitted ()
+{
+  std::lock_guard<std::mutex> lk (impl_->mu);
+  return impl_->conn && impl_->conn->admitted;
 }
 
 Endpoint::WriteResult
@@ -404,7 +448,7 @@ Endpoint::write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bo
   Impl &m = *impl_;
   std::unique_lock<std::mutex> lk (m.mu);
   for (;;) {
-    if (s.dead || s.conn_gen != m.gen || !m.connected)
+    if (s.dead || !m.find_conn (s.conn_gen))
       return WriteResult::Closed;
     if (cancel.load ())
       return WriteResult::Cancelled;
@@ -449,11 +493,12 @@ Endpoint::reset (SendStream & s, guint64 app_error)
   if (s.dead)
     return;
   s.dead = true;
-  if (m.conn && s.conn_gen == m.gen && s.id >= 0) {
-    if (m.conn->tcp) {
-      m.tcp_send_record ((guint32) s.id, kTcpReset, nullptr, 0);
+  Conn *c = m.find_conn (s.conn_gen);
+  if (c && s.id >= 0) {
+    if (c->tcp) {
+      m.tcp_send_record (*c, (guint32) s.id, kTcpReset, nullptr, 0);
     } else {
-      ngtcp2_conn_shutdown_stream_write (m.conn->q, s.id, app_error);
+      ngtcp2_conn_shutdown_stream_write (c->q, s.id, app_error);
     }
   }
   /* Nothing more of it is sent. But ngtcp2 holds pointers into the data it
@@ -463,11 +508,12 @@ Endpoint::reset (SendStream & s, guint64 app_error)
    * until stream_close_cb drops it. A stream never opened, or one on the TCP
    * fallback (whose bytes are already in TLS records), goes at once. */
   s.sent = s.written;
-  if (s.id < 0 || !m.conn || s.conn_gen != m.gen || m.conn->tcp) {
+  c = m.find_conn (s.conn_gen);   /* a TCP send may have closed it */
+  if (s.id < 0 || !c || c->tcp) {
     s.chunks.clear ();
     s.base = s.acked = s.written;
-    m.streams.erase (std::remove_if (m.streams.begin (), m.streams.end (),
-            [&s] (const std::shared_ptr<SendStream> &p) { return p.get () == &s; }), m.streams.end ());
+    if (c)
+      m.drop_stream (*c, &s);
   }
   m.cv.notify_all ();
   wake ();
@@ -479,7 +525,7 @@ Endpoint::wait_drained (SendStream & s, const std::atomic<bool> & cancel, gint64
   Impl &m = *impl_;
   std::unique_lock<std::mutex> lk (m.mu);
   auto pred = [&] {
-    return cancel.load () || s.dead || s.conn_gen != m.gen || !m.connected
+    return cancel.load () || s.dead || !m.find_conn (s.conn_gen)
         || (s.unacked () == 0 && (!s.fin || s.fin_sent));
   };
   m.cv.wait_for (lk, std::chrono::milliseconds (timeout_ms), pred);
@@ -494,6 +540,13 @@ Endpoint::unsent (SendStream & s)
 }
 
 bool
+Endpoint::stream_alive (SendStream & s)
+{
+  std::lock_guard<std::mutex> lk (impl_->mu);
+  return !s.dead && impl_->find_conn (s.conn_gen);
+}
+
+bool
 Endpoint::send_upstream_event (const std::string & target, GstEvent * event)
 {
   std::vector<guint8> bytes;
@@ -502,7 +555,8 @@ Endpoint::send_upstream_event (const std::string & target, GstEvent * event)
   std::shared_ptr<SendStream> ctl;
   {
     std::lock_guard<std::mutex> lk (impl_->mu);
-    ctl = impl_->control;
+    if (impl_->conn)
+      ctl = impl_->conn->control;
   }
   if (!ctl)
     return false;
@@ -524,7 +578,7 @@ Endpoint::drop_connection (bool silent)
   Impl &m = *impl_;
   std::lock_guard<std::mutex> lk (m.mu);
   if (m.conn)
-    m.close_conn ("connection dropped locally", !silent, kErrShutdown, false);
+    m.close_conn (m.conn, "connection dropped locally", !silent, kErrShutdown, false);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -535,51 +589,60 @@ Endpoint::run ()
 {
   Impl &m = *impl_;
   std::unique_lock<std::mutex> lk (m.mu);
+  std::vector<struct pollfd> fds;
+  std::vector<Conn *> polled;
   while (!m.quit) {
+    m.closed.clear ();
     guint64 now = now_ns ();
     gint64 timeout_ms = 1000;
-    for (Conn *c : { m.conn.get (), m.candidate.get () }) {
-      if (c && c->q) {
-        guint64 exp = ngtcp2_conn_get_expiry (c->q);
-        if (exp != UINT64_MAX)
-          timeout_ms = exp <= now ? 0 : MIN ((gint64) ((exp - now + 999999) / 1000000), timeout_ms);
+    auto until = [&] (guint64 t) {
+      if (t && t != UINT64_MAX)
+        timeout_ms = MIN (timeout_ms, t <= now ? 0 : (gint64) ((t - now + 999999) / 1000000));
+    };
+    bool tcp_handshaking = false, have_tcp = false;
+    for (auto &kv : m.conns) {
+      Conn &c = *kv.second;
+      if (c.q)
+        until (ngtcp2_conn_get_expiry (c.q));
+      until (c.admit_deadline);
+      if (c.tcp) {
+        have_tcp = true;
+        tcp_handshaking = tcp_handshaking || c.tls_handshaking;
       }
     }
-    if (m.quic_deadline)
-      timeout_ms = MIN (timeout_ms, m.quic_deadline <= now ? 0 : (gint64) ((m.quic_deadline - now) / 1000000 + 1));
-    if (m.next_stats)
-      timeout_ms = MIN (timeout_ms, m.next_stats <= now ? 0 : (gint64) ((m.next_stats - now) / 1000000 + 1));
-    if (m.conn && m.conn->tcp)
+    until (m.quic_deadline);
+    until (m.next_stats);
+    if (have_tcp)
       timeout_ms = MIN (timeout_ms, (gint64) MAX (MIN (cfg_.keepalive_ms ? cfg_.keepalive_ms : 1000u,
                   cfg_.idle_timeout_ms / 2), 50u));
     /* A TCP connect in progress only shows as writable; poll the TLS
      * handshake briskly instead of tracking that state. */
-    if ((m.conn && m.conn->tcp && m.conn->tls_handshaking) || (m.candidate && m.candidate->tcp))
+    if (tcp_handshaking)
       timeout_ms = MIN (timeout_ms, 5);
 
-    struct pollfd fds[5];
-    int nfds = 0;
-    fds[nfds++] = { m.efd, POLLIN, 0 };
-    int udp_idx = -1, lst_idx = -1, tcp_idx = -1;
+    fds.clear ();
+    polled.clear ();
+    fds.push_back ({ m.efd, POLLIN, 0 });
+    int udp_idx = -1, lst_idx = -1;
     if (m.udp >= 0) {
-      udp_idx = nfds;
-      fds[nfds++] = { m.udp, (short) (POLLIN | (m.want_pollout ? POLLOUT : 0)), 0 };
+      udp_idx = (int) fds.size ();
+      fds.push_back ({ m.udp, (short) (POLLIN | (m.want_pollout ? POLLOUT : 0)), 0 });
     }
     if (m.tcp_listen >= 0) {
-      lst_idx = nfds;
-      fds[nfds++] = { m.tcp_listen, POLLIN, 0 };
+      lst_idx = (int) fds.size ();
+      fds.push_back ({ m.tcp_listen, POLLIN, 0 });
     }
-    if (m.conn && m.conn->tcp && m.conn->fd >= 0) {
-      tcp_idx = nfds;
-      short ev = m.conn->rx_paused ? 0 : POLLIN;
-      if (!m.conn->tx_pending.empty () || gnutls_record_get_direction (m.conn->tls) == 1)
+    for (auto &kv : m.conns) {
+      Conn &c = *kv.second;
+      if (!c.tcp || c.fd < 0)
+        continue;
+      short ev = c.rx_paused ? 0 : POLLIN;
+      if (!c.tx_pending.empty () || (c.tls && gnutls_record_get_direction (c.tls) == 1))
         ev |= POLLOUT;
-      fds[nfds++] = { m.conn->fd, ev, 0 };
+      fds.push_back ({ c.fd, ev, 0 });
     }
-    if (m.candidate && m.candidate->tcp)
-      fds[nfds++] = { m.candidate->fd, POLLIN, 0 };
     lk.unlock ();
-    poll (fds, nfds, (int) timeout_ms);
+    poll (fds.data (), fds.size (), (int) timeout_ms);
     lk.lock ();
     if (m.quit)
       break;
@@ -594,21 +657,29 @@ Endpoint::run ()
       m.read_udp ();
     if (lst_idx >= 0 && (fds[lst_idx].revents & POLLIN))
       m.accept_tcp ();
-    (void) tcp_idx;
-    if (m.candidate && m.candidate->tcp)
-      m.tcp_progress (m.candidate.get ());
-    if (m.conn && m.conn->tcp)
-      m.tcp_progress (m.conn.get ());
+    /* TCP connections make progress every turn (their sockets are cheap to
+     * try); a closed one stays in `closed` until the next turn. */
+    for (auto &kv : m.conns)
+      if (kv.second->tcp)
+        polled.push_back (kv.second.get ());
+    for (Conn *c : polled)
+      if (!c->closed)
+        m.tcp_progress (*c);
     m.handle_expiry ();
     if (m.resume.exchange (false))
       m.apply_resume ();
-    if (m.candidate && !m.candidate->tcp)
-      m.write_quic (*m.candidate);
-    if (m.conn && !m.conn->tcp) {
-      m.open_pending_streams ();
-      m.write_quic (*m.conn);
-    } else if (m.conn && m.conn->tcp && !m.conn->tls_handshaking) {
-      m.tcp_write ();
+    polled.clear ();
+    for (auto &kv : m.conns)
+      polled.push_back (kv.second.get ());
+    for (Conn *c : polled) {
+      if (c->closed)
+        continue;
+      if (!c->tcp) {
+        m.open_pending_streams (*c);
+        m.write_quic (*c);
+      } else if (!c->tls_handshaking) {
+        m.tcp_write (*c);
+      }
     }
     now = now_ns ();
     if (m.next_stats == 0 || now >= m.next_stats) {
@@ -616,10 +687,14 @@ Endpoint::run ()
       m.next_stats = now + (guint64) MAX (cfg_.stats_interval_ms, 100u) * 1000000ull;
     }
   }
-  /* The last element let go: tell the peer now rather than letting it wait
-   * for its idle timeout. */
-  if (m.conn)
-    m.close_conn ("the endpoint shut down", true, kErrShutdown, false);
+  /* The last element let go: tell the peers now rather than letting them
+   * wait for their idle timeout. */
+  polled.clear ();
+  for (auto &kv : m.conns)
+    polled.push_back (kv.second.get ());
+  for (Conn *c : polled)
+    m.close_conn (c, "the endpoint shut down", true, kErrShutdown, false);
+  m.closed.clear ();
 }
 
 void
@@ -644,7 +719,7 @@ Endpoint::Impl::update_stats (bool post_it)
       st.delivery_rate = cs.delivery_rate_sec;
       st.pto_count = cs.pto_count;
       guint64 lost = conn->loss_closed;
-      for (auto &s : streams)
+      for (auto &s : conn->streams)
         if (s->id >= 0)
           lost += ngtcp2_conn_get_stream_loss_count (conn->q, s->id);
       st.lost_packets = lost;
@@ -663,6 +738,12 @@ Endpoint::Impl::update_stats (bool post_it)
     }
   }
   st.send_queue_bytes = queued_bytes ();
+  st.connections = conns.size ();
+  for (auto &kv : conns)
+    if (!kv.second->established)
+      st.handshakes++;
+  st.refused_initials = refused_initials;
+  st.retries_sent = retries_sent;
   stats = st;
   if (post_it && self->cfg_.stats_interval_ms > 0 && conn) {
     self->post ([this, st] {

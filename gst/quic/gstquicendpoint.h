@@ -1,8 +1,16 @@
 /* WayRay transport endpoint: one per (role, address, port) in a process,
  * shared by every quicsink and quicsrc configured for it. It owns the UDP
  * (and TCP fallback) sockets, a network thread with its own poll loop, the
- * single peer connection (ngtcp2 + GnuTLS), per-stream send queues and the
- * stream parsers of incoming data.
+ * connections (ngtcp2 + GnuTLS), per-stream send queues and the stream
+ * parsers of incoming data.
+ *
+ * A server holds many connections (bounded), each first in its handshake,
+ * then waiting for admission. Only the admitted connection carries media
+ * and input; admitting another closes it (docs/transport.md, "Connections
+ * and admission"). A connection not admitted may send only on the streams
+ * its receiver accepts before admission (a hello, a ticket), and the
+ * application may answer it on streams of its own (open_stream with its
+ * id).
  *
  * Threads: the network thread is the only one touching ngtcp2/GnuTLS.
  * Streaming threads append to send queues under the endpoint lock and wake
@@ -40,7 +48,15 @@ constexpr guint64 kErrMalformed = 1;      /* framing error */
 constexpr guint64 kErrSuperseded = 2;     /* stale group of pictures */
 constexpr guint64 kErrReplaced = 3;       /* another client took over */
 constexpr guint64 kErrShutdown = 4;       /* element stopped, local close */
+constexpr guint64 kErrNotAdmitted = 5;    /* not admitted in time, or refused */
+constexpr guint64 kErrRefused = 6;        /* the stream is not accepted before admission */
 enum class TransportChoice { Auto, Quic, Tcp };
+/* Open: every connection is admitted when its handshake completes (and
+ * replaces the one before), as for gst-launch-1.0. Application: only
+ * Endpoint::admit () admits (the daemon, after a ticket). */
+enum class Admission { Open, Application };
+/* Address validation with a QUIC Retry: Auto once handshakes pile up. */
+enum class RetryPolicy { Auto, Always, Never };
 /* Values match ngtcp2_cc_algo. */
 enum class Congestion { Reno = 0, Cubic = 1, Bbr = 2, Bbr2 = 3 };
 
@@ -60,6 +76,13 @@ struct Config {
   guint stats_interval_ms = 1000;
   guint max_udp_payload = 1452;
   Congestion congestion = Congestion::Cubic;
+  /* Server: admission and the bounds on peers (docs/transport.md). */
+  Admission admission = Admission::Open;
+  guint admission_timeout_ms = 10000;
+  guint max_connections = 64;
+  guint max_handshakes = 32;
+  guint max_handshakes_per_source = 8;
+  RetryPolicy retry = RetryPolicy::Auto;
 
   /* Elements with equal keys share one endpoint. */
   std::string key () const;
@@ -76,6 +99,8 @@ struct Stats {
   guint64 lost_packets = 0, pto_count = 0;
   guint64 bytes_sent = 0, bytes_received = 0;
   guint64 send_queue_bytes = 0;
+  guint64 connections = 0, handshakes = 0;         /* server: peers held now */
+  guint64 refused_initials = 0, retries_sent = 0;  /* server: since the start */
   GstStructure *to_structure () const;
 };
 
@@ -99,9 +124,11 @@ struct SendStream {
 
 /* Identifies one incoming stream for EndpointUser. */
 struct InStreamRef {
-  guint64 conn_gen;
+  guint64 conn_gen;          /* the connection's id */
   gint64 id;
   const Preamble *pre;
+  bool admitted = true;      /* its connection is the admitted one */
+  const std::string *peer = nullptr;   /* its address */
 };
 
 class EndpointUser {
@@ -120,6 +147,11 @@ public:
   virtual bool is_receiver () const { return false; }
   virtual bool on_frames (const InStreamRef & s, std::vector<Frame> & frames) { return true; }
   virtual void on_stream_end (const InStreamRef & s, bool reset) {}
+  /* Receivers, network thread: whether a connection not yet admitted may
+   * send on a stream named @name (else the stream is refused). */
+  virtual bool accepts_unadmitted (const std::string & name) const { return false; }
+  /* Client, dispatcher thread: the server admitted this connection. */
+  virtual void on_admitted (const std::string & peer) {}
 };
 
 class Endpoint : public std::enable_shared_from_this<Endpoint> {
@@ -144,8 +176,18 @@ public:
   /* Wakes every waiter (so it re-checks its cancel flag). */
   void wake_waiters ();
 
-  /* nullptr when not connected. */
-  std::shared_ptr<SendStream> open_stream (const Preamble & pre);
+  /* A stream on the admitted connection, or with @conn_id on that
+   * connection (admitted or not: answers to a hello). nullptr when there
+   * is no such connection. */
+  std::shared_ptr<SendStream> open_stream (const Preamble & pre, guint64 conn_id = 0);
+  /* Server: makes connection @conn_id the admitted one (closing the one
+   * admitted before: "replaced by a new client"). FALSE + @error when it is
+   * gone or not established. */
+  bool admit (guint64 conn_id, std::string & error);
+  /* Closes connection @conn_id, telling the peer @reason. */
+  bool close_connection (guint64 conn_id, const std::string & reason);
+  /* Client: the server admitted the connection. */
+  bool admitted ();
   enum class WriteResult { Ok, Cancelled, Closed, Full };
   /* Queues @bytes. While more than @limit bytes are unacknowledged, waits
    * (or returns Full at once when @block is false). A write into an empty
@@ -158,6 +200,8 @@ public:
   /* Waits until all queued bytes (and FIN) are acknowledged. */
   bool wait_drained (SendStream & s, const std::atomic<bool> & cancel, gint64 timeout_ms);
   guint64 unsent (SendStream & s);
+  /* FALSE once the stream is reset or its connection gone. */
+  bool stream_alive (SendStream & s);
 
   /* Queues an upstream event for the peer's sink pad @target on the
    * control stream. FALSE when not connected or not serializable. */

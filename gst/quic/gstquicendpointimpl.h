@@ -70,22 +70,42 @@ constexpr guint64 kMaxIncomingStreams = 256;
 constexpr size_t kMaxBatch = 32;           /* packets per GSO send */
 constexpr size_t kChunkReserve = 64 * 1024;
 constexpr size_t kRxBufSize = 65536;
+/* What a connection not yet admitted may send in all (hello, ticket): more
+ * ends it. */
+constexpr guint64 kUnadmittedBudget = 256 * 1024;
+/* How long a Retry token stays valid. */
+constexpr guint64 kRetryTokenTimeout = 10ull * 1000000000ull;
+/* The control stream's reserved target: records for the transport itself
+ * (the server's admission), not for a sink pad. */
+extern const char *const kTransportTarget;
 
 guint64 now_ns ();
 std::string addr_to_string (const sockaddr * sa);
 
 struct InStream {
   Parser parser;
+  bool refused = false;  /* not accepted before admission: its bytes are dropped */
   guint64 held = 0;      /* received, flow control not yet credited (stream and connection) */
   bool rx_full = false;  /* the receiver's queue is full: hold credit */
   bool is_control = false;
   bool failed = false;
 };
 
+/* One peer. A server holds many: handshakes in progress, connections
+ * waiting for admission, and at most one admitted connection (Impl::conn),
+ * the only one that carries media and input. */
 struct Endpoint::Conn {
   Impl *ep = nullptr;
-  guint64 gen = 0;
+  guint64 gen = 0;           /* the connection's id, unique in the endpoint */
   bool tcp = false;
+  bool closed = false;       /* closed; freed at the next turn of the loop */
+  bool admitted = false;     /* server: admitted by the application; client: told so by the server */
+  guint64 admit_deadline = 0;   /* server: closed if not admitted by then */
+  guint64 unadmitted_rx = 0;    /* bytes received before admission */
+  std::string source;        /* the peer's address without the port */
+  /* Its outgoing streams (the control stream first, once established). */
+  std::vector<std::shared_ptr<SendStream>> streams;
+  std::shared_ptr<SendStream> control;
   ngtcp2_conn *q = nullptr;
   gnutls_session_t tls = nullptr;
   ngtcp2_crypto_conn_ref ref {};
@@ -139,14 +159,17 @@ struct Endpoint::Impl {
   socklen_t locallen = 0;
   gnutls_certificate_credentials_t cred = nullptr;
   std::string fingerprint;
-  std::unique_ptr<Conn> conn;
-  /* Server: a client still in its handshake. It replaces conn only once the
-   * handshake completes, so stray or forged packets cannot evict a client. */
-  std::unique_ptr<Conn> candidate;
-  guint64 gen = 0;
+  /* Every connection, by id. Server: a new connection (handshake, then
+   * waiting for admission) displaces no one; only admit () makes it conn,
+   * closing the one admitted before. Client: its one connection. */
+  std::map<guint64, std::unique_ptr<Conn>> conns;
+  Conn *conn = nullptr;          /* the admitted connection (client: the established one) */
+  std::vector<std::unique_ptr<Conn>> closed;   /* freed at the next turn of the loop */
+  guint64 next_id = 0;
+  guint64 gen = 0;               /* id of conn */
   bool connected = false;
-  std::vector<std::shared_ptr<SendStream>> streams;
-  std::shared_ptr<SendStream> control;
+  guint8 retry_secret[32] {};
+  guint64 refused_initials = 0, retries_sent = 0;
   guint64 serve_counter = 0;
   bool started = false;
   bool fatal = false;
@@ -218,26 +241,36 @@ struct Endpoint::Impl {
   bool setup_client (std::string & error);
   bool start_quic_client (std::string & error);
   bool start_tcp_client (std::string & error);
-  std::unique_ptr<Conn> new_quic_conn (bool server, const ngtcp2_pkt_hd * hd,
+  std::unique_ptr<Conn> new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtcp2_cid * odcid,
       const sockaddr * remote, socklen_t remotelen, std::string & error);
+  Conn *add_conn (std::unique_ptr<Conn> c);
+  Conn *find_conn (guint64 id);
   bool setup_tls (Conn & c, bool server, std::string & error);
   void read_udp ();
   void feed_packet (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen);
+  Conn *accept_initial (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen);
+  void send_stateless (const guint8 * pkt, ngtcp2_ssize len, const sockaddr * to, socklen_t tolen);
+  void read_conn_packet (Conn & c, const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen);
   void write_quic (Conn & c);
   bool flush_tx (Conn & c);
   void queue_tx (Conn & c, const guint8 * pkt, size_t len);
   void handle_expiry ();
-  void promote_candidate ();
-  void close_conn (const std::string & reason, bool send_close, guint64 app_error, bool peer_closed);
-  void on_established ();
+  void expire_conn (Conn & c, guint64 now);
+  void close_conn (Conn * c, const std::string & reason, bool send_close, guint64 app_error, bool peer_closed);
+  void on_established (Conn & c);
+  void admit_conn (Conn & c);
   void apply_resume ();
   void credit (Conn & c, gint64 id, guint64 len);
   void credit_held (Conn & c);
   void update_stats (bool post);
-  SendStream *pick_stream ();
-  void open_pending_streams ();
+  SendStream *pick_stream (Conn & c);
+  void open_pending_streams (Conn & c);
+  std::shared_ptr<SendStream> new_stream (Conn & c, const Preamble & pre);
+  void drop_stream (Conn & c, SendStream * s);
   void stream_data (Conn & c, InStream & s, gint64 id, const guint8 * data, size_t len, bool fin);
   void stream_failed (Conn & c, InStream & s, gint64 id, const std::string & why);
+  void stream_ended (Conn & c, InStream & s, gint64 id, bool reset);
+  void control_frames (Conn & c, std::vector<Frame> & frames);
   void free_acked (SendStream & s, guint64 upto);
   void follow_path (Conn & c, size_t pkt_len);
   guint64 queued_bytes () const;
@@ -245,12 +278,12 @@ struct Endpoint::Impl {
   bool setup_tcp_listen (std::string & error);
   void accept_tcp ();
   std::unique_ptr<Conn> new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen);
-  void tcp_progress (Conn * c);
-  void tcp_read ();
-  void tcp_write ();
-  bool tcp_send_record (guint32 id, guint8 flags, const guint8 * data, size_t len);
-  bool tcp_flush_pending ();
-  void tcp_dispatch_records ();
+  void tcp_progress (Conn & c);
+  void tcp_read (Conn & c);
+  void tcp_write (Conn & c);
+  bool tcp_send_record (Conn & c, guint32 id, guint8 flags, const guint8 * data, size_t len);
+  bool tcp_flush_pending (Conn & c);
+  void tcp_dispatch_records (Conn & c);
 };
 
 

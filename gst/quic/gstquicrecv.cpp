@@ -30,11 +30,66 @@ Endpoint::Impl::stream_failed (Conn & c, InStream & s, gint64 id, const std::str
     return;
   }
   ngtcp2_conn_shutdown_stream_read (c.q, id, kErrMalformed);
-  InStreamRef ref { c.gen, id, &s.parser.preamble () };
+  s.failed = false;   /* so that the receiver hears of its end */
+  stream_ended (c, s, id, true);
+  s.failed = true;
+}
+
+/* Tells the receiver that a stream it was given ended (@reset: cut off). */
+void
+Endpoint::Impl::stream_ended (Conn & c, InStream & s, gint64 id, bool reset)
+{
+  if (!s.parser.has_preamble () || s.is_control || s.refused || s.failed)
+    return;
+  InStreamRef ref { c.gen, id, &s.parser.preamble (), c.admitted, &c.peer };
   std::lock_guard<std::mutex> lk (users_mu);
   for (auto *u : users)
     if (u->is_receiver ())
-      u->on_stream_end (ref, true);
+      u->on_stream_end (ref, reset);
+}
+
+/* Upstream events from the peer's control stream. A server takes them only
+ * from the admitted connection; a client learns from it that it was
+ * admitted. */
+void
+Endpoint::Impl::control_frames (Conn & c, std::vector<Frame> & frames)
+{
+  bool client = self->cfg_.mode == Mode::Client;
+  for (auto &f : frames) {
+    std::string target = f.target;
+    if (target == kTransportTarget) {
+      if (client && !c.admitted && f.text.rfind ("wayray-admitted", 0) == 0) {
+        c.admitted = true;
+        std::string peer = c.peer;
+        GST_INFO ("admitted by %s", peer.c_str ());
+        self->post ([this, peer] {
+          for_each_user ([&] (EndpointUser * u) {
+            u->on_admitted (peer);
+            return false;
+          });
+        });
+      }
+      continue;
+    }
+    if (!client && !c.admitted) {
+      GST_DEBUG ("upstream event from %s, which is not admitted, dropped", c.peer.c_str ());
+      continue;
+    }
+    std::string err;
+    GstEvent *ev = f.to_event (err);
+    if (!ev) {
+      /* Well framed but meaningless: skip it, the stream stays usable. */
+      warn ("upstream event from " + c.peer + " for '" + target + "' dropped: " + err);
+      continue;
+    }
+    self->post ([this, target, ev] {
+      bool taken = false;
+      for_each_user ([&] (EndpointUser * u) { return taken = u->on_upstream_event (target, ev); });
+      if (!taken)
+        GST_DEBUG ("upstream event for unknown sink pad '%s' dropped", target.c_str ());
+      gst_event_unref (ev);
+    });
+  }
 }
 
 void
@@ -42,7 +97,16 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
 {
   if (c.closing)
     return;
-  if (s.failed) {
+  if (!c.admitted && self->cfg_.mode == Mode::Server) {
+    c.unadmitted_rx += len;
+    if (c.unadmitted_rx > kUnadmittedBudget) {
+      c.closing = true;
+      c.close_reason = "the peer sent more than " + std::to_string (kUnadmittedBudget / 1024)
+          + " KiB before being admitted";
+      return;
+    }
+  }
+  if (s.failed || s.refused) {
     if (!c.tcp)
       credit (c, id, len);
     return;
@@ -58,6 +122,26 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
         return;
       }
       c.control_id = id;
+    } else if (!c.admitted && self->cfg_.mode == Mode::Server) {
+      /* Before admission only the streams the receiver names (a hello, a
+       * ticket) are taken. */
+      const std::string &name = s.parser.preamble ().name;
+      bool ok = false;
+      {
+        std::lock_guard<std::mutex> lk (users_mu);
+        for (auto *u : users)
+          if (u->is_receiver () && u->accepts_unadmitted (name))
+            ok = true;
+      }
+      if (!ok) {
+        GST_INFO ("refusing stream '%s' of %s: not accepted before admission", name.c_str (), c.peer.c_str ());
+        s.refused = true;
+        if (!c.tcp)
+          ngtcp2_conn_shutdown_stream_read (c.q, id, kErrRefused);
+        if (!c.tcp)
+          credit (c, id, len);
+        return;
+      }
     }
   }
   if (!ok) {
@@ -69,25 +153,9 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
     return;
   }
   if (s.is_control) {
-    for (auto &f : frames) {
-      std::string target = f.target;
-      std::string err;
-      GstEvent *ev = f.to_event (err);
-      if (!ev) {
-        /* Well framed but meaningless: skip it, the stream stays usable. */
-        warn ("upstream event from " + c.peer + " for '" + target + "' dropped: " + err);
-        continue;
-      }
-      self->post ([this, target, ev] {
-        bool taken = false;
-        for_each_user ([&] (EndpointUser * u) { return taken = u->on_upstream_event (target, ev); });
-        if (!taken)
-          GST_DEBUG ("upstream event for unknown sink pad '%s' dropped", target.c_str ());
-        gst_event_unref (ev);
-      });
-    }
+    control_frames (c, frames);
   } else if (s.parser.has_preamble () && (!frames.empty () || fin)) {
-    InStreamRef ref { c.gen, id, &s.parser.preamble () };
+    InStreamRef ref { c.gen, id, &s.parser.preamble (), c.admitted, &c.peer };
     std::lock_guard<std::mutex> lk (users_mu);
     EndpointUser *rx = nullptr;
     for (auto *u : users)
@@ -167,17 +235,20 @@ Endpoint::Impl::credit_held (Conn & c)
 void
 Endpoint::Impl::apply_resume ()
 {
-  if (!conn)
-    return;
-  if (conn->tcp) {
-    for (auto &kv : conn->tcp_in)
-      kv.second->rx_full = false;
-    conn->rx_paused = false;
-    return;
+  for (auto &kv : conns) {
+    Conn &c = *kv.second;
+    if (c.tcp) {
+      for (auto &in : c.tcp_in)
+        in.second->rx_full = false;
+      c.rx_paused = false;
+      continue;
+    }
+    if (!c.q)
+      continue;
+    for (auto &in : c.in)
+      in.second->rx_full = false;
+    credit_held (c);
   }
-  for (auto &kv : conn->in)
-    kv.second->rx_full = false;
-  credit_held (*conn);
 }
 
 }  // namespace wrq

@@ -26,16 +26,38 @@ Endpoint::Impl::free_acked (SendStream & s, guint64 upto)
   cv.notify_all ();
 }
 
-void
-Endpoint::Impl::open_pending_streams ()
+std::shared_ptr<SendStream>
+Endpoint::Impl::new_stream (Conn & c, const Preamble & pre)
 {
-  if (!conn || !conn->established)
+  auto s = std::make_shared<SendStream> ();
+  s->pre = pre;
+  s->priority = purpose_priority (pre.purpose);
+  s->conn_gen = c.gen;
+  std::vector<guint8> hdr;
+  encode_preamble (hdr, pre);
+  s->written = hdr.size ();
+  s->chunks.push_back (std::move (hdr));
+  c.streams.push_back (s);
+  return s;
+}
+
+void
+Endpoint::Impl::drop_stream (Conn & c, SendStream * s)
+{
+  c.streams.erase (std::remove_if (c.streams.begin (), c.streams.end (),
+          [s] (const std::shared_ptr<SendStream> &p) { return p.get () == s; }), c.streams.end ());
+}
+
+void
+Endpoint::Impl::open_pending_streams (Conn & c)
+{
+  if (!c.established || c.tcp)
     return;
-  for (auto &s : streams) {
+  for (auto &s : c.streams) {
     if (s->id != -1 || s->dead)
       continue;
     gint64 id;
-    int rv = ngtcp2_conn_open_uni_stream (conn->q, &id, s.get ());
+    int rv = ngtcp2_conn_open_uni_stream (c.q, &id, s.get ());
     if (rv == NGTCP2_ERR_STREAM_ID_BLOCKED)
       break;
     if (rv != 0) {
@@ -47,10 +69,10 @@ Endpoint::Impl::open_pending_streams ()
 }
 
 SendStream *
-Endpoint::Impl::pick_stream ()
+Endpoint::Impl::pick_stream (Conn & c)
 {
   SendStream *best = nullptr;
-  for (auto &sp : streams) {
+  for (auto &sp : c.streams) {
     SendStream *s = sp.get ();
     if (s->id < 0 || s->dead || s->blocked)
       continue;
@@ -159,9 +181,8 @@ Endpoint::Impl::write_quic (Conn & c)
 {
   if (want_pollout)
     return;
-  /* Only the established connection carries media; a candidate sends its
-   * handshake. */
-  bool media = &c == conn.get ();
+  /* A connection in its handshake has no streams yet. */
+  bool media = c.established;
   size_t payload = std::max<guint> (self->cfg_.max_udp_payload, 1200);
   guint64 ts = now_ns ();
   size_t max_pkts = MAX ((size_t) 1, ngtcp2_conn_get_send_quantum (c.q) / payload);
@@ -169,7 +190,7 @@ Endpoint::Impl::write_quic (Conn & c)
   size_t pkts = 0;
   bool notify = false;
   while (pkts < max_pkts) {
-    SendStream *s = media ? pick_stream () : nullptr;
+    SendStream *s = media ? pick_stream (c) : nullptr;
     ngtcp2_vec vec[16];
     size_t nvec = 0;
     guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
@@ -217,10 +238,7 @@ Endpoint::Impl::write_quic (Conn & c)
     }
     if (n < 0) {
       tx_len = tx_count = 0;
-      if (media)
-        close_conn (std::string ("QUIC write error: ") + ngtcp2_strerror ((int) n), true, kErrShutdown, false);
-      else
-        candidate.reset ();
+      close_conn (&c, std::string ("QUIC write error: ") + ngtcp2_strerror ((int) n), media, kErrShutdown, false);
       return;
     }
     if (n == 0)
@@ -245,7 +263,9 @@ Endpoint::Impl::queued_bytes () const
   /* What is still to be delivered; a reset stream's data waiting for its
    * close is not. */
   guint64 n = 0;
-  for (auto &s : streams)
+  if (!conn)
+    return 0;
+  for (auto &s : conn->streams)
     if (!s->dead)
       n += s->unacked ();
   return n;

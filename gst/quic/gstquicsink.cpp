@@ -106,6 +106,9 @@ struct PadState {
   GstSegment segment;
   bool have_segment = false;
   std::shared_ptr<SendStream> stream;
+  /* Server: streams to one connection each, for buffers that name it (a
+   * WayrayConnectionMeta): answers to a peer not (yet) admitted. */
+  std::map<guint64, std::shared_ptr<SendStream>> to_conn;
   guint32 gop = 0;
   bool stream_has_media = false;    /* a buffer went into the current stream */
   bool dropping_to_key = false;     /* video: waiting for the next key unit */
@@ -293,6 +296,53 @@ send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8>
   return GST_FLOW_OK;
 }
 
+/* A buffer for connection @conn_id only, on a stream of its own to that
+ * connection; dropped when the connection is gone. */
+static GstFlowReturn
+send_to_connection (GstQuicSink * self, GstPad * pad, PadState * st, guint64 conn_id, GstBuffer * buf)
+{
+  GstQuicSinkPrivate *priv = self->priv;
+  std::vector<guint8> bytes;
+  encode_buffer (bytes, buf);
+  gst_buffer_unref (buf);
+  for (int attempt = 0; attempt < 2; attempt++) {
+    auto it = st->to_conn.find (conn_id);
+    if (it == st->to_conn.end ()) {
+      /* Streams of connections that went away are forgotten here. */
+      for (auto i = st->to_conn.begin (); i != st->to_conn.end ();)
+        i = priv->ep->stream_alive (*i->second) ? std::next (i) : st->to_conn.erase (i);
+      Preamble pre;
+      pre.purpose = st->purpose;
+      pre.name = st->name;
+      auto stream = priv->ep->open_stream (pre, conn_id);
+      if (!stream) {
+        GST_DEBUG_OBJECT (pad, "connection %" G_GUINT64_FORMAT " is gone; dropping its buffer", conn_id);
+        return GST_FLOW_OK;
+      }
+      std::vector<guint8> head;
+      if (st->caps)
+        encode_caps (head, st->caps);
+      if (st->have_segment)
+        encode_segment (head, &st->segment);
+      if (!head.empty ())
+        priv->ep->write (*stream, std::move (head), G_MAXUINT64, false, st->flushing);
+      it = st->to_conn.emplace (conn_id, stream).first;
+    }
+    switch (priv->ep->write (*it->second, std::move (bytes), G_MAXUINT64, false, st->flushing)) {
+      case Endpoint::WriteResult::Ok:
+        return GST_FLOW_OK;
+      case Endpoint::WriteResult::Cancelled:
+        return GST_FLOW_FLUSHING;
+      case Endpoint::WriteResult::Full:
+        return GST_FLOW_OK;
+      case Endpoint::WriteResult::Closed:
+        st->to_conn.erase (it);
+        break;
+    }
+  }
+  return GST_FLOW_OK;
+}
+
 static GstFlowReturn
 gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 {
@@ -300,6 +350,10 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   GstQuicSinkPrivate *priv = self->priv;
   PadState *st = pad_state (pad);
   bool key = !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DELTA_UNIT);
+
+  guint64 conn_id = priv->ep->config ().mode == Mode::Server ? connection_meta_id (buf) : 0;
+  if (conn_id)
+    return send_to_connection (self, pad, st, conn_id, buf);
 
   if (st->gop_mode) {
     if (key && st->stream && st->stream_has_media) {
@@ -676,6 +730,11 @@ gst_quic_sink_class_init (GstQuicSinkClass * klass)
   gobject_class->finalize = gst_quic_sink_finalize;
 
   install_common_properties (gobject_class);
+  install_common_signals (G_TYPE_FROM_CLASS (klass), [] (GstElement * el) {
+    GstQuicSinkPrivate *p = GST_QUIC_SINK (el)->priv;
+    std::lock_guard<std::mutex> lk (p->lock);
+    return p->ep;
+  });
   g_object_class_install_property (gobject_class, PROP_MAX_QUEUE_BYTES,
       g_param_spec_uint64 ("max-queue-bytes", "Maximum queue bytes",
           "Per pad: bytes queued or unacknowledged beyond which the streaming thread waits "

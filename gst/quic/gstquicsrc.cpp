@@ -66,7 +66,10 @@ using namespace wrq;
 
 enum {
   PROP_MAX_RECEIVE_BYTES = PROP_COMMON_LAST,
+  PROP_UNADMITTED_STREAMS,
 };
+
+#define DEFAULT_UNADMITTED_STREAMS "hello,ticket"
 
 #define DEFAULT_MAX_RECEIVE_BYTES (8 * 1024 * 1024)
 /* Each pad has a streaming thread; a peer may not make more of them. */
@@ -119,6 +122,10 @@ struct GstQuicSrcPrivate : public EndpointUser {
   bool running = false;
   bool too_many_warned = false;
 
+  /* Its own lock: read on the network thread with the endpoint locked. */
+  mutable std::mutex unadmitted_lock;
+  std::vector<std::string> unadmitted_streams { "hello", "ticket" };
+
   void on_connection_state (bool up, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal) override;
   void on_stats (const Stats & stats) override;
@@ -126,6 +133,8 @@ struct GstQuicSrcPrivate : public EndpointUser {
   bool is_receiver () const override { return true; }
   bool on_frames (const InStreamRef & s, std::vector<Frame> & frames) override;
   void on_stream_end (const InStreamRef & s, bool reset) override;
+  bool accepts_unadmitted (const std::string & name) const override;
+  void on_admitted (const std::string & peer) override;
 
   void append (Channel & ch, Frame && f);
   void create_pad (const std::string & name);
@@ -161,6 +170,19 @@ void
 GstQuicSrcPrivate::on_warning (const std::string & message)
 {
   GST_ELEMENT_WARNING (self, STREAM, DECODE, ("%s", message.c_str ()), (nullptr));
+}
+
+bool
+GstQuicSrcPrivate::accepts_unadmitted (const std::string & name) const
+{
+  std::lock_guard<std::mutex> lk (unadmitted_lock);
+  return std::find (unadmitted_streams.begin (), unadmitted_streams.end (), name) != unadmitted_streams.end ();
+}
+
+void
+GstQuicSrcPrivate::on_admitted (const std::string & peer)
+{
+  post_admitted_message (GST_ELEMENT (self), peer);
 }
 
 void
@@ -202,6 +224,15 @@ GstQuicSrcPrivate::on_frames (const InStreamRef & s, std::vector<Frame> & frames
     });
   }
   Channel &ch = *slot;
+  if (cfg.mode == Mode::Server) {
+    /* Which connection sent it: the application answers on it, admits it,
+     * or names its peer. */
+    for (auto &f : frames)
+      if (f.buffer) {
+        f.buffer = gst_buffer_make_writable (f.buffer);
+        add_connection_meta (f.buffer, s.conn_gen, s.peer ? *s.peer : "", s.admitted);
+      }
+  }
   if (!s.pre->gop_stream) {
     for (auto &f : frames)
       append (ch, std::move (f));
@@ -621,6 +652,20 @@ gst_quic_src_set_property (GObject * object, guint prop_id, const GValue * value
     case PROP_MAX_RECEIVE_BYTES:
       priv->max_receive_bytes = g_value_get_uint64 (value);
       break;
+    case PROP_UNADMITTED_STREAMS: {
+      const gchar *v = g_value_get_string (value);
+      std::vector<std::string> names;
+      gchar **parts = g_strsplit (v ? v : "", ",", -1);
+      for (gchar **p = parts; *p; p++) {
+        g_strstrip (*p);
+        if (**p)
+          names.push_back (*p);
+      }
+      g_strfreev (parts);
+      std::lock_guard<std::mutex> lk2 (priv->unadmitted_lock);
+      priv->unadmitted_streams = names;
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -638,6 +683,14 @@ gst_quic_src_get_property (GObject * object, guint prop_id, GValue * value, GPar
     case PROP_MAX_RECEIVE_BYTES:
       g_value_set_uint64 (value, priv->max_receive_bytes);
       break;
+    case PROP_UNADMITTED_STREAMS: {
+      std::lock_guard<std::mutex> lk2 (priv->unadmitted_lock);
+      std::string joined;
+      for (auto &n : priv->unadmitted_streams)
+        joined += (joined.empty () ? "" : ",") + n;
+      g_value_set_string (value, joined.c_str ());
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -668,6 +721,18 @@ gst_quic_src_class_init (GstQuicSrcClass * klass)
           "Per pad: bytes received but not yet pushed beyond which flow control stops "
           "granting the sender credit", 64 * 1024, G_MAXUINT64, DEFAULT_MAX_RECEIVE_BYTES,
           (GParamFlags) (G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property (gobject_class, PROP_UNADMITTED_STREAMS,
+      g_param_spec_string ("unadmitted-streams", "Unadmitted streams",
+          "server, admission=application: comma-separated names of the streams a connection may "
+          "send on before it is admitted (each buffer names its connection in a WayrayConnectionMeta); "
+          "other streams of such a connection are refused, its upstream events dropped, and all it may "
+          "send before admission is 256 KiB", DEFAULT_UNADMITTED_STREAMS,
+          (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
+  install_common_signals (G_TYPE_FROM_CLASS (klass), [] (GstElement * el) {
+    GstQuicSrcPrivate *p = GST_QUIC_SRC (el)->priv;
+    std::lock_guard<std::mutex> lk (p->lock);
+    return p->ep;
+  });
 
   element_class->change_state = GST_DEBUG_FUNCPTR (gst_quic_src_change_state);
   element_class->set_context = GST_DEBUG_FUNCPTR (gst_quic_src_set_context);

@@ -46,17 +46,32 @@ Endpoint::Impl::accept_tcp ()
   int fd = accept4 (tcp_listen, (sockaddr *) &from, &fromlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd < 0)
     return;
+  /* The same bounds as for QUIC handshakes (no Retry: TCP's own handshake
+   * proved the address). */
+  const Config &cfg = self->cfg_;
   std::unique_ptr<Conn> c = new_tcp_conn (fd, (sockaddr *) &from, fromlen);
+  guint handshakes = 0, from_source = 0;
+  for (auto &kv : conns)
+    if (!kv.second->established) {
+      handshakes++;
+      if (kv.second->source == c->source)
+        from_source++;
+    }
+  if (conns.size () >= MAX (cfg.max_connections, 1u) || handshakes >= MAX (cfg.max_handshakes, 1u)
+      || from_source >= MAX (cfg.max_handshakes_per_source, 1u)) {
+    refused_initials++;
+    GST_INFO ("refusing a TCP connection from %s: %zu connections, %u handshakes, %u from that address",
+        c->peer.c_str (), conns.size (), handshakes, from_source);
+    return;
+  }
   std::string error;
   if (!setup_tls (*c, true, error)) {
     warn (error);
     return;
   }
   gnutls_transport_set_int (c->tls, fd);
-  if (candidate)
-    GST_DEBUG ("dropping the unfinished handshake of %s", candidate->peer.c_str ());
-  candidate = std::move (c);
-  GST_INFO ("TCP handshake from %s", candidate->peer.c_str ());
+  GST_INFO ("TCP handshake from %s (connection %" G_GUINT64_FORMAT ")", c->peer.c_str (), c->gen);
+  add_conn (std::move (c));
 }
 
 /* A TCP+TLS connection on @fd with @addr as its peer; the Conn owns @fd. */
@@ -68,11 +83,14 @@ Endpoint::Impl::new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen)
   c->ep = this;
   c->tcp = true;
   c->fd = fd;
-  c->gen = gen + 1;
+  c->gen = ++next_id;
   c->started = c->last_rx = c->last_tx = now_ns ();
   memcpy (&c->remote, addr, addrlen);
   c->remotelen = addrlen;
   c->peer = addr_to_string (addr);
+  std::string a = c->peer;
+  size_t colon = a.rfind (':');
+  c->source = colon == std::string::npos ? a : a.substr (0, colon);
   return c;
 }
 
@@ -95,70 +113,63 @@ Endpoint::Impl::start_tcp_client (std::string & error)
   }
   gnutls_transport_set_int (c->tls, fd);
   gnutls_handshake_set_timeout (c->tls, 0);
-  conn = std::move (c);
+  conn = add_conn (std::move (c));
   gen = conn->gen;
   return true;
 }
 
 void
-Endpoint::Impl::tcp_progress (Conn * c)
+Endpoint::Impl::tcp_progress (Conn & c)
 {
   guint64 now = now_ns ();
-  bool is_candidate = c == candidate.get ();
-  if (c->tls_handshaking) {
-    int rv = gnutls_handshake (c->tls);
+  bool server = self->cfg_.mode == Mode::Server;
+  if (c.tls_handshaking) {
+    int rv = gnutls_handshake (c.tls);
     if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
-      if (now - c->started > (guint64) MAX (self->cfg_.handshake_timeout_ms, 1000u) * 10 * 1000000ull) {
-        if (is_candidate)
-          candidate.reset ();
-        else
-          close_conn ("the TLS handshake over TCP timed out", false, 0, false);
-      }
+      if (now - c.started > (guint64) MAX (self->cfg_.handshake_timeout_ms, 1000u) * 10 * 1000000ull)
+        close_conn (&c, "the TLS handshake over TCP timed out", false, 0, false);
       return;
     }
-    if (rv < 0 && is_candidate) {
-      GST_INFO ("TCP handshake from %s failed: %s", c->peer.c_str (), gnutls_strerror (rv));
-      candidate.reset ();
+    if (rv < 0 && server) {
+      GST_INFO ("TCP handshake from %s failed: %s", c.peer.c_str (), gnutls_strerror (rv));
+      close_conn (&c, "handshake failed", false, 0, false);
       return;
     }
     if (rv < 0) {
-      std::string why = !c->tls_failure.empty () ? c->tls_failure
+      std::string why = !c.tls_failure.empty () ? c.tls_failure
           : std::string ("TLS handshake over TCP failed: ") + gnutls_strerror (rv);
-      bool refused = !c->tls_failure.empty ();
-      close_conn (why, false, 0, false);
-      if (refused && self->cfg_.mode == Mode::Client) {
+      bool refused = !c.tls_failure.empty ();
+      close_conn (&c, why, false, 0, false);
+      if (refused) {
         fatal = true;
         fatal_reason = why;
         notify_state (false, "", "tcp", why, true);
       }
       return;
     }
-    c->tls_handshaking = false;
-    c->last_rx = now;
-    if (is_candidate)
-      promote_candidate ();
-    on_established ();
+    c.tls_handshaking = false;
+    c.last_rx = now;
+    on_established (c);
   }
-  tcp_read ();
-  if (!conn || conn.get () != c)
+  tcp_read (c);
+  if (c.closed)
     return;
   now = now_ns ();
-  if (now - c->last_rx > (guint64) self->cfg_.idle_timeout_ms * 1000000ull) {
+  if (now - c.last_rx > (guint64) self->cfg_.idle_timeout_ms * 1000000ull) {
     char buf[160];
     g_snprintf (buf, sizeof buf, "no data from the peer for %.1f s (idle timeout): the peer is gone",
         self->cfg_.idle_timeout_ms / 1000.0);
-    close_conn (buf, false, 0, false);
+    close_conn (&c, buf, false, 0, false);
     return;
   }
-  if (self->cfg_.keepalive_ms && now - c->last_tx > (guint64) self->cfg_.keepalive_ms * 1000000ull
-      && c->tx_pending.empty ())
-    tcp_send_record (kTcpKeepAliveStream, kTcpKeepAlive, nullptr, 0);
+  if (self->cfg_.keepalive_ms && now - c.last_tx > (guint64) self->cfg_.keepalive_ms * 1000000ull
+      && c.tx_pending.empty ())
+    tcp_send_record (c, kTcpKeepAliveStream, kTcpKeepAlive, nullptr, 0);
 }
 
 bool
-Endpoint::Impl::tcp_flush_pending ()
+Endpoint::Impl::tcp_flush_pending (Conn & c)
 {
-  Conn &c = *conn;
   while (c.tx_off < c.tx_pending.size ()) {
     /* After E_AGAIN gnutls must be called again with the same arguments. */
     size_t len = c.tx_again_len ? c.tx_again_len : MIN (c.tx_pending.size () - c.tx_off, kTcpMaxRecord);
@@ -169,7 +180,7 @@ Endpoint::Impl::tcp_flush_pending ()
     }
     c.tx_again_len = 0;
     if (r < 0) {
-      close_conn (std::string ("TLS send failed: ") + gnutls_strerror ((int) r), false, 0, false);
+      close_conn (&c, std::string ("TLS send failed: ") + gnutls_strerror ((int) r), false, 0, false);
       return false;
     }
     c.tx_off += (size_t) r;
@@ -181,9 +192,10 @@ Endpoint::Impl::tcp_flush_pending ()
 }
 
 bool
-Endpoint::Impl::tcp_send_record (guint32 id, guint8 flags, const guint8 * data, size_t len)
+Endpoint::Impl::tcp_send_record (Conn & c, guint32 id, guint8 flags, const guint8 * data, size_t len)
 {
-  Conn &c = *conn;
+  if (c.closed)
+    return false;
   guint8 h[kTcpRecordHeaderLen];
   encode_tcp_record_header (h, id, flags, (guint32) len);
   c.tx_pending.insert (c.tx_pending.end (), h, h + kTcpRecordHeaderLen);
@@ -191,23 +203,21 @@ Endpoint::Impl::tcp_send_record (guint32 id, guint8 flags, const guint8 * data, 
     c.tx_pending.insert (c.tx_pending.end (), data, data + len);
   c.last_tx = now_ns ();
   /* Queued either way; what TLS did not take yet goes with the next try. */
-  Conn *cp = &c;
-  tcp_flush_pending ();
-  return conn.get () == cp;
+  tcp_flush_pending (c);
+  return !c.closed;
 }
 
 void
-Endpoint::Impl::tcp_write ()
+Endpoint::Impl::tcp_write (Conn & c)
 {
   bool notify = false;
-  while (conn && conn->tcp) {
-    Conn *c = conn.get ();
-    if (!tcp_flush_pending () || !conn || conn.get () != c)
+  while (!c.closed) {
+    if (!tcp_flush_pending (c) || c.closed)
       break;
-    for (auto &s : streams)
+    for (auto &s : c.streams)
       if (s->id == -1 && !s->dead)
-        s->id = c->next_tcp_id++;
-    SendStream *s = pick_stream ();
+        s->id = c.next_tcp_id++;
+    SendStream *s = pick_stream (c);
     if (!s)
       break;
     guint64 skip = s->sent - s->base;
@@ -224,7 +234,7 @@ Endpoint::Impl::tcp_write ()
     }
     bool last = s->sent + n == s->written;
     guint8 flags = (s->fin && last) ? kTcpFin : 0;
-    if (!tcp_send_record ((guint32) s->id, flags, p, n) || !conn || conn.get () != c)
+    if (!tcp_send_record (c, (guint32) s->id, flags, p, n))
       break;
     s->sent += n;
     s->served = ++serve_counter;
@@ -234,12 +244,10 @@ Endpoint::Impl::tcp_write ()
     free_acked (*s, s->sent);
     notify = true;
     if (s->fin_sent && s->unacked () == 0) {
-      SendStream *done = s;
-      done->dead = true;
-      streams.erase (std::remove_if (streams.begin (), streams.end (),
-              [done] (const std::shared_ptr<SendStream> &sp) { return sp.get () == done; }), streams.end ());
+      s->dead = true;
+      drop_stream (c, s);
     }
-    if (c->tx_pending.size () - c->tx_off > kTcpMaxRecord * 4)
+    if (c.tx_pending.size () - c.tx_off > kTcpMaxRecord * 4)
       break;
   }
   if (notify)
@@ -247,42 +255,40 @@ Endpoint::Impl::tcp_write ()
 }
 
 void
-Endpoint::Impl::tcp_read ()
+Endpoint::Impl::tcp_read (Conn & c)
 {
-  Conn *c = conn.get ();
   guint8 buf[65536];
-  for (int i = 0; i < 64 && !c->rx_paused; i++) {
-    ssize_t r = gnutls_record_recv (c->tls, buf, sizeof buf);
+  for (int i = 0; i < 64 && !c.rx_paused; i++) {
+    ssize_t r = gnutls_record_recv (c.tls, buf, sizeof buf);
     if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
       break;
     if (r == 0) {
-      close_conn ("the peer closed the connection", false, 0, true);
+      close_conn (&c, "the peer closed the connection", false, 0, true);
       return;
     }
     if (r < 0) {
-      close_conn (std::string ("TLS receive failed: ") + gnutls_strerror ((int) r), false, 0, true);
+      close_conn (&c, std::string ("TLS receive failed: ") + gnutls_strerror ((int) r), false, 0, true);
       return;
     }
-    c->last_rx = now_ns ();
-    c->bytes_received += (guint64) r;
-    c->rx.insert (c->rx.end (), buf, buf + r);
-    tcp_dispatch_records ();
-    if (!conn || conn.get () != c)
+    c.last_rx = now_ns ();
+    c.bytes_received += (guint64) r;
+    c.rx.insert (c.rx.end (), buf, buf + r);
+    tcp_dispatch_records (c);
+    if (c.closed)
       return;
   }
 }
 
 void
-Endpoint::Impl::tcp_dispatch_records ()
+Endpoint::Impl::tcp_dispatch_records (Conn & c)
 {
-  Conn *c = conn.get ();
   size_t off = 0;
-  while (conn.get () == c) {
+  while (!c.closed) {
     TcpRecord rec;
     std::string error;
-    gssize n = parse_tcp_record (c->rx.data () + off, c->rx.size () - off, rec, error);
+    gssize n = parse_tcp_record (c.rx.data () + off, c.rx.size () - off, rec, error);
     if (n < 0) {
-      close_conn (error, true, kErrMalformed, false);
+      close_conn (&c, error, true, kErrMalformed, false);
       return;
     }
     if (n == 0)
@@ -294,36 +300,30 @@ Endpoint::Impl::tcp_dispatch_records ()
     guint8 flags = rec.flags;
     guint32 len = rec.len;
     const guint8 *payload = rec.data;
-    auto &slot = c->tcp_in[id];
+    auto &slot = c.tcp_in[id];
     if (!slot) {
-      if (c->tcp_in.size () > kMaxIncomingStreams) {
-        close_conn ("too many streams opened by the peer", true, kErrMalformed, false);
+      if (c.tcp_in.size () > kMaxIncomingStreams) {
+        close_conn (&c, "too many streams opened by the peer", true, kErrMalformed, false);
         return;
       }
       slot.reset (new InStream ());
     }
     InStream &s = *slot;
     if (flags & kTcpReset) {
-      if (s.parser.has_preamble () && !s.is_control) {
-        InStreamRef ref { c->gen, (gint64) id, &s.parser.preamble () };
-        std::lock_guard<std::mutex> lk (users_mu);
-        for (auto *u : users)
-          if (u->is_receiver ())
-            u->on_stream_end (ref, true);
-      }
-      c->tcp_in.erase (id);
+      stream_ended (c, s, (gint64) id, true);
+      c.tcp_in.erase (id);
       continue;
     }
-    stream_data (*c, s, (gint64) id, payload, len, flags & kTcpFin);
-    if (c->closing) {
-      close_conn (c->close_reason, true, kErrMalformed, false);
+    stream_data (c, s, (gint64) id, payload, len, flags & kTcpFin);
+    if (c.closing) {
+      close_conn (&c, c.close_reason, true, kErrMalformed, false);
       return;
     }
     if (flags & kTcpFin)
-      c->tcp_in.erase (id);
+      c.tcp_in.erase (id);
   }
-  if (conn.get () == c)
-    c->rx.erase (c->rx.begin (), c->rx.begin () + off);
+  if (!c.closed)
+    c.rx.erase (c.rx.begin (), c.rx.begin () + off);
 }
 
 }  // namespace wrq

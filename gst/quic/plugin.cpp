@@ -6,6 +6,7 @@
 #  include "config.h"
 #endif
 
+#include "gstquiccommon.h"
 #include "gstquicsink.h"
 #include "gstquicsrc.h"
 
@@ -18,6 +19,7 @@ plugin_init (GstPlugin * plugin)
   /* Navigation events from the peer carry GstNavigationModifierType
    * fields; the type must exist before their structures are parsed. */
   g_type_ensure (GST_TYPE_NAVIGATION_MODIFIER_TYPE);
+  wrq::register_connection_meta ();
   ret |= GST_ELEMENT_REGISTER (quicsink, plugin);
   ret |= GST_ELEMENT_REGISTER (quicsrc, plugin);
   return ret;
