@@ -60,6 +60,7 @@ struct Client {
   /* Front door. */
   GstElement *door = nullptr;
   guint door_timeout = 0;
+  guint admit_timeout = 0;   /* the session must admit us by then, else knock again */
   gint64 knock_us = 0;
 
   /* Session. */
@@ -106,6 +107,9 @@ struct Client {
 };
 
 static Client *the_client;
+
+/* How long the session may take to admit a client after its ticket. */
+#define ADMIT_TIMEOUT_MS 8000
 
 static bool
 connection_message (GstMessage *msg, gboolean *up, std::string *reason)
@@ -275,6 +279,9 @@ Client::stop_session ()
   }
   ticket_src = nullptr;
   attached = false;
+  if (admit_timeout)
+    g_source_remove (admit_timeout);
+  admit_timeout = 0;
 }
 
 /* Navigation from the window (or the console's input devices) goes to
@@ -432,25 +439,38 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
     return G_SOURCE_REMOVE;
   gboolean up = FALSE;
   std::string reason;
-  if (connection_message (msg, &up, &reason)) {
-    if (up) {
-      if (!c->attached) {
-        c->attached = true;
-        c->backoff_ms = 0;
-        c->show_status ("");
-        c->state ("state attached session-port=" + std::to_string (c->session_port) +
-            " new=" + (c->new_session ? "1" : "0") + " size=" + std::to_string (c->width) + "x" +
-            std::to_string (c->height));
-      }
-    } else if (reason.find ("replaced") != std::string::npos) {
-      c->finish (EXIT_DETACHED, "detached: another client took over the session");
-      return G_SOURCE_REMOVE;
-    } else if (c->attached) {
-      c->stop_session ();
-      c->schedule_reconnect ("connection lost: " + reason);
-      return G_SOURCE_REMOVE;
+  if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ELEMENT
+      && gst_structure_has_name (gst_message_get_structure (msg), "wayray-quic-admitted")) {
+    /* The session took our ticket: from now on this connection is ours,
+     * and only what the server says on it can end the client. */
+    if (!c->attached) {
+      c->attached = true;
+      c->backoff_ms = 0;
+      if (c->admit_timeout)
+        g_source_remove (c->admit_timeout);
+      c->admit_timeout = 0;
+      c->show_status ("");
+      c->state ("state attached session-port=" + std::to_string (c->session_port) +
+          " new=" + (c->new_session ? "1" : "0") + " size=" + std::to_string (c->width) + "x" +
+          std::to_string (c->height));
     }
     return G_SOURCE_CONTINUE;
+  }
+  if (connection_message (msg, &up, &reason)) {
+    if (up)
+      return G_SOURCE_CONTINUE;
+    if (c->attached && reason.find ("replaced") != std::string::npos) {
+      /* The server closed our admitted connection because another client
+       * presented the token: an authenticated statement, final. */
+      c->finish (EXIT_DETACHED, "detached: another client took over the session");
+      return G_SOURCE_REMOVE;
+    }
+    /* Anything else (lost, refused before admission, a stranger's doing)
+     * means knocking again. */
+    std::string what = (c->attached ? "connection lost: " : "not admitted: ") + reason;
+    c->stop_session ();
+    c->schedule_reconnect (what);
+    return G_SOURCE_REMOVE;
   }
   if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
     GError *err = nullptr;
@@ -542,7 +562,8 @@ Client::start_session ()
         GstStructure *msg = control_message_pull (s);
         Client *c = static_cast<Client *> (data);
         run_on_main ([c, msg] {
-              if (msg && gst_structure_has_name (msg, "detached")) {
+              /* Notices count only on the connection the session admitted. */
+              if (msg && gst_structure_has_name (msg, "detached") && c->attached) {
                 const gchar *r = gst_structure_get_string (msg, "reason");
                 c->finish (EXIT_DETACHED, std::string ("detached: ") + (r ? r : "by the server"));
               }
@@ -583,6 +604,16 @@ Client::start_session ()
   GstStructure *t = gst_structure_new ("ticket", "proof", G_TYPE_STRING, ticket_proof (token, ticket).c_str (),
       nullptr);
   control_source_push (ticket_src, t);
+  /* A session that does not admit us soon (the ticket lost with its
+   * connection, a server that restarted) is asked again from the front. */
+  admit_timeout = g_timeout_add (ADMIT_TIMEOUT_MS, [] (gpointer data) -> gboolean {
+        Client *c = static_cast<Client *> (data);
+        c->admit_timeout = 0;
+        c->stop_session ();
+        c->schedule_reconnect ("the session did not admit this client within " +
+            std::to_string (ADMIT_TIMEOUT_MS / 1000) + " s");
+        return G_SOURCE_REMOVE;
+      }, this);
 }
 
 void

@@ -24,6 +24,7 @@
 #include "wrcodecs.h"
 #include "wrcontrol.h"
 #include "wrdaemon.h"
+#include "wrdoorlimit.h"
 #include "wrpipelinefile.h"
 #include "wrsession.h"
 #include "wrtokens.h"
@@ -52,6 +53,7 @@
 #include <vector>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <sstream>
 #include <tuple>
@@ -95,8 +97,9 @@ struct Daemon : ProxyHost {
   GstElement *door = nullptr, *door_in = nullptr, *door_out = nullptr, *door_net = nullptr;
   guint door_watch = 0;
   guint door_restart = 0;
-  gint64 last_malformed_us = 0;   /* malformed hellos are answered once a second */
-  std::string door_peer;
+  FailureLimit door_failures;     /* failed logins per source address */
+  std::set<guint64> failed_conns; /* counted once per connection */
+  void door_failed (const std::string &source, guint64 conn, gint64 now);
   std::string fingerprint;
   std::string seat_cert, seat_key;
 
@@ -108,7 +111,8 @@ struct Daemon : ProxyHost {
 
   bool start_front_door (GError **error);
   void restart_front_door (guint delay_ms);
-  void on_hello (GstStructure *msg);
+  void on_hello (GstStructure *msg, const MessageOrigin &origin);
+  void reply (GstStructure *msg, guint64 conn_id);
   void reply (GstStructure *msg);
   SessionProxy *session_for_token (const std::string &name);
   SessionProxy *spawn_session (const std::string &token, const Account &account, int w, int h, GError **error);
@@ -243,7 +247,7 @@ Daemon::proxy_ready (SessionProxy *p)
       p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->worker);
   if (p->welcome) {
     p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who);
-    reply (p->welcome);
+    reply (p->welcome, p->welcome_conn);
     p->welcome = nullptr;
   }
   update_status ();
@@ -256,7 +260,7 @@ Daemon::proxy_failed (SessionProxy *p, const std::string &reason)
     return;
   g_print ("refused %s: the session could not start: %s\n", p->welcome_who.c_str (), reason.c_str ());
   reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (p->welcome, "nonce"),
-          "reason", G_TYPE_STRING, ("the session could not start: " + reason).c_str (), nullptr));
+          "reason", G_TYPE_STRING, ("the session could not start: " + reason).c_str (), nullptr), p->welcome_conn);
   gst_structure_free (p->welcome);
   p->welcome = nullptr;
 }
@@ -331,18 +335,37 @@ Daemon::spawn_session (const std::string &token, const Account &account, int w, 
   return raw;
 }
 
+/* Every answer goes to the connection the hello came on, and to no
+ * other. */
 void
-Daemon::reply (GstStructure *msg)
+Daemon::reply (GstStructure *msg, guint64 conn_id)
 {
-  control_source_push (door_out, msg);
+  if (!conn_id) {
+    gst_structure_free (msg);
+    return;
+  }
+  control_source_push (door_out, msg, conn_id);
+}
+
+/* A failed login counts against its address once per connection, however
+ * many bad messages it sent. */
+void
+Daemon::door_failed (const std::string &source, guint64 conn, gint64 now)
+{
+  if (conn && !failed_conns.insert (conn).second)
+    return;
+  while (failed_conns.size () > 4096)
+    failed_conns.erase (failed_conns.begin ());
+  door_failures.failed (source, now);
 }
 
 void
-Daemon::on_hello (GstStructure *msg)
+Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
 {
-  /* Every hello gets its answer, carrying the client's nonce: the answer
-   * goes to whoever is connected then, and only the asking client takes
-   * an answer with its own nonce. */
+  /* Every hello gets its answer on its own connection, carrying the
+   * client's nonce. */
+  const std::string peer = origin.peer.empty () ? "?" : origin.peer;
+  const guint64 conn = origin.conn_id;
   const gchar *nonce_s = gst_structure_get_string (msg, "nonce");
   std::string nonce = nonce_s ? nonce_s : "";
   const gchar *token = gst_structure_get_string (msg, "token");
@@ -351,14 +374,34 @@ Daemon::on_hello (GstStructure *msg)
   gst_structure_get_int (msg, "version", &version);
   gst_structure_get_int (msg, "width", &w);
   gst_structure_get_int (msg, "height", &h);
-  std::string who = (client ? client : "client") + std::string ("@") + door_peer;
+  /* The client's own name is only a label: the address is the peer's. */
+  std::string label = client ? client : "client";
+  for (char &c : label)
+    if (!g_ascii_isalnum (c) && c != '-' && c != '_' && c != '.')
+      c = '_';
+  if (label.size () > 64)
+    label.resize (64);
+  std::string who = label + "@" + peer;
+  const std::string source = FailureLimit::source_of (peer);
+  const gint64 now = g_get_monotonic_time ();
 
-  auto refuse = [this, &who, &nonce] (const std::string &reason) {
+  /* Refusals name the peer's address, one line each, for log watchers
+   * (fail2ban and the like): "refused NAME@ADDRESS:PORT: REASON". */
+  auto refuse = [&] (const std::string &reason) {
     g_print ("refused %s: %s\n", who.c_str (), reason.c_str ());
     reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, nonce.c_str (), "reason", G_TYPE_STRING,
-            reason.c_str (), nullptr));
+            reason.c_str (), nullptr), conn);
   };
+  gint64 wait_us = 0;
+  if (!door_failures.allowed (source, now, &wait_us)) {
+    refuse ("too many failed logins from " + source + "; try again in " +
+        std::to_string ((wait_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC) + " s");
+    gboolean closed = FALSE;
+    g_signal_emit_by_name (door_in, "close-connection", conn, "too many failed logins", &closed);
+    return;
+  }
   if (!gst_structure_has_name (msg, "hello") || version != 1) {
+    door_failed (source, conn, now);
     refuse ("not a WayRay version 1 hello");
     return;
   }
@@ -369,6 +412,7 @@ Daemon::on_hello (GstStructure *msg)
   std::string name, user;
   GError *err = nullptr;
   if (!token || !token_store_verify (cfg.token_store, token, &name, &user, &err)) {
+    door_failed (source, conn, now);
     refuse (err ? err->message : "unknown token");
     g_clear_error (&err);
     return;
@@ -385,10 +429,17 @@ Daemon::on_hello (GstStructure *msg)
         "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr);
   };
   auto wait_for_worker = [&] (SessionProxy *p, bool created) {
-    /* This hello's answer replaces any one waiting. */
-    if (p->welcome)
+    /* This hello's answer replaces any one waiting; that one's client is
+     * told. */
+    if (p->welcome) {
+      if (p->welcome_conn != conn)
+        reply (gst_structure_new ("refused", "nonce", G_TYPE_STRING, gst_structure_get_string (p->welcome, "nonce"),
+                "reason", G_TYPE_STRING, "a newer login with the same token came while the session started",
+                nullptr), p->welcome_conn);
       gst_structure_free (p->welcome);
+    }
     p->welcome = welcome (p, created);
+    p->welcome_conn = conn;
     p->welcome_proof = proof;
     p->welcome_w = w;
     p->welcome_h = h;
@@ -402,7 +453,7 @@ Daemon::on_hello (GstStructure *msg)
   }
   if (s && s->ready) {
     s->expect (proof, w, h, who);
-    reply (welcome (s, FALSE));
+    reply (welcome (s, FALSE), conn);
     return;
   }
   if (s && s->adopted && g_get_monotonic_time () - s->adopted_us > 5 * G_USEC_PER_SEC) {
@@ -468,17 +519,6 @@ door_bus (GstBus *bus, GstMessage *msg, gpointer data)
       d->restart_front_door (500);
       break;
     }
-    case GST_MESSAGE_ELEMENT: {
-      const GstStructure *st = gst_message_get_structure (msg);
-      if (gst_structure_has_name (st, "wayray-quic-connection")) {
-        gboolean up = FALSE;
-        gst_structure_get_boolean (st, "connected", &up);
-        const gchar *peer = gst_structure_get_string (st, "peer");
-        if (up)
-          d->door_peer = peer ? peer : "?";
-      }
-      break;
-    }
     case GST_MESSAGE_STATE_CHANGED:
       if (GST_MESSAGE_SRC (msg) == GST_OBJECT (d->door) && !d->notified_ready) {
         GstState now;
@@ -509,9 +549,15 @@ Daemon::start_front_door (GError **error)
         "the quicsrc/quicsink elements (WayRay QUIC plugin) or appsrc/appsink are not installed");
     return false;
   }
-  for (GstElement *e : { door_in, door_net })
+  /* Every connection may send hellos (and nothing else) and is answered
+  * on its own; none is ever admitted, so none displaces another. */
+  for (GstElement *e : { door_in, door_net }) {
     g_object_set (e, "mode", 0 /* server */, "host", cfg.listen_address.c_str (), "port", cfg.port,
-        "certificate-file", cfg.certificate_file.c_str (), "private-key-file", cfg.private_key_file.c_str (), nullptr);
+        "certificate-file", cfg.certificate_file.c_str (), "private-key-file", cfg.private_key_file.c_str (),
+        "admission-timeout", 30000u, "max-connections", 1024u, "max-handshakes", 128u, nullptr);
+    gst_util_set_object_arg (G_OBJECT (e), "admission", "application");
+  }
+  g_object_set (door_in, "unadmitted-streams", "hello", nullptr);
   gst_bin_add_many (GST_BIN (door), door_in, hello, door_out, door_net, nullptr);
   link_to_stream (door_out, door_net, "welcome");
 
@@ -519,17 +565,24 @@ Daemon::start_front_door (GError **error)
         link_stream_pad (el, pad, "hello", GST_ELEMENT (data));
       }), hello);
   g_signal_connect (hello, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
-        GstStructure *msg = control_message_pull (sink);
+        MessageOrigin origin;
+        GstStructure *msg = control_message_pull (sink, &origin);
         Daemon *d = static_cast<Daemon *> (data);
-        run_on_main ([d, msg] {
+        run_on_main ([d, msg, origin] {
               if (msg) {
-                d->on_hello (msg);
+                d->on_hello (msg, origin);
                 gst_structure_free (msg);
-              } else if (g_get_monotonic_time () - d->last_malformed_us > G_USEC_PER_SEC) {
-                d->last_malformed_us = g_get_monotonic_time ();
-                g_print ("refused client@%s: malformed hello\n", d->door_peer.c_str ());
-                d->reply (gst_structure_new ("refused", "reason", G_TYPE_STRING, "malformed hello", nullptr));
+                return;
               }
+              std::string source = FailureLimit::source_of (origin.peer);
+              gint64 now = g_get_monotonic_time ();
+              bool quiet = !d->door_failures.allowed (source, now);
+              d->door_failed (source, origin.conn_id, now);
+              if (quiet)
+                return;
+              g_print ("refused client@%s: malformed hello\n", origin.peer.empty () ? "?" : origin.peer.c_str ());
+              d->reply (gst_structure_new ("refused", "reason", G_TYPE_STRING, "malformed hello", nullptr),
+                  origin.conn_id);
             });
         return GST_FLOW_OK;
       }), this);

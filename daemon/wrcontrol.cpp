@@ -73,20 +73,58 @@ link_to_stream (GstElement *src, GstElement *quicsink, const char *stream)
   return ok;
 }
 
-void
-control_source_push (GstElement *appsrc, GstStructure *msg)
+/* The quic elements' custom buffer meta (gst/quic/gstquiccommon.h): its
+ * structure names the connection. Registered by the plugin; registered
+ * here too in case no quic element was made yet. */
+static const char *const CONNECTION_META = "WayrayConnectionMeta";
+
+static void
+ensure_connection_meta ()
 {
-  gst_app_src_push_buffer (GST_APP_SRC (appsrc), control_message_new (msg));
+  static const gchar *tags[] = { nullptr };
+  if (!gst_meta_get_info (CONNECTION_META))
+    gst_meta_register_custom (CONNECTION_META, tags, nullptr, nullptr, nullptr);
+}
+
+void
+control_source_push (GstElement *appsrc, GstStructure *msg, guint64 conn_id)
+{
+  GstBuffer *buf = control_message_new (msg);
+  if (conn_id) {
+    ensure_connection_meta ();
+    GstCustomMeta *m = gst_buffer_add_custom_meta (buf, CONNECTION_META);
+    if (m) {
+      GstStructure *st = gst_custom_meta_get_structure (m);
+      gst_structure_set_name (st, "wayray-connection");
+      gst_structure_set (st, "id", G_TYPE_UINT64, conn_id, nullptr);
+    }
+  }
+  gst_app_src_push_buffer (GST_APP_SRC (appsrc), buf);
   gst_structure_free (msg);
 }
 
 GstStructure *
-control_message_pull (GstAppSink *sink)
+control_message_pull (GstAppSink *sink, MessageOrigin *origin)
 {
   GstSample *sample = gst_app_sink_pull_sample (sink);
   if (!sample)
     return nullptr;
-  GstStructure *s = control_message_parse (gst_sample_get_buffer (sample));
+  GstBuffer *buf = gst_sample_get_buffer (sample);
+  if (origin) {
+    *origin = MessageOrigin ();
+    ensure_connection_meta ();
+    GstCustomMeta *m = buf ? gst_buffer_get_custom_meta (buf, CONNECTION_META) : nullptr;
+    if (m) {
+      const GstStructure *st = gst_custom_meta_get_structure (m);
+      gst_structure_get_uint64 (st, "id", &origin->conn_id);
+      const gchar *peer = gst_structure_get_string (st, "peer");
+      origin->peer = peer ? peer : "";
+      gboolean admitted = FALSE;
+      gst_structure_get_boolean (st, "admitted", &admitted);
+      origin->admitted = admitted;
+    }
+  }
+  GstStructure *s = buf ? control_message_parse (buf) : nullptr;
   gst_sample_unref (sample);
   return s;
 }

@@ -25,15 +25,24 @@ GstStructure *control_message_parse (GstBuffer *buf);
 
 /* A live appsrc with the control caps, for sending messages. */
 GstElement *control_source_new (const char *name);
-/* Pushes @msg (taking it) into a control_source_new () element. */
-void control_source_push (GstElement *appsrc, GstStructure *msg);
+/* Pushes @msg (taking it) into a control_source_new () element; with a
+ * @conn_id, the quicsink sends it on that connection only (the answer to a
+ * hello goes to the connection that sent it). */
+void control_source_push (GstElement *appsrc, GstStructure *msg, guint64 conn_id = 0);
 /* An appsink for control messages, emitting "new-sample"; a peer's EOS
  * does not end it. */
 GstElement *control_sink_new (const char *name);
 /* Links @src to a new request pad of @quicsink named @stream. */
 bool link_to_stream (GstElement *src, GstElement *quicsink, const char *stream);
-/* Pulls and parses one message from an appsink; NULL if malformed. */
-GstStructure *control_message_pull (GstAppSink *sink);
+/* Where a message came from: the quic elements' connection (server side). */
+struct MessageOrigin {
+  guint64 conn_id = 0;   /* 0: unknown */
+  std::string peer;      /* "ADDRESS:PORT" */
+  bool admitted = false;
+};
+/* Pulls and parses one message from an appsink; NULL if malformed.
+ * @origin (optional) is filled either way. */
+GstStructure *control_message_pull (GstAppSink *sink, MessageOrigin *origin = nullptr);
 
 /* For a quicsrc "pad-added" handler (connect it after parsing the pipeline
  * file, so the file's own delayed links come first): links @pad to

@@ -61,6 +61,7 @@ struct SessionProxy {
 
   /* A welcome waiting for the worker to listen. */
   GstStructure *welcome = nullptr;
+  guint64 welcome_conn = 0;     /* the front-door connection to answer on */
   std::string welcome_proof, welcome_who;
   int welcome_w = 0, welcome_h = 0;
 

@@ -95,36 +95,48 @@ Session::send_control (GstStructure *msg)
   control_source_push (ctl, msg);
 }
 
+/* A ticket from a connection the transport has not admitted: the right
+ * one admits that connection (replacing the client attached before); a
+ * wrong or stale one closes it. Nothing else can make a connection carry
+ * the session's picture or input. */
 void
-Session::on_ticket (GstStructure *msg)
+Session::on_ticket (GstStructure *msg, const MessageOrigin &origin)
 {
+  if (origin.admitted)
+    return;                     /* the attached client repeating itself */
   const gchar *proof = gst_structure_get_string (msg, "proof");
   if (!gst_structure_has_name (msg, "ticket") || !proof || pending_ticket.empty () ||
       !equal_secret (proof, pending_ticket)) {
-    GST_WARNING ("session %d: wrong or stale ticket from the session port; ignored", id);
+    g_print ("session %d (%s): wrong or stale ticket from %s; closing that connection\n", id,
+        token_name.c_str (), origin.peer.empty () ? "?" : origin.peer.c_str ());
+    gboolean closed = FALSE;
+    if (origin.conn_id)
+      g_signal_emit_by_name (netin, "close-connection", origin.conn_id, "wrong or stale ticket", &closed);
     return;
   }
   pending_ticket.clear ();
+  gboolean admitted = FALSE;
+  if (origin.conn_id)
+    g_signal_emit_by_name (netin, "admit", origin.conn_id, &admitted);
+  if (!admitted) {
+    g_print ("session %d (%s): the connection of %s's ticket is gone\n", id, token_name.c_str (),
+        pending_client.c_str ());
+    return;
+  }
   ticket_ok = true;
+  admitted_conn = origin.conn_id;
   try_attach ();
 }
 
 void
 Session::try_attach ()
 {
-  if (!ticket_ok || unhandled > 0 || !peer_up)
-    return;                     /* the connection's own events are still due */
-  guint64 since = ups - ups_at_welcome;
-  if (since == 0)
+  /* Not before the events of the admission reached this loop (the
+   * connection it replaced going, this one coming up): they close the gates
+   * as they pass. */
+  if (!ticket_ok || unhandled > 0 || !peer_up || up_conn != admitted_conn)
     return;
   ticket_ok = false;
-  if (since > 1) {
-    /* Someone else connected between the welcome and now: the ticket's
-     * connection is gone, and the current one has not earned it. */
-    g_print ("session %d (%s): another connection came before %s's ticket; not attaching\n", id,
-        token_name.c_str (), pending_client.c_str ());
-    return;
-  }
   attach ();
 }
 
@@ -165,12 +177,16 @@ session_sync_handler (GstBus *bus, GstMessage *msg, gpointer data)
     const GstStructure *st = gst_message_get_structure (msg);
     if (gst_structure_has_name (st, "wayray-quic-connection") && GST_MESSAGE_SRC (msg) == GST_OBJECT (s->net)) {
       gboolean up = FALSE;
+      guint64 conn = 0;
       gst_structure_get_boolean (st, "connected", &up);
+      gst_structure_get_uint64 (st, "connection-id", &conn);
       s->verified = false;
       s->set_gates (false);
       s->peer_up = up;
-      if (up)
+      if (up) {
         s->ups++;
+        s->up_conn = conn;
+      }
       s->unhandled++;
     }
   }
@@ -259,16 +275,21 @@ Session::start (GError **error)
     return false;
   }
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
+  /* The session's connections wait for admission: only a ticket's. */
+  for (GstElement *e : { net, netin })
+    gst_util_set_object_arg (G_OBJECT (e), "admission", "application");
+  g_object_set (netin, "unadmitted-streams", "ticket", nullptr);
   g_signal_connect (ticket_sink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
         Session *s = static_cast<Session *> (data);
-        GstStructure *msg = control_message_pull (sink);
+        MessageOrigin origin;
+        GstStructure *msg = control_message_pull (sink, &origin);
         if (!msg)
           return GST_FLOW_OK;
         int id = s->id;
         SessionHost *host = s->host;
-        run_on_main ([host, id, msg] {
+        run_on_main ([host, id, msg, origin] {
               if (Session *found = host->find_session (id))
-                found->on_ticket (msg);
+                found->on_ticket (msg, origin);
               gst_structure_free (msg);
             });
         return GST_FLOW_OK;
@@ -350,7 +371,6 @@ Session::expect (const std::string &proof, int w, int h, const std::string &who)
   pending_h = h;
   pending_client = who;
   ticket_ok = false;
-  ups_at_welcome = ups;
 }
 
 void

@@ -8,6 +8,7 @@
  */
 #pragma once
 
+#include "wrcontrol.h"
 #include "wrdaemon.h"
 
 #include <gst/gst.h>
@@ -62,12 +63,13 @@ struct Session {
    * `unhandled` the events the main loop has not seen yet. */
   std::atomic<bool> peer_up { false };
   std::atomic<guint64> ups { 0 };
+  std::atomic<guint64> up_conn { 0 };   /* the connection of the latest "up" */
   std::atomic<int> unhandled { 0 };
-  /* A valid ticket arrived. It counts for exactly one connection: the first
-   * one after its welcome (`ups_at_welcome`). The ticket and the events
-   * telling of that connection reach the main loop in either order. */
+  /* A valid ticket arrived and its connection was admitted: the next
+   * connection event brings it up (the events of the one it replaced come
+   * first). */
   bool ticket_ok = false;
-  guint64 ups_at_welcome = 0;
+  guint64 admitted_conn = 0;    /* the connection the ticket admitted */
   void try_attach ();
   std::string client;           /* who is attached, for listings */
   guint64 attaches = 0;
@@ -78,7 +80,7 @@ struct Session {
   void set_gates (bool open);
   void open_gate ();
   void set_size (int w, int h);
-  void on_ticket (GstStructure *msg);
+  void on_ticket (GstStructure *msg, const MessageOrigin &origin);
   void attach ();
   void send_control (GstStructure *msg);
   /* One line per element that keeps statistics. */

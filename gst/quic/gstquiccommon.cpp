@@ -421,11 +421,12 @@ acquire_endpoint (GstElement * element, const Config & cfg, const std::shared_pt
 }
 
 void
-post_connection_message (GstElement * element, bool up, const std::string & peer,
+post_connection_message (GstElement * element, bool up, guint64 conn_id, const std::string & peer,
     const std::string & transport, const std::string & reason)
 {
   GstStructure *s = gst_structure_new ("wayray-quic-connection",
       "connected", G_TYPE_BOOLEAN, up,
+      "connection-id", G_TYPE_UINT64, conn_id,
       "peer", G_TYPE_STRING, peer.c_str (),
       "transport", G_TYPE_STRING, transport.c_str (),
       "reason", G_TYPE_STRING, reason.c_str (), nullptr);

@@ -77,7 +77,7 @@ std::shared_ptr<Endpoint> endpoint_from_context (GstContext * context);
 /* Element messages: "wayray-quic-connection", "wayray-quic-stats" and
  * (client) "wayray-quic-admitted". */
 void post_admitted_message (GstElement * element, const std::string & peer);
-void post_connection_message (GstElement * element, bool up, const std::string & peer,
+void post_connection_message (GstElement * element, bool up, guint64 conn_id, const std::string & peer,
     const std::string & transport, const std::string & reason);
 void post_stats_message (GstElement * element, const Stats & stats);
 

@@ -684,7 +684,7 @@ Endpoint::Impl::read_conn_packet (Conn & c, const guint8 * data, size_t len, con
       fatal = true;
       fatal_reason = why;
       quic_deadline = 0;
-      notify_state (false, "", "quic", why, true);
+      notify_state (false, 0, "", "quic", why, true);
     }
   }
 }
@@ -736,7 +736,7 @@ Endpoint::Impl::handle_expiry ()
     if (!start_tcp_client (error)) {
       fatal = true;
       fatal_reason = error;
-      notify_state (false, "", "tcp", error, true);
+      notify_state (false, 0, "", "tcp", error, true);
     }
     return;
   }
@@ -816,7 +816,7 @@ Endpoint::Impl::close_conn (Conn * cp, const std::string & reason, bool send_clo
   if (was_up || (client && (was_conn || peer_closed))) {
     bool fatal_now = client && !c.tls_failure.empty ();
     if (!fatal_now)
-      notify_state (false, c.peer, c.tcp ? "tcp" : "quic", "connection with " + c.peer + " lost: " + reason,
+      notify_state (false, c.gen, c.peer, c.tcp ? "tcp" : "quic", "connection with " + c.peer + " lost: " + reason,
           client && was_up);
   }
   cv.notify_all ();
@@ -847,7 +847,7 @@ Endpoint::Impl::on_established (Conn & c)
     connected = true;
     quic_deadline = 0;
     gen = c.gen;
-    notify_state (true, c.peer, c.tcp ? "tcp" : "quic", "", false);
+    notify_state (true, c.gen, c.peer, c.tcp ? "tcp" : "quic", "", false);
     cv.notify_all ();
     return;
   }
@@ -874,14 +874,11 @@ Endpoint::Impl::admit_conn (Conn & c)
   connected = true;
   GstEvent *ev = gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, gst_structure_new_empty ("wayray-admitted"));
   std::vector<guint8> bytes;
-  if (encode_upstream_event (bytes, kTransportTarget, ev)) {
-    auto &ch = c.control->chunks.back ();
-    ch.insert (ch.end (), bytes.begin (), bytes.end ());
-    c.control->written += bytes.size ();
-  }
+  if (c.control && encode_upstream_event (bytes, kTransportTarget, ev))
+    append (*c.control, std::move (bytes));
   gst_event_unref (ev);
   GST_INFO ("admitted %s (connection %" G_GUINT64_FORMAT ")", c.peer.c_str (), c.gen);
-  notify_state (true, c.peer, c.tcp ? "tcp" : "quic", "", false);
+  notify_state (true, c.gen, c.peer, c.tcp ? "tcp" : "quic", "", false);
   cv.notify_all ();
 }
 

@@ -245,12 +245,12 @@ Endpoint::Impl::dispatch_loop (Impl * mp)
 }
 
 void
-Endpoint::Impl::notify_state (bool up, const std::string & peer, const std::string & transport,
+Endpoint::Impl::notify_state (bool up, guint64 conn_id, const std::string & peer, const std::string & transport,
     const std::string & reason, bool fatal_)
 {
-  self->post ([this, up, peer, transport, reason, fatal_] {
+  self->post ([this, up, conn_id, peer, transport, reason, fatal_] {
     for_each_user ([&] (EndpointUser * u) {
-      u->on_connection_state (up, peer, transport, reason, fatal_);
+      u->on_connection_state (up, conn_id, peer, transport, reason, fatal_);
       return false;
     });
   });
@@ -286,11 +286,12 @@ Endpoint::add_user (EndpointUser * user, std::string & error)
     if (m.connected && m.conn) {
       /* A late user learns the state too. */
       std::string peer = m.conn->peer;
+      guint64 id = m.conn->gen;
       std::string tr = m.conn && m.conn->tcp ? "tcp" : "quic";
-      post ([user, peer, tr, &m] {
+      post ([user, id, peer, tr, &m] {
         m.for_each_user ([&] (EndpointUser * u) {
           if (u == user)
-            u->on_connection_state (true, peer, tr, "", false);
+            u->on_connection_state (true, id, peer, tr, "", false);
           return u == user;
         });
       });
@@ -458,6 +459,15 @@ Endpoint::write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bo
       return WriteResult::Full;
     m.cv.wait (lk);
   }
+  m.append (s, std::move (bytes));
+  lk.unlock ();
+  wake ();
+  return WriteResult::Ok;
+}
+
+void
+Endpoint::Impl::append (SendStream & s, std::vector<guint8> && bytes)
+{
   size_t n = bytes.size ();
   if (!s.chunks.empty () && s.chunks.back ().capacity () - s.chunks.back ().size () >= n) {
     /* Appending within capacity never moves bytes already handed out. */
@@ -472,9 +482,6 @@ Endpoint::write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bo
     s.chunks.push_back (std::move (bytes));
   }
   s.written += n;
-  lk.unlock ();
-  wake ();
-  return WriteResult::Ok;
 }
 
 void

@@ -135,7 +135,8 @@ class EndpointUser {
 public:
   virtual ~EndpointUser () = default;
   /* Dispatcher thread. @fatal: the endpoint will not recover (client side). */
-  virtual void on_connection_state (bool up, const std::string & peer, const std::string & transport,
+  /* @conn_id: the connection that came up (admitted) or went. */
+  virtual void on_connection_state (bool up, guint64 conn_id, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal) {}
   virtual void on_stats (const Stats & stats) {}
   /* Dispatcher thread; TRUE when this user owns the sink pad @target. */

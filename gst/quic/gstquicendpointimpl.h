@@ -234,7 +234,7 @@ struct Endpoint::Impl {
   void stop_network ();
 
   /* --- helpers, all with mu held unless noted --- */
-  void notify_state (bool up, const std::string & peer, const std::string & transport,
+  void notify_state (bool up, guint64 conn_id, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal_);
   void warn (const std::string & msg);
   bool setup_server (std::string & error);
@@ -266,6 +266,7 @@ struct Endpoint::Impl {
   SendStream *pick_stream (Conn & c);
   void open_pending_streams (Conn & c);
   std::shared_ptr<SendStream> new_stream (Conn & c, const Preamble & pre);
+  void append (SendStream & s, std::vector<guint8> && bytes);
   void drop_stream (Conn & c, SendStream * s);
   void stream_data (Conn & c, InStream & s, gint64 id, const guint8 * data, size_t len, bool fin);
   void stream_failed (Conn & c, InStream & s, gint64 id, const std::string & why);

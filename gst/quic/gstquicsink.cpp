@@ -135,7 +135,7 @@ struct GstQuicSinkPrivate : public EndpointUser {
   std::map<std::string, GstPad *> pads;
   bool registered = false;
 
-  void on_connection_state (bool up, const std::string & peer, const std::string & transport,
+  void on_connection_state (bool up, guint64 conn_id, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal) override;
   void on_stats (const Stats & stats) override;
   bool on_upstream_event (const std::string & target, GstEvent * event) override;
@@ -166,11 +166,11 @@ request_key_unit (GstPad * pad, PadState * st)
 }
 
 void
-GstQuicSinkPrivate::on_connection_state (bool up, const std::string & peer,
+GstQuicSinkPrivate::on_connection_state (bool up, guint64 conn_id, const std::string & peer,
     const std::string & transport, const std::string & reason, bool fatal)
 {
   GstElement *el = GST_ELEMENT (self);
-  post_connection_message (el, up, peer, transport, reason);
+  post_connection_message (el, up, conn_id, peer, transport, reason);
   if (fatal) {
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_WRITE, ("%s", reason.c_str ()), (nullptr));
     return;

@@ -126,7 +126,7 @@ struct GstQuicSrcPrivate : public EndpointUser {
   mutable std::mutex unadmitted_lock;
   std::vector<std::string> unadmitted_streams { "hello", "ticket" };
 
-  void on_connection_state (bool up, const std::string & peer, const std::string & transport,
+  void on_connection_state (bool up, guint64 conn_id, const std::string & peer, const std::string & transport,
       const std::string & reason, bool fatal) override;
   void on_stats (const Stats & stats) override;
   void on_warning (const std::string & message) override;
@@ -150,10 +150,10 @@ G_DEFINE_TYPE (GstQuicSrc, gst_quic_src, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (quicsrc, "quicsrc", GST_RANK_NONE, GST_TYPE_QUIC_SRC);
 
 void
-GstQuicSrcPrivate::on_connection_state (bool up, const std::string & peer,
+GstQuicSrcPrivate::on_connection_state (bool up, guint64 conn_id, const std::string & peer,
     const std::string & transport, const std::string & reason, bool fatal)
 {
-  post_connection_message (GST_ELEMENT (self), up, peer, transport, reason);
+  post_connection_message (GST_ELEMENT (self), up, conn_id, peer, transport, reason);
   if (fatal)
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ, ("%s", reason.c_str ()), (nullptr));
   else if (!up && !reason.empty ())

@@ -143,7 +143,7 @@ Endpoint::Impl::tcp_progress (Conn & c)
       if (refused) {
         fatal = true;
         fatal_reason = why;
-        notify_state (false, "", "tcp", why, true);
+        notify_state (false, 0, "", "tcp", why, true);
       }
       return;
     }

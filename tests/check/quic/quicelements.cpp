@@ -703,7 +703,7 @@ struct RawPeer : public wrq::EndpointUser {
   std::mutex lock;
   bool lost = false;
   std::string reason;
-  void on_connection_state (bool up, const std::string &, const std::string &, const std::string & r, bool) override
+  void on_connection_state (bool up, guint64, const std::string &, const std::string &, const std::string & r, bool) override
   {
     std::lock_guard<std::mutex> lk (lock);
     if (!up) {
