@@ -5,6 +5,7 @@ over QUIC on loopback, wayrayctl, the systemd unit and the pipeline files.
 Run by meson (`meson test e2e`) with the build tree in the environment;
 prints one line per check and closes with "N passed, N failed".
 """
+import glob
 import os
 import pwd
 import re
@@ -327,6 +328,49 @@ def main():
         check("the new client gets frames", b2.expect(r"^first-frame") is not None, "\n".join(b2.lines))
         b = b2
 
+        # --- strangers on the session port change nothing --------------------
+        # One completes TLS as a real client would (it knows the seat and the
+        # session's certificate name) and presents a forged ticket; another
+        # connects and says nothing. The attached client keeps its session.
+        rows = sessions(env, cfg)
+        sport = int(rows[0].get("port", "0")) if rows else 0
+        seat_fp = ""
+        kh = os.path.join(env["XDG_CONFIG_HOME"], "wayray", "known_hosts")
+        for line in open(kh) if os.path.exists(kh) else ():
+            if line.startswith("127.0.0.1:%d " % base):
+                seat_fp = line.split()[1]
+        cn = ""
+        for crt in glob.glob("/run/user/%d/wayray-session-*.crt" % os.getuid()) + \
+                glob.glob(os.path.join(tmp, "**", "wayray-session-*.crt"), recursive=True):
+            out = subprocess.run(["openssl", "x509", "-noout", "-subject", "-in", crt], capture_output=True, text=True)
+            m = re.search(r"CN\s*=\s*(wayray-session-[0-9a-f]+)", out.stdout)
+            cn = m.group(1) if m else cn
+        forged = os.path.join(tmp, "forged-ticket.bin")
+        with open(forged, "wb") as f:
+            f.write(b"ticket, proof=(string)" + b"0" * 64 + b";")
+        quic = ["mode=client", "host=127.0.0.1", "port=%d" % sport, "pinned-fingerprint=" + seat_fp,
+                "certificate-name=" + cn]
+        strangers = [
+            subprocess.Popen(["gst-launch-1.0", "-q", "filesrc", "location=" + forged, "!",
+                              "application/x-wayray-control,version=(int)1", "!", "n.ticket",
+                              "quicsink", "name=n"] + quic, env=gst_launch_env(env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+            subprocess.Popen(["gst-launch-1.0", "-q", "quicsrc"] + quic + ["!", "fakesink"], env=gst_launch_env(env),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        forged_seen = wait_for(lambda: "wrong or stale ticket from 127.0.0.1:" in log(), timeout=10)
+        check("a stranger's forged ticket on the session port is refused, naming its address",
+              forged_seen and sport > 0 and cn != "", "port %d, cn %r, fp %r\n%s" % (sport, cn, seat_fp, log()[-600:]))
+        marker_s = os.path.join(tmp, "typed-strangers.txt")
+        b.send("type echo strangers-changed-nothing > %s\\n" % marker_s)
+        check("the attached client keeps typing into its session while strangers connect",
+              wait_for(lambda: os.path.exists(marker_s) and open(marker_s).read().strip() == "strangers-changed-nothing"))
+        rows = sessions(env, cfg)
+        check("and stays attached", len(rows) == 1 and rows[0].get("state") == "attached"
+              and not any(re.search(r"reconnecting|^detached", l) for l in b.lines), str(rows) + "\n".join(b.lines))
+        for p in strangers:
+            p.kill()
+            p.wait()
+
         # --- wrong token ----------------------------------------------------
         bad = subprocess.run([CLIENT, "127.0.0.1:%d" % base, "--token", "0" * 48, "--headless"], env=env,
                              stdin=subprocess.PIPE, capture_output=True, text=True, timeout=20)
@@ -456,6 +500,26 @@ def main():
         clients.append(r2)
         check("a client reattaches the adopted session",
               r2.expect(r"state attached .* new=0", timeout=30) is not None, "\n".join(r2.lines))
+
+        # --- guessing tokens costs time, and only the guesser's --------------
+        # Every refusal names the peer's address; after 10 failed logins from
+        # one address, its hellos are refused without looking at the token.
+        answers = []
+        for k in range(12):
+            out = subprocess.run([CLIENT, "127.0.0.1:%d" % base, "--token", "%048x" % k, "--headless"], env=env,
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+            answers.append((out.returncode, out.stdout.strip().splitlines()[-1:] or [""]))
+        limited = [a for a in answers if "too many failed logins from 127.0.0.1" in a[1][0]]
+        check("wrong tokens are refused, then the address is held off with the reason",
+              all(a[0] == 3 for a in answers) and "refused: unknown token" in answers[0][1][0] and len(limited) >= 1,
+              str(answers))
+        check("the daemon log names the guessing peer's address for each refusal",
+              len(re.findall(r"refused test-?\S*@127\.0\.0\.1:\d+: unknown token|refused \S+@127\.0\.0\.1:\d+: "
+                             r"(unknown token|too many failed logins)", log())) >= 12, log()[-800:])
+        marker5 = os.path.join(tmp, "typed5.txt")
+        r2.send("type echo unaffected > %s\\n" % marker5)
+        check("an attached client is not affected by the guessing",
+              wait_for(lambda: os.path.exists(marker5) and open(marker5).read().strip() == "unaffected"))
     finally:
         for cl in clients:
             cl.quit()
