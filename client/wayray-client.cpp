@@ -50,6 +50,7 @@ struct Client {
   std::string host;
   guint port = 4433;
   std::string token, name, pipeline_name = "client-session", known_hosts;
+  std::string transport = "auto";   /* the quic elements' transport: auto, quic or tcp */
   std::string video_decoder = "auto";
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
@@ -73,6 +74,7 @@ struct Client {
       *status = nullptr;
   guint session_port = 0;
   std::string ticket, fingerprint, certificate_name, nonce;
+  std::string route;   /* the session's connection-ID prefix on the seat's port */
   bool attached = false, new_session = false;
   guint backoff_ms = 0, retry_source = 0;
 
@@ -179,6 +181,7 @@ Client::knock ()
   }
   for (GstElement *e : { net, in }) {
     g_object_set (e, "mode", 1 /* client */, "host", host.c_str (), "port", port, nullptr);
+    gst_util_set_object_arg (G_OBJECT (e), "transport", transport.c_str ());
     if (!known_hosts.empty ())
       g_object_set (e, "known-hosts-file", known_hosts.c_str (), nullptr);
   }
@@ -252,6 +255,8 @@ Client::on_answer (GstStructure *msg)
    * with this name: another session's would not do. */
   const gchar *cn = gst_structure_get_string (msg, "certificate-name");
   certificate_name = cn ? cn : "";
+  const gchar *r = gst_structure_get_string (msg, "route");
+  route = r ? r : "";
   session_port = p;
   new_session = created;
   stop_door ();
@@ -549,6 +554,12 @@ Client::start_session ()
   GstElement *qsink = gst_element_factory_make ("quicsink", nullptr);
   g_object_set (qsink, "mode", 1, "host", host.c_str (), "port", session_port, "pinned-fingerprint",
       fingerprint.c_str (), "certificate-name", certificate_name.c_str (), nullptr);
+  /* The seat's port reaches the session by this prefix of the connection's
+   * IDs (both elements: they share one connection). */
+  for (GstElement *e : { net, qsink }) {
+    g_object_set (e, "connection-id-prefix", route.c_str (), nullptr);
+    gst_util_set_object_arg (G_OBJECT (e), "transport", transport.c_str ());
+  }
   if (!known_hosts.empty ())
     g_object_set (qsink, "known-hosts-file", known_hosts.c_str (), nullptr);
   GstElement *notices = control_sink_new (nullptr);
@@ -805,7 +816,7 @@ int
 main (int argc, char **argv)
 {
   gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
-  gchar *decoder = nullptr;
+  gchar *decoder = nullptr, *transport = nullptr;
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
@@ -816,6 +827,9 @@ main (int argc, char **argv)
     {"known-hosts", 0, 0, G_OPTION_ARG_FILENAME, &known, "Known-hosts file for trust on first use", "FILE"},
     {"name", 0, 0, G_OPTION_ARG_STRING, &name, "This client's name, shown by wayrayctl (default: host name)", "NAME"},
     {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect, "Exit instead of reconnecting", nullptr},
+    {"transport", 0, 0, G_OPTION_ARG_STRING, &transport,
+        "auto (QUIC, TCP+TLS when QUIC does not get through within 3 s), quic or tcp (at once, e.g. where UDP is "
+        "blocked)", "auto|quic|tcp"},
     {"video-decoder", 0, 0, G_OPTION_ARG_STRING, &decoder,
         "H.264 decoders to try, in order (default auto: hardware first, then avdec_h264, openh264dec)", "LIST"},
     {nullptr},
@@ -866,6 +880,13 @@ main (int argc, char **argv)
     c.known_hosts = known;
   if (decoder)
     c.video_decoder = decoder;
+  if (transport) {
+    c.transport = transport;
+    if (c.transport != "auto" && c.transport != "quic" && c.transport != "tcp") {
+      g_printerr ("wayray-client: --transport wants auto, quic or tcp\n");
+      return EXIT_USAGE;
+    }
+  }
   c.name = name ? name : g_get_host_name ();
 
   c.loop = g_main_loop_new (nullptr, FALSE);

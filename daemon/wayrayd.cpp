@@ -99,7 +99,7 @@ struct Daemon : ProxyHost {
   guint door_restart = 0;
   FailureLimit door_failures;     /* failed logins per source address */
   std::set<guint64> failed_conns; /* counted once per connection */
-  void door_failed (const std::string &source, guint64 conn, gint64 now);
+  void door_failed (const std::string &source, guint64 conn, gint64 now, bool once_per_connection);
   std::string fingerprint;
   std::string seat_cert, seat_key;
 
@@ -116,7 +116,6 @@ struct Daemon : ProxyHost {
   void reply (GstStructure *msg);
   SessionProxy *session_for_token (const std::string &name);
   SessionProxy *spawn_session (const std::string &token, const Account &account, int w, int h, GError **error);
-  guint free_port ();
   bool prepare_runtime (GError **error);
   void share_registry ();
   void adopt_sessions ();
@@ -133,6 +132,11 @@ struct Daemon : ProxyHost {
   void proxy_changed (SessionProxy *p) override { update_status (); }
   void proxy_gone (SessionProxy *p, const std::string &why) override;
   GstStructure *proxy_setup (SessionProxy *p) override;
+  void proxy_connected (SessionProxy *p) override { reroute (p); }
+  /* One port per seat: the front door routes @p's connections to its
+   * worker, through a new relay socket. */
+  void reroute (SessionProxy *p);
+  std::string new_route ();
 };
 
 static Daemon *the_daemon;
@@ -194,17 +198,37 @@ Daemon::session_for_token (const std::string &name)
   return nullptr;
 }
 
-guint
-Daemon::free_port ()
+/* A session's connection-ID prefix: 4 random bytes, not the front door's
+ * (zeros), not another session's. */
+std::string
+Daemon::new_route ()
 {
-  for (guint p = cfg.session_port_first; p <= cfg.session_port_last; p++) {
-    bool used = false;
+  for (;;) {
+    std::string r = random_hex (4);
+    bool used = r == "00000000";
     for (auto &kv : sessions)
-      used |= kv.second->port == p;
+      used |= kv.second->route == r;
     if (!used)
-      return p;
+      return r;
   }
-  return 0;
+}
+
+void
+Daemon::reroute (SessionProxy *p)
+{
+  if (!door_in || p->route.empty () || p->fd < 0)
+    return;
+  int sv[2];
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+    g_printerr ("wayrayd: session %d: no relay socket: %s\n", p->id, g_strerror (errno));
+    return;
+  }
+  gboolean routed = FALSE;
+  g_signal_emit_by_name (door_in, "add-route", p->route.c_str (), sv[0], &routed);
+  if (!routed || !p->send_fd (gst_structure_new_empty ("relay"), sv[1]))
+    g_printerr ("wayrayd: session %d: its connections cannot be routed (route %s)\n", p->id, p->route.c_str ());
+  close (sv[0]);
+  close (sv[1]);
 }
 
 void
@@ -270,6 +294,9 @@ Daemon::proxy_gone (SessionProxy *p, const std::string &why)
 {
   g_print ("session %d (%s) ends: %s\n", p->id, p->token_name.c_str (), why.c_str ());
   proxy_failed (p, why);
+  gboolean removed = FALSE;
+  if (door_in && !p->route.empty ())
+    g_signal_emit_by_name (door_in, "remove-route", p->route.c_str (), &removed);
   sessions.erase (p->id);
   update_status ();
   if (shutting_down && sessions.empty ())
@@ -282,6 +309,7 @@ Daemon::proxy_setup (SessionProxy *p)
   std::string base = p->runtime_dir + "/wayray-session-" + std::to_string (p->id);
   return gst_structure_new ("setup",
       "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, p->token_name.c_str (), "port", G_TYPE_UINT, p->port,
+      "route", G_TYPE_STRING, p->route.c_str (),
       "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, p->welcome_w,
       "height", G_TYPE_INT, p->welcome_h, "seat", G_TYPE_STRING, cfg.seat.c_str (),
       "command", G_TYPE_STRING, cfg.session_command.c_str (),
@@ -304,7 +332,8 @@ Daemon::spawn_session (const std::string &token, const Account &account, int w, 
   p->token_name = token;
   p->user = account.name;
   p->uid = account.uid;
-  p->port = free_port ();
+  p->port = cfg.port;
+  p->route = new_route ();
   p->seat_runtime = cfg.runtime_directory;
   p->socket_name = "wayray-" + cfg.seat + "-" + std::to_string (p->id);
   p->welcome_w = w;
@@ -323,6 +352,7 @@ Daemon::spawn_session (const std::string &token, const Account &account, int w, 
       "token", G_TYPE_STRING, token.c_str (), "user", G_TYPE_STRING, account.name.c_str (),
       "seat", G_TYPE_STRING, cfg.seat.c_str (), "socket", G_TYPE_STRING, p->socket_name.c_str (),
       "runtime-directory", G_TYPE_STRING, cfg.runtime_directory.c_str (), "port", G_TYPE_UINT, p->port,
+      "route", G_TYPE_STRING, p->route.c_str (),
       "pam-service", G_TYPE_STRING, cfg.pam_service.c_str (),
       "pam-directory", G_TYPE_STRING, cfg.pam_directory.c_str (),
       "certificate", G_TYPE_STRING, chain.c_str (), "private-key", G_TYPE_STRING, key.c_str (),
@@ -347,12 +377,13 @@ Daemon::reply (GstStructure *msg, guint64 conn_id)
   control_source_push (door_out, msg, conn_id);
 }
 
-/* A failed login counts against its address once per connection, however
- * many bad messages it sent. */
+/* A failed login counts against its address; a connection's malformed
+ * messages count once, however many it sent. */
 void
-Daemon::door_failed (const std::string &source, guint64 conn, gint64 now)
+Daemon::door_failed (const std::string &source, guint64 conn, gint64 now, bool once_per_connection)
 {
-  if (conn && !failed_conns.insert (conn).second)
+  door_failures.set_rate (cfg.max_failed_logins, (gint64) cfg.failed_login_interval_s * G_USEC_PER_SEC);
+  if (once_per_connection && conn && !failed_conns.insert (conn).second)
     return;
   while (failed_conns.size () > 4096)
     failed_conns.erase (failed_conns.begin ());
@@ -393,15 +424,17 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
             reason.c_str (), nullptr), conn);
   };
   gint64 wait_us = 0;
+  door_failures.set_rate (cfg.max_failed_logins, (gint64) cfg.failed_login_interval_s * G_USEC_PER_SEC);
   if (!door_failures.allowed (source, now, &wait_us)) {
+    /* Refused without a look at the token; the answer must reach the peer,
+     * so its connection stays (it ends with the peer, or when not admitted
+     * in time). */
     refuse ("too many failed logins from " + source + "; try again in " +
         std::to_string ((wait_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC) + " s");
-    gboolean closed = FALSE;
-    g_signal_emit_by_name (door_in, "close-connection", conn, "too many failed logins", &closed);
     return;
   }
   if (!gst_structure_has_name (msg, "hello") || version != 1) {
-    door_failed (source, conn, now);
+    door_failed (source, conn, now, true);
     refuse ("not a WayRay version 1 hello");
     return;
   }
@@ -412,7 +445,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
   std::string name, user;
   GError *err = nullptr;
   if (!token || !token_store_verify (cfg.token_store, token, &name, &user, &err)) {
-    door_failed (source, conn, now);
+    door_failed (source, conn, now, false);
     refuse (err ? err->message : "unknown token");
     g_clear_error (&err);
     return;
@@ -423,7 +456,8 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
   std::string proof = ticket_proof (token, ticket);
   auto welcome = [&] (SessionProxy *p, bool created) {
     return gst_structure_new ("welcome", "nonce", G_TYPE_STRING, nonce.c_str (), "session", G_TYPE_INT, p->id,
-        "port", G_TYPE_UINT, p->port, "ticket", G_TYPE_STRING, ticket.c_str (),
+        "port", G_TYPE_UINT, cfg.port, "route", G_TYPE_STRING, p->route.c_str (),
+        "ticket", G_TYPE_STRING, ticket.c_str (),
         "fingerprint", G_TYPE_STRING, fingerprint.c_str (),
         "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), "new-session", G_TYPE_BOOLEAN, created,
         "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr);
@@ -491,10 +525,6 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
       return;
     }
   }
-  if (!free_port ()) {
-    refuse ("no free session port (session-ports)");
-    return;
-  }
   /* A new session: its worker answers once it listens. */
   s = spawn_session (name, account, w, h, &err);
   if (!s) {
@@ -556,6 +586,9 @@ Daemon::start_front_door (GError **error)
         "certificate-file", cfg.certificate_file.c_str (), "private-key-file", cfg.private_key_file.c_str (),
         "admission-timeout", 30000u, "max-connections", 1024u, "max-handshakes", 128u, nullptr);
     gst_util_set_object_arg (G_OBJECT (e), "admission", "application");
+    /* The door's connection IDs start with zeros; every session's with its
+     * route, which the door's endpoint hands over to the session. */
+    g_object_set (e, "connection-id-prefix", "00000000", nullptr);
   }
   g_object_set (door_in, "unadmitted-streams", "hello", nullptr);
   gst_bin_add_many (GST_BIN (door), door_in, hello, door_out, door_net, nullptr);
@@ -577,7 +610,7 @@ Daemon::start_front_door (GError **error)
               std::string source = FailureLimit::source_of (origin.peer);
               gint64 now = g_get_monotonic_time ();
               bool quiet = !d->door_failures.allowed (source, now);
-              d->door_failed (source, origin.conn_id, now);
+              d->door_failed (source, origin.conn_id, now, true);
               if (quiet)
                 return;
               g_print ("refused client@%s: malformed hello\n", origin.peer.empty () ? "?" : origin.peer.c_str ());
@@ -622,7 +655,11 @@ Daemon::restart_front_door (guint delay_ms)
           g_printerr ("front door: %s; trying again in 1 s\n", err->message);
           g_error_free (err);
           d->restart_front_door (1000);
+          return G_SOURCE_REMOVE;
         }
+        /* The new door routes the running sessions' connections again. */
+        for (auto &kv : d->sessions)
+          d->reroute (kv.second.get ());
         return G_SOURCE_REMOVE;
       }, this);
 }
@@ -952,11 +989,12 @@ main (int argc, char **argv)
     return 1;
   }
   d.share_registry ();
-  d.adopt_sessions ();
+  /* The door first: adopted sessions' connections are routed through it. */
   if (!d.start_front_door (&err)) {
     g_printerr ("wayrayd: %s\n", err->message);
     return 1;
   }
+  d.adopt_sessions ();
   g_print ("wayrayd: control socket %s\n", d.cfg.control_socket.c_str ());
   d.apply_policy ();
 

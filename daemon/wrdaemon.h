@@ -20,7 +20,6 @@ struct DaemonConfig {
   /* [daemon] */
   std::string listen_address;    /* "" = every address */
   guint port = 4433;
-  guint session_port_first = 4434, session_port_last = 4533;
   std::string certificate_file, private_key_file;   /* "" = quic elements' defaults */
   std::string token_store;       /* default /etc/wayray/SEAT.tokens */
   std::string runtime_directory; /* default: see default_runtime_directory () */
@@ -40,6 +39,10 @@ struct DaemonConfig {
   bool allow_root = false;
   guint detached_timeout_s = 0;  /* 0 = never */
   guint max_sessions_per_user = 0;   /* 0 = no limit */
+  /* Failed logins per source address before its hellos are refused (0 = no
+   * limit), and the time that gives one back. */
+  guint max_failed_logins = 10;
+  guint failed_login_interval_s = 3;
 
   /* [pipelines] */
   std::string server_pipeline = "server-session";

@@ -141,7 +141,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   const std::map<std::string, std::set<std::string>> known = {
     { "daemon", { "listen-address", "port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
-          "admin-group" } },
+          "admin-group", "max-failed-logins", "failed-login-interval" } },
     { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "allow-root",
           "detached-timeout", "max-sessions-per-user" } },
     { "pipelines", { "server", "directory" } },
@@ -176,20 +176,15 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
       get_uint (kf, path, "session", "height", 16, 8192, &h, error) &&
       get_uint (kf, path, "session", "framerate", 1, 240, &cfg->framerate, error) &&
       get_uint (kf, path, "session", "max-sessions-per-user", 0, 1000, &cfg->max_sessions_per_user, error) &&
+      get_uint (kf, path, "daemon", "max-failed-logins", 0, 100000, &cfg->max_failed_logins, error) &&
+      get_duration (kf, path, "daemon", "failed-login-interval", &cfg->failed_login_interval_s, error) &&
       get_bool (kf, path, "session", "allow-root", &cfg->allow_root, error) &&
       get_duration (kf, path, "session", "detached-timeout", &cfg->detached_timeout_s, error);
   cfg->default_width = w;
   cfg->default_height = h;
-  if (ok && get_string (kf, "daemon", "session-ports", &ports)) {
-    guint a = 0, b = 0;
-    if (sscanf (ports.c_str (), "%u-%u", &a, &b) != 2 || a == 0 || b > 65535 || a > b) {
-      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-          "%s: [daemon] session-ports=%s: expected FIRST-LAST, e.g. 4434-4533", path.c_str (), ports.c_str ());
-      ok = false;
-    }
-    cfg->session_port_first = a;
-    cfg->session_port_last = b;
-  }
+  if (ok && get_string (kf, "daemon", "session-ports", &ports))
+    g_printerr ("%s: [daemon] session-ports is no longer used: every session is reached on the seat's port\n",
+        path.c_str ());
   if (ok) {
     get_string (kf, "daemon", "listen-address", &cfg->listen_address);
     get_string (kf, "daemon", "certificate-file", &cfg->certificate_file);
@@ -207,12 +202,6 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     get_string (kf, "session", "video-encoder", &cfg->video_encoder);
     get_string (kf, "pipelines", "server", &cfg->server_pipeline);
     get_string (kf, "pipelines", "directory", &cfg->pipelines_dir);
-  }
-  if (ok && cfg->port >= cfg->session_port_first && cfg->port <= cfg->session_port_last) {
-    g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-        "%s: [daemon] port %u lies inside session-ports %u-%u", path.c_str (), cfg->port,
-        cfg->session_port_first, cfg->session_port_last);
-    ok = false;
   }
   g_key_file_free (kf);
   return ok;
@@ -265,7 +254,7 @@ check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **err
   if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error) ||
       !read_pipeline_file (path, &file, error))
     return false;
-  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.session_port_first);
+  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.port);
   GstElement *p = load_pipeline (file, vars, error);
   if (!p)
     return false;

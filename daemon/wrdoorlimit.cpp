@@ -35,7 +35,7 @@ bool
 FailureLimit::allowed (const std::string &source, gint64 now_us, gint64 *wait_us)
 {
   auto it = budgets_.find (source);
-  if (it == budgets_.end () || refreshed (it->second, now_us) >= 1.0)
+  if (burst_ <= 0 || it == budgets_.end () || refreshed (it->second, now_us) >= 1.0)
     return true;
   if (wait_us)
     *wait_us = (gint64) std::ceil ((1.0 - it->second.left) * (double) refill_us_);
@@ -45,6 +45,8 @@ FailureLimit::allowed (const std::string &source, gint64 now_us, gint64 *wait_us
 void
 FailureLimit::failed (const std::string &source, gint64 now_us)
 {
+  if (burst_ <= 0)
+    return;
   auto it = budgets_.find (source);
   if (it == budgets_.end ()) {
     if (budgets_.size () >= kMaxTracked)

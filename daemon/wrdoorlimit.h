@@ -22,6 +22,9 @@ public:
   FailureLimit (double burst = 10, gint64 refill_us = 3 * G_USEC_PER_SEC)
       : burst_ (burst), refill_us_ (refill_us) {}
 
+  /* @burst 0: no limit. */
+  void set_rate (double burst, gint64 refill_us) { burst_ = burst; refill_us_ = MAX (refill_us, 1); }
+
   /* Whether @source may try now; if not, @wait_us says for how long not. */
   bool allowed (const std::string &source, gint64 now_us, gint64 *wait_us = nullptr);
   /* A failure from @source spends one of its budget. */

@@ -86,6 +86,16 @@ SessionProxy::send (GstStructure *msg)
     gst_structure_free (msg);
 }
 
+bool
+SessionProxy::send_fd (GstStructure *msg, int pass_fd)
+{
+  if (fd < 0) {
+    gst_structure_free (msg);
+    return false;
+  }
+  return worker_send (fd, msg, pass_fd);
+}
+
 void
 SessionProxy::expect (const std::string &proof, int w, int h, const std::string &who)
 {
@@ -106,7 +116,7 @@ SessionProxy::listing () const
   std::ostringstream o;
   o << id << " token=" << token_name << " user=" << user << " state="
     << (!ready ? "starting" : attached ? "attached" : "detached") << " client=" << (client.empty () ? "-" : client)
-    << " size=" << width << "x" << height << " port=" << port
+    << " size=" << width << "x" << height << " port=" << port << " route=" << (route.empty () ? "-" : route)
     << " socket=" << (socket_path.empty () ? socket_name : socket_path) << " pid=" << app_pid
     << " frames=" << frames << " uptime=" << uptime_s << "s attaches=" << attaches << " worker=" << worker << " starter=" << starter;
   return o.str ();
@@ -253,6 +263,7 @@ SessionProxy::connect_worker (GstStructure *first, GError **error)
   close_worker ();
   fd = s;
   io_watch = g_unix_fd_add (fd, (GIOCondition) (G_IO_IN | G_IO_HUP | G_IO_ERR), worker_input, this);
+  host->proxy_connected (this);
   send (first);
   return true;
 }
@@ -346,6 +357,7 @@ session_proxy_from_record (const std::string &path, GError **error)
   const gchar *sock = rec ? gst_structure_get_string (rec, "socket") : nullptr;
   const gchar *dir = rec ? gst_structure_get_string (rec, "runtime-dir") : nullptr;
   const gchar *cn = rec ? gst_structure_get_string (rec, "certificate-name") : nullptr;
+  const gchar *route = rec ? gst_structure_get_string (rec, "route") : nullptr;
   if (!rec || !gst_structure_has_name (rec, "session") || !gst_structure_get_int (rec, "id", &p->id) ||
       !gst_structure_get_int (rec, "uid", &uid) || !gst_structure_get_int (rec, "starter", &starter) ||
       !gst_structure_get_int (rec, "worker", &worker) ||
@@ -367,6 +379,7 @@ session_proxy_from_record (const std::string &path, GError **error)
   g_free (base);
   p->runtime_dir = dir;
   p->certificate_name = cn ? cn : "";
+  p->route = route ? route : "";
   p->adopted = true;
   gst_structure_free (rec);
   return p.release ();

@@ -32,6 +32,9 @@ class ProxyHost {
   virtual void proxy_gone (SessionProxy *p, const std::string &why) = 0;
   /* The setup a new session's worker gets once it runs. */
   virtual GstStructure *proxy_setup (SessionProxy *p) = 0;
+  /* The daemon is connected to the worker (new or adopted): route the
+   * session's connections to it. */
+  virtual void proxy_connected (SessionProxy *p) = 0;
 };
 
 struct SessionProxy {
@@ -41,6 +44,7 @@ struct SessionProxy {
   std::string token_name, user;
   uid_t uid = 0;
   guint port = 0;
+  std::string route;            /* connection-ID prefix, 8 hex digits: the seat's router hands its connections over */
   std::string socket_name;      /* the Wayland socket's name */
   std::string socket_path;      /* ... and where it is, once known */
   std::string runtime_dir, seat_runtime;
@@ -73,6 +77,8 @@ struct SessionProxy {
   /* Connects to the worker's control socket; sends @first (taking it). */
   bool connect_worker (GstStructure *first, GError **error);
   void send (GstStructure *msg);
+  /* @msg with @pass_fd alongside (SCM_RIGHTS); the caller keeps its copy. */
+  bool send_fd (GstStructure *msg, int pass_fd);
   void expect (const std::string &proof, int w, int h, const std::string &who);
   /* SIGTERM to the starter, which ends the worker and the PAM session. */
   void terminate ();

@@ -8,6 +8,7 @@
 
 #include <gst/app/gstappsink.h>
 #include <gst/video/video.h>
+#include <unistd.h>
 
 #include <sstream>
 
@@ -29,6 +30,8 @@ equal_secret (const std::string &a, const std::string &b)
 
 Session::~Session ()
 {
+  if (relay_fd >= 0)
+    close (relay_fd);
   if (bus_watch)
     g_source_remove (bus_watch);
   if (pipeline) {
@@ -126,6 +129,14 @@ Session::on_ticket (GstStructure *msg, const MessageOrigin &origin)
   ticket_ok = true;
   admitted_conn = origin.conn_id;
   try_attach ();
+}
+
+void
+Session::set_relay (int fd)
+{
+  for (GstElement *e : { net, netin })
+    if (e)
+      g_object_set (e, "relay-fd", fd, nullptr);
 }
 
 void
@@ -275,9 +286,18 @@ Session::start (GError **error)
     return false;
   }
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
-  /* The session's connections wait for admission: only a ticket's. */
-  for (GstElement *e : { net, netin })
+  /* The session's connections wait for admission: only a ticket's. They
+   * reach it on the seat's port, through the router's relay. */
+  for (GstElement *e : { net, netin }) {
     gst_util_set_object_arg (G_OBJECT (e), "admission", "application");
+    if (!route.empty ())
+      g_object_set (e, "connection-id-prefix", route.c_str (), nullptr);
+  }
+  if (relay_fd >= 0) {
+    set_relay (relay_fd);
+    close (relay_fd);
+    relay_fd = -1;
+  }
   g_object_set (netin, "unadmitted-streams", "ticket", nullptr);
   g_signal_connect (ticket_sink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
         Session *s = static_cast<Session *> (data);

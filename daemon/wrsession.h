@@ -81,6 +81,11 @@ struct Session {
   void open_gate ();
   void set_size (int w, int h);
   void on_ticket (GstStructure *msg, const MessageOrigin &origin);
+  /* The seat's router: its connections come through @fd (the elements
+   * take duplicates). */
+  void set_relay (int fd);
+  std::string route;            /* connection-ID prefix (hex) */
+  int relay_fd = -1;            /* given before start, closed once taken */
   void attach ();
   void send_control (GstStructure *msg);
   /* One line per element that keeps statistics. */

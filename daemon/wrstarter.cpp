@@ -99,6 +99,7 @@ struct Starter {
   int fd = -1;
   int id = 0;
   std::string token, user, seat, socket_name, seat_runtime, pam_service, pam_dir, cert_pem, key_pem, cert_name;
+  std::string route;
   guint port = 0;
   struct passwd pw = {};
   std::string home, shell;
@@ -293,6 +294,7 @@ Starter::write_record ()
       "socket", G_TYPE_STRING, (runtime_dir + "/" + socket_name).c_str (),
       "runtime-dir", G_TYPE_STRING, runtime_dir.c_str (), "starter", G_TYPE_INT, (int) getpid (),
       "worker", G_TYPE_INT, (int) worker, "certificate-name", G_TYPE_STRING, cert_name.c_str (),
+      "route", G_TYPE_STRING, route.c_str (),
       "created", G_TYPE_INT64, g_get_real_time (), nullptr);
   gchar *text = gst_structure_serialize (rec, GST_SERIALIZE_FLAG_NONE);
   gst_structure_free (rec);
@@ -484,6 +486,7 @@ session_starter_main (int fd)
   gst_structure_get_int (start, "id", &s.id);
   gst_structure_get_uint (start, "port", &s.port);
   s.token = str ("token");
+  s.route = str ("route");
   s.user = str ("user");
   s.seat = str ("seat");
   s.socket_name = str ("socket");

@@ -28,7 +28,7 @@ structure_string (const GstStructure *s, const char *name)
 }
 
 bool
-worker_send (int fd, GstStructure *msg)
+worker_send (int fd, GstStructure *msg, int pass_fd)
 {
   gchar *text = gst_structure_serialize (msg, GST_SERIALIZE_FLAG_NONE);
   gst_structure_free (msg);
@@ -37,11 +37,27 @@ worker_send (int fd, GstStructure *msg)
   const char *p = line.data ();
   size_t left = line.size ();
   while (left > 0) {
-    ssize_t n = write (fd, p, left);
+    struct iovec iov { (void *) p, left };
+    struct msghdr mh {};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas (struct cmsghdr) char cbuf[CMSG_SPACE (sizeof (int))];
+    if (pass_fd >= 0) {
+      /* The socket rides with the line's first byte. */
+      mh.msg_control = cbuf;
+      mh.msg_controllen = sizeof cbuf;
+      struct cmsghdr *cm = CMSG_FIRSTHDR (&mh);
+      cm->cmsg_level = SOL_SOCKET;
+      cm->cmsg_type = SCM_RIGHTS;
+      cm->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (cm), &pass_fd, sizeof pass_fd);
+    }
+    ssize_t n = sendmsg (fd, &mh, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)
       return false;
+    pass_fd = -1;
     p += n;
     left -= n;
   }
@@ -49,12 +65,30 @@ worker_send (int fd, GstStructure *msg)
 }
 
 bool
-worker_read_lines (int fd, std::string &buf, size_t max, const std::function<void (const std::string &)> &on_line)
+worker_read_lines (int fd, std::string &buf, size_t max, const std::function<void (const std::string &)> &on_line,
+    std::vector<int> *fds)
 {
   char chunk[65536];
-  ssize_t n = read (fd, chunk, sizeof chunk);
+  struct iovec iov { chunk, sizeof chunk };
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  alignas (struct cmsghdr) char cbuf[CMSG_SPACE (sizeof (int) * 8)];
+  mh.msg_control = cbuf;
+  mh.msg_controllen = sizeof cbuf;
+  ssize_t n = recvmsg (fd, &mh, MSG_CMSG_CLOEXEC);
   if (n < 0 && (errno == EINTR || errno == EAGAIN))
     return true;
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR (&mh); n > 0 && cm; cm = CMSG_NXTHDR (&mh, cm))
+    if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+      for (size_t k = 0; k < (cm->cmsg_len - CMSG_LEN (0)) / sizeof (int); k++) {
+        int passed;
+        memcpy (&passed, CMSG_DATA (cm) + k * sizeof (int), sizeof passed);
+        if (fds && fds->size () < 16)
+          fds->push_back (passed);
+        else
+          close (passed);
+      }
   if (n <= 0)
     return false;
   buf.append (chunk, n);
@@ -83,6 +117,8 @@ class Worker : public SessionHost {
   PipelineFile file;
   std::unique_ptr<Session> session;
   std::string line_buf;
+  std::vector<int> passed;      /* sockets that came with the daemon's lines, in order */
+  int relay_fd = -1;            /* the router's relay, until the session takes it */
   guint status_timer = 0;
   int exit_code = 0;
   bool ending = false;          /* told to end; waiting for the client to go */
@@ -152,6 +188,9 @@ class Worker : public SessionHost {
     g_strfreev (env);
     gst_structure_get_int (s, "id", &session->id);
     session->token_name = str ("token");
+    session->route = str ("route");
+    session->relay_fd = relay_fd;
+    relay_fd = -1;
     gst_structure_get_uint (s, "port", &session->port);
     session->socket_name = str ("socket");
     gst_structure_get_int (s, "width", &session->width);
@@ -188,7 +227,9 @@ class Worker : public SessionHost {
 
   void handle (const GstStructure *s) {
     const gchar *reason = gst_structure_get_string (s, "reason");
-    if (gst_structure_has_name (s, "setup") && !session) {
+    if (gst_structure_has_name (s, "relay")) {
+      take_relay ();
+    } else if (gst_structure_has_name (s, "setup") && !session) {
       if (setup_timer)
         g_source_remove (setup_timer);
       setup_timer = 0;
@@ -236,7 +277,7 @@ class Worker : public SessionHost {
             w->handle (s);
             gst_structure_free (s);
           }
-        });
+        }, &w->passed);
     if (ok)
       return G_SOURCE_CONTINUE;
     w->drop_daemon ();
@@ -251,6 +292,25 @@ class Worker : public SessionHost {
       close (fd);
     fd = -1;
     line_buf.clear ();
+    for (int p : passed)
+      close (p);
+    passed.clear ();
+  }
+
+  /* The seat's router hands the session's connections over this socket. */
+  void take_relay () {
+    if (passed.empty ())
+      return;
+    int rfd = passed.front ();
+    passed.erase (passed.begin ());
+    if (session) {
+      session->set_relay (rfd);
+      close (rfd);
+      return;
+    }
+    if (relay_fd >= 0)
+      close (relay_fd);
+    relay_fd = rfd;
   }
 
   /* A daemon connects: only root (or this worker's own user, when the

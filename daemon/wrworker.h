@@ -17,6 +17,10 @@
  *                     expect, proof, width, height, client
  *                     detach, reason
  *                     end, reason
+ *                     relay (with a SOCK_SEQPACKET socket as SCM_RIGHTS:
+ *                     the session's connections, from the seat's router;
+ *                     sent before setup and adopt, and again whenever the
+ *                     router changes)
  *   worker → daemon   ready | failed, reason
  *                     status, attached, client, width, height, pid, frames,
  *                     uptime, attaches, stats
@@ -33,6 +37,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace wayray {
 
@@ -42,12 +47,15 @@ int session_worker_main (int fd);
 /* The string field @name of @s, or "" when it has none. */
 std::string structure_string (const GstStructure *s, const char *name);
 
-/* One line of the protocol: write @msg (taking it) to @fd. */
-bool worker_send (int fd, GstStructure *msg);
+/* One line of the protocol: write @msg (taking it) to @fd, with @pass_fd
+ * (when >= 0) alongside as SCM_RIGHTS; the caller keeps its copy. */
+bool worker_send (int fd, GstStructure *msg, int pass_fd = -1);
 
-/* Reads what @fd has into @buf and hands each whole line to @on_line.
+/* Reads what @fd has into @buf and hands each whole line to @on_line;
+ * sockets passed alongside go to @fds in order (closed when @fds is NULL).
  * FALSE at the end of the stream, on an error, or when a line grows past
  * @max bytes (a peer that does not speak the protocol). */
-bool worker_read_lines (int fd, std::string &buf, size_t max, const std::function<void (const std::string &)> &on_line);
+bool worker_read_lines (int fd, std::string &buf, size_t max, const std::function<void (const std::string &)> &on_line,
+    std::vector<int> *fds = nullptr);
 
 }  // namespace wayray

@@ -3,7 +3,11 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gstquiccommon.h"
+#include "gstquicrelaywire.h"
 #include "gstquictls.h"
+
+#include <fcntl.h>
+#include <unistd.h>
 
 namespace wrq {
 
@@ -154,6 +158,25 @@ close_handler (GstElement * element, guint64 id, const gchar * reason)
   return ep && ep->close_connection (id, reason ? reason : "closed by the server");
 }
 
+gboolean
+add_route_handler (GstElement * element, const gchar * prefix_hex, gint fd)
+{
+  auto ep = element_endpoint (element);
+  std::string prefix;
+  if (!ep || fd < 0 || !prefix_from_hex (prefix_hex ? prefix_hex : "", prefix))
+    return FALSE;
+  int mine = fcntl (fd, F_DUPFD_CLOEXEC, 3);
+  return mine >= 0 && ep->add_route (prefix, mine);
+}
+
+gboolean
+remove_route_handler (GstElement * element, const gchar * prefix_hex)
+{
+  auto ep = element_endpoint (element);
+  std::string prefix;
+  return ep && prefix_from_hex (prefix_hex ? prefix_hex : "", prefix) && ep->remove_route (prefix);
+}
+
 }  // namespace
 
 void
@@ -173,6 +196,19 @@ install_common_signals (GType type, EndpointGetter get_endpoint)
    */
   g_signal_new_class_handler ("close-connection", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
       G_CALLBACK (close_handler), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 2, G_TYPE_UINT64, G_TYPE_STRING);
+  /**
+   * add-route: (server with its own sockets: the seat's router) connections
+   * whose IDs, or TCP route preamble, start with PREFIX (8 hex digits) go
+   * through FD (a SOCK_SEQPACKET socket; the element takes a duplicate) to
+   * the endpoint that owns them (a session's, relay-fd).
+   */
+  g_signal_new_class_handler ("add-route", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK (add_route_handler), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 2, G_TYPE_STRING, G_TYPE_INT);
+  /**
+   * remove-route: forgets the route of PREFIX.
+   */
+  g_signal_new_class_handler ("remove-route", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK (remove_route_handler), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1, G_TYPE_STRING);
 }
 
 void
@@ -313,14 +349,33 @@ install_common_properties (GObjectClass * klass)
   g_object_class_install_property (klass, PROP_RETRY,
       g_param_spec_enum ("retry", "Retry", "server: when a QUIC Retry validates a new peer's address",
           retry_get_type (), (gint) d.retry, rw_ready));
+  g_object_class_install_property (klass, PROP_CONNECTION_ID_PREFIX,
+      g_param_spec_string ("connection-id-prefix", "Connection ID prefix",
+          "Up to 4 bytes in hex. server: its QUIC connection IDs start with them; client: its first "
+          "destination ID and its TCP route preamble carry them, so that the seat's router (wayrayd's "
+          "front door) hands the connection to the session that owns the prefix", nullptr, rw_ready));
+  g_object_class_install_property (klass, PROP_RELAY_FD,
+      g_param_spec_int ("relay-fd", "Relay socket",
+          "server: a SOCK_SEQPACKET socket to the seat's router; the endpoint then has no UDP or TCP socket "
+          "of its own, and its datagrams and TCP connections come and go through the router (wayrayd's "
+          "sessions). The element takes a duplicate; setting another one (router restarted) replaces it",
+          -1, G_MAXINT, -1, (GParamFlags) (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property (klass, PROP_ADMITTED,
       g_param_spec_boolean ("admitted", "Admitted",
           "client: whether the server admitted this connection (it says so on the connection; a "
           "\"wayray-quic-admitted\" element message tells the moment)", FALSE, ro));
 }
 
+void
+clear_common_config (Config & cfg)
+{
+  if (cfg.relay_fd >= 0)
+    close (cfg.relay_fd);
+  cfg.relay_fd = -1;
+}
+
 bool
-set_common_property (Config & cfg, guint prop_id, const GValue * value)
+set_common_property (Config & cfg, Endpoint * ep, guint prop_id, const GValue * value)
 {
   auto str = [value] { const gchar *s = g_value_get_string (value); return std::string (s ? s : ""); };
   switch (prop_id) {
@@ -345,6 +400,28 @@ set_common_property (Config & cfg, guint prop_id, const GValue * value)
     case PROP_MAX_HANDSHAKES: cfg.max_handshakes = g_value_get_uint (value); return true;
     case PROP_MAX_HANDSHAKES_PER_SOURCE: cfg.max_handshakes_per_source = g_value_get_uint (value); return true;
     case PROP_RETRY: cfg.retry = (RetryPolicy) g_value_get_enum (value); return true;
+    case PROP_CONNECTION_ID_PREFIX: {
+      std::string prefix;
+      if (prefix_from_hex (str (), prefix))
+        cfg.cid_prefix = prefix;
+      else
+        GST_WARNING ("connection-id-prefix '%s' is not up to %zu bytes of hex; ignored", str ().c_str (),
+            kMaxRoutePrefix);
+      return true;
+    }
+    case PROP_RELAY_FD: {
+      /* A duplicate of its own, taken now: the caller may close theirs. */
+      int fd = g_value_get_int (value);
+      int mine = fd >= 0 ? fcntl (fd, F_DUPFD_CLOEXEC, 3) : -1;
+      clear_common_config (cfg);
+      cfg.relay_fd = mine;
+      if (mine >= 0) {
+        cfg.relay = true;
+        if (ep)
+          ep->set_relay (fcntl (mine, F_DUPFD_CLOEXEC, 3));
+      }
+      return true;
+    }
     default: return false;
   }
 }
@@ -383,6 +460,8 @@ get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * 
     case PROP_MAX_HANDSHAKES_PER_SOURCE: g_value_set_uint (value, cfg.max_handshakes_per_source); return true;
     case PROP_RETRY: g_value_set_enum (value, (gint) cfg.retry); return true;
     case PROP_ADMITTED: g_value_set_boolean (value, ep && ep->admitted ()); return true;
+    case PROP_CONNECTION_ID_PREFIX: set_str (prefix_to_hex (cfg.cid_prefix)); return true;
+    case PROP_RELAY_FD: g_value_set_int (value, cfg.relay_fd); return true;
     default: return false;
   }
 }
@@ -412,6 +491,8 @@ acquire_endpoint (GstElement * element, const Config & cfg, const std::shared_pt
     ep = ctx_ep;
   else
     ep = Endpoint::obtain (cfg);
+  if (cfg.relay_fd >= 0)
+    ep->set_relay (fcntl (cfg.relay_fd, F_DUPFD_CLOEXEC, 3));
 
   GstContext *ctx = gst_context_new (WRQ_CONTEXT_TYPE, TRUE);
   EndpointHolder holder { ep };

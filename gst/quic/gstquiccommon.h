@@ -44,6 +44,8 @@ enum CommonProp {
   PROP_MAX_HANDSHAKES_PER_SOURCE,
   PROP_RETRY,
   PROP_ADMITTED,
+  PROP_CONNECTION_ID_PREFIX,
+  PROP_RELAY_FD,
   PROP_COMMON_LAST,
 };
 
@@ -63,7 +65,9 @@ void add_connection_meta (GstBuffer * buf, guint64 id, const std::string & peer,
 /* 0 when @buf has none. */
 guint64 connection_meta_id (GstBuffer * buf);
 /* FALSE when @prop_id is not a common property. */
-bool set_common_property (Config & cfg, guint prop_id, const GValue * value);
+bool set_common_property (Config & cfg, Endpoint * ep, guint prop_id, const GValue * value);
+/* Closes what the element's configuration owns (its relay-fd duplicate). */
+void clear_common_config (Config & cfg);
 bool get_common_property (const Config & cfg, Endpoint * ep, guint prop_id, GValue * value);
 
 /* Finds the endpoint: one handed over in a context (@ctx_ep) when its

@@ -22,11 +22,14 @@ rand_cb (uint8_t * dest, size_t len, const ngtcp2_rand_ctx *)
 }
 
 int
-new_cid_cb (ngtcp2_conn *, ngtcp2_cid * cid, uint8_t * token, size_t cidlen, void *)
+new_cid_cb (ngtcp2_conn *, ngtcp2_cid * cid, uint8_t * token, size_t cidlen, void *user_data)
 {
   if (gnutls_rnd (GNUTLS_RND_RANDOM, cid->data, cidlen) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   cid->datalen = cidlen;
+  /* A server's IDs keep its prefix: the seat's router routes by it. */
+  const std::string &prefix = static_cast<Endpoint::Conn *> (user_data)->prefix;
+  memcpy (cid->data, prefix.data (), MIN (prefix.size (), cidlen));
   if (gnutls_rnd (GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN) != 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
@@ -279,6 +282,15 @@ Endpoint::Impl::setup_server (std::string & error)
   if (!load_server_credentials (cert, key, &cred, fingerprint, error))
     return false;
   gnutls_rnd (GNUTLS_RND_RANDOM, retry_secret, sizeof retry_secret);
+  if (cfg.relay) {
+    /* Datagrams and TCP connections come through the router's relay. */
+    local = sockaddr_storage {};
+    locallen = sizeof (sockaddr_in6);
+    local.ss_family = AF_INET6;
+    GST_INFO ("server behind the seat's router (connection-id prefix %s), certificate SHA256:%s",
+        prefix_to_hex (cfg.cid_prefix).c_str (), fingerprint.c_str ());
+    return true;
+  }
   if (!resolve (cfg.host, cfg.port, SOCK_DGRAM, true, &local, &locallen, error))
     return false;
   if (cfg.transport != TransportChoice::Tcp) {
@@ -391,8 +403,13 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtc
   params.max_idle_timeout = (ngtcp2_duration) cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
 
   ngtcp2_cid scid;
-  scid.datalen = 8;
-  gnutls_rnd (GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+  if (server) {
+    make_scid (scid);
+    c->prefix = cfg.cid_prefix.substr (0, kMaxRoutePrefix);
+  } else {
+    scid.datalen = 8;
+    gnutls_rnd (GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+  }
   int rv;
   if (server) {
     if (odcid) {
@@ -406,9 +423,11 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtc
     rv = ngtcp2_conn_server_new (&c->q, &hd->scid, &scid, &c->ps.path, hd->version, &cb,
         &settings, &params, nullptr, c.get ());
   } else {
+    /* The Initial's destination ID carries the route to the session. */
     ngtcp2_cid dcid;
     dcid.datalen = 18;
     gnutls_rnd (GNUTLS_RND_RANDOM, dcid.data, dcid.datalen);
+    memcpy (dcid.data, cfg.cid_prefix.data (), MIN (cfg.cid_prefix.size (), kMaxRoutePrefix));
     rv = ngtcp2_conn_client_new (&c->q, &dcid, &scid, &c->ps.path, NGTCP2_PROTO_VER_V1, &cb,
         &settings, &params, nullptr, c.get ());
   }
@@ -526,8 +545,10 @@ Endpoint::Impl::feed_packet (const guint8 * data, size_t len, const sockaddr * f
       read_conn_packet (*conn, data, len, from, fromlen);
     return;
   }
+  if (route_datagram (data, len, from, fromlen))
+    return;
   ngtcp2_version_cid vc;
-  if (ngtcp2_pkt_decode_version_cid (&vc, data, len, 8) != 0)
+  if (ngtcp2_pkt_decode_version_cid (&vc, data, len, kScidLen) != 0)
     return;
   /* The admitted connection first: it carries nearly every packet. */
   Conn *owner = conn && owns_cid (*conn, vc) ? conn : nullptr;
@@ -547,7 +568,7 @@ void
 Endpoint::Impl::send_stateless (const guint8 * pkt, ngtcp2_ssize len, const sockaddr * to, socklen_t tolen)
 {
   if (len > 0)
-    sendto (udp, pkt, (size_t) len, MSG_DONTWAIT, to, tolen);
+    send_udp (pkt, (size_t) len, 0, to, tolen);
 }
 
 /* A packet for no connection: a new peer's Initial. Within the bounds
@@ -603,8 +624,7 @@ Endpoint::Impl::accept_initial (const guint8 * data, size_t len, const sockaddr 
   if (!validated && (cfg.retry == RetryPolicy::Always
           || (cfg.retry == RetryPolicy::Auto && handshakes >= retry_above))) {
     ngtcp2_cid scid;
-    scid.datalen = 8;
-    gnutls_rnd (GNUTLS_RND_RANDOM, scid.data, scid.datalen);
+    make_scid (scid);
     guint8 token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
     ngtcp2_ssize tlen = ngtcp2_crypto_generate_retry_token (token, retry_secret, sizeof retry_secret,
         hd.version, from, fromlen, &scid, &hd.dcid, now);
@@ -786,7 +806,7 @@ Endpoint::Impl::close_conn (Conn * cp, const std::string & reason, bool send_clo
         &ccerr, now_ns ());
     if (n > 0) {
       if (self->cfg_.mode == Mode::Server)
-        sendto (udp, buf, n, MSG_DONTWAIT, (sockaddr *) &c.remote, c.remotelen);
+        send_udp (buf, (size_t) n, 0, (sockaddr *) &c.remote, c.remotelen);
       else
         send (udp, buf, n, MSG_DONTWAIT);
     }

@@ -51,7 +51,14 @@ addr_to_string (const sockaddr * sa)
 std::string
 Config::key () const
 {
-  return std::string (mode == Mode::Server ? "server:" : "client:") + host + ":" + std::to_string (port);
+  /* A relay endpoint has no address of its own; a client's prefix makes its
+   * session connection another endpoint than its front-door one. */
+  if (mode == Mode::Server && relay)
+    return "relay:" + prefix_to_hex (cid_prefix);
+  std::string k = std::string (mode == Mode::Server ? "server:" : "client:") + host + ":" + std::to_string (port);
+  if (!cid_prefix.empty ())
+    k += "/" + prefix_to_hex (cid_prefix);
+  return k;
 }
 
 std::string
@@ -143,11 +150,17 @@ Endpoint::Impl::stop_network ()
   quic_deadline = 0;
   want_pollout = false;
   tx_len = tx_count = 0;
-  for (int *fd : { &udp, &tcp_listen, &efd }) {
+  for (int *fd : { &udp, &tcp_listen, &efd, &relay }) {
     if (*fd >= 0)
       close (*fd);
     *fd = -1;
   }
+  for (auto &r : routes)
+    close (r.second.fd);
+  routes.clear ();
+  for (auto &p : pending_tcp)
+    close (p.fd);
+  pending_tcp.clear ();
   if (cred)
     gnutls_certificate_free_credentials (cred);
   cred = nullptr;
@@ -184,6 +197,12 @@ Endpoint::~Endpoint ()
     close (m.tcp_listen);
   if (m.efd >= 0)
     close (m.efd);
+  if (m.relay >= 0)
+    close (m.relay);
+  for (auto &r : m.routes)
+    close (r.second.fd);
+  for (auto &p : m.pending_tcp)
+    close (p.fd);
   if (m.cred)
     gnutls_certificate_free_credentials (m.cred);
   {
@@ -630,7 +649,7 @@ Endpoint::run ()
     fds.clear ();
     polled.clear ();
     fds.push_back ({ m.efd, POLLIN, 0 });
-    int udp_idx = -1, lst_idx = -1;
+    int udp_idx = -1, lst_idx = -1, relay_idx = -1;
     if (m.udp >= 0) {
       udp_idx = (int) fds.size ();
       fds.push_back ({ m.udp, (short) (POLLIN | (m.want_pollout ? POLLOUT : 0)), 0 });
@@ -639,6 +658,20 @@ Endpoint::run ()
       lst_idx = (int) fds.size ();
       fds.push_back ({ m.tcp_listen, POLLIN, 0 });
     }
+    if (m.relay >= 0) {
+      relay_idx = (int) fds.size ();
+      fds.push_back ({ m.relay, (short) (POLLIN | (m.want_pollout ? POLLOUT : 0)), 0 });
+    }
+    size_t routes_idx = fds.size ();
+    std::vector<std::string> route_keys;
+    for (auto &r : m.routes) {
+      route_keys.push_back (r.first);
+      fds.push_back ({ r.second.fd, POLLIN, 0 });
+    }
+    for (auto &p : m.pending_tcp)
+      fds.push_back ({ p.fd, POLLIN, 0 });
+    if (!m.pending_tcp.empty ())
+      timeout_ms = MIN (timeout_ms, 100);
     for (auto &kv : m.conns) {
       Conn &c = *kv.second;
       if (!c.tcp || c.fd < 0)
@@ -662,8 +695,17 @@ Endpoint::run ()
       m.want_pollout = false;
     if (udp_idx >= 0 && (fds[udp_idx].revents & POLLIN))
       m.read_udp ();
+    if (relay_idx >= 0 && (fds[relay_idx].revents & POLLOUT))
+      m.want_pollout = false;
+    if (relay_idx >= 0 && (fds[relay_idx].revents & (POLLIN | POLLHUP | POLLERR)))
+      m.read_relay ();
+    for (size_t k = 0; k < route_keys.size (); k++)
+      if (fds[routes_idx + k].revents & (POLLIN | POLLHUP | POLLERR))
+        m.read_route (route_keys[k]);
     if (lst_idx >= 0 && (fds[lst_idx].revents & POLLIN))
       m.accept_tcp ();
+    if (!m.pending_tcp.empty ())
+      m.progress_pending_tcp ();
     /* TCP connections make progress every turn (their sockets are cheap to
      * try); a closed one stays in `closed` until the next turn. */
     for (auto &kv : m.conns)

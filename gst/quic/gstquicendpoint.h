@@ -83,6 +83,17 @@ struct Config {
   guint max_handshakes = 32;
   guint max_handshakes_per_source = 8;
   RetryPolicy retry = RetryPolicy::Auto;
+  /* Connection-ID prefix (raw bytes, at most 4): a server's connection IDs
+   * start with it; a client's Initial destination ID and TCP route preamble
+   * carry it, so that the seat's router hands the connection to the right
+   * session (docs/transport.md, "One port per seat"). */
+  std::string cid_prefix;
+  /* Server: no sockets of its own; datagrams and TCP connections come and
+   * go through a relay socket to the seat's router (set_relay ()). */
+  bool relay = false;
+  /* The element's own duplicate of its relay-fd property (-1: none); the
+   * endpoint takes duplicates of it, never this one. */
+  int relay_fd = -1;
 
   /* Elements with equal keys share one endpoint. */
   std::string key () const;
@@ -189,6 +200,15 @@ public:
   bool close_connection (guint64 conn_id, const std::string & reason);
   /* Client: the server admitted the connection. */
   bool admitted ();
+
+  /* Relay endpoint: takes @fd (a SOCK_SEQPACKET socket to the router) in
+   * place of the one before. */
+  void set_relay (int fd);
+  /* Router (a server with its own sockets): connections whose IDs (or TCP
+   * route preamble) start with @prefix go through @fd (taken) to the
+   * endpoint that owns them. FALSE for a bad prefix or a relay endpoint. */
+  bool add_route (const std::string & prefix, int fd);
+  bool remove_route (const std::string & prefix);
   enum class WriteResult { Ok, Cancelled, Closed, Full };
   /* Queues @bytes. While more than @limit bytes are unacknowledged, waits
    * (or returns Full at once when @block is false). A write into an empty

@@ -15,6 +15,7 @@
 #pragma once
 
 #include "gstquicendpoint.h"
+#include "gstquicrelaywire.h"
 #include "gstquictls.h"
 
 #include <ngtcp2/ngtcp2.h>
@@ -70,6 +71,15 @@ constexpr guint64 kMaxIncomingStreams = 256;
 constexpr size_t kMaxBatch = 32;           /* packets per GSO send */
 constexpr size_t kChunkReserve = 64 * 1024;
 constexpr size_t kRxBufSize = 65536;
+/* Length of a server's connection IDs (prefix included). */
+constexpr size_t kScidLen = 12;
+/* A routed session's peers: addresses its packets came from recently,
+ * the only ones the router sends its packets to. */
+constexpr guint64 kRoutePeerTtl = 120ull * 1000000000ull;
+constexpr size_t kRouteMaxPeers = 64;
+/* TCP connections waiting for their route preamble. */
+constexpr size_t kMaxPendingTcp = 64;
+constexpr guint64 kTcpRouteTimeout = 3ull * 1000000000ull;
 /* What a connection not yet admitted may send in all (hello, ticket): more
  * ends it. */
 constexpr guint64 kUnadmittedBudget = 256 * 1024;
@@ -103,6 +113,7 @@ struct Endpoint::Conn {
   guint64 admit_deadline = 0;   /* server: closed if not admitted by then */
   guint64 unadmitted_rx = 0;    /* bytes received before admission */
   std::string source;        /* the peer's address without the port */
+  std::string prefix;        /* server: the start of its connection IDs */
   /* Its outgoing streams (the control stream first, once established). */
   std::vector<std::shared_ptr<SendStream>> streams;
   std::shared_ptr<SendStream> control;
@@ -126,6 +137,7 @@ struct Endpoint::Conn {
   /* TCP fallback. */
   int fd = -1;
   bool tls_handshaking = true;
+  size_t route_sent = 0;             /* client: bytes of the route preamble written */
   std::vector<guint8> rx;            /* undecoded mux bytes */
   std::vector<guint8> tx_pending;    /* mux bytes TLS has not taken yet */
   size_t tx_off = 0;
@@ -169,6 +181,31 @@ struct Endpoint::Impl {
   guint64 gen = 0;               /* id of conn */
   bool connected = false;
   guint8 retry_secret[32] {};
+
+  /* Relay endpoint: the socket to the router (-1: none yet, or it went). */
+  int relay = -1;
+  /* Router: sessions' endpoints by connection-ID prefix (4 bytes). */
+  struct RoutePeer {
+    sockaddr_storage addr;
+    socklen_t len;
+    guint64 seen;
+  };
+  struct Route {
+    int fd = -1;
+    std::vector<RoutePeer> peers;
+    guint64 dropped = 0;
+  };
+  std::map<std::string, Route> routes;
+  struct PendingTcp {
+    int fd = -1;
+    sockaddr_storage addr {};
+    socklen_t len = 0;
+    guint8 buf[kTcpRouteLen] {};
+    size_t got = 0;
+    guint64 since = 0;
+  };
+  std::vector<PendingTcp> pending_tcp;
+  std::vector<guint8> relay_buf;
   guint64 refused_initials = 0, retries_sent = 0;
   guint64 serve_counter = 0;
   bool started = false;
@@ -275,6 +312,17 @@ struct Endpoint::Impl {
   void free_acked (SendStream & s, guint64 upto);
   void follow_path (Conn & c, size_t pkt_len);
   guint64 queued_bytes () const;
+  /* One port per seat (gstquicrouter.cpp). */
+  void make_scid (ngtcp2_cid & cid);
+  bool send_udp (const guint8 * data, size_t len, size_t seg, const sockaddr * to, socklen_t tolen);
+  bool relay_send (guint8 kind, const guint8 * data, size_t len, size_t seg, const sockaddr * to,
+      socklen_t tolen, int pass_fd);
+  bool route_datagram (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen);
+  void read_route (const std::string & prefix);
+  void read_relay ();
+  void drop_route (const std::string & prefix, const char * why);
+  void progress_pending_tcp ();
+  void take_tcp (int fd, const sockaddr * addr, socklen_t addrlen);
   /* TCP fallback. */
   bool setup_tcp_listen (std::string & error);
   void accept_tcp ();

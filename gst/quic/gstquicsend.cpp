@@ -131,45 +131,15 @@ Endpoint::Impl::flush_tx (Conn & c)
 {
   if (tx_count == 0)
     return true;
-  struct iovec iov { txbuf.data (), tx_len };
-  struct msghdr msg {};
-  if (self->cfg_.mode == Mode::Server) {
-    msg.msg_name = &c.remote;
-    msg.msg_namelen = c.remotelen;
-  }
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  alignas (struct cmsghdr) char cbuf[CMSG_SPACE (sizeof (uint16_t))];
-  if (tx_count > 1) {
-    msg.msg_control = cbuf;
-    msg.msg_controllen = sizeof cbuf;
-    struct cmsghdr *cm = CMSG_FIRSTHDR (&msg);
-    cm->cmsg_level = SOL_UDP;
-    cm->cmsg_type = UDP_SEGMENT;
-    cm->cmsg_len = CMSG_LEN (sizeof (uint16_t));
-    uint16_t seg = (uint16_t) tx_seg;
-    memcpy (CMSG_DATA (cm), &seg, sizeof seg);
-  }
-  ssize_t n = sendmsg (udp, &msg, 0);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+  bool server = self->cfg_.mode == Mode::Server;
+  bool ok = send_udp (txbuf.data (), tx_len, tx_count > 1 ? tx_seg : 0, server ? (sockaddr *) &c.remote : nullptr,
+      server ? c.remotelen : 0);
+  if (!ok) {
     /* The socket buffer is full: these packets count as lost (QUIC
      * recovers them) and writing pauses until the socket drains. */
     want_pollout = true;
     tx_len = tx_count = 0;
     return false;
-  }
-  if (n < 0 && tx_count > 1 && (errno == EIO || errno == EINVAL)) {
-    /* No GSO here: send one by one from now on. */
-    gso = false;
-    size_t off = 0;
-    for (size_t i = 0; i < tx_count; i++) {
-      size_t l = MIN (tx_seg, tx_len - off);
-      if (self->cfg_.mode == Mode::Server)
-        sendto (udp, txbuf.data () + off, l, 0, (sockaddr *) &c.remote, c.remotelen);
-      else
-        send (udp, txbuf.data () + off, l, 0);
-      off += l;
-    }
   }
   c.bytes_sent += tx_len;
   tx_len = tx_count = 0;

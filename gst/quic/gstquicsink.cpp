@@ -667,7 +667,7 @@ gst_quic_sink_set_property (GObject * object, guint prop_id, const GValue * valu
 {
   GstQuicSinkPrivate *priv = GST_QUIC_SINK (object)->priv;
   std::lock_guard<std::mutex> lk (priv->lock);
-  if (set_common_property (priv->cfg, prop_id, value))
+  if (set_common_property (priv->cfg, priv->ep.get (), prop_id, value))
     return;
   switch (prop_id) {
     case PROP_MAX_QUEUE_BYTES:
@@ -715,6 +715,7 @@ static void
 gst_quic_sink_finalize (GObject * object)
 {
   GstQuicSink *self = GST_QUIC_SINK (object);
+  clear_common_config (self->priv->cfg);
   delete self->priv;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }

@@ -646,7 +646,7 @@ gst_quic_src_set_property (GObject * object, guint prop_id, const GValue * value
 {
   GstQuicSrcPrivate *priv = GST_QUIC_SRC (object)->priv;
   std::lock_guard<std::mutex> lk (priv->lock);
-  if (set_common_property (priv->cfg, prop_id, value))
+  if (set_common_property (priv->cfg, priv->ep.get (), prop_id, value))
     return;
   switch (prop_id) {
     case PROP_MAX_RECEIVE_BYTES:
@@ -701,6 +701,7 @@ static void
 gst_quic_src_finalize (GObject * object)
 {
   GstQuicSrc *self = GST_QUIC_SRC (object);
+  clear_common_config (self->priv->cfg);
   delete self->priv;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }

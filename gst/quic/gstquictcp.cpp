@@ -24,7 +24,7 @@ Endpoint::Impl::setup_tcp_listen (std::string & error)
   if (local.ss_family == AF_INET6)
     setsockopt (tcp_listen, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
   if (tcp_listen < 0 || bind (tcp_listen, (sockaddr *) &local, locallen) != 0
-      || listen (tcp_listen, 8) != 0) {
+      || listen (tcp_listen, 128) != 0) {
     error = "cannot listen on TCP " + addr_to_string ((sockaddr *) &local) + ": " + strerror (errno);
     return false;
   }
@@ -41,15 +41,36 @@ tune_tcp (int fd)
 void
 Endpoint::Impl::accept_tcp ()
 {
-  sockaddr_storage from {};
-  socklen_t fromlen = sizeof from;
-  int fd = accept4 (tcp_listen, (sockaddr *) &from, &fromlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0)
-    return;
-  /* The same bounds as for QUIC handshakes (no Retry: TCP's own handshake
-   * proved the address). */
+  for (int i = 0; i < 64; i++) {
+    sockaddr_storage from {};
+    socklen_t fromlen = sizeof from;
+    int fd = accept4 (tcp_listen, (sockaddr *) &from, &fromlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0)
+      return;
+    /* Its route preamble comes first (progress_pending_tcp). */
+    if (pending_tcp.size () >= kMaxPendingTcp) {
+      GST_INFO ("TCP connection from %s refused: %zu wait for their route preamble",
+          addr_to_string ((sockaddr *) &from).c_str (), pending_tcp.size ());
+      close (fd);
+      continue;
+    }
+    PendingTcp p;
+    p.fd = fd;
+    memcpy (&p.addr, &from, fromlen);
+    p.len = fromlen;
+    p.since = now_ns ();
+    pending_tcp.push_back (p);
+  }
+}
+
+/* A TCP connection that is this endpoint's: within the same bounds as QUIC
+ * handshakes (no Retry: TCP's own handshake proved the address), it starts
+ * its TLS handshake. */
+void
+Endpoint::Impl::take_tcp (int fd, const sockaddr * addr, socklen_t addrlen)
+{
   const Config &cfg = self->cfg_;
-  std::unique_ptr<Conn> c = new_tcp_conn (fd, (sockaddr *) &from, fromlen);
+  std::unique_ptr<Conn> c = new_tcp_conn (fd, addr, addrlen);
   guint handshakes = 0, from_source = 0;
   for (auto &kv : conns)
     if (!kv.second->established) {
@@ -123,6 +144,23 @@ Endpoint::Impl::tcp_progress (Conn & c)
 {
   guint64 now = now_ns ();
   bool server = self->cfg_.mode == Mode::Server;
+  if (!server && c.route_sent < kTcpRouteLen) {
+    /* The route preamble goes first, once the connect completed. */
+    guint8 pre[kTcpRouteLen];
+    encode_tcp_route (pre, self->cfg_.cid_prefix);
+    ssize_t n = send (c.fd, pre + c.route_sent, kTcpRouteLen - c.route_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0)
+      c.route_sent += (size_t) n;
+    else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOTCONN && errno != EINTR) {
+      close_conn (&c, std::string ("TCP connection failed: ") + g_strerror (errno), false, 0, false);
+      return;
+    }
+    if (c.route_sent < kTcpRouteLen) {
+      if (now - c.started > (guint64) MAX (self->cfg_.handshake_timeout_ms, 1000u) * 10 * 1000000ull)
+        close_conn (&c, "the TCP connection timed out", false, 0, false);
+      return;
+    }
+  }
   if (c.tls_handshaking) {
     int rv = gnutls_handshake (c.tls);
     if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {

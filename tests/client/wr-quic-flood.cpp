@@ -300,7 +300,8 @@ make_initial (const Source & src, const sockaddr_storage & target, socklen_t tar
 
   ngtcp2_cid dcid, scid;
   dcid.datalen = kDcidLen;
-  memcpy (dcid.data, prefix.data (), prefix.size ());
+  if (!prefix.empty ())
+    memcpy (dcid.data, prefix.data (), prefix.size ());
   gnutls_rnd (GNUTLS_RND_NONCE, dcid.data + prefix.size (), kDcidLen - prefix.size ());
   scid.datalen = 8;
   gnutls_rnd (GNUTLS_RND_NONCE, scid.data, scid.datalen);

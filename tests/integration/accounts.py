@@ -540,7 +540,7 @@ def run_test(tmp, tag, users, state):
         return
     raw = ctl("list").stdout
     fmt = re.compile(r"^\d+ token=\S+ user=\S+ state=(attached|detached|starting) client=\S+ size=\d+x\d+ "
-                     r"port=\d+ socket=/\S+ pid=\d+ frames=\d+ uptime=\d+s attaches=\d+ worker=\d+ starter=\d+$")
+                     r"port=\d+ route=[0-9a-f]{8} socket=/\S+ pid=\d+ frames=\d+ uptime=\d+s attaches=\d+ worker=\d+ starter=\d+$")
     check("wayrayctl list lines have every field, the socket as an absolute path",
           raw.splitlines() and all(fmt.match(l) for l in raw.splitlines()), raw)
     recs = [os.path.join(records, ra["id"] + ext) for ext in (".session", ".sock")]
