@@ -28,6 +28,10 @@ WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
 CLIENT = os.path.join(BUILD, "client", "wayray-client")
 UNIT = os.path.join(BUILD, "daemon", "wayrayd@.service")
 ME = pwd.getpwuid(os.getuid()).pw_name
+# The login storm: clients at once, and how long all of them may take (the
+# same figure's median and max are in bench-storm).
+STORM = 32
+STORM_DEADLINE = 240
 
 results = []
 
@@ -230,7 +234,7 @@ def main():
         # at the end must not depend on how fast clients start.
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\n"
                 "token-store=%s/tokens\nruntime-directory=%s\ncontrol-socket=%s/ctl\n"
-                "pam-service=wayray\npam-directory=%s\nfailed-login-interval=60s\n"
+                "pam-service=wayray\npam-directory=%s\nfailed-login-interval=60s\nmax-sessions=64\n"
                 "[session]\ncommand=foot --override=cursor.blink=no bash --norc --noprofile\nkeymap-layout=us\n"
                 "allow-root=true\n"
                 % (base, tmp, seat, run, pam_dir))
@@ -495,6 +499,31 @@ def main():
             window_client(env, base, tokens["alice"], tmp, clients, end_alice)
         else:
             check("Xvfb and xdotool are installed", False, "install xvfb and xdotool")
+
+        # --- a login storm: 32 tokens at once, each a new session --------------
+        # The front door answers every hello on its own connection and no
+        # connection displaces another: every client gets its picture.
+        storm_tokens = []
+        for k in range(STORM):
+            out = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "storm-%d" % k, "--user", ME], env=env,
+                                 capture_output=True, text=True)
+            storm_tokens.append(out.stdout.strip())
+        t0 = time.monotonic()
+        storm = [Client(env, base, tok, "640x480") for tok in storm_tokens]
+        clients.extend(storm)
+        framed = [cl.expect(r"^first-frame", timeout=max(5, STORM_DEADLINE - (time.monotonic() - t0))) is not None
+                  for cl in storm]
+        check("%d clients logging in at once all get their first frame (%.1f s)" % (STORM, time.monotonic() - t0),
+              all(framed), "%d of %d; %s" % (sum(framed), STORM,
+                                            "\n".join(cl.lines[-1] if cl.lines else "-" for cl in storm)))
+        storm_rows = [x for x in sessions(env, cfg) if x.get("token", "").startswith("storm-")]
+        check("each storm token got a session of its own", len(storm_rows) == STORM and
+              len({x.get("route") for x in storm_rows}) == STORM, str(len(storm_rows)))
+        for cl in storm:
+            cl.quit()
+        for x in storm_rows:
+            subprocess.run([WAYRAYCTL, "--config", cfg, "end", x["id"]], env=env, capture_output=True)
+        wait_for(lambda: not [x for x in sessions(env, cfg) if x.get("token", "").startswith("storm-")], timeout=60)
 
         # --- sessions outlive the daemon ---------------------------------------
         r = Client(env, base, tokens["bob"], "800x600")
