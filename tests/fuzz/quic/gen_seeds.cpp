@@ -5,10 +5,13 @@
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "gstquicframing.h"
+#include "gstquicrelaywire.h"
 
 #include <gst/gst.h>
 #include <gst/video/video.h>
 #include <glib/gstdio.h>
+
+#include <arpa/inet.h>
 
 #include <cstdio>
 #include <string>
@@ -101,7 +104,40 @@ main (int argc, char **argv)
   g_mkdir_with_parents (tcpdir.c_str (), 0755);
   g_file_set_contents ((tcpdir + "/mux").c_str (), (const gchar *) mux.data (), mux.size (), nullptr);
 
-  FILE *stamp = fopen (argv[2], "w");   /* stamp, then the TCP corpus dir */
+  /* Relay messages and route preambles, for fuzz-quic-relay. */
+  if (argc > 4) {
+    std::string relaydir = argv[4];
+    g_mkdir_with_parents (relaydir.c_str (), 0755);
+    auto relay_seed = [&relaydir] (const char *name, guint8 kind, const sockaddr * addr, socklen_t addrlen,
+        size_t seg, size_t payload) {
+      std::vector<guint8> msg (wrq::kRelayHeaderLen + wrq::kRelayMaxAddr);
+      msg.resize (wrq::encode_relay_header (msg.data (), kind, addr, addrlen, seg));
+      for (size_t i = 0; i < payload; i++)
+        msg.push_back ((guint8) (i == 0 ? 0x40 : i * 7));
+      g_file_set_contents ((relaydir + "/" + name).c_str (), (const gchar *) msg.data (), msg.size (), nullptr);
+    };
+    sockaddr_in v4 {};
+    v4.sin_family = AF_INET;
+    v4.sin_port = htons (4433);
+    v4.sin_addr.s_addr = htonl (0x7f000001);
+    sockaddr_in6 v6 {};
+    v6.sin6_family = AF_INET6;
+    v6.sin6_port = htons (4433);
+    v6.sin6_addr.s6_addr[15] = 1;
+    relay_seed ("datagram-v4", wrq::kRelayDatagram, (sockaddr *) &v4, sizeof v4, 0, 1200);
+    relay_seed ("batch-v6", wrq::kRelayDatagram, (sockaddr *) &v6, sizeof v6, 1200, 3000);
+    relay_seed ("tcp-v4", wrq::kRelayTcp, (sockaddr *) &v4, sizeof v4, 0, 0);
+    for (const char *prefix : { "", "\x0a\x0b\x0c\x0d" }) {
+      guint8 pre[wrq::kTcpRouteLen];
+      std::string p (prefix, *prefix ? wrq::kMaxRoutePrefix : 0);
+      wrq::encode_tcp_route (pre, p);
+      g_file_set_contents ((relaydir + "/route-" + (p.empty () ? "none" : "0a0b0c0d")).c_str (),
+          (const gchar *) pre, sizeof pre, nullptr);
+    }
+    g_file_set_contents ((relaydir + "/hex").c_str (), "0A0b0c0D", 8, nullptr);
+  }
+
+  FILE *stamp = fopen (argv[2], "w");   /* stamp, then the TCP and relay corpus dirs */
   if (stamp)
     fclose (stamp);
   return 0;
