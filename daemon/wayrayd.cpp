@@ -628,6 +628,10 @@ Daemon::start_front_door (GError **error)
         "could not listen on port %u (in use? certificate unreadable?)", cfg.port);
     return false;
   }
+  /* The door routes the running sessions' connections (again, after a
+   * restart of the door). */
+  for (auto &kv : sessions)
+    reroute (kv.second.get ());
   gchar *fp = nullptr;
   g_object_get (door_net, "certificate-fingerprint", &fp, nullptr);
   fingerprint = fp ? fp : "";
@@ -655,11 +659,7 @@ Daemon::restart_front_door (guint delay_ms)
           g_printerr ("front door: %s; trying again in 1 s\n", err->message);
           g_error_free (err);
           d->restart_front_door (1000);
-          return G_SOURCE_REMOVE;
         }
-        /* The new door routes the running sessions' connections again. */
-        for (auto &kv : d->sessions)
-          d->reroute (kv.second.get ());
         return G_SOURCE_REMOVE;
       }, this);
 }
@@ -989,12 +989,13 @@ main (int argc, char **argv)
     return 1;
   }
   d.share_registry ();
-  /* The door first: adopted sessions' connections are routed through it. */
+  /* Sessions first, so that no hello finds a running session's token
+   * without its session; the door then routes their connections. */
+  d.adopt_sessions ();
   if (!d.start_front_door (&err)) {
     g_printerr ("wayrayd: %s\n", err->message);
     return 1;
   }
-  d.adopt_sessions ();
   g_print ("wayrayd: control socket %s\n", d.cfg.control_socket.c_str ());
   d.apply_policy ();
 

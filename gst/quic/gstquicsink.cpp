@@ -390,7 +390,10 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
   std::vector<guint8> bytes;
   encode_buffer (bytes, buf);
   gst_buffer_unref (buf);
-  GstFlowReturn ret = send_bytes (self, pad, st, std::move (bytes), !st->gop_mode, keyed);
+  /* A delta unit cannot start a stream on a new connection; a key unit
+   * can, so it is not dropped when the connection it was queued for went
+   * (a client replaced: its picture would cost a second full frame). */
+  GstFlowReturn ret = send_bytes (self, pad, st, std::move (bytes), !st->gop_mode, keyed && !key);
   if (ret == GST_FLOW_CUSTOM_SUCCESS || ret == GST_FLOW_CUSTOM_SUCCESS_1) {
     /* Video with a full queue (or a lost connection): drop the rest of this
      * group and ask for a key unit. */
