@@ -355,6 +355,7 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtc
   const Config &cfg = self->cfg_;
   std::unique_ptr<Conn> c (new Conn);
   c->ep = this;
+  c->link = make_quic_link (*this);
   c->gen = ++next_id;
   c->started = now_ns ();
   memcpy (&c->remote, remote, remotelen);
@@ -514,7 +515,7 @@ Endpoint::Impl::read_udp ()
 static bool
 owns_cid (Endpoint::Conn & c, const ngtcp2_version_cid & vc)
 {
-  if (c.tcp || !c.q || c.closed)
+  if (!c.q || c.closed)
     return false;
   ngtcp2_cid scids[16];
   size_t n = ngtcp2_conn_get_num_scid (c.q);
@@ -541,7 +542,7 @@ void
 Endpoint::Impl::feed_packet (const guint8 * data, size_t len, const sockaddr * from, socklen_t fromlen)
 {
   if (self->cfg_.mode == Mode::Client) {
-    if (conn && !conn->tcp)
+    if (conn && conn->q)
       read_conn_packet (*conn, data, len, from, fromlen);
     return;
   }
@@ -718,7 +719,14 @@ Endpoint::Impl::expire_conn (Conn & c, guint64 now)
     close_conn (&c, buf, true, kErrNotAdmitted, false);
     return;
   }
-  if (c.tcp || now < ngtcp2_conn_get_expiry (c.q))
+  c.link->progress (c, now);
+}
+
+/* QUIC's timers: loss detection, acknowledgements, idle timeout. */
+void
+Endpoint::Impl::quic_expiry (Conn & c, guint64 now)
+{
+  if (now < ngtcp2_conn_get_expiry (c.q))
     return;
   int rv = ngtcp2_conn_handle_expiry (c.q, now);
   if (rv == 0)
@@ -742,7 +750,7 @@ void
 Endpoint::Impl::handle_expiry ()
 {
   guint64 now = now_ns ();
-  if (quic_deadline && now >= quic_deadline && conn && !conn->tcp && !conn->established) {
+  if (quic_deadline && now >= quic_deadline && conn && conn->q && !conn->established) {
     /* The QUIC handshake did not complete in time: UDP is probably blocked. */
     quic_deadline = 0;
     GST_INFO ("QUIC handshake with %s did not complete within %u ms; trying TCP",
@@ -789,30 +797,8 @@ Endpoint::Impl::close_conn (Conn * cp, const std::string & reason, bool send_clo
     GST_INFO ("connection with %s closed: %s", c.peer.c_str (), reason.c_str ());
   else
     GST_DEBUG ("connection with %s closed: %s", c.peer.c_str (), reason.c_str ());
-  if (send_close && !c.tcp && c.q) {
-    ngtcp2_connection_close_error ccerr;
-    ngtcp2_connection_close_error_default (&ccerr);
-    if (!c.tls_failure.empty ())
-      ngtcp2_connection_close_error_set_transport_error_tls_alert (&ccerr, GNUTLS_A_BAD_CERTIFICATE,
-          (const uint8_t *) "certificate refused", 19);
-    else
-      ngtcp2_connection_close_error_set_application_error (&ccerr, app_error,
-          (const uint8_t *) reason.data (), MIN (reason.size (), (size_t) 200));
-    guint8 buf[1500];
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero (&ps);
-    ngtcp2_pkt_info pi {};
-    ngtcp2_ssize n = ngtcp2_conn_write_connection_close (c.q, &ps.path, &pi, buf, sizeof buf,
-        &ccerr, now_ns ());
-    if (n > 0) {
-      if (self->cfg_.mode == Mode::Server)
-        send_udp (buf, (size_t) n, 0, (sockaddr *) &c.remote, c.remotelen);
-      else
-        send (udp, buf, n, MSG_DONTWAIT);
-    }
-  }
-  if (send_close && c.tcp && c.tls && !c.tls_handshaking)
-    gnutls_bye (c.tls, GNUTLS_SHUT_WR);
+  if (send_close)
+    c.link->goodbye (c, reason, app_error);
   /* Every stream of that connection is gone. */
   for (auto &s : c.streams) {
     s->dead = true;
@@ -836,12 +822,38 @@ Endpoint::Impl::close_conn (Conn * cp, const std::string & reason, bool send_clo
   if (was_up || (client && (was_conn || peer_closed))) {
     bool fatal_now = client && !c.tls_failure.empty ();
     if (!fatal_now)
-      notify_state (false, c.gen, c.peer, c.tcp ? "tcp" : "quic", "connection with " + c.peer + " lost: " + reason,
+      notify_state (false, c.gen, c.peer, c.link->name (), "connection with " + c.peer + " lost: " + reason,
           client && was_up);
   }
   cv.notify_all ();
   update_stats (false);
 }
+
+void
+Endpoint::Impl::quic_goodbye (Conn & c, const std::string & reason, guint64 app_error)
+{
+  ngtcp2_connection_close_error ccerr;
+  ngtcp2_connection_close_error_default (&ccerr);
+  if (!c.tls_failure.empty ())
+    ngtcp2_connection_close_error_set_transport_error_tls_alert (&ccerr, GNUTLS_A_BAD_CERTIFICATE,
+        (const uint8_t *) "certificate refused", 19);
+  else
+    ngtcp2_connection_close_error_set_application_error (&ccerr, app_error,
+        (const uint8_t *) reason.data (), MIN (reason.size (), (size_t) 200));
+  guint8 buf[1500];
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero (&ps);
+  ngtcp2_pkt_info pi {};
+  ngtcp2_ssize n = ngtcp2_conn_write_connection_close (c.q, &ps.path, &pi, buf, sizeof buf,
+      &ccerr, now_ns ());
+  if (n > 0) {
+    if (self->cfg_.mode == Mode::Server)
+      send_udp (buf, (size_t) n, 0, (sockaddr *) &c.remote, c.remotelen);
+    else
+      send (udp, buf, n, MSG_DONTWAIT);
+  }
+}
+
 
 /* The handshake completed. The connection's control stream opens; a
  * client's connection is up; a server's waits for admission (or is
@@ -862,12 +874,12 @@ Endpoint::Impl::on_established (Conn & c)
   hdr.reserve (kChunkReserve);
   c.control->chunks.push_back (std::move (hdr));
   GST_INFO ("connected with %s over %s (connection %" G_GUINT64_FORMAT ")", c.peer.c_str (),
-      c.tcp ? "TCP+TLS" : "QUIC", c.gen);
+      c.link->title (), c.gen);
   if (cfg.mode == Mode::Client) {
     connected = true;
     quic_deadline = 0;
     gen = c.gen;
-    notify_state (true, c.gen, c.peer, c.tcp ? "tcp" : "quic", "", false);
+    notify_state (true, c.gen, c.peer, c.link->name (), "", false);
     cv.notify_all ();
     return;
   }
@@ -898,8 +910,86 @@ Endpoint::Impl::admit_conn (Conn & c)
     append (*c.control, std::move (bytes));
   gst_event_unref (ev);
   GST_INFO ("admitted %s (connection %" G_GUINT64_FORMAT ")", c.peer.c_str (), c.gen);
-  notify_state (true, c.gen, c.peer, c.tcp ? "tcp" : "quic", "", false);
+  notify_state (true, c.gen, c.peer, c.link->name (), "", false);
   cv.notify_all ();
+}
+
+/* ---------------------------------------------------------------------- */
+/* QUIC behind the connection interface                                    */
+
+namespace {
+
+class QuicLink : public Endpoint::Link {
+public:
+  explicit QuicLink (Endpoint::Impl & ep) : ep_ (ep) {}
+  const char *name () const override { return "quic"; }
+  const char *title () const override { return "QUIC"; }
+  int poll_fd (const Endpoint::Conn &, short &) const override { return -1; }
+  guint64 next_timer (const Endpoint::Conn & c, guint64) const override
+  {
+    return c.q ? ngtcp2_conn_get_expiry (c.q) : UINT64_MAX;
+  }
+  void progress (Endpoint::Conn & c, guint64 now) override { ep_.quic_expiry (c, now); }
+  void write (Endpoint::Conn & c) override
+  {
+    ep_.open_pending_streams (c);
+    ep_.write_quic (c);
+  }
+  void reset_stream (Endpoint::Conn & c, SendStream & s, guint64 app_error) override
+  {
+    ngtcp2_conn_shutdown_stream_write (c.q, s.id, app_error);
+  }
+  bool keeps_reset_data () const override { return true; }
+  void received (Endpoint::Conn & c, InStream & s, gint64, size_t len) override
+  {
+    s.held += len;
+    ep_.credit_held (c);
+  }
+  void discarded (Endpoint::Conn & c, gint64 id, size_t len) override { ep_.credit (c, id, len); }
+  bool stop_stream (Endpoint::Conn & c, gint64 id, guint64 app_error) override
+  {
+    ngtcp2_conn_shutdown_stream_read (c.q, id, app_error);
+    return true;
+  }
+  void resume (Endpoint::Conn & c) override
+  {
+    for (auto &in : c.in)
+      in.second->rx_full = false;
+    ep_.credit_held (c);
+  }
+  void goodbye (Endpoint::Conn & c, const std::string & reason, guint64 app_error) override
+  {
+    ep_.quic_goodbye (c, reason, app_error);
+  }
+  void stats (const Endpoint::Conn & c, Stats & st) const override
+  {
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat (c.q, &cs);
+    st.rtt = cs.latest_rtt;
+    st.min_rtt = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt;
+    st.smoothed_rtt = cs.smoothed_rtt;
+    st.rttvar = cs.rttvar;
+    st.cwnd = cs.cwnd;
+    st.bytes_in_flight = cs.bytes_in_flight;
+    st.delivery_rate = cs.delivery_rate_sec;
+    st.pto_count = cs.pto_count;
+    guint64 lost = c.loss_closed;
+    for (auto &s : c.streams)
+      if (s->id >= 0)
+        lost += ngtcp2_conn_get_stream_loss_count (c.q, s->id);
+    st.lost_packets = lost;
+  }
+
+private:
+  Endpoint::Impl &ep_;
+};
+
+}  // namespace
+
+std::unique_ptr<Endpoint::Link>
+make_quic_link (Endpoint::Impl & ep)
+{
+  return std::unique_ptr<Endpoint::Link> (new QuicLink (ep));
 }
 
 }  // namespace wrq

@@ -306,7 +306,7 @@ Endpoint::add_user (EndpointUser * user, std::string & error)
       /* A late user learns the state too. */
       std::string peer = m.conn->peer;
       guint64 id = m.conn->gen;
-      std::string tr = m.conn && m.conn->tcp ? "tcp" : "quic";
+      std::string tr = m.conn->link->name ();
       post ([user, id, peer, tr, &m] {
         m.for_each_user ([&] (EndpointUser * u) {
           if (u == user)
@@ -520,13 +520,8 @@ Endpoint::reset (SendStream & s, guint64 app_error)
     return;
   s.dead = true;
   Conn *c = m.find_conn (s.conn_gen);
-  if (c && s.id >= 0) {
-    if (c->tcp) {
-      m.tcp_send_record (*c, (guint32) s.id, kTcpReset, nullptr, 0);
-    } else {
-      ngtcp2_conn_shutdown_stream_write (c->q, s.id, app_error);
-    }
-  }
+  if (c && s.id >= 0)
+    c->link->reset_stream (*c, s, app_error);
   /* Nothing more of it is sent. But ngtcp2 holds pointers into the data it
    * has sent until it is acknowledged or the stream is closed (its contract;
    * and a reset stream's STREAM frames may still be in flight or, with older
@@ -535,7 +530,7 @@ Endpoint::reset (SendStream & s, guint64 app_error)
    * fallback (whose bytes are already in TLS records), goes at once. */
   s.sent = s.written;
   c = m.find_conn (s.conn_gen);   /* a TCP send may have closed it */
-  if (s.id < 0 || !c || c->tcp) {
+  if (s.id < 0 || !c || !c->link->keeps_reset_data ()) {
     s.chunks.clear ();
     s.base = s.acked = s.written;
     if (c)
@@ -625,26 +620,13 @@ Endpoint::run ()
       if (t && t != UINT64_MAX)
         timeout_ms = MIN (timeout_ms, t <= now ? 0 : (gint64) ((t - now + 999999) / 1000000));
     };
-    bool tcp_handshaking = false, have_tcp = false;
     for (auto &kv : m.conns) {
       Conn &c = *kv.second;
-      if (c.q)
-        until (ngtcp2_conn_get_expiry (c.q));
+      until (c.link->next_timer (c, now));
       until (c.admit_deadline);
-      if (c.tcp) {
-        have_tcp = true;
-        tcp_handshaking = tcp_handshaking || c.tls_handshaking;
-      }
     }
     until (m.quic_deadline);
     until (m.next_stats);
-    if (have_tcp)
-      timeout_ms = MIN (timeout_ms, (gint64) MAX (MIN (cfg_.keepalive_ms ? cfg_.keepalive_ms : 1000u,
-                  cfg_.idle_timeout_ms / 2), 50u));
-    /* A TCP connect in progress only shows as writable; poll the TLS
-     * handshake briskly instead of tracking that state. */
-    if (tcp_handshaking)
-      timeout_ms = MIN (timeout_ms, 5);
 
     fds.clear ();
     polled.clear ();
@@ -673,13 +655,10 @@ Endpoint::run ()
     if (!m.pending_tcp.empty ())
       timeout_ms = MIN (timeout_ms, 100);
     for (auto &kv : m.conns) {
-      Conn &c = *kv.second;
-      if (!c.tcp || c.fd < 0)
-        continue;
-      short ev = c.rx_paused ? 0 : POLLIN;
-      if (!c.tx_pending.empty () || (c.tls && gnutls_record_get_direction (c.tls) == 1))
-        ev |= POLLOUT;
-      fds.push_back ({ c.fd, ev, 0 });
+      short ev = 0;
+      int fd = kv.second->link->poll_fd (*kv.second, ev);
+      if (fd >= 0)
+        fds.push_back ({ fd, ev, 0 });
     }
     lk.unlock ();
     poll (fds.data (), fds.size (), (int) timeout_ms);
@@ -706,30 +685,17 @@ Endpoint::run ()
       m.accept_tcp ();
     if (!m.pending_tcp.empty ())
       m.progress_pending_tcp ();
-    /* TCP connections make progress every turn (their sockets are cheap to
-     * try); a closed one stays in `closed` until the next turn. */
-    for (auto &kv : m.conns)
-      if (kv.second->tcp)
-        polled.push_back (kv.second.get ());
-    for (Conn *c : polled)
-      if (!c->closed)
-        m.tcp_progress (*c);
+    /* Every connection's turn (a TCP one reads its socket, a QUIC one runs
+     * its timers); a closed one stays in `closed` until the next turn. */
     m.handle_expiry ();
     if (m.resume.exchange (false))
       m.apply_resume ();
     polled.clear ();
     for (auto &kv : m.conns)
       polled.push_back (kv.second.get ());
-    for (Conn *c : polled) {
-      if (c->closed)
-        continue;
-      if (!c->tcp) {
-        m.open_pending_streams (*c);
-        m.write_quic (*c);
-      } else if (!c->tls_handshaking) {
-        m.tcp_write (*c);
-      }
-    }
+    for (Conn *c : polled)
+      if (!c->closed)
+        c->link->write (*c);
     now = now_ns ();
     if (m.next_stats == 0 || now >= m.next_stats) {
       m.update_stats (m.next_stats != 0);
@@ -753,38 +719,10 @@ Endpoint::Impl::update_stats (bool post_it)
   st.connected = connected;
   if (conn) {
     st.peer = conn->peer;
-    st.transport = conn->tcp ? "tcp" : "quic";
+    st.transport = conn->link->name ();
     st.bytes_sent = conn->bytes_sent;
     st.bytes_received = conn->bytes_received;
-    if (!conn->tcp && conn->q) {
-      ngtcp2_conn_stat cs;
-      ngtcp2_conn_get_conn_stat (conn->q, &cs);
-      st.rtt = cs.latest_rtt;
-      st.min_rtt = cs.min_rtt == UINT64_MAX ? 0 : cs.min_rtt;
-      st.smoothed_rtt = cs.smoothed_rtt;
-      st.rttvar = cs.rttvar;
-      st.cwnd = cs.cwnd;
-      st.bytes_in_flight = cs.bytes_in_flight;
-      st.delivery_rate = cs.delivery_rate_sec;
-      st.pto_count = cs.pto_count;
-      guint64 lost = conn->loss_closed;
-      for (auto &s : conn->streams)
-        if (s->id >= 0)
-          lost += ngtcp2_conn_get_stream_loss_count (conn->q, s->id);
-      st.lost_packets = lost;
-    } else if (conn->tcp && conn->fd >= 0) {
-      struct tcp_info ti {};
-      socklen_t tl = sizeof ti;
-      if (getsockopt (conn->fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0) {
-        st.rtt = st.smoothed_rtt = (guint64) ti.tcpi_rtt * 1000;
-        st.rttvar = (guint64) ti.tcpi_rttvar * 1000;
-        st.min_rtt = (guint64) ti.tcpi_min_rtt * 1000;
-        st.cwnd = (guint64) ti.tcpi_snd_cwnd * ti.tcpi_snd_mss;
-        st.bytes_in_flight = (guint64) ti.tcpi_unacked * ti.tcpi_snd_mss;
-        st.delivery_rate = ti.tcpi_delivery_rate;
-        st.lost_packets = ti.tcpi_total_retrans;
-      }
-    }
+    conn->link->stats (*conn, st);
   }
   st.send_queue_bytes = queued_bytes ();
   st.connections = conns.size ();

@@ -240,6 +240,7 @@ public:
 
   struct Conn;
   struct Impl;
+  struct Link;
 
 private:
   explicit Endpoint (const Config & cfg);

@@ -2,12 +2,15 @@
  * it, one concern each (the way cage splits a compositor):
  *   gstquicendpoint.cpp  the registry of endpoints, the public API, the
  *                        dispatcher and the network thread's loop
- *   gstquicconn.cpp      QUIC connections: TLS, ngtcp2 callbacks, setup,
- *                        UDP input, expiry, closing
+ *   gstquicconn.cpp      connections: admission, bounds and Retry for new
+ *                        peers, closing; QUIC itself (TLS, ngtcp2
+ *                        callbacks, UDP input, timers) as a Link
  *   gstquicsend.cpp      the send scheduler: streams, priorities, packets,
  *                        paths, acknowledgements
  *   gstquicrecv.cpp      incoming streams and the receive budget
- *   gstquictcp.cpp       the TCP + TLS fallback
+ *   gstquictcp.cpp       the TCP + TLS fallback, the same Link interface
+ *   gstquicrouter.cpp    one port per seat: the router and the relay
+ *   gstquicrelaywire.cpp the relay's messages and the TCP route preamble
  * Not installed; see gstquicendpoint.h for the interface.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -101,6 +104,45 @@ struct InStream {
   bool failed = false;
 };
 
+/* A connection's transport: QUIC (QuicLink, gstquicconn.cpp) or the
+ * TCP+TLS fallback (TcpLink, gstquictcp.cpp). The rest of the endpoint —
+ * admission, streams, scheduling, framing, budgets — is the same for both;
+ * what differs is behind this interface. All calls with the endpoint
+ * locked, on the network thread. */
+struct Endpoint::Link {
+  virtual ~Link () = default;
+  virtual const char *name () const = 0;           /* "quic", "tcp" (statistics, messages) */
+  virtual const char *title () const = 0;          /* "QUIC", "TCP+TLS" (logs) */
+  /* A socket of its own to poll, and for what; -1: none (QUIC datagrams
+   * arrive on the endpoint's socket or relay). */
+  virtual int poll_fd (const Conn & c, short & events) const = 0;
+  /* When it next needs a turn without input (UINT64_MAX: never). */
+  virtual guint64 next_timer (const Conn & c, guint64 now) const = 0;
+  /* Its turn: handshake, input, timers (idle, retransmission, keep-alive). */
+  virtual void progress (Conn & c, guint64 now) = 0;
+  /* Sends what its streams have, most urgent first. */
+  virtual void write (Conn & c) = 0;
+  virtual void reset_stream (Conn & c, SendStream & s, guint64 app_error) = 0;
+  /* Whether a reset stream's sent bytes must stay until the stream closes
+   * (QUIC may still read them; TCP handed them to TLS already). */
+  virtual bool keeps_reset_data () const = 0;
+  /* @len bytes of stream @id reached its parser: apply the receive budget. */
+  virtual void received (Conn & c, InStream & s, gint64 id, size_t len) = 0;
+  /* @len bytes of stream @id were dropped unread. */
+  virtual void discarded (Conn & c, gint64 id, size_t len) = 0;
+  /* Stops the peer sending on stream @id; FALSE when one stream cannot be
+   * stopped alone (TCP: one byte stream). */
+  virtual bool stop_stream (Conn & c, gint64 id, guint64 app_error) = 0;
+  /* The receivers have room again. */
+  virtual void resume (Conn & c) = 0;
+  /* Tells the peer the connection closes. */
+  virtual void goodbye (Conn & c, const std::string & reason, guint64 app_error) = 0;
+  virtual void stats (const Conn & c, Stats & st) const = 0;
+};
+
+std::unique_ptr<Endpoint::Link> make_quic_link (Endpoint::Impl & ep);
+std::unique_ptr<Endpoint::Link> make_tcp_link (Endpoint::Impl & ep);
+
 /* One peer. A server holds many: handshakes in progress, connections
  * waiting for admission, and at most one admitted connection (Impl::conn),
  * the only one that carries media and input. */
@@ -108,6 +150,7 @@ struct Endpoint::Conn {
   Impl *ep = nullptr;
   guint64 gen = 0;           /* the connection's id, unique in the endpoint */
   bool tcp = false;
+  std::unique_ptr<Endpoint::Link> link;
   bool closed = false;       /* closed; freed at the next turn of the loop */
   bool admitted = false;     /* server: admitted by the application; client: told so by the server */
   guint64 admit_deadline = 0;   /* server: closed if not admitted by then */
@@ -293,6 +336,9 @@ struct Endpoint::Impl {
   void queue_tx (Conn & c, const guint8 * pkt, size_t len);
   void handle_expiry ();
   void expire_conn (Conn & c, guint64 now);
+  void quic_expiry (Conn & c, guint64 now);
+  void quic_goodbye (Conn & c, const std::string & reason, guint64 app_error);
+  void tcp_received (Conn & c, InStream & s);
   void close_conn (Conn * c, const std::string & reason, bool send_close, guint64 app_error, bool peer_closed);
   void on_established (Conn & c);
   void admit_conn (Conn & c);

@@ -23,13 +23,12 @@ Endpoint::Impl::stream_failed (Conn & c, InStream & s, gint64 id, const std::str
     return;
   }
   warn (msg + "; stream closed");
-  if (c.tcp) {
-    /* One byte stream: the rest of it cannot be re-synchronized. */
+  if (!c.link->stop_stream (c, id, kErrMalformed)) {
+    /* One byte stream (TCP): the rest of it cannot be re-synchronized. */
     c.closing = true;
     c.close_reason = msg;
     return;
   }
-  ngtcp2_conn_shutdown_stream_read (c.q, id, kErrMalformed);
   s.failed = false;   /* so that the receiver hears of its end */
   stream_ended (c, s, id, true);
   s.failed = true;
@@ -107,8 +106,7 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
     }
   }
   if (s.failed || s.refused) {
-    if (!c.tcp)
-      credit (c, id, len);
+    c.link->discarded (c, id, len);
     return;
   }
   std::vector<Frame> frames;
@@ -136,10 +134,8 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
       if (!ok) {
         GST_INFO ("refusing stream '%s' of %s: not accepted before admission", name.c_str (), c.peer.c_str ());
         s.refused = true;
-        if (!c.tcp)
-          ngtcp2_conn_shutdown_stream_read (c.q, id, kErrRefused);
-        if (!c.tcp)
-          credit (c, id, len);
+        c.link->stop_stream (c, id, kErrRefused);
+        c.link->discarded (c, id, len);
         return;
       }
     }
@@ -173,24 +169,25 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
           ref.pre->name.c_str ());
     }
   }
-  if (c.tcp) {
-    /* One byte stream: a full receiver stops the reading altogether, and
-     * unfinished frames beyond the budget end the connection (nothing can
-     * be held back selectively). */
-    if (s.rx_full)
-      c.rx_paused = true;
-    guint64 partial = 0;
-    for (auto &kv : c.tcp_in)
-      partial += kv.second->parser.buffered ();
-    if (partial > kPartialBudget + kMaxBufferLen + kBufferHeaderLen) {
-      c.closing = true;
-      c.close_reason = "the peer's unfinished frames exceed the receive budget ("
-          + std::to_string (partial) + " bytes)";
-    }
-    return;
+  c.link->received (c, s, id, len);
+}
+
+/* TCP: one byte stream. A full receiver stops the reading altogether, and
+ * unfinished frames beyond the budget end the connection (nothing can be
+ * held back selectively). */
+void
+Endpoint::Impl::tcp_received (Conn & c, InStream & s)
+{
+  if (s.rx_full)
+    c.rx_paused = true;
+  guint64 partial = 0;
+  for (auto &kv : c.tcp_in)
+    partial += kv.second->parser.buffered ();
+  if (partial > kPartialBudget + kMaxBufferLen + kBufferHeaderLen) {
+    c.closing = true;
+    c.close_reason = "the peer's unfinished frames exceed the receive budget ("
+        + std::to_string (partial) + " bytes)";
   }
-  s.held += len;
-  credit_held (c);
 }
 
 /* Grants flow-control credit for @len bytes of stream @id, and as much to
@@ -235,20 +232,8 @@ Endpoint::Impl::credit_held (Conn & c)
 void
 Endpoint::Impl::apply_resume ()
 {
-  for (auto &kv : conns) {
-    Conn &c = *kv.second;
-    if (c.tcp) {
-      for (auto &in : c.tcp_in)
-        in.second->rx_full = false;
-      c.rx_paused = false;
-      continue;
-    }
-    if (!c.q)
-      continue;
-    for (auto &in : c.in)
-      in.second->rx_full = false;
-    credit_held (c);
-  }
+  for (auto &kv : conns)
+    kv.second->link->resume (*kv.second);
 }
 
 }  // namespace wrq

@@ -51,7 +51,7 @@ Endpoint::Impl::drop_stream (Conn & c, SendStream * s)
 void
 Endpoint::Impl::open_pending_streams (Conn & c)
 {
-  if (!c.established || c.tcp)
+  if (!c.established || !c.q)
     return;
   for (auto &s : c.streams) {
     if (s->id != -1 || s->dead)

@@ -103,6 +103,7 @@ Endpoint::Impl::new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen)
   std::unique_ptr<Conn> c (new Conn);
   c->ep = this;
   c->tcp = true;
+  c->link = make_tcp_link (*this);
   c->fd = fd;
   c->gen = ++next_id;
   c->started = c->last_rx = c->last_tx = now_ns ();
@@ -362,6 +363,87 @@ Endpoint::Impl::tcp_dispatch_records (Conn & c)
   }
   if (!c.closed)
     c.rx.erase (c.rx.begin (), c.rx.begin () + off);
+}
+
+/* ---------------------------------------------------------------------- */
+/* TCP + TLS behind the connection interface                               */
+
+namespace {
+
+class TcpLink : public Endpoint::Link {
+public:
+  explicit TcpLink (Endpoint::Impl & ep) : ep_ (ep) {}
+  const char *name () const override { return "tcp"; }
+  const char *title () const override { return "TCP+TLS"; }
+  int poll_fd (const Endpoint::Conn & c, short & events) const override
+  {
+    if (c.fd < 0)
+      return -1;
+    events = c.rx_paused ? 0 : POLLIN;
+    if (!c.tx_pending.empty () || (c.tls && gnutls_record_get_direction (c.tls) == 1))
+      events |= POLLOUT;
+    return c.fd;
+  }
+  guint64 next_timer (const Endpoint::Conn & c, guint64 now) const override
+  {
+    /* A connect in progress only shows as writable: its TLS handshake is
+     * tried briskly instead; then keep-alive and idle timeout. */
+    const Config &cfg = ep_.self->config ();
+    if (c.tls_handshaking)
+      return now + 5 * 1000000ull;
+    guint ms = MAX (MIN (cfg.keepalive_ms ? cfg.keepalive_ms : 1000u, cfg.idle_timeout_ms / 2), 50u);
+    return now + (guint64) ms * 1000000ull;
+  }
+  void progress (Endpoint::Conn & c, guint64) override { ep_.tcp_progress (c); }
+  void write (Endpoint::Conn & c) override
+  {
+    if (!c.tls_handshaking)
+      ep_.tcp_write (c);
+  }
+  void reset_stream (Endpoint::Conn & c, SendStream & s, guint64) override
+  {
+    ep_.tcp_send_record (c, (guint32) s.id, kTcpReset, nullptr, 0);
+  }
+  bool keeps_reset_data () const override { return false; }
+  void received (Endpoint::Conn & c, InStream & s, gint64, size_t) override { ep_.tcp_received (c, s); }
+  void discarded (Endpoint::Conn &, gint64, size_t) override {}
+  bool stop_stream (Endpoint::Conn &, gint64, guint64) override { return false; }
+  void resume (Endpoint::Conn & c) override
+  {
+    for (auto &in : c.tcp_in)
+      in.second->rx_full = false;
+    c.rx_paused = false;
+  }
+  void goodbye (Endpoint::Conn & c, const std::string &, guint64) override
+  {
+    if (c.tls && !c.tls_handshaking)
+      gnutls_bye (c.tls, GNUTLS_SHUT_WR);
+  }
+  void stats (const Endpoint::Conn & c, Stats & st) const override
+  {
+    struct tcp_info ti {};
+    socklen_t tl = sizeof ti;
+    if (c.fd < 0 || getsockopt (c.fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) != 0)
+      return;
+    st.rtt = st.smoothed_rtt = (guint64) ti.tcpi_rtt * 1000;
+    st.rttvar = (guint64) ti.tcpi_rttvar * 1000;
+    st.min_rtt = (guint64) ti.tcpi_min_rtt * 1000;
+    st.cwnd = (guint64) ti.tcpi_snd_cwnd * ti.tcpi_snd_mss;
+    st.bytes_in_flight = (guint64) ti.tcpi_unacked * ti.tcpi_snd_mss;
+    st.delivery_rate = ti.tcpi_delivery_rate;
+    st.lost_packets = ti.tcpi_total_retrans;
+  }
+
+private:
+  Endpoint::Impl &ep_;
+};
+
+}  // namespace
+
+std::unique_ptr<Endpoint::Link>
+make_tcp_link (Endpoint::Impl & ep)
+{
+  return std::unique_ptr<Endpoint::Link> (new TcpLink (ep));
 }
 
 }  // namespace wrq
