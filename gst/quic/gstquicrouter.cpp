@@ -62,16 +62,18 @@ Endpoint::Impl::send_udp (const guint8 * data, size_t len, size_t seg, const soc
   return true;
 }
 
-bool
-Endpoint::Impl::relay_send (guint8 kind, const guint8 * data, size_t len, size_t seg, const sockaddr * to,
-    socklen_t tolen, int pass_fd)
+/* One relay message on @sock (either end), with @pass_fd alongside when
+ * >= 0. -1 with errno set when it could not be sent (EAGAIN: full). */
+static ssize_t
+send_relay_message (int sock, guint8 kind, const guint8 * data, size_t len, size_t seg, const sockaddr * addr,
+    socklen_t addrlen, int pass_fd)
 {
-  if (relay < 0)
-    return true;   /* no router now (it restarts): the packets are lost */
   guint8 head[kRelayHeaderLen + kRelayMaxAddr];
-  size_t hl = encode_relay_header (head, kind, to, tolen, seg);
-  if (!hl || len > kRelayMaxPayload)
-    return true;
+  size_t hl = encode_relay_header (head, kind, addr, addrlen, seg);
+  if (!hl || len > kRelayMaxPayload) {
+    errno = EINVAL;
+    return -1;
+  }
   struct iovec iov[2] = { { head, hl }, { (void *) data, len } };
   struct msghdr msg {};
   msg.msg_iov = iov;
@@ -86,7 +88,16 @@ Endpoint::Impl::relay_send (guint8 kind, const guint8 * data, size_t len, size_t
     cm->cmsg_len = CMSG_LEN (sizeof (int));
     memcpy (CMSG_DATA (cm), &pass_fd, sizeof pass_fd);
   }
-  ssize_t n = sendmsg (relay, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+  return sendmsg (sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+bool
+Endpoint::Impl::relay_send (guint8 kind, const guint8 * data, size_t len, size_t seg, const sockaddr * to,
+    socklen_t tolen, int pass_fd)
+{
+  if (relay < 0)
+    return true;   /* no router now (it restarts): the packets are lost */
+  ssize_t n = send_relay_message (relay, kind, data, len, seg, to, tolen, pass_fd);
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
     return false;
   if (n < 0)
@@ -198,15 +209,8 @@ Endpoint::Impl::route_datagram (const guint8 * data, size_t len, const sockaddr 
     p.seen = now;
     r.peers.push_back (p);
   }
-  guint8 head[kRelayHeaderLen + kRelayMaxAddr];
-  size_t hl = encode_relay_header (head, kRelayDatagram, from, fromlen, 0);
-  if (!hl)
-    return true;
-  struct iovec iov[2] = { { head, hl }, { (void *) data, len } };
-  struct msghdr msg {};
-  msg.msg_iov = iov;
-  msg.msg_iovlen = 2;
-  if (sendmsg (r.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+  if (send_relay_message (r.fd, kRelayDatagram, data, len, 0, from, fromlen, -1) < 0 && errno != EAGAIN
+      && errno != EWOULDBLOCK && errno != EINVAL)
     drop_route (it->first, "is gone (its endpoint closed the relay)");
   return true;
 }
@@ -340,21 +344,7 @@ Endpoint::Impl::progress_pending_tcp ()
       rp.len = done.len;
       rp.seen = now;
       r.peers.push_back (rp);
-      guint8 head[kRelayHeaderLen + kRelayMaxAddr];
-      size_t hl = encode_relay_header (head, kRelayTcp, (const sockaddr *) &done.addr, done.len, 0);
-      struct iovec iov { head, hl };
-      struct msghdr msg {};
-      msg.msg_iov = &iov;
-      msg.msg_iovlen = 1;
-      alignas (struct cmsghdr) char cbuf[CMSG_SPACE (sizeof (int))];
-      msg.msg_control = cbuf;
-      msg.msg_controllen = sizeof cbuf;
-      struct cmsghdr *cm = CMSG_FIRSTHDR (&msg);
-      cm->cmsg_level = SOL_SOCKET;
-      cm->cmsg_type = SCM_RIGHTS;
-      cm->cmsg_len = CMSG_LEN (sizeof (int));
-      memcpy (CMSG_DATA (cm), &done.fd, sizeof done.fd);
-      if (!hl || sendmsg (r.fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+      if (send_relay_message (r.fd, kRelayTcp, nullptr, 0, 0, (const sockaddr *) &done.addr, done.len, done.fd) < 0)
         GST_INFO ("TCP connection from %s for route %s could not be handed over", peer.c_str (),
             prefix_to_hex (prefix).c_str ());
       close (done.fd);
