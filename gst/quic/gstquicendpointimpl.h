@@ -82,6 +82,7 @@ constexpr guint64 kRoutePeerTtl = 120ull * 1000000000ull;
 constexpr size_t kRouteMaxPeers = 64;
 /* TCP connections waiting for their route preamble. */
 constexpr size_t kMaxPendingTcp = 64;
+constexpr size_t kMaxPendingTcpPerSource = 8;
 constexpr guint64 kTcpRouteTimeout = 3ull * 1000000000ull;
 /* What a connection not yet admitted may send in all (hello, ticket): more
  * ends it. */
@@ -236,7 +237,7 @@ struct Endpoint::Impl {
   struct Route {
     int fd = -1;
     std::vector<RoutePeer> peers;
-    guint64 dropped = 0;
+    guint64 dropped = 0, malformed = 0;
   };
   std::map<std::string, Route> routes;
   struct PendingTcp {

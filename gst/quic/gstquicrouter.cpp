@@ -235,8 +235,11 @@ Endpoint::Impl::read_route (const std::string & prefix)
     RelayMessage msg;
     std::string error;
     if (!parse_relay_message (relay_buf.data (), (size_t) n, msg, error) || msg.kind != kRelayDatagram) {
-      GST_WARNING ("route %s: %s; message dropped", prefix_to_hex (prefix).c_str (),
-          error.empty () ? "not a datagram" : error.c_str ());
+      /* A session's worker runs as its user: what it sends is untrusted,
+       * and its mistakes do not flood the log. */
+      if (r.malformed++ % 1000 == 0)
+        GST_WARNING ("route %s: %s; message dropped (%" G_GUINT64_FORMAT " so far)", prefix_to_hex (prefix).c_str (),
+            error.empty () ? "not a datagram" : error.c_str (), r.malformed);
       continue;
     }
     bool allowed = false;

@@ -48,9 +48,18 @@ Endpoint::Impl::accept_tcp ()
     if (fd < 0)
       return;
     /* Its route preamble comes first (progress_pending_tcp). */
-    if (pending_tcp.size () >= kMaxPendingTcp) {
-      GST_INFO ("TCP connection from %s refused: %zu wait for their route preamble",
-          addr_to_string ((sockaddr *) &from).c_str (), pending_tcp.size ());
+    /* Bounded in all and per address: silent connections cannot keep
+     * others out for long. */
+    size_t same = 0;
+    for (auto &p : pending_tcp)
+      if (p.addr.ss_family == from.ss_family
+          && (from.ss_family == AF_INET6
+              ? memcmp (&((sockaddr_in6 *) &p.addr)->sin6_addr, &((sockaddr_in6 *) &from)->sin6_addr, 16) == 0
+              : ((sockaddr_in *) &p.addr)->sin_addr.s_addr == ((sockaddr_in *) &from)->sin_addr.s_addr))
+        same++;
+    if (pending_tcp.size () >= kMaxPendingTcp || same >= kMaxPendingTcpPerSource) {
+      GST_INFO ("TCP connection from %s refused: %zu wait for their route preamble, %zu from that address",
+          addr_to_string ((sockaddr *) &from).c_str (), pending_tcp.size (), same);
       close (fd);
       continue;
     }

@@ -335,17 +335,30 @@ GST_START_TEST (test_routes_quic)
 }
 GST_END_TEST;
 
-/* A TCP connection to the seat's port whose route preamble is @pre: TRUE
- * when the router closes it within @ms (without a byte). */
-static bool
-tcp_closed (guint port, const guint8 * pre, size_t len, guint ms)
+/* A TCP connection to the seat's port from @source (an address of
+ * 127.0.0.0/8, host order). */
+static int
+tcp_open (guint port, guint32 source = INADDR_LOOPBACK)
 {
   int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in from {};
+  from.sin_family = AF_INET;
+  from.sin_addr.s_addr = htonl (source);
+  fail_unless (bind (fd, (sockaddr *) &from, sizeof from) == 0, "bind: %s", g_strerror (errno));
   sockaddr_in a {};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
   a.sin_port = htons (port);
   fail_unless (connect (fd, (sockaddr *) &a, sizeof a) == 0, "connect: %s", g_strerror (errno));
+  return fd;
+}
+
+/* A TCP connection to the seat's port whose route preamble is @pre: TRUE
+ * when the router closes it within @ms (without a byte). */
+static bool
+tcp_closed (guint port, const guint8 * pre, size_t len, guint ms, guint32 source = INADDR_LOOPBACK)
+{
+  int fd = tcp_open (port, source);
   fail_unless (send (fd, pre, len, MSG_NOSIGNAL) == (ssize_t) len);
   struct pollfd p { fd, POLLIN, 0 };
   bool closed = false;
@@ -399,6 +412,32 @@ GST_START_TEST (test_routes_tcp)
   assert_no_error (session.pipe);
   assert_no_error (a.pipe);
   assert_no_error (b.pipe);
+}
+GST_END_TEST;
+
+/* Connections that never send their route preamble are bounded per
+ * address: eight silent ones from one address keep that address's next
+ * connection out (closed at once), not another address's, and not for
+ * longer than they stay. */
+GST_START_TEST (test_silent_tcp_bounded)
+{
+  Site site;
+  SeatSetup seat (site);
+  guint8 pre[wrq::kTcpRouteLen];
+  wrq::encode_tcp_route (pre, std::string ());
+  std::vector<int> silent;
+  for (int i = 0; i < 8; i++)
+    silent.push_back (tcp_open (site.port));
+  g_usleep (200 * 1000);
+  fail_unless (tcp_closed (site.port, pre, sizeof pre, 1000),
+      "a ninth connection from an address with eight silent ones was not refused");
+  fail_if (tcp_closed (site.port, pre, sizeof pre, 1000, INADDR_LOOPBACK + 1),
+      "another address's connection was refused too");
+  for (int fd : silent)
+    close (fd);
+  g_usleep (300 * 1000);
+  fail_if (tcp_closed (site.port, pre, sizeof pre, 1000),
+      "the address was still refused after its silent connections went");
 }
 GST_END_TEST;
 
@@ -615,6 +654,7 @@ quicrouter_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_routes_quic);
   tcase_add_test (tc, test_routes_tcp);
+  tcase_add_test (tc, test_silent_tcp_bounded);
   tcase_add_test (tc, test_relay_only_to_peers);
   tcase_add_test (tc, test_remove_route);
   tcase_add_test (tc, test_new_relay_resumes);
