@@ -194,10 +194,8 @@ session_sync_handler (GstBus *bus, GstMessage *msg, gpointer data)
       s->verified = false;
       s->set_gates (false);
       s->peer_up = up;
-      if (up) {
-        s->ups++;
+      if (up)
         s->up_conn = conn;
-      }
       s->unhandled++;
     }
   }

@@ -57,13 +57,12 @@ struct Session {
   int pending_w = 0, pending_h = 0;
   std::string pending_client;
   std::atomic<bool> verified { false };
-  /* Connection events of the session port, counted by the bus sync handler
-   * (which also closes the gates on every change) as they happen:
-   * `peer_up` is the latest state, `ups` the connections so far,
-   * `unhandled` the events the main loop has not seen yet. */
+  /* Connection events of the session's connections, kept by the bus sync
+   * handler (which also closes the gates on every change) as they happen:
+   * `peer_up` is the latest state, `up_conn` the connection of the latest
+   * "up", `unhandled` the events the main loop has not seen yet. */
   std::atomic<bool> peer_up { false };
-  std::atomic<guint64> ups { 0 };
-  std::atomic<guint64> up_conn { 0 };   /* the connection of the latest "up" */
+  std::atomic<guint64> up_conn { 0 };
   std::atomic<int> unhandled { 0 };
   /* A valid ticket arrived and its connection was admitted: the next
    * connection event brings it up (the events of the one it replaced come

@@ -339,8 +339,7 @@ Endpoint::Impl::setup_tls (Conn & c, bool server, std::string & error)
   return true;
 }
 
-/* The peer's address without its port: what per-source limits count. */
-static std::string
+std::string
 source_of (const sockaddr * sa)
 {
   std::string a = addr_to_string (sa);
@@ -492,6 +491,20 @@ Endpoint::Impl::add_conn (std::unique_ptr<Conn> c)
   return p;
 }
 
+guint
+Endpoint::Impl::count_handshakes (const std::string & source, guint * from_source) const
+{
+  guint all = 0;
+  *from_source = 0;
+  for (auto &kv : conns)
+    if (!kv.second->established) {
+      all++;
+      if (kv.second->source == source)
+        (*from_source)++;
+    }
+  return all;
+}
+
 Endpoint::Conn *
 Endpoint::Impl::find_conn (guint64 id)
 {
@@ -614,13 +627,8 @@ Endpoint::Impl::accept_initial (const guint8 * data, size_t len, const sockaddr 
     validated = true;
   }
 
-  guint handshakes = 0, from_source = 0;
-  for (auto &kv : conns)
-    if (!kv.second->established) {
-      handshakes++;
-      if (kv.second->source == source)
-        from_source++;
-    }
+  guint from_source = 0;
+  guint handshakes = count_handshakes (source, &from_source);
   guint retry_above = MAX (cfg.max_handshakes / 4, 1u);
   if (!validated && (cfg.retry == RetryPolicy::Always
           || (cfg.retry == RetryPolicy::Auto && handshakes >= retry_above))) {

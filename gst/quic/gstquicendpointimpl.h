@@ -95,6 +95,8 @@ extern const char *const kTransportTarget;
 
 guint64 now_ns ();
 std::string addr_to_string (const sockaddr * sa);
+/* The address without its port: what per-source limits count. */
+std::string source_of (const sockaddr * sa);
 
 struct InStream {
   Parser parser;
@@ -325,6 +327,8 @@ struct Endpoint::Impl {
   std::unique_ptr<Conn> new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtcp2_cid * odcid,
       const sockaddr * remote, socklen_t remotelen, std::string & error);
   Conn *add_conn (std::unique_ptr<Conn> c);
+  /* Handshakes in progress, in all and from @source. */
+  guint count_handshakes (const std::string & source, guint * from_source) const;
   Conn *find_conn (guint64 id);
   bool setup_tls (Conn & c, bool server, std::string & error);
   void read_udp ();

@@ -80,13 +80,8 @@ Endpoint::Impl::take_tcp (int fd, const sockaddr * addr, socklen_t addrlen)
 {
   const Config &cfg = self->cfg_;
   std::unique_ptr<Conn> c = new_tcp_conn (fd, addr, addrlen);
-  guint handshakes = 0, from_source = 0;
-  for (auto &kv : conns)
-    if (!kv.second->established) {
-      handshakes++;
-      if (kv.second->source == c->source)
-        from_source++;
-    }
+  guint from_source = 0;
+  guint handshakes = count_handshakes (c->source, &from_source);
   if (conns.size () >= MAX (cfg.max_connections, 1u) || handshakes >= MAX (cfg.max_handshakes, 1u)
       || from_source >= MAX (cfg.max_handshakes_per_source, 1u)) {
     refused_initials++;
@@ -119,9 +114,7 @@ Endpoint::Impl::new_tcp_conn (int fd, const sockaddr * addr, socklen_t addrlen)
   memcpy (&c->remote, addr, addrlen);
   c->remotelen = addrlen;
   c->peer = addr_to_string (addr);
-  std::string a = c->peer;
-  size_t colon = a.rfind (':');
-  c->source = colon == std::string::npos ? a : a.substr (0, colon);
+  c->source = source_of (addr);
   return c;
 }
 
