@@ -9,22 +9,31 @@
  * not change, because compositors over-report damage. Frames in which
  * nothing really changed produce no output.
  *
- * Each tile keeps a short history of its changes. A tile that changed
- * #GstWayrayDamageTiler:transient-changes times within
- * #GstWayrayDamageTiler:transient-window is transient (video, animation);
- * changes explained by a scroll or a moved window do not count. When the `video`
- * request pad is linked and at least #GstWayrayDamageTiler:min-video-tiles
- * tiles are transient, their 16-aligned bounding box leaves on the `video`
- * pad as cropped frames for a video encoder; their place in the full frame
- * is given by a GstVideoRegionOfInterestMeta of type "wayray-video" and,
- * because encoders drop that meta, by a serialized "wayray-video-region"
- * custom event (x, y, width, height) sent whenever the region changes.
+ * When the `video` request pad is linked, tiles are classified (the
+ * classifier is wayray::tiles::Classifier, wayrayclassifier.h). A tile
+ * whose changes are evidence of video (#GstWayrayDamageTiler:transient-changes
+ * of them within #GstWayrayDamageTiler:transient-window, each touching at
+ * least #GstWayrayDamageTiler:evidence-percent of its pixels and not
+ * explained by a scroll or a moved window) is transient; typing, scrolling,
+ * window switches and menus never are. Connected groups of at least
+ * #GstWayrayDamageTiler:min-video-tiles transient tiles are video regions
+ * (at most four; boxes 16-aligned, only growing while the region lasts).
+ * The regions leave the `video` pad stacked in one frame (the atlas) for a
+ * video encoder. Where each part of the atlas goes on the screen is given by
+ * "wayray-video" GstVideoRegionOfInterestMetas (with a "wayray-atlas"
+ * parameter: x, y in the atlas) and, because encoders drop metas, by a
+ * serialized "wayray-video-region" custom event whose "rects" field lists
+ * x, y, width, height, atlas x, atlas y for every rectangle the client
+ * takes from the video, sent whenever that list changes.
+ *
  * Everything else leaves losslessly on the `tiles` pad: full frames whose
- * damage meta lists only the changed tiles, plus a "wayray-lossy" region
- * meta while the client shows part of the picture from the video path.
- * When the region has not changed for #GstWayrayDamageTiler:settle-time,
- * its tiles are sent losslessly once more (refinement), also when no new
- * frame arrives. Without a linked `video` pad everything is lossless.
+ * damage meta lists only the changed tiles, plus "wayray-lossy" region
+ * metas over the tiles the client shows from the video path. A tile of a
+ * region that has not changed for #GstWayrayDamageTiler:settle-time is sent
+ * losslessly once more (refinement, tile by tile, so text beside a playing
+ * video is sharp as soon as it stops changing), also when no new frame
+ * arrives, and the client no longer takes it from the video. Without a
+ * linked `video` pad everything is lossless.
  *
  * ## Example launch line
  * |[
@@ -38,6 +47,7 @@
 #include "gstdamagetiler.h"
 
 #include "gstwayraydamagemeta.h"
+#include "wayrayclassifier.h"
 #include "wayrayregions.h"
 #include "wayraytilecodec.h"
 
@@ -54,7 +64,10 @@
 GST_DEBUG_CATEGORY_STATIC (gst_wayray_damage_tiler_debug);
 #define GST_CAT_DEFAULT gst_wayray_damage_tiler_debug
 
+using wayray::tiles::Classifier;
+using wayray::tiles::ClassifierSettings;
 using wayray::tiles::ConstSurface;
+using wayray::tiles::PasteRect;
 using wayray::tiles::Rect;
 
 enum
@@ -65,6 +78,7 @@ enum
   PROP_TRANSIENT_WINDOW,
   PROP_MIN_VIDEO_TILES,
   PROP_SETTLE_TIME,
+  PROP_EVIDENCE_PERCENT,
   PROP_STATS,
 };
 
@@ -73,46 +87,33 @@ enum
 #define DEFAULT_TRANSIENT_WINDOW 500    /* ms */
 #define DEFAULT_MIN_VIDEO_TILES 4
 #define DEFAULT_SETTLE_TIME 300 /* ms */
-#define HISTORY 8               /* change times kept per tile */
-
-struct Settings
-{
-  guint tile_size = DEFAULT_TILE_SIZE;
-  guint transient_changes = DEFAULT_TRANSIENT_CHANGES;
-  guint transient_window = DEFAULT_TRANSIENT_WINDOW;
-  guint min_video_tiles = DEFAULT_MIN_VIDEO_TILES;
-  guint settle_time = DEFAULT_SETTLE_TIME;
-};
+#define DEFAULT_EVIDENCE_PERCENT 25
 
 struct GstWayrayDamageTilerPrivate
 {
   /* Protects everything below: the streaming thread and the settle timer
    * both produce output. Properties take it too. */
   std::recursive_mutex lock;
-  Settings settings;
+  ClassifierSettings settings;
 
   GstVideoInfo info;
   bool have_info = false;
   std::atomic<bool> force_full { true };       /* set from any thread */
-  Settings active;              /* settings in use for the current grid */
-  int tiles_x = 0, tiles_y = 0;
-  std::vector<uint8_t> prev;    /* the last frame, W*H*4 */
-  std::vector<GstClockTime> history;    /* HISTORY change times per tile */
-  std::vector<uint8_t> lossy;   /* tile shown from the video path */
+  Classifier classifier;
+  int grid_w = 0, grid_h = 0, grid_tile = 0;   /* what the classifier was reset for */
   GstBuffer *last = nullptr;    /* the last input frame */
   GstClockTime last_pts = GST_CLOCK_TIME_NONE;
+  gint64 last_frame_mono = 0;   /* when last_pts was taken, monotonic µs */
+  std::atomic<bool> lossy_pending { false };    /* the timer has tiles to watch */
 
-  bool video_active = false;
-  Rect video_box = {0, 0, 0, 0};
-  GstClockTime last_video_change = GST_CLOCK_TIME_NONE;
-  gint64 last_video_change_mono = 0;
   bool video_started = false;   /* stream-start/segment sent on the video pad */
   int video_caps_w = 0, video_caps_h = 0;
-  Rect announced = {-1, -1, 0, 0};      /* the region last sent as an event */
+  std::vector<PasteRect> announced;     /* the paste list last sent as an event */
+  bool announced_valid = false;
   GstSegment segment;
 
   guint64 frames_in = 0, frames_tiles = 0, frames_video = 0, refinements = 0;
-  guint64 tiles_changed = 0, tiles_dropped = 0;
+  guint64 tiles_changed = 0, tiles_dropped = 0, regions_started = 0;
 
   /* settle timer */
   std::thread timer;
@@ -143,45 +144,6 @@ G_DEFINE_TYPE (GstWayrayDamageTiler, gst_wayray_damage_tiler, GST_TYPE_ELEMENT);
 GST_ELEMENT_REGISTER_DEFINE (damagetiler, "damagetiler", GST_RANK_NONE,
     GST_TYPE_WAYRAY_DAMAGE_TILER);
 
-static inline size_t
-tile_index (GstWayrayDamageTilerPrivate * priv, int tx, int ty)
-{
-  return (size_t) ty * priv->tiles_x + tx;
-}
-
-static void
-reset_grid (GstWayrayDamageTilerPrivate * priv)
-{
-  int w = GST_VIDEO_INFO_WIDTH (&priv->info), h = GST_VIDEO_INFO_HEIGHT (&priv->info);
-  priv->active = priv->settings;
-  int ts = priv->active.tile_size;
-  priv->tiles_x = (w + ts - 1) / ts;
-  priv->tiles_y = (h + ts - 1) / ts;
-  priv->prev.assign ((size_t) w * h * 4, 0);
-  priv->history.assign ((size_t) priv->tiles_x * priv->tiles_y * HISTORY, GST_CLOCK_TIME_NONE);
-  priv->lossy.assign ((size_t) priv->tiles_x * priv->tiles_y, 0);
-  priv->video_active = false;
-}
-
-static bool
-is_transient (GstWayrayDamageTilerPrivate * priv, size_t t, GstClockTime now)
-{
-  const GstClockTime *h = &priv->history[t * HISTORY];
-  guint need = std::min<guint> (priv->active.transient_changes, HISTORY);
-  /* history is most recent first */
-  GstClockTime kth = h[need - 1];
-  return GST_CLOCK_TIME_IS_VALID (kth) && GST_CLOCK_TIME_IS_VALID (now) &&
-      now - kth <= priv->active.transient_window * GST_MSECOND;
-}
-
-static void
-record_change (GstWayrayDamageTilerPrivate * priv, size_t t, GstClockTime now)
-{
-  GstClockTime *h = &priv->history[t * HISTORY];
-  memmove (h + 1, h, (HISTORY - 1) * sizeof (GstClockTime));
-  h[0] = now;
-}
-
 /* Sends the sticky events a newly used video pad needs. */
 static void
 start_video_pad (GstWayrayDamageTiler * self, int w, int h)
@@ -205,108 +167,113 @@ start_video_pad (GstWayrayDamageTiler * self, int w, int h)
   }
   if (!priv->video_started) {
     gst_pad_push_event (self->videopad, gst_event_new_segment (&priv->segment));
-    priv->announced = {-1, -1, 0, 0};
+    priv->announced_valid = false;
   }
   priv->video_started = true;
 }
 
-static GstBuffer *
-crop_frame (GstWayrayDamageTilerPrivate * priv, const uint8_t *data, size_t stride,
-    const Rect & box)
+static bool
+same_paste (const std::vector<PasteRect> &a, const std::vector<PasteRect> &b)
 {
-  GstBuffer *out = gst_buffer_new_allocate (NULL, (gsize) box.w * box.h * 4, NULL);
+  if (a.size () != b.size ())
+    return false;
+  for (size_t i = 0; i < a.size (); i++)
+    if (memcmp (&a[i], &b[i], sizeof (PasteRect)) != 0)
+      return false;
+  return true;
+}
+
+/* The atlas of the current regions, with where its parts go. */
+static GstBuffer *
+atlas_frame (GstWayrayDamageTilerPrivate * priv, const ConstSurface & cur,
+    const std::vector<PasteRect> &paste)
+{
+  int aw = priv->classifier.atlas_width (), ah = priv->classifier.atlas_height ();
+  GstBuffer *out = gst_buffer_new_allocate (NULL, (gsize) aw * ah * 4, NULL);
   GstMapInfo map;
   gst_buffer_map (out, &map, GST_MAP_WRITE);
-  for (int y = 0; y < box.h; y++)
-    memcpy (map.data + (size_t) y * box.w * 4,
-        data + (size_t) (box.y + y) * stride + (size_t) box.x * 4, (size_t) box.w * 4);
+  priv->classifier.crop_atlas (cur, map.data, (size_t) aw * 4);
   gst_buffer_unmap (out, &map);
-  gst_buffer_add_video_region_of_interest_meta (out, WAYRAY_ROI_VIDEO, box.x, box.y, box.w,
-      box.h);
+  for (const PasteRect &p : paste) {
+    GstVideoRegionOfInterestMeta *m = gst_buffer_add_video_region_of_interest_meta (out,
+        WAYRAY_ROI_VIDEO, p.screen.x, p.screen.y, p.screen.w, p.screen.h);
+    gst_video_region_of_interest_meta_add_param (m, gst_structure_new (WAYRAY_ATLAS_PARAM,
+            "x", G_TYPE_INT, p.atlas_x, "y", G_TYPE_INT, p.atlas_y, NULL));
+  }
   return out;
 }
 
-/* Rectangles for the marked tiles: runs of tiles along each row, merged
- * with the run above when they line up. */
-static std::vector<GstVideoRectangle>
-tile_rects (GstWayrayDamageTilerPrivate * priv, const std::vector<uint8_t> &mark)
+static GstEvent *
+paste_event (const std::vector<PasteRect> &paste)
 {
-  int ts = priv->active.tile_size;
-  int w = GST_VIDEO_INFO_WIDTH (&priv->info), h = GST_VIDEO_INFO_HEIGHT (&priv->info);
-  std::vector<GstVideoRectangle> rects;
-  std::vector<int> open_run;    /* index into rects of runs ending on the row above */
-  for (int ty = 0; ty < priv->tiles_y; ty++) {
-    std::vector<int> now_open;
-    for (int tx = 0; tx < priv->tiles_x;) {
-      if (!mark[tile_index (priv, tx, ty)]) {
-        tx++;
-        continue;
-      }
-      int start = tx;
-      while (tx < priv->tiles_x && mark[tile_index (priv, tx, ty)])
-        tx++;
-      GstVideoRectangle r = {start * ts, ty * ts, std::min (tx * ts, w) - start * ts,
-        std::min ((ty + 1) * ts, h) - ty * ts
-      };
-      bool merged = false;
-      for (int idx : open_run) {
-        GstVideoRectangle &a = rects[idx];
-        if (a.x == r.x && a.w == r.w && a.y + a.h == r.y) {
-          a.h += r.h;
-          now_open.push_back (idx);
-          merged = true;
-          break;
-        }
-      }
-      if (!merged) {
-        rects.push_back (r);
-        now_open.push_back ((int) rects.size () - 1);
-      }
+  GValue rects = G_VALUE_INIT, v = G_VALUE_INIT;
+  gst_value_array_init (&rects, paste.size () * 6);
+  g_value_init (&v, G_TYPE_INT);
+  for (const PasteRect &p : paste)
+    for (int n : { p.screen.x, p.screen.y, p.screen.w, p.screen.h, p.atlas_x, p.atlas_y }) {
+      g_value_set_int (&v, n);
+      gst_value_array_append_value (&rects, &v);
     }
-    open_run.swap (now_open);
-  }
-  return rects;
+  g_value_unset (&v);
+  GstStructure *st = gst_structure_new_empty (WAYRAY_VIDEO_REGION_EVENT);
+  gst_structure_take_value (st, "rects", &rects);
+  return gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, st);
 }
 
-static Rect
-align16 (Rect r, int width, int height)
+static std::vector<GstVideoRectangle>
+to_video_rects (const std::vector<Rect> &rects)
 {
-  int x0 = r.x & ~15, y0 = r.y & ~15;
-  int x1 = std::min ((r.x + r.w + 15) & ~15, width);
-  int y1 = std::min ((r.y + r.h + 15) & ~15, height);
-  /* keep the size a multiple of 16 where the frame allows it */
-  int w = (x1 - x0 + 15) & ~15, h = (y1 - y0 + 15) & ~15;
-  x0 = std::max (0, std::min (x0, width - w));
-  y0 = std::max (0, std::min (y0, height - h));
-  return {x0, y0, std::min (w, width - x0), std::min (h, height - y0)};
+  std::vector<GstVideoRectangle> out;
+  out.reserve (rects.size ());
+  for (const Rect &r : rects)
+    out.push_back ({r.x, r.y, r.w, r.h});
+  return out;
 }
 
-/* Pushes the current frame with damage over every lossy tile: the video
- * region in lossless quality. Called with the lock held. */
+/* Pushes @frame (the last input, or a copy of it) on the tiles pad with
+ * damage over @send and lossy metas over @unknown (what the client's
+ * pixels may differ in: the encoder must not use them as reference).
+ * Called with the lock held. */
 static GstFlowReturn
-refine (GstWayrayDamageTiler * self, GstClockTime pts)
+push_tiles (GstWayrayDamageTiler * self, GstBuffer * frame, GstClockTime pts,
+    const std::vector<uint8_t> &send, const std::vector<uint8_t> &unknown, bool full)
 {
   GstWayrayDamageTilerPrivate *priv = self->priv;
-  priv->video_active = false;
-  if (!priv->last)
+  std::vector<GstVideoRectangle> rects = to_video_rects (priv->classifier.rects_of (send));
+  if (rects.empty () && !full)
     return GST_FLOW_OK;
-  std::vector<GstVideoRectangle> rects = tile_rects (priv, priv->lossy);
-  std::fill (priv->lossy.begin (), priv->lossy.end (), 0);
-  if (rects.empty ())
-    return GST_FLOW_OK;
-  GstBuffer *out = gst_buffer_copy_region (priv->last, GST_BUFFER_COPY_MEMORY, 0, -1);
+  GstBuffer *out = gst_buffer_copy_region (frame, GST_BUFFER_COPY_MEMORY, 0, -1);
   GST_BUFFER_PTS (out) = pts;
   GST_BUFFER_DTS (out) = GST_CLOCK_TIME_NONE;
   GST_BUFFER_DURATION (out) = GST_CLOCK_TIME_NONE;
   int w = GST_VIDEO_INFO_WIDTH (&priv->info), h = GST_VIDEO_INFO_HEIGHT (&priv->info);
   gst_buffer_add_wayray_damage_meta (out, rects.data (), rects.size (), w, h);
-  for (const auto &r : rects)
+  for (const Rect &r : priv->classifier.rects_of (unknown))
     gst_buffer_add_video_region_of_interest_meta (out, WAYRAY_ROI_LOSSY, r.x, r.y, r.w, r.h);
-  priv->refinements++;
   priv->frames_tiles++;
-  GST_DEBUG_OBJECT (self, "region settled: %u lossless refinement rectangles",
-      (guint) rects.size ());
   return gst_pad_push (self->tilespad, out);
+}
+
+/* Sends the tiles that settled (all of them with @all) losslessly, with
+ * the client's picture there marked as unknown. Called with the lock held. */
+static GstFlowReturn
+refine (GstWayrayDamageTiler * self, GstClockTime pts, bool all)
+{
+  GstWayrayDamageTilerPrivate *priv = self->priv;
+  std::vector<uint8_t> settled;
+  bool layout_changed = false;
+  if (!priv->last || !priv->classifier.settle (pts, all, settled, layout_changed)) {
+    priv->lossy_pending = priv->classifier.has_lossy () || !priv->classifier.regions ().empty ();
+    return GST_FLOW_OK;
+  }
+  priv->lossy_pending = priv->classifier.has_lossy () || !priv->classifier.regions ().empty ();
+  std::vector<uint8_t> unknown = priv->classifier.lossy ();
+  for (size_t t = 0; t < unknown.size (); t++)
+    unknown[t] |= settled[t];
+  priv->refinements++;
+  GST_DEBUG_OBJECT (self, "%u refinement rectangles, %u regions left",
+      (guint) priv->classifier.rects_of (settled).size (), (guint) priv->classifier.regions ().size ());
+  return push_tiles (self, priv->last, pts, settled, unknown, false);
 }
 
 static GstFlowReturn
@@ -325,19 +292,19 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   priv->frames_in++;
 
   const int W = GST_VIDEO_INFO_WIDTH (&priv->info), H = GST_VIDEO_INFO_HEIGHT (&priv->info);
-  bool full = priv->force_full.exchange (false) ||
-      priv->settings.tile_size != priv->active.tile_size;
-  if (full) {
-    bool was_lossy = priv->video_active;
-    reset_grid (priv);
-    if (was_lossy)
-      GST_DEBUG_OBJECT (self, "full refresh ends the video region");
+  bool full = priv->force_full.exchange (false);
+  if (W != priv->grid_w || H != priv->grid_h || (int) priv->settings.tile_size != priv->grid_tile) {
+    priv->classifier.reset (W, H, priv->settings);
+    priv->grid_w = W;
+    priv->grid_h = H;
+    priv->grid_tile = priv->settings.tile_size;
+    full = true;
   }
-  const int ts = priv->active.tile_size;
   GstClockTime now = GST_BUFFER_PTS (buf);
   if (!GST_CLOCK_TIME_IS_VALID (now))
     now = GST_CLOCK_TIME_IS_VALID (priv->last_pts) ? priv->last_pts : 0;
   priv->last_pts = now;
+  priv->last_frame_mono = g_get_monotonic_time ();
 
   GstVideoFrame frame;
   if (!gst_video_frame_map (&frame, &priv->info, buf, GST_MAP_READ)) {
@@ -345,8 +312,8 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     GST_ELEMENT_ERROR (self, STREAM, FAILED, (NULL), ("cannot map the input frame"));
     return GST_FLOW_ERROR;
   }
-  const uint8_t *data = (const uint8_t *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
-  const size_t stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
+  const ConstSurface cur = {(const uint8_t *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
+    (size_t) GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0), W, H};
 
   /* The damaged rectangles, clipped. */
   std::vector<Rect> damage;
@@ -364,147 +331,38 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   }
 
   const bool video_linked = self->videopad && gst_pad_is_linked (self->videopad);
-  const size_t n_tiles = (size_t) priv->tiles_x * priv->tiles_y;
-  std::vector<uint8_t> changed (n_tiles, 0), moved (n_tiles, 0);
+  const size_t regions_before = priv->classifier.regions ().size ();
+  Classifier::Result res;
+  priv->classifier.process (cur, damage, full, now, video_linked, res);
+  for (uint8_t l : res.lossless)
+    priv->tiles_changed += l;
+  priv->tiles_dropped += res.unchanged;
+  if (priv->classifier.regions ().size () > regions_before)
+    priv->regions_started += priv->classifier.regions ().size () - regions_before;
+  if (res.layout_changed)
+    GST_DEBUG_OBJECT (self, "%u video regions, atlas %dx%d", (guint) priv->classifier.regions ().size (),
+        priv->classifier.atlas_width (), priv->classifier.atlas_height ());
 
-  /* Scrolls and window moves are copies for the encoder, not animation:
-   * tiles inside a moved rectangle do not count towards the transient
-   * history. */
-  if (video_linked && !full) {
-    ConstSurface prev = {priv->prev.data (), (size_t) W * 4, W, H};
-    ConstSurface cur = {data, stride, W, H};
-    std::vector<Rect> groups = damage;
-    wayray::tiles::merge_touching (groups);
-    for (Rect r : groups) {
-      if (!wayray::tiles::changed_box (prev, cur, r) || r.w * r.h < ts * ts)
-        continue;
-      Rect src, dst;
-      if (wayray::tiles::detect_move (prev, cur, r, src, dst)) {
-        for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)
-          for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
-            moved[tile_index (priv, tx, ty)] = 1;
-      }
-    }
-  }
-
-  /* Drop tiles whose pixels did not change. */
-  std::vector<uint8_t> visited (n_tiles, 0);
-  for (const Rect &r : damage) {
-    for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++) {
-      for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++) {
-        size_t t = tile_index (priv, tx, ty);
-        if (visited[t])
-          continue;
-        visited[t] = 1;
-        Rect tr = wayray::tiles::tile_rect (tx, ty, ts, W, H);
-        bool diff = full;
-        for (int y = 0; y < tr.h; y++) {
-          const uint8_t *a = data + (size_t) (tr.y + y) * stride + (size_t) tr.x * 4;
-          uint8_t *b = priv->prev.data () + ((size_t) (tr.y + y) * W + tr.x) * 4;
-          if (diff || memcmp (a, b, (size_t) tr.w * 4) != 0) {
-            diff = true;
-            memcpy (b, a, (size_t) tr.w * 4);
-          }
-        }
-        if (!diff) {
-          priv->tiles_dropped++;
-          continue;
-        }
-        changed[t] = 1;
-        priv->tiles_changed++;
-        if (!moved[t] && !full)
-          record_change (priv, t, now);
-      }
-    }
-  }
-
-  /* Classification: the transient region, when a video pad wants it. */
   GstBuffer *video_out = NULL;
-  if (video_linked) {
-    int n_transient = 0;
-    int bx0 = W, by0 = H, bx1 = 0, by1 = 0;
-    for (int ty = 0; ty < priv->tiles_y; ty++) {
-      for (int tx = 0; tx < priv->tiles_x; tx++) {
-        if (!is_transient (priv, tile_index (priv, tx, ty), now))
-          continue;
-        n_transient++;
-        Rect tr = wayray::tiles::tile_rect (tx, ty, ts, W, H);
-        bx0 = std::min (bx0, tr.x);
-        by0 = std::min (by0, tr.y);
-        bx1 = std::max (bx1, tr.x + tr.w);
-        by1 = std::max (by1, tr.y + tr.h);
-      }
-    }
-    if (n_transient >= (int) priv->active.min_video_tiles) {
-      Rect box = align16 ({bx0, by0, bx1 - bx0, by1 - by0}, W, H);
-      if (priv->video_active) {
-        /* The region only grows while it lasts so the encoder keeps its size. */
-        Rect &o = priv->video_box;
-        int x0 = std::min (o.x, box.x), y0 = std::min (o.y, box.y);
-        int x1 = std::max (o.x + o.w, box.x + box.w), y1 = std::max (o.y + o.h, box.y + box.h);
-        box = {x0, y0, x1 - x0, y1 - y0};
-      }
-      if (!priv->video_active)
-        GST_DEBUG_OBJECT (self, "transient region %dx%d at %d,%d", box.w, box.h, box.x,
-            box.y);
-      priv->video_box = box;
-      if (!priv->video_active)
-        priv->timer_cond.notify_all ();
-      priv->video_active = true;
-    }
-    if (priv->video_active) {
-      const Rect &b = priv->video_box;
-      bool region_changed = false;
-      for (int ty = b.y / ts; ty <= (b.y + b.h - 1) / ts; ty++)
-        for (int tx = b.x / ts; tx <= (b.x + b.w - 1) / ts; tx++) {
-          size_t t = tile_index (priv, tx, ty);
-          region_changed |= changed[t] != 0;
-        }
-      if (region_changed) {
-        for (int ty = b.y / ts; ty <= (b.y + b.h - 1) / ts; ty++)
-          for (int tx = b.x / ts; tx <= (b.x + b.w - 1) / ts; tx++)
-            priv->lossy[tile_index (priv, tx, ty)] = 1;
-        video_out = crop_frame (priv, data, stride, b);
-        gst_buffer_copy_into (video_out, buf, GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
-        priv->last_video_change = now;
-        priv->last_video_change_mono = g_get_monotonic_time ();
-      }
-    }
+  std::vector<PasteRect> paste;
+  if (res.video) {
+    paste = priv->classifier.paste_rects ();
+    video_out = atlas_frame (priv, cur, paste);
+    gst_buffer_copy_into (video_out, buf, GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
   }
   gst_video_frame_unmap (&frame);
-
-  /* Lossless tiles: everything changed outside the lossy region. */
-  for (size_t t = 0; t < n_tiles; t++)
-    if (priv->lossy[t])
-      changed[t] = 0;
-  std::vector<GstVideoRectangle> rects = tile_rects (priv, changed);
-  std::vector<GstVideoRectangle> lossy_rects;
-  if (priv->video_active)
-    lossy_rects = tile_rects (priv, priv->lossy);
 
   if (priv->last)
     gst_buffer_unref (priv->last);
   priv->last = gst_buffer_ref (buf);
 
-  if (!rects.empty () || full) {
-    GstBuffer *out = gst_buffer_copy_region (buf, GST_BUFFER_COPY_MEMORY, 0, -1);
-    gst_buffer_copy_into (out, buf, GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
-    gst_buffer_add_wayray_damage_meta (out, rects.data (), rects.size (), W, H);
-    for (const auto &r : lossy_rects)
-      gst_buffer_add_video_region_of_interest_meta (out, WAYRAY_ROI_LOSSY, r.x, r.y, r.w, r.h);
-    priv->frames_tiles++;
-    ret = gst_pad_push (self->tilespad, out);
-  }
+  ret = push_tiles (self, buf, GST_BUFFER_PTS (buf), res.lossless, priv->classifier.lossy (), full);
   if (video_out) {
-    start_video_pad (self, priv->video_box.w, priv->video_box.h);
-    const Rect &b = priv->video_box;
-    const Rect &a = priv->announced;
-    if (a.x != b.x || a.y != b.y || a.w != b.w || a.h != b.h) {
-      gst_pad_push_event (self->videopad, gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
-              gst_structure_new (WAYRAY_VIDEO_REGION_EVENT, "x", G_TYPE_INT, b.x,
-                  "y", G_TYPE_INT, b.y, "width", G_TYPE_INT, b.w,
-                  "height", G_TYPE_INT, b.h, NULL)));
-      priv->announced = b;
+    start_video_pad (self, priv->classifier.atlas_width (), priv->classifier.atlas_height ());
+    if (!priv->announced_valid || !same_paste (paste, priv->announced)) {
+      gst_pad_push_event (self->videopad, paste_event (paste));
+      priv->announced = paste;
+      priv->announced_valid = true;
     }
     priv->frames_video++;
     GstFlowReturn vret = gst_pad_push (self->videopad, video_out);
@@ -512,45 +370,43 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
       ret = vret;
   }
 
-  /* Settled (or the video pad went away): send the region losslessly. */
-  if (priv->video_active && (!video_linked ||
-          (!video_out && GST_CLOCK_TIME_IS_VALID (priv->last_video_change) &&
-              now - priv->last_video_change >= priv->active.settle_time * GST_MSECOND))) {
-    GstFlowReturn rret = refine (self, now);
-    if (ret == GST_FLOW_OK)
-      ret = rret;
-  }
+  /* Tiles that settled (all of them when the video pad went away). */
+  GstFlowReturn rret = refine (self, now, !video_linked);
+  if (ret == GST_FLOW_OK)
+    ret = rret;
+  if (priv->lossy_pending)
+    priv->timer_cond.notify_all ();
   gst_buffer_unref (buf);
   return ret;
 }
 
-/* Runs while PLAYING or PAUSED: refines a region that settled while no
- * frames arrived (the source sends nothing when nothing changes). */
+/* Runs while PLAYING or PAUSED: refines tiles that settled while no frames
+ * arrived (the source sends nothing when nothing changes). */
 static void
 settle_timer (GstWayrayDamageTiler * self)
 {
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::unique_lock<std::recursive_mutex> lk (priv->lock);
   while (!priv->timer_stop) {
-    /* Without a video region there is nothing to watch: sleep long (the
+    /* Without lossy tiles there is nothing to watch: sleep long (the
      * chain wakes us when a region starts; the bound only covers a stop
      * request racing with the wait). */
-    auto wait = std::chrono::milliseconds (priv->video_active ?
-        std::max (priv->settings.settle_time / 2, 10u) : 1000u);
-    priv->timer_cond.wait_for (lk, wait, [priv] {
-          return priv->timer_stop || priv->video_active;
+    priv->timer_cond.wait_for (lk, std::chrono::milliseconds (1000), [priv] {
+          return priv->timer_stop || priv->lossy_pending;
         });
-    if (!priv->timer_stop && priv->video_active)
+    if (!priv->timer_stop && priv->lossy_pending)
       priv->timer_cond.wait_for (lk, std::chrono::milliseconds (std::max
-              (priv->settings.settle_time / 2, 10u)), [priv] {
+              (priv->settings.settle_ms / 4, 10u)), [priv] {
             return priv->timer_stop.load ();
           });
-    if (priv->timer_stop || !priv->video_active)
+    if (priv->timer_stop || !priv->lossy_pending)
       continue;
-    gint64 idle = g_get_monotonic_time () - priv->last_video_change_mono;
-    if (idle < (gint64) priv->active.settle_time * 1000)
+    if (!GST_CLOCK_TIME_IS_VALID (priv->last_pts))
       continue;
-    GstClockTime pts = priv->last_pts;
+    /* The stream's time now: the last frame's plus what passed since, or
+     * the pipeline clock's position when that is later. */
+    GstClockTime pts = priv->last_pts +
+        (GstClockTime) (g_get_monotonic_time () - priv->last_frame_mono) * GST_USECOND;
     GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
     if (clock) {
       GstClockTime running = gst_clock_get_time (clock) - gst_element_get_base_time (GST_ELEMENT
@@ -562,7 +418,8 @@ settle_timer (GstWayrayDamageTiler * self)
         pts = pos;
     }
     priv->last_pts = pts;
-    refine (self, pts);
+    priv->last_frame_mono = g_get_monotonic_time ();
+    refine (self, pts, false);
   }
 }
 
@@ -724,7 +581,8 @@ gst_wayray_damage_tiler_change_state (GstElement * element, GstStateChange trans
       priv->last = nullptr;
     }
     priv->have_info = false;
-    priv->video_active = false;
+    priv->grid_w = priv->grid_h = 0;
+    priv->lossy_pending = false;
   }
   return ret;
 }
@@ -735,7 +593,7 @@ gst_wayray_damage_tiler_set_property (GObject * object, guint prop_id, const GVa
 {
   GstWayrayDamageTiler *self = GST_WAYRAY_DAMAGE_TILER (object);
   std::lock_guard<std::recursive_mutex> lk (self->priv->lock);
-  Settings &s = self->priv->settings;
+  ClassifierSettings &s = self->priv->settings;
   switch (prop_id) {
     case PROP_TILE_SIZE:
       s.tile_size = g_value_get_uint (value) / 16 * 16;
@@ -744,22 +602,23 @@ gst_wayray_damage_tiler_set_property (GObject * object, guint prop_id, const GVa
       s.transient_changes = g_value_get_uint (value);
       break;
     case PROP_TRANSIENT_WINDOW:
-      s.transient_window = g_value_get_uint (value);
+      s.transient_window_ms = g_value_get_uint (value);
       break;
     case PROP_MIN_VIDEO_TILES:
       s.min_video_tiles = g_value_get_uint (value);
       break;
     case PROP_SETTLE_TIME:
-      s.settle_time = g_value_get_uint (value);
+      s.settle_ms = g_value_get_uint (value);
+      break;
+    case PROP_EVIDENCE_PERCENT:
+      s.evidence_percent = g_value_get_uint (value);
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       return;
   }
   /* all but tile-size take effect at once */
-  guint ts = self->priv->active.tile_size;
-  self->priv->active = s;
-  self->priv->active.tile_size = ts;
+  self->priv->classifier.tune (s);
 }
 
 static void
@@ -769,7 +628,7 @@ gst_wayray_damage_tiler_get_property (GObject * object, guint prop_id, GValue * 
   GstWayrayDamageTiler *self = GST_WAYRAY_DAMAGE_TILER (object);
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::lock_guard<std::recursive_mutex> lk (priv->lock);
-  const Settings &s = priv->settings;
+  const ClassifierSettings &s = priv->settings;
   switch (prop_id) {
     case PROP_TILE_SIZE:
       g_value_set_uint (value, s.tile_size);
@@ -778,13 +637,16 @@ gst_wayray_damage_tiler_get_property (GObject * object, guint prop_id, GValue * 
       g_value_set_uint (value, s.transient_changes);
       break;
     case PROP_TRANSIENT_WINDOW:
-      g_value_set_uint (value, s.transient_window);
+      g_value_set_uint (value, s.transient_window_ms);
       break;
     case PROP_MIN_VIDEO_TILES:
       g_value_set_uint (value, s.min_video_tiles);
       break;
     case PROP_SETTLE_TIME:
-      g_value_set_uint (value, s.settle_time);
+      g_value_set_uint (value, s.settle_ms);
+      break;
+    case PROP_EVIDENCE_PERCENT:
+      g_value_set_uint (value, s.evidence_percent);
       break;
     case PROP_STATS:
       g_value_take_boxed (value, gst_structure_new ("application/x-wayray-damagetiler-stats",
@@ -793,7 +655,9 @@ gst_wayray_damage_tiler_get_property (GObject * object, guint prop_id, GValue * 
               "frames-video", G_TYPE_UINT64, priv->frames_video,
               "refinements", G_TYPE_UINT64, priv->refinements,
               "tiles-changed", G_TYPE_UINT64, priv->tiles_changed,
-              "tiles-dropped", G_TYPE_UINT64, priv->tiles_dropped, NULL));
+              "tiles-dropped", G_TYPE_UINT64, priv->tiles_dropped,
+              "regions-started", G_TYPE_UINT64, priv->regions_started,
+              "video-regions", G_TYPE_UINT, (guint) priv->classifier.regions ().size (), NULL));
       break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
@@ -841,23 +705,30 @@ gst_wayray_damage_tiler_class_init (GstWayrayDamageTilerClass * klass)
   g_object_class_install_property (gobject_class, PROP_TRANSIENT_CHANGES,
       g_param_spec_uint ("transient-changes", "Transient changes",
           "Changes within transient-window that make a tile transient (video-like)",
-          2, HISTORY, DEFAULT_TRANSIENT_CHANGES, rw_playing));
+          2, Classifier::kHistory, DEFAULT_TRANSIENT_CHANGES, rw_playing));
   g_object_class_install_property (gobject_class, PROP_TRANSIENT_WINDOW,
       g_param_spec_uint ("transient-window", "Transient window",
           "Time window for transient-changes, in milliseconds", 1, 60000,
           DEFAULT_TRANSIENT_WINDOW, rw_playing));
   g_object_class_install_property (gobject_class, PROP_MIN_VIDEO_TILES,
       g_param_spec_uint ("min-video-tiles", "Minimum video tiles",
-          "Transient tiles needed before the video pad is used (smaller changes, "
-          "like typing, stay lossless)", 1, G_MAXUINT, DEFAULT_MIN_VIDEO_TILES,
+          "Connected transient tiles needed for a video region (smaller groups stay "
+          "lossless)", 1, G_MAXUINT, DEFAULT_MIN_VIDEO_TILES,
           rw_playing));
   g_object_class_install_property (gobject_class, PROP_SETTLE_TIME,
       g_param_spec_uint ("settle-time", "Settle time",
-          "Milliseconds without change after which the video region is sent losslessly",
+          "Milliseconds without change after which a tile shown from the video path is sent "
+          "losslessly (and a region without any change ends)",
           1, 60000, DEFAULT_SETTLE_TIME, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_EVIDENCE_PERCENT,
+      g_param_spec_uint ("evidence-percent", "Evidence percent",
+          "Share of a tile's pixels a change must touch to count towards transient-changes "
+          "(a typed glyph or a blinking cursor touches few)", 0, 100, DEFAULT_EVIDENCE_PERCENT,
+          rw_playing));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-          "Frames in and out per pad, refinements, tiles changed and dropped as unchanged",
+          "Frames in and out per pad, refinements, tiles changed and dropped as unchanged, "
+          "video regions started and current",
           GST_TYPE_STRUCTURE, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);

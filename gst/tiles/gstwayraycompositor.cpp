@@ -9,9 +9,11 @@
  * - applies the damaged rectangles of the BGRx frames arriving on its
  *   `tiles` pad (from wayraytiledec: each frame carries a
  *   #GstWayrayDamageMeta; a frame without it replaces everything);
- * - places decoded video regions arriving on the `video` request pad at
- *   the position given by their "wayray-video" GstVideoRegionOfInterestMeta
- *   or, when an encoder dropped it, by the last "wayray-video-region" event.
+ * - places decoded video frames arriving on the `video` request pad (the
+ *   atlas of damagetiler's video regions): the rectangles named by their
+ *   "wayray-video" GstVideoRegionOfInterestMetas or, when an encoder dropped
+ *   them, by the last "wayray-video-region" event, each taken from its
+ *   place in the atlas (wayrayregions.h).
  *   A video frame never overwrites pixels that a lossless update with the
  *   same or a later timestamp already wrote, so a late video frame cannot
  *   undo a refinement;
@@ -36,6 +38,7 @@
 
 #include "gstwayraycursor.h"
 #include "gstwayraydamagemeta.h"
+#include "wayrayclassifier.h"
 #include "wayrayregions.h"
 #include "wayraytilecodec.h"
 
@@ -83,7 +86,9 @@ struct GstWayrayCompositorPrivate
 
   GstVideoInfo video_info;
   bool have_video_info = false;
-  int video_x = 0, video_y = 0; /* from the last wayray-video-region event */
+  /* From the last wayray-video-region event: where the parts of the video
+   * frames go (atlas_x < 0: the whole frame at screen.x, screen.y). */
+  std::vector<wayray::tiles::PasteRect> video_paste = { {{0, 0, 0, 0}, -1, -1} };
 
   /* cursor */
   bool cursor_visible = false;
@@ -366,20 +371,24 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
     gst_buffer_unref (buf);
     return GST_FLOW_OK;
   }
-  GstVideoRegionOfInterestMeta *roi;
-  int px = priv->video_x, py = priv->video_y;
+  /* Where the frame's parts go: its metas, else the last region event. */
+  std::vector<wayray::tiles::PasteRect> paste;
   GQuark q = g_quark_from_static_string (WAYRAY_ROI_VIDEO);
   gpointer state = NULL;
   GstMeta *meta;
   while ((meta = gst_buffer_iterate_meta_filtered (buf, &state,
               GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
-    roi = (GstVideoRegionOfInterestMeta *) meta;
-    if (roi->roi_type == q) {
-      px = roi->x;
-      py = roi->y;
-      break;
-    }
+    auto *roi = (GstVideoRegionOfInterestMeta *) meta;
+    if (roi->roi_type != q)
+      continue;
+    GstStructure *at = gst_video_region_of_interest_meta_get_param (roi, WAYRAY_ATLAS_PARAM);
+    int ax = -1, ay = -1;
+    if (at && !(gst_structure_get_int (at, "x", &ax) && gst_structure_get_int (at, "y", &ay)))
+      continue;
+    paste.push_back ({{(int) roi->x, (int) roi->y, (int) roi->w, (int) roi->h}, ax, ay});
   }
+  if (paste.empty ())
+    paste = priv->video_paste;
   GstVideoFrame frame;
   if (!gst_video_frame_map (&frame, &priv->video_info, buf, GST_MAP_READ)) {
     gst_buffer_unref (buf);
@@ -390,9 +399,22 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
   const size_t stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
   const int vw = GST_VIDEO_FRAME_WIDTH (&frame), vh = GST_VIDEO_FRAME_HEIGHT (&frame);
   GstClockTime pts = GST_BUFFER_PTS (buf);
-  GstVideoRectangle area = {px, py, vw, vh};
   std::vector<GstVideoRectangle> damage;
-  if (clip (area, priv->width, priv->height)) {
+  for (const auto &p : paste) {
+    /* The rectangle's source in the frame, both clipped: to the screen and
+     * to the frame (a region list may be older or newer than the frame). */
+    int ax = p.atlas_x, ay = p.atlas_y, sw = p.screen.w, sh = p.screen.h;
+    if (ax < 0) {
+      ax = ay = 0;
+      sw = vw;
+      sh = vh;
+    }
+    if (ax >= vw || ay >= vh)
+      continue;
+    GstVideoRectangle area = {p.screen.x, p.screen.y, std::min (sw, vw - ax), std::min (sh, vh - ay)};
+    int ox = p.screen.x - ax, oy = p.screen.y - ay;       /* screen = frame + offset */
+    if (!clip (area, priv->width, priv->height))
+      continue;
     for (int by = area.y / BLOCK; by <= (area.y + area.h - 1) / BLOCK; by++) {
       for (int bx = area.x / BLOCK; bx <= (area.x + area.w - 1) / BLOCK; bx++) {
         GstClockTime s = priv->stamp[(size_t) by * priv->blocks_x + bx];
@@ -408,7 +430,7 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
           continue;
         for (int y = y0; y < y1; y++)
           memcpy (priv->fb.data () + ((size_t) y * priv->width + x0) * 4,
-              data + (size_t) (y - py) * stride + (size_t) (x0 - px) * 4,
+              data + (size_t) (y - oy) * stride + (size_t) (x0 - ox) * 4,
               (size_t) (x1 - x0) * 4);
         if (!damage.empty () && damage.back ().y == y0 &&
             damage.back ().x + damage.back ().w == x0 && damage.back ().h == y1 - y0)
@@ -473,6 +495,39 @@ handle_cursor (GstWayrayCompositor * self, GstEvent * event)
     output (self, damage, current_pts (self));
 }
 
+/* The rectangles of a "wayray-video-region" event; false when malformed
+ * (it comes from the network). */
+static bool
+parse_region_event (const GstStructure * st, std::vector<wayray::tiles::PasteRect> &paste)
+{
+  const GValue *rects = gst_structure_get_value (st, "rects");
+  if (!rects) {
+    int x, y;
+    if (!gst_structure_get_int (st, "x", &x) || !gst_structure_get_int (st, "y", &y))
+      return false;
+    paste.push_back ({{x, y, 0, 0}, -1, -1});
+    return true;
+  }
+  if (!GST_VALUE_HOLDS_ARRAY (rects))
+    return false;
+  guint n = gst_value_array_get_size (rects);
+  if (n % 6 != 0 || n / 6 > WAYRAY_VIDEO_REGION_MAX_RECTS)
+    return false;
+  for (guint i = 0; i < n; i += 6) {
+    int v[6];
+    for (guint k = 0; k < 6; k++) {
+      const GValue *e = gst_value_array_get_value (rects, i + k);
+      if (!G_VALUE_HOLDS_INT (e))
+        return false;
+      v[k] = g_value_get_int (e);
+    }
+    if (v[2] <= 0 || v[3] <= 0 || v[4] < 0 || v[5] < 0 || v[2] > 16384 || v[3] > 16384)
+      return false;
+    paste.push_back ({{v[0], v[1], v[2], v[3]}, v[4], v[5]});
+  }
+  return true;
+}
+
 static gboolean
 gst_wayray_compositor_sink_event (GstPad * pad, GstObject * parent, GstEvent * event)
 {
@@ -488,9 +543,14 @@ gst_wayray_compositor_sink_event (GstPad * pad, GstObject * parent, GstEvent * e
     const GstStructure *st = gst_event_get_structure (event);
     if (GST_EVENT_TYPE (event) == GST_EVENT_CUSTOM_DOWNSTREAM && st &&
         gst_structure_has_name (st, WAYRAY_VIDEO_REGION_EVENT)) {
-      std::lock_guard<std::recursive_mutex> lk (priv->lock);
-      gst_structure_get_int (st, "x", &priv->video_x);
-      gst_structure_get_int (st, "y", &priv->video_y);
+      std::vector<wayray::tiles::PasteRect> paste;
+      bool ok = parse_region_event (st, paste);
+      if (ok) {
+        std::lock_guard<std::recursive_mutex> lk (priv->lock);
+        priv->video_paste = paste;
+      } else {
+        GST_WARNING_OBJECT (self, "malformed video region event ignored");
+      }
       gst_event_unref (event);
       return TRUE;
     }

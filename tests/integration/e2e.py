@@ -60,6 +60,19 @@ def grim(env, socket, path):
     return subprocess.run(["grim", "-t", "ppm", path], env=e, capture_output=True).returncode == 0
 
 
+def app_drawn(env, cfg, token, tmp):
+    """The application of @token's session has mapped and drawn its window,
+    so it has the keyboard focus: the session's own picture (grim on its
+    Wayland socket) is no longer one colour. Keys typed before that are
+    lost, as on any desktop."""
+    rows = [r for r in sessions(env, cfg) if r.get("token") == token and r.get("socket")]
+    path = os.path.join(tmp, "drawn-%s.ppm" % token)
+    if not rows or not grim(env, rows[0]["socket"], path):
+        return False
+    _, _, px = read_ppm(path)
+    return px != px[:3] * (len(px) // 3)
+
+
 def gst_launch_env(env):
     """Environment for the system's gst-launch-1.0 loading this build's
     plugins: a sanitizer build's plugins need their runtime loaded first."""
@@ -72,7 +85,7 @@ def gst_launch_env(env):
                 ASAN_OPTIONS="detect_leaks=0")
 
 
-def window_client(env, port, token, tmp, clients, end_session):
+def window_client(env, port, token, tmp, clients, end_session, drawn):
     """A client in window mode (autovideosink) on a virtual X server; keys
     typed into its window reach the session. When its session goes away the
     client reconnects in the same window (end_session() kills the worker)."""
@@ -126,7 +139,7 @@ def window_client(env, port, token, tmp, clients, end_session):
         wids = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."], env=envx,
                               capture_output=True, text=True).stdout.split()
         check("and keeps the same window", wids == [wid], "%s before, %s after" % (wid, wids))
-        time.sleep(1.0)
+        check("whose terminal is drawn in the new session", wait_for(drawn, timeout=30))
         subprocess.run(["xdotool", "mousemove", "--window", wid, "120", "120"], env=envx)
         marker2 = os.path.join(tmp, "window2.txt")
         subprocess.run(["xdotool", "type", "--delay", "30", "echo window-again > %s\n" % marker2], env=envx)
@@ -280,7 +293,7 @@ def main():
         check("client A attaches to a new session", a.expect(r"state attached .* new=1 size=1280x720") is not None,
               "\n".join(a.lines))
         check("client A receives a first frame", a.expect(r"^first-frame") is not None, "\n".join(a.lines))
-        time.sleep(1.0)            # foot has drawn its prompt
+        check("foot is drawn in the session", wait_for(lambda: app_drawn(env, cfg, "alice", tmp), timeout=30))
         marker = os.path.join(tmp, "typed.txt")
         a.send("type echo wayray-typed > %s\\n" % marker)
         typed = wait_for(lambda: os.path.exists(marker) and open(marker).read().strip() == "wayray-typed")
@@ -496,7 +509,8 @@ def main():
                 worker = int(rows[0].get("worker", "0")) if rows else 0
                 if worker > 0:
                     os.kill(worker, signal.SIGKILL)
-            window_client(env, base, tokens["alice"], tmp, clients, end_alice)
+            window_client(env, base, tokens["alice"], tmp, clients, end_alice,
+                          lambda: app_drawn(env, cfg, "alice", tmp))
         else:
             check("Xvfb and xdotool are installed", False, "install xvfb and xdotool")
 
@@ -514,8 +528,8 @@ def main():
         framed = [cl.expect(r"^first-frame", timeout=max(5, STORM_DEADLINE - (time.monotonic() - t0))) is not None
                   for cl in storm]
         check("%d clients logging in at once all get their first frame (%.1f s)" % (STORM, time.monotonic() - t0),
-              all(framed), "%d of %d; %s" % (sum(framed), STORM,
-                                            "\n".join(cl.lines[-1] if cl.lines else "-" for cl in storm)))
+              all(framed), "%d of %d; the others (exit status, output):\n%s" % (sum(framed), STORM, "\n".join(
+                  "%s: %s" % (cl.p.poll(), " | ".join(cl.lines) or "-") for cl, ok in zip(storm, framed) if not ok)))
         storm_rows = [x for x in sessions(env, cfg) if x.get("token", "").startswith("storm-")]
         check("each storm token got a session of its own", len(storm_rows) == STORM and
               len({x.get("route") for x in storm_rows}) == STORM, str(len(storm_rows)))
@@ -631,13 +645,15 @@ def main():
         # What the unit gives the daemon: RuntimeDirectory=wayray/%i.
         unit_env = dict(env, RUNTIME_DIRECTORY="/run/wayray/" + seat_name)
         unit_env.pop("XDG_RUNTIME_DIR", None)
+        unit_log = os.path.join(tmp, "unit-daemon.log")
         ud = subprocess.Popen([WAYRAYD, "--seat", seat_name, "--config", unit_cfg], env=unit_env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=open(unit_log, "w"), stderr=subprocess.STDOUT)
         try:
             listed = wait_for(lambda: subprocess.run([WAYRAYCTL, "--seat", seat_name, "list"], env=env,
-                                                     capture_output=True).returncode == 0)
+                                                     capture_output=True).returncode == 0, timeout=30)
             check("wayrayctl --seat finds the control socket of a daemon started by the unit",
-                  listed and os.path.exists("/run/wayray/%s/control" % seat_name))
+                  listed and os.path.exists("/run/wayray/%s/control" % seat_name),
+                  "wayrayd (%s): %s" % (ud.poll(), open(unit_log, errors="replace").read()[-1500:]))
         finally:
             subprocess.run([WAYRAYCTL, "--seat", seat_name, "shutdown"], env=env, capture_output=True)
             try:

@@ -273,6 +273,91 @@ GST_START_TEST (test_comp_video)
 }
 GST_END_TEST;
 
+static GstEvent *
+rects_event (std::initializer_list<int> v)
+{
+  GValue arr = G_VALUE_INIT, e = G_VALUE_INIT;
+  gst_value_array_init (&arr, v.size ());
+  g_value_init (&e, G_TYPE_INT);
+  for (int n : v) {
+    g_value_set_int (&e, n);
+    gst_value_array_append_value (&arr, &e);
+  }
+  g_value_unset (&e);
+  GstStructure *st = gst_structure_new_empty ("wayray-video-region");
+  gst_structure_take_value (st, "rects", &arr);
+  return gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM, st);
+}
+
+GST_START_TEST (test_comp_video_atlas)
+{
+  /* an atlas of two regions (32x16 over 16x16): the top goes to 0,0, the
+   * bottom to 96,48; and only the rectangles named, as the event and
+   * as metas say */
+  GstHarness *h = new_compositor (128, 64);
+  GstHarness *v = gst_harness_new_with_element (h->element, "video", NULL);
+  gst_harness_set_src_caps_str (v, bgrx_caps (32, 32).c_str ());
+  Screen s (128, 64);
+  gst_harness_push (h, frame_buffer (s, {}, true, 0));
+  gst_buffer_unref (gst_harness_pull (h));
+  Screen atlas (32, 32);
+  atlas.fill ({0, 0, 32, 16}, bgrx (0, 255, 0));
+  atlas.fill ({0, 16, 16, 16}, bgrx (0, 0, 255));
+  atlas.fill ({16, 16, 16, 16}, bgrx (255, 0, 0));    /* padding: never shown */
+
+  fail_unless (gst_harness_push_event (v, rects_event ({0, 0, 32, 16, 0, 0, 96, 48, 16, 16, 0, 16})));
+  GstBuffer *vb = gst_buffer_new_memdup (atlas.px.data (), atlas.px.size ());
+  GST_BUFFER_PTS (vb) = GST_SECOND;
+  gst_harness_push (v, vb);
+  GstBuffer *out = gst_harness_pull (h);
+  fail_unless_equals_int (px (out, 128, 0, 0) & 0xffffff, 0x00ff00);
+  fail_unless_equals_int (px (out, 128, 31, 15) & 0xffffff, 0x00ff00);
+  fail_unless_equals_int (px (out, 128, 0, 16) & 0xffffff, 0);
+  fail_unless_equals_int (px (out, 128, 96, 48) & 0xffffff, 0x0000ff);
+  fail_unless_equals_int (px (out, 128, 111, 63) & 0xffffff, 0x0000ff);
+  fail_unless_equals_int (px (out, 128, 112, 48) & 0xffffff, 0);
+  GstWayrayDamageMeta *dm = gst_buffer_get_wayray_damage_meta (out);
+  fail_unless_equals_uint64 (gst_wayray_damage_meta_area (dm), 32 * 16 + 16 * 16);
+  gst_buffer_unref (out);
+
+  /* metas win over the event: only the bottom part, now at 64,0 */
+  vb = gst_buffer_new_memdup (atlas.px.data (), atlas.px.size ());
+  GST_BUFFER_PTS (vb) = 2 * GST_SECOND;
+  GstVideoRegionOfInterestMeta *m = gst_buffer_add_video_region_of_interest_meta (vb, "wayray-video",
+      64, 0, 16, 16);
+  gst_video_region_of_interest_meta_add_param (m, gst_structure_new ("wayray-atlas", "x", G_TYPE_INT, 0,
+          "y", G_TYPE_INT, 16, NULL));
+  gst_harness_push (v, vb);
+  out = gst_harness_pull (h);
+  fail_unless_equals_int (px (out, 128, 64, 0) & 0xffffff, 0x0000ff);
+  dm = gst_buffer_get_wayray_damage_meta (out);
+  fail_unless_equals_uint64 (gst_wayray_damage_meta_area (dm), 16 * 16);
+  gst_buffer_unref (out);
+
+  /* malformed lists (from the network) are ignored: the last good one stays */
+  fail_unless (gst_harness_push_event (v, rects_event ({0, 0, 32})));
+  fail_unless (gst_harness_push_event (v, rects_event ({0, 0, -5, 16, 0, 0})));
+  fail_unless (gst_harness_push_event (v, gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM,
+              gst_structure_new ("wayray-video-region", "rects", G_TYPE_STRING, "x", NULL))));
+  /* a rectangle reaching past the frame is clipped to it */
+  fail_unless (gst_harness_push_event (v, rects_event ({100, 40, 64, 64, 16, 16})));
+  vb = gst_buffer_new_memdup (atlas.px.data (), atlas.px.size ());
+  GST_BUFFER_PTS (vb) = 3 * GST_SECOND;
+  gst_harness_push (v, vb);
+  out = gst_harness_pull (h);
+  fail_unless_equals_int (px (out, 128, 100, 40) & 0xffffff, 0xff0000);
+  fail_unless_equals_int (px (out, 128, 115, 55) & 0xffffff, 0xff0000);
+  fail_unless_equals_int (px (out, 128, 111, 58) & 0xffffff, 0x0000ff);       /* untouched */
+  fail_unless_equals_int (px (out, 128, 116, 50) & 0xffffff, 0);
+  dm = gst_buffer_get_wayray_damage_meta (out);
+  fail_unless_equals_uint64 (gst_wayray_damage_meta_area (dm), 16 * 16);
+  gst_buffer_unref (out);
+
+  gst_harness_teardown (v);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 static Suite *
 wayraycompositor_suite (void)
 {
@@ -283,6 +368,7 @@ wayraycompositor_suite (void)
   tcase_add_test (tc, test_comp_cursor);
   tcase_add_test (tc, test_comp_navigation_upstream);
   tcase_add_test (tc, test_comp_video);
+  tcase_add_test (tc, test_comp_video_atlas);
   return s;
 }
 

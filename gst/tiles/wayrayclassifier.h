@@ -1,0 +1,133 @@
+/* The damage classifier behind damagetiler, without GStreamer: which tiles
+ * of a screen really changed, which of them are video or animation, and
+ * when a tile shown from the video path has settled and is sent losslessly
+ * again.
+ *
+ * Evidence. A tile is transient when it changed #transient_changes times
+ * within #transient_window_ms, counting only changes that are evidence of
+ * video: a change explained by a move (a scroll, a dragged window) is not,
+ * and neither is a change that touches less than #evidence_percent of the
+ * tile's pixels (a typed glyph, a blinking cursor, a menu highlight: cheap
+ * for the lossless path and text that must stay sharp).
+ *
+ * Regions. Transient tiles are grouped into connected regions (tiles at most
+ * one tile apart belong together); a group of at least #min_video_tiles
+ * tiles becomes a video region: its 16-aligned bounding box, which only
+ * grows while the region lasts, so that the encoder keeps its frame size.
+ * Regions that come to overlap are merged; at most kMaxRegions exist (the
+ * two whose union is smallest are merged beyond that). The video path
+ * encodes one frame, the atlas: the regions' boxes stacked from top to
+ * bottom at x = 0.
+ *
+ * Refinement per tile. A tile that changed inside a region is shown from
+ * the video path (lossy) until it has not changed for #settle_ms; then it
+ * is sent losslessly once more and the client stops taking it from the
+ * video (paste_rects). A region in which nothing changed for #settle_ms
+ * ends.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include "wayraytilecodec.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace wayray {
+namespace tiles {
+
+struct ClassifierSettings {
+  int tile_size = 64;
+  unsigned transient_changes = 5;
+  unsigned transient_window_ms = 500;
+  unsigned min_video_tiles = 4;
+  unsigned settle_ms = 300;
+  unsigned evidence_percent = 25;
+};
+
+struct VideoRegion {
+  Rect box;                     /* on the screen, 16-aligned */
+  int atlas_y = 0;              /* its rows in the atlas (x = 0 there) */
+  uint64_t last_change_ns = 0;
+};
+
+/* A rectangle the client takes from the decoded atlas: @screen is where it
+ * goes, (@atlas_x, @atlas_y) where its top-left pixel is in the atlas. */
+struct PasteRect {
+  Rect screen;
+  int atlas_x, atlas_y;
+};
+
+class Classifier {
+public:
+  static constexpr int kHistory = 8;
+  static constexpr size_t kMaxRegions = 4;
+
+  /* Starts over for a @width x @height screen: every tile unknown. */
+  void reset (int width, int height, const ClassifierSettings & settings);
+
+  struct Result {
+    std::vector<uint8_t> lossless;      /* per tile: send it losslessly now */
+    bool video = false;         /* an atlas frame goes to the video path now */
+    bool layout_changed = false;        /* the atlas' regions (and maybe size) changed */
+    bool paste_changed = false; /* paste_rects () changed */
+    unsigned unchanged = 0;     /* damaged tiles whose pixels did not change */
+  };
+
+  /* New settings, all but the tile size (which takes a reset). */
+  void tune (const ClassifierSettings & settings);
+
+  /* Takes the next frame. @damage: where the source says pixels may have
+   * changed (clipped to the screen); @full: everything counts as changed
+   * (a new client, a key unit). With @video false nothing is classified
+   * and every change is lossless. */
+  void process (const ConstSurface & cur, const std::vector<Rect> & damage, bool full,
+      uint64_t now_ns, bool video, Result & out);
+
+  /* Tiles shown from the video path that have not changed for settle_ms
+   * (all of them with @all): they leave the lossy set and are marked in
+   * @refine (per tile) to be sent losslessly. Regions without a change
+   * for settle_ms (all with @all) end. Returns whether anything was marked;
+   * @layout_changed tells whether regions ended. */
+  bool settle (uint64_t now_ns, bool all, std::vector<uint8_t> & refine, bool & layout_changed);
+
+  const std::vector<VideoRegion> & regions () const { return regions_; }
+  const std::vector<uint8_t> & lossy () const { return lossy_; }
+  bool has_lossy () const;
+  int atlas_width () const;
+  int atlas_height () const;
+  /* Copies the regions from @cur into the atlas at @dst. */
+  void crop_atlas (const ConstSurface & cur, uint8_t * dst, size_t stride) const;
+  /* The lossy tiles of every region, as rectangles with their atlas place. */
+  std::vector<PasteRect> paste_rects () const;
+  /* Rectangles covering the tiles set in @mask. */
+  std::vector<Rect> rects_of (const std::vector<uint8_t> & mask) const;
+
+  int tiles_x () const { return tiles_x_; }
+  int tiles_y () const { return tiles_y_; }
+  /* The last frame taken (W*H*4, tightly packed). */
+  const std::vector<uint8_t> & previous () const { return prev_; }
+
+private:
+  size_t index (int tx, int ty) const { return (size_t) ty * tiles_x_ + tx; }
+  std::vector<size_t> tiles_in (const Rect & box) const;
+  bool transient (size_t t, uint64_t now_ns) const;
+  void record (size_t t, uint64_t now_ns);
+  bool update_regions (uint64_t now_ns);
+  void layout ();
+
+  ClassifierSettings s_;
+  int width_ = 0, height_ = 0, tiles_x_ = 0, tiles_y_ = 0;
+  std::vector<uint8_t> prev_;
+  std::vector<uint64_t> history_;       /* kHistory change times per tile, newest first; 0 = none */
+  std::vector<uint8_t> lossy_;
+  std::vector<uint64_t> last_change_;   /* per tile */
+  std::vector<VideoRegion> regions_;
+};
+
+/* @r grown to 16-pixel boundaries, within @width x @height. */
+Rect align16 (Rect r, int width, int height);
+
+}                               /* namespace tiles */
+}                               /* namespace wayray */
