@@ -52,6 +52,11 @@ struct Client {
   std::string token, name, pipeline_name = "client-session", known_hosts;
   std::string transport = "auto";   /* the quic elements' transport: auto, quic or tcp */
   std::string video_decoder = "auto";
+  /* The H.264 decoder the session pipeline gets (none when its file has no
+   * video path or none is usable): found once, told to the server in the
+   * hello, so that a client without one gets everything losslessly. */
+  CodecChoice decoder;
+  bool decoder_known = false;
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
 
@@ -94,6 +99,7 @@ struct Client {
   guint64 frames_at_key = 0;
 
   void knock ();
+  const CodecChoice &h264_decoder ();
   void stop_door ();
   void on_answer (GstStructure *msg);
   void start_session ();
@@ -165,6 +171,21 @@ door_bus (GstBus *bus, GstMessage *msg, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+const CodecChoice &
+Client::h264_decoder ()
+{
+  if (decoder_known)
+    return decoder;
+  decoder_known = true;
+  std::string path;
+  PipelineFile file;
+  /* Probing decoders loads their plugins: only for files that use one. */
+  if (find_pipeline_file (pipeline_name, "", &path, nullptr) && read_pipeline_file (path, &file, nullptr) &&
+      pipeline_uses (file, "H264_DECODER"))
+    decoder = pick_h264_decoder (codec_preference (video_decoder));
+  return decoder;
+}
+
 void
 Client::knock ()
 {
@@ -212,7 +233,8 @@ Client::knock ()
   g_free (n);
   GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "nonce", G_TYPE_STRING, nonce.c_str (),
       "token", G_TYPE_STRING, token.c_str (),
-      "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (), nullptr);
+      "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
+      "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264", nullptr);
   control_source_push (out, hello);
   door_timeout = g_timeout_add (10000, [] (gpointer data) -> gboolean {
         Client *c = static_cast<Client *> (data);
@@ -526,16 +548,12 @@ Client::start_session ()
     g_error_free (err);
     return;
   }
-  /* Probing decoders loads their plugins: only for files that use one. */
-  CodecChoice decoder;
-  if (pipeline_uses (file, "H264_DECODER"))
-    decoder = pick_h264_decoder (codec_preference (video_decoder));
   Variables vars = {
     { "HOST", host }, { "PORT", std::to_string (session_port) }, { "FINGERPRINT", fingerprint },
     { "CERTIFICATE_NAME", certificate_name },
     { "KNOWN_HOSTS", known_hosts }, { "DRAW_CURSOR", headless ? "false" : "true" }, { "VIDEO_SINK", video_sink },
-    /* With none usable the name stays, and parsing names what is missing. */
-    { "H264_DECODER", decoder.factory.empty () ? "avdec_h264" : decoder.launch },
+    /* Empty with none usable: the file's %if H264_DECODER parts are left out. */
+    { "H264_DECODER", h264_decoder ().launch },
   };
   session = load_pipeline (file, vars, &err);
   GstElement *net = session ? require_element (session, path, "net", "quicsrc", &err) : nullptr;
@@ -831,7 +849,8 @@ main (int argc, char **argv)
         "auto (QUIC, TCP+TLS when QUIC does not get through within 3 s), quic or tcp (at once, e.g. where UDP is "
         "blocked)", "auto|quic|tcp"},
     {"video-decoder", 0, 0, G_OPTION_ARG_STRING, &decoder,
-        "H.264 decoders to try, in order (default auto: hardware first, then avdec_h264, openh264dec)", "LIST"},
+        "H.264 decoders to try, in order (default auto: hardware first, then avdec_h264, openh264dec); "
+        "none: no video path, the server sends everything losslessly", "LIST|none"},
     {nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("HOST[:PORT] - show a WayRay session");

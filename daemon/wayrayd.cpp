@@ -270,7 +270,7 @@ Daemon::proxy_ready (SessionProxy *p)
   g_print ("session %d (%s as %s): %s on port %u, socket %s, worker %d\n", p->id, p->token_name.c_str (),
       p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->worker);
   if (p->welcome) {
-    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who);
+    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who, p->welcome_video);
     reply (p->welcome, p->welcome_conn);
     p->welcome = nullptr;
   }
@@ -413,6 +413,17 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
   if (label.size () > 64)
     label.resize (64);
   std::string who = label + "@" + peer;
+  /* The video codecs the client decodes: only "h264" is known; anything
+   * else (or none, an older client) means the session stays lossless. */
+  const gchar *codecs = gst_structure_get_string (msg, "video-codecs");
+  std::string video;
+  if (codecs) {
+    gchar **list = g_strsplit (codecs, ",", 16);
+    for (gchar **i = list; *i; i++)
+      if (g_strcmp0 (g_strstrip (*i), "h264") == 0)
+        video = "h264";
+    g_strfreev (list);
+  }
   const std::string source = FailureLimit::source_of (peer);
   const gint64 now = g_get_monotonic_time ();
 
@@ -478,6 +489,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     p->welcome_w = w;
     p->welcome_h = h;
     p->welcome_who = who;
+    p->welcome_video = video;
   };
   if (s && s->user != user) {
     /* The token was given to another account while its session ran. */
@@ -486,7 +498,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     return;
   }
   if (s && s->ready) {
-    s->expect (proof, w, h, who);
+    s->expect (proof, w, h, who, video);
     reply (welcome (s, FALSE), conn);
     return;
   }
@@ -970,7 +982,8 @@ main (int argc, char **argv)
     CodecChoice enc = pick_h264_encoder (codec_preference (d.cfg.video_encoder));
     g_print ("configuration and pipeline file are valid\n");
     if (enc.factory.empty ())
-      g_print ("H.264 encoder: none usable (pipelines using ${H264_ENCODER} will not start)\n");
+      g_print ("H.264 encoder: none usable (sessions are lossless: the pipeline file's %%if H264_ENCODER "
+          "parts are left out)\n");
     else
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
     return 0;

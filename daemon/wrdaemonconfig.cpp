@@ -229,8 +229,9 @@ session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, co
     { "PORT", std::to_string (port) },
     { "CERTIFICATE_FILE", cfg.certificate_file },
     { "PRIVATE_KEY_FILE", cfg.private_key_file },
-    /* With none usable the name stays, and parsing names what is missing. */
-    { "H264_ENCODER", encoder.factory.empty () ? "x264enc" : encoder.launch },
+    /* Empty with none usable: the file's %if H264_ENCODER parts are left out
+     * and sessions are lossless. */
+    { "H264_ENCODER", encoder.launch },
   };
 }
 

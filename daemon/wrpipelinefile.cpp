@@ -85,7 +85,51 @@ read_pipeline_file (const std::string &path, PipelineFile *file, GError **error)
 bool
 pipeline_uses (const PipelineFile &file, const char *variable)
 {
-  return file.text.find (std::string ("${") + variable + "}") != std::string::npos;
+  return file.text.find (std::string ("${") + variable + "}") != std::string::npos ||
+      file.text.find (std::string ("%if ") + variable) != std::string::npos;
+}
+
+/* A conditional line (%if NAME, %else, %endif): applies it to @open (one
+ * entry per %if: whether its lines are kept so far, whether it saw %else).
+ * False with @error on a malformed one. */
+static bool
+conditional (const std::string &path, int lineno, const std::string &line, const Variables &vars,
+    std::vector<std::pair<bool, bool>> &open, GError **error)
+{
+  std::istringstream words (line);
+  std::string word, name, extra;
+  words >> word >> name >> extra;
+  auto fail = [&] (const std::string &why) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:%d: %s", path.c_str (), lineno, why.c_str ());
+    return false;
+  };
+  if (word == "%if") {
+    if (name.empty () || !extra.empty ())
+      return fail ("%if takes one variable name");
+    auto it = vars.find (name);
+    if (it == vars.end ())
+      return fail ("unknown variable " + name + " in %if");
+    bool outer = open.empty () || open.back ().first;
+    open.push_back ({outer && !it->second.empty (), false});
+    return true;
+  }
+  if (word == "%else" || word == "%endif") {
+    if (!name.empty ())
+      return fail (word + " takes nothing after it");
+    if (open.empty ())
+      return fail (word + " without %if");
+    if (word == "%endif") {
+      open.pop_back ();
+      return true;
+    }
+    if (open.back ().second)
+      return fail ("a second %else for one %if");
+    bool outer = open.size () < 2 || open[open.size () - 2].first;
+    /* the %if's lines were kept exactly when its condition held */
+    open.back () = {outer && !open.back ().first, true};
+    return true;
+  }
+  return fail ("unknown directive " + word + " (known: %if NAME, %else, %endif)");
 }
 
 bool
@@ -95,10 +139,22 @@ expand_pipeline (const PipelineFile &file, const Variables &vars, std::string *d
   std::istringstream in (file.text);
   std::string line, out;
   int lineno = 0;
+  std::vector<std::pair<bool, bool>> open;      /* the %if blocks around this line */
+  std::vector<int> if_lines;                    /* and where they start */
   while (std::getline (in, line)) {
     lineno++;
     size_t first = line.find_first_not_of (" \t");
     if (first == std::string::npos || line[first] == '#')
+      continue;
+    if (line[first] == '%') {
+      if (!conditional (path, lineno, line.substr (first), vars, open, error))
+        return false;
+      if (open.size () > if_lines.size ())
+        if_lines.push_back (lineno);
+      if_lines.resize (open.size ());
+      continue;
+    }
+    if (!open.empty () && !open.back ().first)
       continue;
     std::string expanded;
     for (size_t i = 0; i < line.size ();) {
@@ -126,6 +182,11 @@ expand_pipeline (const PipelineFile &file, const Variables &vars, std::string *d
       }
     }
     out += expanded + "\n";
+  }
+  if (!open.empty ()) {
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s:%d: %%if without %%endif", path.c_str (),
+        if_lines.back ());
+    return false;
   }
   if (out.find_first_not_of (" \t\n") == std::string::npos) {
     g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_INVAL, "%s: no pipeline in the file", path.c_str ());

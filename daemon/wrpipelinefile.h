@@ -37,8 +37,10 @@ bool read_pipeline_file (const std::string &path, PipelineFile *file, GError **e
 bool pipeline_uses (const PipelineFile &file, const char *variable);
 
 /* Drops comments, substitutes ${VAR}. Values are inserted with `"` and `\`
- * escaped, so `prop="${VAR}"` is safe for any value. Errors say
- * FILE:LINE: reason. */
+ * escaped, so `prop="${VAR}"` is safe for any value. Lines between
+ * `%if VAR` and `%else` or `%endif` are kept only when VAR is not empty,
+ * those between `%else` and `%endif` only when it is (blocks nest).
+ * Errors say FILE:LINE: reason. */
 bool expand_pipeline (const PipelineFile &file, const Variables &vars, std::string *description, GError **error);
 
 /* expand + gst_parse_launch, with parse errors mapped to FILE:LINE. The

@@ -97,10 +97,11 @@ SessionProxy::send_fd (GstStructure *msg, int pass_fd)
 }
 
 void
-SessionProxy::expect (const std::string &proof, int w, int h, const std::string &who)
+SessionProxy::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video)
 {
   send (gst_structure_new ("expect", "proof", G_TYPE_STRING, proof.c_str (), "width", G_TYPE_INT, w,
-          "height", G_TYPE_INT, h, "client", G_TYPE_STRING, who.c_str (), nullptr));
+          "height", G_TYPE_INT, h, "client", G_TYPE_STRING, who.c_str (), "video-codecs", G_TYPE_STRING,
+          video.c_str (), nullptr));
 }
 
 void

@@ -66,7 +66,7 @@ struct SessionProxy {
   /* A welcome waiting for the worker to listen. */
   GstStructure *welcome = nullptr;
   guint64 welcome_conn = 0;     /* the front-door connection to answer on */
-  std::string welcome_proof, welcome_who;
+  std::string welcome_proof, welcome_who, welcome_video;
   int welcome_w = 0, welcome_h = 0;
 
   ~SessionProxy ();
@@ -79,7 +79,8 @@ struct SessionProxy {
   void send (GstStructure *msg);
   /* @msg with @pass_fd alongside (SCM_RIGHTS); the caller keeps its copy. */
   bool send_fd (GstStructure *msg, int pass_fd);
-  void expect (const std::string &proof, int w, int h, const std::string &who);
+  /* @video: the video codecs the client decodes ("h264", or empty). */
+  void expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video);
   /* SIGTERM to the starter, which ends the worker and the PAM session. */
   void terminate ();
   /* One line for `wayrayctl list`. */

@@ -92,6 +92,31 @@ Session::set_size (int w, int h)
   g_free (caps);
 }
 
+/* Lets the session's damagetilers use their video path (when linked) or
+ * not; returns whether one will. */
+bool
+Session::set_video (bool on)
+{
+  bool any = false;
+  GstIterator *it = gst_bin_iterate_recurse (GST_BIN (pipeline));
+  GValue v = G_VALUE_INIT;
+  while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
+    GstElement *e = GST_ELEMENT (g_value_get_object (&v));
+    GstElementFactory *f = gst_element_get_factory (e);
+    if (f && g_strcmp0 (GST_OBJECT_NAME (f), "damagetiler") == 0) {
+      g_object_set (e, "video-enabled", on, nullptr);
+      GstPad *vp = gst_element_get_static_pad (e, "video");
+      any |= on && vp && gst_pad_is_linked (vp);
+      if (vp)
+        gst_object_unref (vp);
+    }
+    g_value_reset (&v);
+  }
+  g_value_unset (&v);
+  gst_iterator_free (it);
+  return any;
+}
+
 void
 Session::send_control (GstStructure *msg)
 {
@@ -157,8 +182,11 @@ Session::attach ()
   set_size (pending_w, pending_h);
   client = pending_client;
   attaches++;
+  bool video = set_video (pending_video == "h264");
   open_gate ();
-  g_print ("session %d (%s): attached %s at %dx%d\n", id, token_name.c_str (), client.c_str (), width, height);
+  g_print ("session %d (%s): attached %s at %dx%d (%s)\n", id, token_name.c_str (), client.c_str (), width, height,
+      video ? "video regions as H.264" : pending_video == "h264" ? "lossless; the pipeline has no video path" :
+      "lossless; the client decodes no H.264");
   host->session_changed (id);
 }
 
@@ -382,12 +410,13 @@ Session::stats ()
 }
 
 void
-Session::expect (const std::string &proof, int w, int h, const std::string &who)
+Session::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video)
 {
   pending_ticket = proof;
   pending_w = w;
   pending_h = h;
   pending_client = who;
+  pending_video = video;
   ticket_ok = false;
 }
 

@@ -55,7 +55,7 @@ struct Session {
   /* Attachment, main thread only (except `verified`, read by probes). */
   std::string pending_ticket;
   int pending_w = 0, pending_h = 0;
-  std::string pending_client;
+  std::string pending_client, pending_video;
   std::atomic<bool> verified { false };
   /* Connection events of the session's connections, kept by the bus sync
    * handler (which also closes the gates on every change) as they happen:
@@ -86,11 +86,14 @@ struct Session {
   std::string route;            /* connection-ID prefix (hex) */
   int relay_fd = -1;            /* given before start, closed once taken */
   void attach ();
+  bool set_video (bool on);
   void send_control (GstStructure *msg);
   /* One line per element that keeps statistics. */
   std::string stats ();
   /* The next client proves its token with ticket_proof (token, ticket). */
-  void expect (const std::string &proof, int w, int h, const std::string &client);
+  /* @video: the video codecs the client decodes ("h264", or empty: the
+   * session's damagetilers send everything losslessly while it is attached). */
+  void expect (const std::string &proof, int w, int h, const std::string &client, const std::string &video);
   void detach (const std::string &reason);
 };
 

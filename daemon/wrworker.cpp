@@ -242,11 +242,12 @@ class Worker : public SessionHost {
     } else if (gst_structure_has_name (s, "expect")) {
       const gchar *proof = gst_structure_get_string (s, "proof");
       const gchar *client = gst_structure_get_string (s, "client");
+      const gchar *video = gst_structure_get_string (s, "video-codecs");
       int w = 0, h = 0;
       gst_structure_get_int (s, "width", &w);
       gst_structure_get_int (s, "height", &h);
       if (proof)
-        session->expect (proof, w, h, client ? client : "");
+        session->expect (proof, w, h, client ? client : "", video ? video : "");
     } else if (gst_structure_has_name (s, "detach")) {
       session->detach (reason ? reason : "detached");
     } else if (gst_structure_has_name (s, "end") && !ending) {

@@ -33,7 +33,8 @@
  * losslessly once more (refinement, tile by tile, so text beside a playing
  * video is sharp as soon as it stops changing), also when no new frame
  * arrives, and the client no longer takes it from the video. Without a
- * linked `video` pad everything is lossless.
+ * linked `video` pad, or with #GstWayrayDamageTiler:video-enabled FALSE,
+ * everything is lossless.
  *
  * ## Example launch line
  * |[
@@ -79,6 +80,7 @@ enum
   PROP_MIN_VIDEO_TILES,
   PROP_SETTLE_TIME,
   PROP_EVIDENCE_PERCENT,
+  PROP_VIDEO_ENABLED,
   PROP_STATS,
 };
 
@@ -95,6 +97,7 @@ struct GstWayrayDamageTilerPrivate
    * both produce output. Properties take it too. */
   std::recursive_mutex lock;
   ClassifierSettings settings;
+  bool video_enabled = true;
 
   GstVideoInfo info;
   bool have_info = false;
@@ -330,7 +333,7 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     }
   }
 
-  const bool video_linked = self->videopad && gst_pad_is_linked (self->videopad);
+  const bool video_linked = priv->video_enabled && self->videopad && gst_pad_is_linked (self->videopad);
   const size_t regions_before = priv->classifier.regions ().size ();
   Classifier::Result res;
   priv->classifier.process (cur, damage, full, now, video_linked, res);
@@ -613,6 +616,9 @@ gst_wayray_damage_tiler_set_property (GObject * object, guint prop_id, const GVa
     case PROP_EVIDENCE_PERCENT:
       s.evidence_percent = g_value_get_uint (value);
       break;
+    case PROP_VIDEO_ENABLED:
+      self->priv->video_enabled = g_value_get_boolean (value);
+      return;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       return;
@@ -647,6 +653,9 @@ gst_wayray_damage_tiler_get_property (GObject * object, guint prop_id, GValue * 
       break;
     case PROP_EVIDENCE_PERCENT:
       g_value_set_uint (value, s.evidence_percent);
+      break;
+    case PROP_VIDEO_ENABLED:
+      g_value_set_boolean (value, priv->video_enabled);
       break;
     case PROP_STATS:
       g_value_take_boxed (value, gst_structure_new ("application/x-wayray-damagetiler-stats",
@@ -725,6 +734,11 @@ gst_wayray_damage_tiler_class_init (GstWayrayDamageTilerClass * klass)
           "Share of a tile's pixels a change must touch to count towards transient-changes "
           "(a typed glyph or a blinking cursor touches few)", 0, 100, DEFAULT_EVIDENCE_PERCENT,
           rw_playing));
+  g_object_class_install_property (gobject_class, PROP_VIDEO_ENABLED,
+      g_param_spec_boolean ("video-enabled", "Video enabled",
+          "Use the video pad (when linked) for video regions; FALSE sends everything losslessly "
+          "(a client that decodes no H.264): what the client showed from video is refined at once",
+          TRUE, rw_playing));
   g_object_class_install_property (gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
           "Frames in and out per pad, refinements, tiles changed and dropped as unchanged, "

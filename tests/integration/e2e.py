@@ -152,11 +152,13 @@ def window_client(env, port, token, tmp, clients, end_session, drawn):
 
 
 def video_session(env, tmp, port):
-    """server-session-video / client-session-video with an animated client:
-    transient regions travel as H.264 from the best usable encoder."""
+    """The default pipelines with an animated client: transient regions travel
+    as H.264 from the best usable encoder; a client without an H.264 decoder
+    gets the same session losslessly; a server without an encoder is
+    lossless."""
     cfg = os.path.join(tmp, "video.conf")
     pipeline = os.path.join(tmp, "video-copy.pipeline")
-    shutil.copy(os.path.join(SOURCE, "pipelines", "server-session-video.pipeline"), pipeline)
+    shutil.copy(os.path.join(SOURCE, "pipelines", "server-session.pipeline"), pipeline)
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
                 "runtime-directory=%s/video-seat\n[session]\ncommand=weston-simple-shm\nallow-root=true\n"
@@ -165,6 +167,13 @@ def video_session(env, tmp, port):
     m = re.search(r"H\.264 encoder: (\S+).*\((hardware|software)\)", out.stdout)
     check("wayrayd --check names the H.264 encoder it will use", out.returncode == 0 and m is not None,
           out.stdout + out.stderr)
+    nocfg = os.path.join(tmp, "no-encoder.conf")
+    with open(nocfg, "w") as f:
+        f.write(open(cfg).read().replace("allow-root=true\n", "allow-root=true\nvideo-encoder=no-such-encoder\n"))
+    out = subprocess.run([WAYRAYD, "--config", nocfg, "--check"], env=env, capture_output=True, text=True)
+    check("without a usable encoder wayrayd --check says sessions are lossless",
+          out.returncode == 0 and "H.264 encoder: none usable (sessions are lossless" in out.stdout,
+          out.stdout + out.stderr)
     token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "video", "--user", ME], env=env,
                            capture_output=True, text=True).stdout.strip()
     log = open(os.path.join(tmp, "video-daemon.log"), "w")
@@ -172,32 +181,64 @@ def video_session(env, tmp, port):
     c = None
     try:
         time.sleep(1)
-        c = Client(env, port, token, "1280x720", ["--pipeline", "client-session-video"])
-        check("a client with the video pipeline attaches", c.expect(r"state attached") is not None,
+        c = Client(env, port, token, "1280x720")
+        check("a client with the default pipeline attaches", c.expect(r"state attached") is not None,
               "\n".join(c.lines))
         time.sleep(3)
         c.send("stats")
         frames = c.expect(r"^frames (\d+)")
         check("the animation keeps arriving", frames is not None and int(frames.group(1)) >= 30,
               frames.group(0) if frames else "\n".join(c.lines))
-        stats = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
-                               text=True).stdout
-        vm = re.search(r"frames-video=\(guint64\)(\d+)", stats)
-        check("the animated region went through the video encoder", vm is not None and int(vm.group(1)) > 10,
-              stats)
-        # The animation never goes idle: take the frame as it is.
-        c.send("snapshot " + os.path.join(tmp, "video.ppm"))
-        lit = -1
-        if c.expect("^snapshot written$"):
-            w, h, px = read_ppm(os.path.join(tmp, "video.ppm"))
-            # weston-simple-shm draws in the top-left corner: not black there,
-            # and black elsewhere.
+        def tiler():
+            """frames-in and frames-video of the session's damagetiler (the
+            worker reports every two seconds)."""
+            out = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
+                                 text=True).stdout
+            return [int(m.group(1)) if m else -1 for m in
+                    (re.search(r"%s=\(guint64\)(\d+)" % k, out) for k in ("frames-in", "frames-video"))]
+
+        def lit_samples(name):
+            """weston-simple-shm draws in the top-left corner: samples not
+            black there, when the rest is black (else minus the lit ones
+            elsewhere). The animation never goes idle: the frame as it is."""
+            c.send("snapshot " + os.path.join(tmp, name))
+            if not c.expect("^snapshot written$"):
+                return -1
+            w, h, px = read_ppm(os.path.join(tmp, name))
             lit = sum(1 for y in range(20, 200, 10) for x in range(20, 200, 10)
                       if px[(y * w + x) * 3:(y * w + x) * 3 + 3] != b"\0\0\0")
             dark = sum(1 for y in range(400, 700, 10) for x in range(600, 1200, 10)
                        if px[(y * w + x) * 3:(y * w + x) * 3 + 3] == b"\0\0\0")
-            lit = lit if dark == 30 * 60 else -dark
+            return lit if dark == 30 * 60 else -dark
+        stats = tiler()
+        check("the animated region went through the video encoder", stats[1] > 10, str(stats))
+        lit = lit_samples("video.ppm")
         check("the decoded animation lands where the application draws", lit > 100, "%d lit samples" % lit)
+        daemon_log = lambda: open(os.path.join(tmp, "video-daemon.log"), errors="replace").read()  # noqa: E731
+        check("the daemon says the client gets video regions", "(video regions as H.264)" in daemon_log(),
+              daemon_log()[-800:])
+
+        # A client that decodes no H.264 takes the session over: the same
+        # animation comes losslessly, the video path stays unused.
+        c.quit()
+        c = Client(env, port, token, "1280x720", ["--video-decoder", "none"])
+        attached = c.expect(r"state attached .* new=0") is not None and c.expect(r"^first-frame") is not None
+        check("a client without an H.264 decoder attaches", attached, "\n".join(c.lines))
+        check("and the daemon says it gets everything losslessly",
+              wait_for(lambda: "(lossless; the client decodes no H.264)" in daemon_log()), daemon_log()[-800:])
+        time.sleep(2.5)          # a report from after the switch
+        s0 = tiler()
+        c.send("stats")
+        f0 = c.expect(r"^frames (\d+)")
+        wait_for(lambda: tiler()[0] > s0[0] + 30, timeout=10)
+        c.send("stats")
+        f1 = c.expect(r"^frames (\d+)")
+        s1 = tiler()
+        check("its animation keeps arriving, none of it as video",
+              f0 and f1 and int(f1.group(1)) - int(f0.group(1)) >= 20 and s1[0] > s0[0] + 30 and s1[1] == s0[1],
+              "client frames %s -> %s, tiler (in, video) %s -> %s" % (f0 and f0.group(1), f1 and f1.group(1), s0, s1))
+        lit = lit_samples("lossless.ppm")
+        check("and lands where the application draws", lit > 100, "%d lit samples" % lit)
 
         # A broken edit of the pipeline file, then a reload: refused, and
         # sessions keep being made from the last good file.
@@ -217,7 +258,7 @@ def video_session(env, tmp, port):
               before and after and int(after.group(1)) > int(before.group(1)))
         subprocess.run([WAYRAYCTL, "--config", cfg, "end", "1"], env=env, capture_output=True)
         c.quit()
-        c = Client(env, port, token, "1280x720", ["--pipeline", "client-session-video"])
+        c = Client(env, port, token, "1280x720")
         check("new sessions still start from the last good pipeline file",
               c.expect(r"state attached .* new=1") is not None and c.expect(r"^first-frame") is not None,
               "\n".join(c.lines))
@@ -298,6 +339,16 @@ def main():
         a.send("type echo wayray-typed > %s\\n" % marker)
         typed = wait_for(lambda: os.path.exists(marker) and open(marker).read().strip() == "wayray-typed")
         check("keys typed at the client run a command in the session", typed)
+        # Statistics come with the worker's status, every two seconds.
+        tstats = [""]
+
+        def typing_counted():
+            tstats[0] = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
+                                       text=True).stdout
+            return re.search(r"frames-tiles=\(guint64\)[1-9]", tstats[0]) is not None
+        check("typing went losslessly, never as video (default pipeline)",
+              wait_for(typing_counted) and re.search(r"frames-video=\(guint64\)0\b", tstats[0]) is not None,
+              tstats[0])
         rows = sessions(env, cfg)
         check("wayrayctl lists one attached session",
               len(rows) == 1 and rows[0].get("state") == "attached" and rows[0].get("size") == "1280x720", str(rows))
