@@ -467,7 +467,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
   std::string proof = ticket_proof (token, ticket);
   auto welcome = [&] (SessionProxy *p, bool created) {
     return gst_structure_new ("welcome", "nonce", G_TYPE_STRING, nonce.c_str (), "session", G_TYPE_INT, p->id,
-        "port", G_TYPE_UINT, cfg.port, "route", G_TYPE_STRING, p->route.c_str (),
+        "port", G_TYPE_UINT, cfg.public_port ? cfg.public_port : cfg.port, "route", G_TYPE_STRING, p->route.c_str (),
         "ticket", G_TYPE_STRING, ticket.c_str (),
         "fingerprint", G_TYPE_STRING, fingerprint.c_str (),
         "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), "new-session", G_TYPE_BOOLEAN, created,

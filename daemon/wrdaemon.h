@@ -20,6 +20,7 @@ struct DaemonConfig {
   /* [daemon] */
   std::string listen_address;    /* "" = every address */
   guint port = 4433;
+  guint public_port = 0;         /* the port clients are sent to; 0 = port */
   std::string certificate_file, private_key_file;   /* "" = quic elements' defaults */
   std::string token_store;       /* default /etc/wayray/SEAT.tokens */
   std::string runtime_directory; /* default: see default_runtime_directory () */

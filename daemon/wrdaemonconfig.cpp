@@ -139,7 +139,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
 
   /* Misspelt keys are errors, not silently ignored. */
   const std::map<std::string, std::set<std::string>> known = {
-    { "daemon", { "listen-address", "port", "session-ports", "certificate-file", "private-key-file",
+    { "daemon", { "listen-address", "port", "public-port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
           "admin-group", "max-failed-logins", "failed-login-interval" } },
     { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "allow-root",
@@ -171,6 +171,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   std::string ports;
   guint w = cfg->default_width, h = cfg->default_height;
   ok = ok && get_uint (kf, path, "daemon", "port", 1, 65535, &cfg->port, error) &&
+      get_uint (kf, path, "daemon", "public-port", 0, 65535, &cfg->public_port, error) &&
       get_uint (kf, path, "daemon", "max-sessions", 1, 1000, &cfg->max_sessions, error) &&
       get_uint (kf, path, "session", "width", 16, 8192, &w, error) &&
       get_uint (kf, path, "session", "height", 16, 8192, &h, error) &&

@@ -359,7 +359,7 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     gst_buffer_unref (priv->last);
   priv->last = gst_buffer_ref (buf);
 
-  ret = push_tiles (self, buf, GST_BUFFER_PTS (buf), res.lossless, priv->classifier.lossy (), full);
+  ret = push_tiles (self, buf, GST_BUFFER_PTS (buf), res.lossless, res.unknown, full);
   if (video_out) {
     start_video_pad (self, priv->classifier.atlas_width (), priv->classifier.atlas_height ());
     if (!priv->announced_valid || !same_paste (paste, priv->announced)) {

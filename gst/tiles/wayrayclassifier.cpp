@@ -108,6 +108,7 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
   const int ts = s_.tile_size;
   const size_t n = (size_t) tiles_x_ * tiles_y_;
   out.lossless.assign (n, 0);
+  out.unknown = lossy_;
   out.video = out.layout_changed = out.paste_changed = false;
   out.unchanged = 0;
   if (full) {
@@ -176,9 +177,12 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
   if (video)
     out.layout_changed |= update_regions (now_ns);
 
-  /* Changes inside a region go to the video path, the rest losslessly. */
+  /* Changes inside a region go to the video path, the rest losslessly
+   * (all of them without video: the regions wait for settle ()). */
   std::vector<uint8_t> in_region (n, 0);
   for (VideoRegion & reg : regions_) {
+    if (!video)
+      break;
     bool region_changed = false;
     for (size_t t : tiles_in (reg.box)) {
       in_region[t] = 1;
@@ -195,7 +199,16 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
     }
   }
   for (size_t t = 0; t < n; t++)
-    out.lossless[t] = changed[t] && !in_region[t];
+    if (changed[t] && !in_region[t]) {
+      out.lossless[t] = 1;
+      if (lossy_[t]) {
+        /* sent exactly now: the client no longer shows it from video */
+        lossy_[t] = 0;
+        out.paste_changed = true;
+      }
+    }
+  for (size_t t = 0; t < n; t++)
+    out.unknown[t] |= lossy_[t];
   if (out.layout_changed)
     out.paste_changed = true;
 }

@@ -69,6 +69,10 @@ public:
 
   struct Result {
     std::vector<uint8_t> lossless;      /* per tile: send it losslessly now */
+    /* per tile: the client's pixels may differ from what was last sent
+     * losslessly (shown from video before or after this frame): the
+     * lossless encoder must not use them as a reference */
+    std::vector<uint8_t> unknown;
     bool video = false;         /* an atlas frame goes to the video path now */
     bool layout_changed = false;        /* the atlas' regions (and maybe size) changed */
     bool paste_changed = false; /* paste_rects () changed */

@@ -221,7 +221,9 @@ def video_session(env, tmp, port):
         # A client that decodes no H.264 takes the session over: the same
         # animation comes losslessly, the video path stays unused.
         c.quit()
-        c = Client(env, port, token, "1280x720", ["--video-decoder", "none"])
+        nolog = os.path.join(tmp, "lossless-client.log")
+        c = Client(dict(env, GST_DEBUG="2"), port, token, "1280x720", ["--video-decoder", "none"],
+                   stderr=open(nolog, "w"))
         attached = c.expect(r"state attached .* new=0") is not None and c.expect(r"^first-frame") is not None
         check("a client without an H.264 decoder attaches", attached, "\n".join(c.lines))
         check("and the daemon says it gets everything losslessly",
@@ -236,7 +238,10 @@ def video_session(env, tmp, port):
         s1 = tiler()
         check("its animation keeps arriving, none of it as video",
               f0 and f1 and int(f1.group(1)) - int(f0.group(1)) >= 20 and s1[0] > s0[0] + 30 and s1[1] == s0[1],
-              "client frames %s -> %s, tiler (in, video) %s -> %s" % (f0 and f0.group(1), f1 and f1.group(1), s0, s1))
+              "client frames %s -> %s, tiler (in, video) %s -> %s\nclient: %s\ndaemon: %s\nstats: %s"
+              % (f0 and f0.group(1), f1 and f1.group(1), s0, s1, open(nolog, errors="replace").read()[-2000:],
+                 daemon_log()[-1500:], subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env,
+                                                      capture_output=True, text=True).stdout))
         lit = lit_samples("lossless.ppm")
         check("and lands where the application draws", lit > 100, "%d lit samples" % lit)
 

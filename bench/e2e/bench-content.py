@@ -1,0 +1,298 @@
+#!/usr/bin/env python3
+"""bench-content: what the default pipelines send for each kind of content,
+counted on the wire.
+
+wayrayd with the shipped server-session.pipeline and a headless
+wayray-client with client-session.pipeline at 1280x720 on loopback, QUIC.
+Between them an in-process UDP relay counts every datagram both ways (QUIC
+headers, acknowledgements and the handshake included). Each workload runs
+in a session of its own, with real applications:
+
+* typing: foot, the client types one character every 50 ms (200 keys);
+* scrolling: foot showing a program that prints 1000 lines/s;
+* animation: weston-simple-shm (a 250x250 window animated at the display's
+  rate; the kiosk policy leaves its size);
+* video: gst-launch-1.0 playing a full-screen 1280x720 30 fps moving
+  picture with a 160x120 noise block (videotestsrc through waylandsink);
+* idle: foot with nothing happening.
+
+Per workload, over its measured 10 s: bytes on the wire (and per key for
+typing), frames the client received, frames that went through the video
+encoder, and CPU seconds of the session's worker (the server side of
+WayRay: compositor, classifier, encoders, transport) and of the client.
+The daemon chooses the H.264 encoder as it does for users (x264enc here).
+
+Usage: bench-content [--seconds 10] [--only NAME,...]
+Run from the source tree with WAYRAY_BUILD_ROOT set, or through
+`./dev bench content`. Runs as root (sessions of the invoking user,
+allow-root) or as a user.
+"""
+import argparse
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BUILD = os.environ.get("WAYRAY_BUILD_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+SOURCE = os.environ.get("WAYRAY_SOURCE_ROOT", os.path.join(BUILD, ".."))
+BUILD = os.path.realpath(BUILD)
+SOURCE = os.path.realpath(SOURCE)
+WAYRAYD = os.path.join(BUILD, "daemon", "wayrayd")
+WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
+CLIENT = os.path.join(BUILD, "client", "wayray-client")
+sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
+import wrclient  # noqa: E402
+
+ME = pwd.getpwuid(os.getuid()).pw_name
+TICK = os.sysconf("SC_CLK_TCK")
+
+SCROLLER = r"""
+import sys, time
+t0 = time.monotonic()
+n = 0
+while True:
+    n += 1
+    sys.stdout.write("%08d the quick brown fox jumps over the lazy dog %s\n" % (n, "x" * (n % 40)))
+    if n % 10 == 0:
+        sys.stdout.flush()
+        delay = t0 + n / 1000.0 - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+"""
+
+VIDEO = ("gst-launch-1.0 -q compositor name=mix sink_1::xpos=560 sink_1::ypos=300 "
+         "! video/x-raw,width=1280,height=720,framerate=30/1 ! waylandsink fullscreen=true "
+         "videotestsrc is-live=true pattern=smpte horizontal-speed=3 "
+         "! video/x-raw,width=1280,height=720,framerate=30/1 ! mix.sink_0 "
+         "videotestsrc is-live=true pattern=snow ! video/x-raw,width=160,height=120,framerate=30/1 ! mix.sink_1")
+
+FOOT = "foot --override=cursor.blink=no "
+
+
+class Relay:
+    """A UDP relay on loopback: each client address gets its own upstream
+    socket towards the server; bytes are counted both ways."""
+
+    def __init__(self, server_port):
+        self.server = ("127.0.0.1", server_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.up = {}
+        self.lock = threading.Lock()
+        self.bytes_up = self.bytes_down = 0
+        self.running = True
+        threading.Thread(target=self._from_clients, daemon=True).start()
+
+    def _from_clients(self):
+        self.sock.settimeout(0.2)
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.bytes_up += len(data) + 28
+                u = self.up.get(addr)
+                if u is None:
+                    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    u.connect(self.server)
+                    self.up[addr] = u
+                    threading.Thread(target=self._from_server, args=(u, addr), daemon=True).start()
+            try:
+                u.send(data)
+            except OSError:
+                pass
+
+    def _from_server(self, u, addr):
+        u.settimeout(0.2)
+        while self.running:
+            try:
+                data = u.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.bytes_down += len(data) + 28
+            try:
+                self.sock.sendto(data, addr)
+            except OSError:
+                pass
+
+    def total(self):
+        with self.lock:
+            return self.bytes_up + self.bytes_down
+
+    def close(self):
+        self.running = False
+        self.sock.close()
+        for u in self.up.values():
+            u.close()
+
+
+def cpu_seconds(pid):
+    """utime + stime of @pid and its reaped children, in seconds."""
+    try:
+        fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12)) / TICK
+
+
+class Bench:
+    def __init__(self, seconds, client_args):
+        self.seconds = seconds
+        self.client_args = client_args
+        self.tmp = tempfile.mkdtemp(prefix="wayray-bench-content-")
+        self.run = os.path.join(self.tmp, "run")
+        os.mkdir(self.run, 0o700)
+        self.port = 36000 + os.getpid() % 1000 * 2
+        self.cfg = os.path.join(self.tmp, "seat.conf")
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=self.run, XDG_CONFIG_HOME=os.path.join(self.tmp, "config"),
+                        WAYRAY_PIPELINES_PATH=os.path.join(SOURCE, "pipelines"))
+        self.env.pop("WAYLAND_DISPLAY", None)
+        self.env.pop("DISPLAY", None)
+        self.daemon = None
+        self.relay = None
+
+    def start(self, command):
+        self.relay = Relay(self.port)
+        with open(self.cfg, "w") as f:
+            f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/tokens\n"
+                    "runtime-directory=%s/seat\ncontrol-socket=%s/ctl\n[session]\ncommand=%s\nkeymap-layout=us\n"
+                    "allow-root=true\n" % (self.port, self.relay.port, self.tmp, self.tmp, self.run, command))
+        if os.path.exists(os.path.join(self.tmp, "tokens")):
+            os.unlink(os.path.join(self.tmp, "tokens"))
+        token = subprocess.run([WAYRAYCTL, "--config", self.cfg, "token-add", "bench", "--user", ME], env=self.env,
+                               capture_output=True, text=True).stdout.strip()
+        self.log = os.path.join(self.tmp, "wayrayd.log")
+        self.daemon = subprocess.Popen([WAYRAYD, "--config", self.cfg], env=self.env, stdout=open(self.log, "w"),
+                                       stderr=subprocess.STDOUT)
+        if not wrclient.wait_for(lambda: "ready on port" in open(self.log).read(), timeout=20):
+            sys.exit("bench-content: wayrayd did not start:\n" + open(self.log).read()[-2000:])
+        # Front door and session both through the relay (public-port).
+        return wrclient.Client(CLIENT, self.env, self.relay.port, token, "1280x720",
+                               ["--headless", "--transport", "quic", "--name", "bench"] + self.client_args)
+
+    def worker_pid(self):
+        out = subprocess.run([WAYRAYCTL, "--config", self.cfg, "list"], env=self.env, capture_output=True,
+                             text=True).stdout
+        rows = wrclient.parse_listing(out)
+        return int(rows[0].get("worker", "0")) if rows else 0
+
+    def tiler_stats(self):
+        out = subprocess.run([WAYRAYCTL, "--config", self.cfg, "stats", "1"], env=self.env, capture_output=True,
+                             text=True).stdout
+        m = re.search(r"frames-video=\(guint64\)(\d+)", out)
+        return int(m.group(1)) if m else 0
+
+    def stop(self, client):
+        client.quit()
+        subprocess.run([WAYRAYCTL, "--config", self.cfg, "shutdown"], env=self.env, capture_output=True)
+        try:
+            self.daemon.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+        self.relay.close()
+
+    def workload(self, name, command, settle, action=None):
+        c = self.start(command)
+        try:
+            if c.expect(r"^first-frame", timeout=30) is None:
+                sys.exit("bench-content: %s: no first frame\n%s" % (name, "\n".join(c.lines)))
+            time.sleep(settle)              # the application is up and drawn
+            worker = self.worker_pid()
+            time.sleep(2.5)                 # the worker's statistics are reported every 2 s
+            v0 = self.tiler_stats()
+            c.send("stats")
+            f0 = int(c.expect(r"^frames (\d+)").group(1))
+            b0, w0, c0 = self.relay.total(), cpu_seconds(worker), cpu_seconds(c.p.pid)
+            t0 = time.monotonic()
+            keys = 0
+            if action:
+                keys = action(c, t0 + self.seconds)
+            else:
+                time.sleep(self.seconds)
+            elapsed = time.monotonic() - t0
+            b1, w1, c1 = self.relay.total(), cpu_seconds(worker), cpu_seconds(c.p.pid)
+            c.send("stats")
+            f1 = int(c.expect(r"^frames (\d+)").group(1))
+            time.sleep(2.5)
+            v1 = self.tiler_stats()
+            scale = self.seconds / elapsed
+            return {"name": name, "bytes": (b1 - b0) * scale, "frames": (f1 - f0) * scale,
+                    "video": v1 - v0, "server": (w1 - w0) * scale, "client": (c1 - c0) * scale, "keys": keys}
+        finally:
+            self.stop(c)
+
+    def typing(self, c, until):
+        keys = 0
+        text = "the quick brown fox jumps over the lazy dog "
+        nxt = time.monotonic()
+        while nxt < until:
+            c.send("type " + text[keys % len(text)])
+            keys += 1
+            nxt += 0.05
+            time.sleep(max(0.0, nxt - time.monotonic()))
+        return keys
+
+
+def main():
+    ap = argparse.ArgumentParser(description="bytes on the wire and CPU per kind of content")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--only", default="")
+    ap.add_argument("--lossless", action="store_true",
+                    help="the client decodes no H.264 (--video-decoder none): everything lossless")
+    args = ap.parse_args()
+    only = set(filter(None, args.only.split(",")))
+    b = Bench(args.seconds, ["--video-decoder", "none"] if args.lossless else [])
+    scroller = os.path.join(b.tmp, "scroll.py")
+    with open(scroller, "w") as f:
+        f.write(SCROLLER)
+    plan = [
+        ("typing", FOOT + "bash --norc --noprofile", 1.5, b.typing),
+        ("scrolling", FOOT + "python3 " + scroller, 1.0, None),
+        ("animation", "weston-simple-shm", 1.0, None),
+        ("video", VIDEO, 2.0, None),
+        ("idle", FOOT + "bash --norc --noprofile", 1.5, None),
+    ]
+    results = []
+    try:
+        for name, command, settle, action in plan:
+            if only and name not in only:
+                continue
+            r = b.workload(name, command, settle, action)
+            results.append(r)
+            print("%-10s done" % name, file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(b.tmp, ignore_errors=True)
+    enc = subprocess.run([WAYRAYD, "--check", "--config", os.devnull], capture_output=True, text=True).stdout
+    m = re.search(r"H\.264 encoder: (.*)", enc)
+    print("WayRay default pipelines%s, 1280x720, loopback QUIC, %.0f s per workload; every datagram counted "
+          "(+28 bytes IP/UDP)" % (" with a client that decodes no H.264 (lossless only)" if args.lossless else "",
+                                  args.seconds))
+    print("H.264 encoder: %s" % (m.group(1) if m else "?"))
+    print("server CPU: the session worker (compositor, classifier, encoders, transport); client CPU: "
+          "wayray-client --headless")
+    print()
+    print("%-10s %12s %10s %8s %8s %11s %11s" % ("workload", "bytes", "per key", "frames", "video", "server CPU",
+                                                 "client CPU"))
+    for r in results:
+        per_key = "%d" % (r["bytes"] / r["keys"]) if r["keys"] else "-"
+        print("%-10s %12d %10s %8d %8d %10.2fs %10.2fs" % (r["name"], r["bytes"], per_key, r["frames"], r["video"],
+                                                          r["server"], r["client"]))
+
+
+if __name__ == "__main__":
+    main()
