@@ -30,6 +30,7 @@ equal_secret (const std::string &a, const std::string &b)
 
 Session::~Session ()
 {
+  video_rate.stop ();
   if (relay_fd >= 0)
     close (relay_fd);
   if (bus_watch)
@@ -378,6 +379,7 @@ Session::start (GError **error)
     return false;
   }
   created_us = g_get_monotonic_time ();
+  video_rate.start (pipeline);
   return true;
 }
 
@@ -406,6 +408,9 @@ Session::stats ()
   }
   g_value_unset (&v);
   gst_iterator_free (it);
+  std::string rate = video_rate.stats ();
+  if (!rate.empty ())
+    out += "video-rate: " + rate + "\n";
   return out;
 }
 

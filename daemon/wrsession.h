@@ -10,6 +10,7 @@
 
 #include "wrcontrol.h"
 #include "wrdaemon.h"
+#include "wrvideorate.h"
 
 #include <gst/gst.h>
 
@@ -51,6 +52,7 @@ struct Session {
   std::vector<GstElement *> gates;   /* every valve named gate*: display, video, ... */
   GstElement *ctl = nullptr, *ticket_sink = nullptr;
   guint bus_watch = 0;
+  VideoRate video_rate;         /* the encoder's bitrate, when there is video */
 
   /* Attachment, main thread only (except `verified`, read by probes). */
   std::string pending_ticket;

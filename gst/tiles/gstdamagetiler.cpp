@@ -32,7 +32,8 @@
  * region that has not changed for #GstWayrayDamageTiler:settle-time is sent
  * losslessly once more (refinement, tile by tile, so text beside a playing
  * video is sharp as soon as it stops changing), also when no new frame
- * arrives, and the client no longer takes it from the video. Without a
+ * arrives (then after a second without frames), and the client no longer
+ * takes it from the video. Without a
  * linked `video` pad, or with #GstWayrayDamageTiler:video-enabled FALSE,
  * everything is lossless.
  *
@@ -404,7 +405,13 @@ settle_timer (GstWayrayDamageTiler * self)
           });
     if (priv->timer_stop || !priv->lossy_pending)
       continue;
-    if (!GST_CLOCK_TIME_IS_VALID (priv->last_pts))
+    /* Only once the source went quiet: while frames come, each refines
+     * what settled. A chain that is merely slow (an encoder behind, a
+     * congested link) must not be answered with a burst of lossless
+     * tiles. */
+    if (!GST_CLOCK_TIME_IS_VALID (priv->last_pts) ||
+        g_get_monotonic_time () - priv->last_frame_mono < (gint64) std::max (priv->settings.settle_ms,
+            1000u) * 1000)
       continue;
     /* The stream's time now: the last frame's plus what passed since, or
      * the pipeline clock's position when that is later. */

@@ -89,6 +89,8 @@ struct GstWayrayCompositorPrivate
   /* From the last wayray-video-region event: where the parts of the video
    * frames go (atlas_x < 0: the whole frame at screen.x, screen.y). */
   std::vector<wayray::tiles::PasteRect> video_paste = { {{0, 0, 0, 0}, -1, -1} };
+  bool video_event_seen = false;
+  GstSegment video_segment;     /* the video pad's: encoders may shift timestamps */
 
   /* cursor */
   bool cursor_visible = false;
@@ -371,8 +373,11 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
     gst_buffer_unref (buf);
     return GST_FLOW_OK;
   }
-  /* Where the frame's parts go: its metas, else the last region event. */
-  std::vector<wayray::tiles::PasteRect> paste;
+  /* Where the frame's parts go: its metas with their atlas places, else
+   * the last region event. Metas that lost their parameters on the way
+   * (an element copying them without) place the whole frame, and only
+   * when no event said better. */
+  std::vector<wayray::tiles::PasteRect> paste, whole;
   GQuark q = g_quark_from_static_string (WAYRAY_ROI_VIDEO);
   gpointer state = NULL;
   GstMeta *meta;
@@ -383,12 +388,13 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
       continue;
     GstStructure *at = gst_video_region_of_interest_meta_get_param (roi, WAYRAY_ATLAS_PARAM);
     int ax = -1, ay = -1;
-    if (at && !(gst_structure_get_int (at, "x", &ax) && gst_structure_get_int (at, "y", &ay)))
-      continue;
-    paste.push_back ({{(int) roi->x, (int) roi->y, (int) roi->w, (int) roi->h}, ax, ay});
+    if (!at)
+      whole.push_back ({{(int) roi->x, (int) roi->y, (int) roi->w, (int) roi->h}, -1, -1});
+    else if (gst_structure_get_int (at, "x", &ax) && gst_structure_get_int (at, "y", &ay))
+      paste.push_back ({{(int) roi->x, (int) roi->y, (int) roi->w, (int) roi->h}, ax, ay});
   }
   if (paste.empty ())
-    paste = priv->video_paste;
+    paste = priv->video_event_seen || whole.empty () ? priv->video_paste : whole;
   GstVideoFrame frame;
   if (!gst_video_frame_map (&frame, &priv->video_info, buf, GST_MAP_READ)) {
     gst_buffer_unref (buf);
@@ -398,7 +404,14 @@ gst_wayray_compositor_video_chain (GstPad * pad, GstObject * parent, GstBuffer *
   const uint8_t *data = (const uint8_t *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0);
   const size_t stride = GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0);
   const int vw = GST_VIDEO_FRAME_WIDTH (&frame), vh = GST_VIDEO_FRAME_HEIGHT (&frame);
+  /* The frame's time on the tiles pad's timeline (x264enc, for one, shifts
+   * timestamps and segment by 1000 hours): running times compare. */
   GstClockTime pts = GST_BUFFER_PTS (buf);
+  if (GST_CLOCK_TIME_IS_VALID (pts) && priv->video_segment.format == GST_FORMAT_TIME) {
+    GstClockTime running = gst_segment_to_running_time (&priv->video_segment, GST_FORMAT_TIME, pts);
+    pts = GST_CLOCK_TIME_IS_VALID (running) ?
+        gst_segment_position_from_running_time (&priv->segment, GST_FORMAT_TIME, running) : GST_CLOCK_TIME_NONE;
+  }
   std::vector<GstVideoRectangle> damage;
   for (const auto &p : paste) {
     /* The rectangle's source in the frame, both clipped: to the screen and
@@ -548,9 +561,16 @@ gst_wayray_compositor_sink_event (GstPad * pad, GstObject * parent, GstEvent * e
       if (ok) {
         std::lock_guard<std::recursive_mutex> lk (priv->lock);
         priv->video_paste = paste;
+        priv->video_event_seen = true;
       } else {
         GST_WARNING_OBJECT (self, "malformed video region event ignored");
       }
+      gst_event_unref (event);
+      return TRUE;
+    }
+    if (GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT && pad == self->videopad) {
+      std::lock_guard<std::recursive_mutex> lk (priv->lock);
+      gst_event_copy_segment (event, &priv->video_segment);
       gst_event_unref (event);
       return TRUE;
     }
@@ -669,6 +689,9 @@ gst_wayray_compositor_change_state (GstElement * element, GstStateChange transit
     priv->cursor_image.clear ();
     priv->have_video_info = false;
     gst_segment_init (&priv->segment, GST_FORMAT_TIME);
+    gst_segment_init (&priv->video_segment, GST_FORMAT_TIME);
+    priv->video_paste = { {{0, 0, 0, 0}, -1, -1} };
+    priv->video_event_seen = false;
   }
   return ret;
 }
@@ -768,6 +791,7 @@ gst_wayray_compositor_init (GstWayrayCompositor * self)
   self->priv = new GstWayrayCompositorPrivate ();
   gst_video_info_init (&self->priv->video_info);
   gst_segment_init (&self->priv->segment, GST_FORMAT_TIME);
+  gst_segment_init (&self->priv->video_segment, GST_FORMAT_TIME);
 
   self->tilespad = gst_pad_new_from_static_template (&tiles_template, "tiles");
   gst_pad_set_chain_function (self->tilespad, gst_wayray_compositor_tiles_chain);

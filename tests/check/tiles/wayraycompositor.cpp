@@ -353,6 +353,29 @@ GST_START_TEST (test_comp_video_atlas)
   fail_unless_equals_uint64 (gst_wayray_damage_meta_area (dm), 16 * 16);
   gst_buffer_unref (out);
 
+  /* an encoder that shifts timestamps and segment (x264enc: +1000 h):
+   * running times decide. A lossless write at 4 s; a video frame of
+   * running time 3.5 s must not undo it, one of 5 s does. */
+  s.fill ({0, 0, 32, 16}, bgrx (9, 9, 9));
+  gst_harness_push (h, frame_buffer (s, {{0, 0, 32, 16}}, false, 4 * GST_SECOND));
+  gst_buffer_unref (gst_harness_pull (h));
+  GstSegment seg;
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  seg.start = seg.time = 1000 * 3600 * GST_SECOND;
+  fail_unless (gst_harness_push_event (v, gst_event_new_segment (&seg)));
+  fail_unless (gst_harness_push_event (v, rects_event ({0, 0, 32, 16, 0, 0})));
+  vb = gst_buffer_new_memdup (atlas.px.data (), atlas.px.size ());
+  GST_BUFFER_PTS (vb) = seg.start + 3500 * GST_MSECOND;
+  gst_harness_push (v, vb);
+  /* nothing changed, so nothing comes out */
+  fail_unless (gst_harness_try_pull (h) == NULL);
+  vb = gst_buffer_new_memdup (atlas.px.data (), atlas.px.size ());
+  GST_BUFFER_PTS (vb) = seg.start + 5 * GST_SECOND;
+  gst_harness_push (v, vb);
+  out = gst_harness_pull (h);
+  fail_unless_equals_int (px (out, 128, 0, 0) & 0xffffff, 0x00ff00);
+  gst_buffer_unref (out);
+
   gst_harness_teardown (v);
   gst_harness_teardown (h);
 }

@@ -1,0 +1,117 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "wrvideorate.h"
+
+#include <algorithm>
+
+namespace wayray {
+
+uint64_t
+RateControl::step (const RateInput & in)
+{
+  if (in.width <= 0 || in.height <= 0) {
+    reason_ = "no video";
+    return target_;
+  }
+  double need = (double) in.width * in.height * std::max (1.0, in.fps) * kBitsPerPixel;
+  need_ = std::min<uint64_t> (kMax, std::max<uint64_t> (kMin, (uint64_t) need));
+  if (target_ == 0)
+    target_ = need_;
+  /* How long the queue takes to drain at what the link delivers. */
+  double queued_s = in.delivery_rate ? (double) in.send_queue_bytes / in.delivery_rate :
+      (in.send_queue_bytes > 0 ? 1.0 : 0.0);
+  if (queued_s > 0.1) {
+    uint64_t link = in.delivery_rate * 8;
+    uint64_t base = link ? std::min (target_, link) : target_;
+    target_ = (uint64_t) (base * 0.7);
+    reason_ = "congestion";
+  } else if (queued_s < 0.02 && target_ < need_) {
+    target_ = std::min (need_, (uint64_t) (target_ * 1.15) + 1);
+    reason_ = target_ == need_ ? "need" : "probing";
+  } else if (target_ > need_) {
+    target_ = need_;
+    reason_ = "need";
+  }
+  target_ = std::max (kMin, std::min (target_, need_));
+  return target_;
+}
+
+bool
+VideoRate::start (GstElement * pipeline)
+{
+  enc_ = gst_bin_get_by_name (GST_BIN (pipeline), "venc");
+  net_ = gst_bin_get_by_name (GST_BIN (pipeline), "net");
+  if (!enc_ || !net_ || !g_object_class_find_property (G_OBJECT_GET_CLASS (enc_), "bitrate")) {
+    stop ();
+    return false;
+  }
+  GstElementFactory *f = gst_element_get_factory (enc_);
+  bits_ = f && g_strcmp0 (GST_OBJECT_NAME (f), "openh264enc") == 0;
+  timer_ = g_timeout_add (250, [] (gpointer data) -> gboolean {
+        static_cast<VideoRate *> (data)->tick ();
+        return G_SOURCE_CONTINUE;
+      }, this);
+  return true;
+}
+
+void
+VideoRate::stop ()
+{
+  if (timer_)
+    g_source_remove (timer_);
+  timer_ = 0;
+  gst_clear_object (&enc_);
+  gst_clear_object (&net_);
+}
+
+void
+VideoRate::tick ()
+{
+  RateInput in;
+  GstPad *sink = gst_element_get_static_pad (enc_, "sink");
+  GstCaps *caps = sink ? gst_pad_get_current_caps (sink) : nullptr;
+  if (caps) {
+    GstStructure *s = gst_caps_get_structure (caps, 0);
+    gint n = 0, d = 1;
+    gst_structure_get_int (s, "width", &in.width);
+    gst_structure_get_int (s, "height", &in.height);
+    if (gst_structure_get_fraction (s, "framerate", &n, &d) && n > 0 && d > 0)
+      in.fps = (double) n / d;
+    gst_caps_unref (caps);
+  }
+  if (sink)
+    gst_object_unref (sink);
+  GstStructure *st = nullptr;
+  g_object_get (net_, "stats", &st, nullptr);
+  if (st) {
+    guint64 v = 0;
+    if (gst_structure_get_uint64 (st, "send-queue-bytes", &v))
+      in.send_queue_bytes = v;
+    if (gst_structure_get_uint64 (st, "delivery-rate", &v))
+      in.delivery_rate = v;
+    gst_structure_free (st);
+  }
+  uint64_t t = rc_.step (in);
+  if (t == 0)
+    return;
+  /* Small changes are not worth an encoder reconfiguration. */
+  if (applied_ && t * 20 > applied_ * 19 && t * 20 < applied_ * 21)
+    return;
+  applied_ = t;
+  changes_++;
+  g_object_set (enc_, "bitrate", (guint) (bits_ ? t : std::max<uint64_t> (1, t / 1000)), nullptr);
+}
+
+std::string
+VideoRate::stats () const
+{
+  if (!enc_)
+    return "";
+  gchar *s = g_strdup_printf ("wayray-video-rate, bitrate=(guint64)%" G_GUINT64_FORMAT ", need=(guint64)%"
+      G_GUINT64_FORMAT ", reason=(string)\"%s\", changes=(guint64)%" G_GUINT64_FORMAT ";", applied_, rc_.need (),
+      rc_.reason (), changes_);
+  std::string out = s;
+  g_free (s);
+  return out;
+}
+
+}  // namespace wayray

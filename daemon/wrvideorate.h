@@ -1,0 +1,74 @@
+/* The video bitrate of a session: follows what the video regions need
+ * (their area and frame rate) and what the link carries (the transport's
+ * send queue and delivery rate), within about a second, down and up.
+ *
+ * Every 250 ms the controller reads the stats of the session's quicsink and
+ * the size of the frames entering the video encoder (the atlas of the
+ * video regions), and sets the encoder's bitrate:
+ *
+ * - the *need*: pixels per second of the atlas times bits-per-pixel (0.1),
+ *   between 150 kbit/s and 20 Mbit/s: a 250x250 animation is not given a
+ *   full screen's bitrate;
+ * - *congestion*: when the send queue holds more than 100 ms of what the
+ *   link delivers, the target drops to 70 % of the lower of itself and the
+ *   delivery rate; when the queue is (nearly) empty it rises by 15 % per
+ *   step, up to the need.
+ *
+ * The encoder is the element named `venc` in the session pipeline (any of
+ * the H.264 encoders wrcodecs picks; openh264enc counts bits, the others
+ * kbit). Without one the controller does nothing.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#pragma once
+
+#include <gst/gst.h>
+
+#include <cstdint>
+#include <string>
+
+namespace wayray {
+
+/* One decision, on its own (tested without a pipeline). */
+struct RateInput {
+  int width = 0, height = 0;    /* the encoder's input; 0: no video now */
+  double fps = 30;
+  uint64_t send_queue_bytes = 0;
+  uint64_t delivery_rate = 0;   /* bytes per second, 0: not known */
+};
+
+class RateControl {
+public:
+  static constexpr double kBitsPerPixel = 0.1;
+  static constexpr uint64_t kMin = 150000, kMax = 20000000;     /* bit/s */
+
+  /* The next target (bit/s) after @in; also remembered. */
+  uint64_t step (const RateInput & in);
+  uint64_t target () const { return target_; }
+  uint64_t need () const { return need_; }
+  const char *reason () const { return reason_; }
+
+private:
+  uint64_t target_ = 0, need_ = 0;
+  const char *reason_ = "start";
+};
+
+class VideoRate {
+public:
+  /* Watches @pipeline's `venc` and `net`; false when it has no `venc`. */
+  bool start (GstElement * pipeline);
+  void stop ();
+  ~VideoRate () { stop (); }
+  /* For wayrayctl stats: a GstStructure-like line, or "" without video. */
+  std::string stats () const;
+
+private:
+  void tick ();
+  GstElement *enc_ = nullptr, *net_ = nullptr;
+  bool bits_ = false;           /* the encoder counts bit/s, not kbit/s */
+  guint timer_ = 0;
+  uint64_t applied_ = 0, changes_ = 0;
+  RateControl rc_;
+};
+
+}  // namespace wayray

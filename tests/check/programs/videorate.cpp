@@ -1,0 +1,94 @@
+/* The video rate controller (daemon/wrvideorate): the bitrate follows the
+ * video regions' area and the link, down within a second of a queue
+ * building up and back up when it drains.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include <gst/check/gstcheck.h>
+
+#include "wrvideorate.h"
+
+using wayray::RateControl;
+using wayray::RateInput;
+
+static RateInput
+frames (int w, int h, uint64_t queue, uint64_t rate)
+{
+  RateInput in;
+  in.width = w;
+  in.height = h;
+  in.fps = 30;
+  in.send_queue_bytes = queue;
+  in.delivery_rate = rate;
+  return in;
+}
+
+GST_START_TEST (test_need_follows_area)
+{
+  RateControl small, full;
+  /* a 256x256 animation needs far less than a full 1280x720 video */
+  uint64_t s = small.step (frames (256, 256, 0, 0));
+  uint64_t f = full.step (frames (1280, 720, 0, 0));
+  fail_unless_equals_uint64 (s, (uint64_t) (256 * 256 * 30 * RateControl::kBitsPerPixel));
+  fail_unless_equals_uint64 (f, (uint64_t) (1280 * 720 * 30 * RateControl::kBitsPerPixel));
+  fail_unless (f > 10 * s);
+  /* bounded both ways */
+  RateControl tiny, huge;
+  fail_unless_equals_uint64 (tiny.step (frames (16, 16, 0, 0)), RateControl::kMin);
+  fail_unless_equals_uint64 (huge.step (frames (7680, 4320, 0, 0)), RateControl::kMax);
+  /* the region shrinks: the target follows at once */
+  fail_unless_equals_uint64 (full.step (frames (256, 256, 0, 0)), s);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_congestion_down_and_up)
+{
+  RateControl rc;
+  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  /* a 2 Mbit/s link (250 kB/s delivered) with a growing queue: within four
+   * steps (one second) the target is under the link's rate */
+  int steps = 0;
+  while (rc.target () > 2000000 && steps < 20) {
+    rc.step (frames (1280, 720, 100000, 250000));
+    steps++;
+  }
+  fail_unless (steps <= 4, "%d steps to get under the link", steps);
+  fail_unless_equals_string (rc.reason (), "congestion");
+  fail_unless (rc.target () >= RateControl::kMin);
+  /* a queue of 50 ms neither lowers nor raises */
+  uint64_t held = rc.target ();
+  rc.step (frames (1280, 720, 12500, 250000));
+  fail_unless_equals_uint64 (rc.target (), held);
+  /* the cap is lifted: the queue drains, the target climbs back to the need */
+  steps = 0;
+  while (rc.target () < need && steps < 100) {
+    rc.step (frames (1280, 720, 0, 2000000));
+    steps++;
+  }
+  fail_unless_equals_uint64 (rc.target (), need);
+  fail_unless (steps <= 20, "%d steps back up", steps);
+  fail_unless_equals_string (rc.reason (), "need");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_no_video)
+{
+  RateControl rc;
+  fail_unless_equals_uint64 (rc.step (frames (0, 0, 0, 0)), 0);
+  fail_unless_equals_string (rc.reason (), "no video");
+}
+GST_END_TEST;
+
+static Suite *
+videorate_suite (void)
+{
+  Suite *s = suite_create ("videorate");
+  TCase *tc = tcase_create ("general");
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_need_follows_area);
+  tcase_add_test (tc, test_congestion_down_and_up);
+  tcase_add_test (tc, test_no_video);
+  return s;
+}
+
+GST_CHECK_MAIN (videorate);
