@@ -10,6 +10,7 @@
 #include <gst/video/video.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <sstream>
 
 GST_DEBUG_CATEGORY_EXTERN (wayrayd_debug);
@@ -243,6 +244,14 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
       gchar *dbg = nullptr;
       gst_message_parse_error (msg, &err, &dbg);
       std::string why = std::string (GST_OBJECT_NAME (GST_MESSAGE_SRC (msg))) + ": " + err->message;
+      /* The debug text's last line says why a stream stopped ("streaming
+       * stopped, reason not-negotiated (-4)"): worth a line in the log. */
+      if (dbg) {
+        const gchar *nl = strrchr (dbg, '\n');
+        std::string last = nl ? nl + 1 : dbg;
+        if (last.size () < 200 && last.find ("reason") != std::string::npos)
+          why += " (" + last + ")";
+      }
       GST_ERROR ("session %d: %s (%s)", id, err->message, dbg ? dbg : "");
       g_error_free (err);
       g_free (dbg);

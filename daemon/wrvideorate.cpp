@@ -19,11 +19,14 @@ RateControl::step (const RateInput & in)
   /* How long the queue takes to drain at what the link delivers. */
   double queued_s = in.delivery_rate ? (double) in.send_queue_bytes / in.delivery_rate :
       (in.send_queue_bytes > 0 ? 1.0 : 0.0);
-  if (queued_s > 0.1) {
+  bool lost = in.lost_packets > lost_;
+  lost_ = std::max (lost_, in.lost_packets);
+  bool cwnd_limited = in.cwnd > 0 && in.bytes_in_flight * 10 >= in.cwnd * 9;
+  if (queued_s > 0.1 || lost || cwnd_limited) {
     uint64_t link = in.delivery_rate * 8;
     uint64_t base = link ? std::min (target_, link) : target_;
-    target_ = (uint64_t) (base * 0.7);
-    reason_ = "congestion";
+    target_ = (uint64_t) (base * 0.75);
+    reason_ = queued_s > 0.1 ? "congestion: queue" : lost ? "congestion: loss" : "congestion: window";
   } else if (queued_s < 0.02 && target_ < need_) {
     target_ = std::min (need_, (uint64_t) (target_ * 1.15) + 1);
     reason_ = target_ == need_ ? "need" : "probing";
@@ -46,6 +49,16 @@ VideoRate::start (GstElement * pipeline)
   }
   GstElementFactory *f = gst_element_get_factory (enc_);
   bits_ = f && g_strcmp0 (GST_OBJECT_NAME (f), "openh264enc") == 0;
+  GstPad *sink = gst_element_get_static_pad (enc_, "sink");
+  if (sink) {
+    probe_ = gst_pad_add_probe (sink, GST_PAD_PROBE_TYPE_BUFFER, [] (GstPad *, GstPadProbeInfo *,
+            gpointer data) -> GstPadProbeReturn {
+          static_cast<std::atomic<uint64_t> *> (data)->fetch_add (1);
+          return GST_PAD_PROBE_OK;
+        }, &frames_, nullptr);
+    gst_object_unref (sink);
+  }
+  last_tick_us_ = g_get_monotonic_time ();
   timer_ = g_timeout_add (250, [] (gpointer data) -> gboolean {
         static_cast<VideoRate *> (data)->tick ();
         return G_SOURCE_CONTINUE;
@@ -59,6 +72,14 @@ VideoRate::stop ()
   if (timer_)
     g_source_remove (timer_);
   timer_ = 0;
+  if (probe_ && enc_) {
+    GstPad *sink = gst_element_get_static_pad (enc_, "sink");
+    if (sink) {
+      gst_pad_remove_probe (sink, probe_);
+      gst_object_unref (sink);
+    }
+  }
+  probe_ = 0;
   gst_clear_object (&enc_);
   gst_clear_object (&net_);
 }
@@ -80,6 +101,19 @@ VideoRate::tick ()
   }
   if (sink)
     gst_object_unref (sink);
+  /* The frame rate the encoder really gets (a 30 fps video in a 60 Hz
+   * session), smoothed; at most the caps' rate, at least 5. */
+  gint64 now = g_get_monotonic_time ();
+  uint64_t n = frames_.load ();
+  double dt = (now - last_tick_us_) / 1e6;
+  if (dt > 0.05) {
+    double measured = (n - frames_seen_) / dt;
+    fps_ = fps_ <= 0 ? measured : 0.7 * fps_ + 0.3 * measured;
+    frames_seen_ = n;
+    last_tick_us_ = now;
+  }
+  if (fps_ > 0)
+    in.fps = std::max (5.0, std::min (in.fps, fps_));
   GstStructure *st = nullptr;
   g_object_get (net_, "stats", &st, nullptr);
   if (st) {
@@ -88,6 +122,12 @@ VideoRate::tick ()
       in.send_queue_bytes = v;
     if (gst_structure_get_uint64 (st, "delivery-rate", &v))
       in.delivery_rate = v;
+    if (gst_structure_get_uint64 (st, "lost-packets", &v))
+      in.lost_packets = v;
+    if (gst_structure_get_uint64 (st, "bytes-in-flight", &v))
+      in.bytes_in_flight = v;
+    if (gst_structure_get_uint64 (st, "cwnd", &v))
+      in.cwnd = v;
     gst_structure_free (st);
   }
   uint64_t t = rc_.step (in);

@@ -6,13 +6,17 @@
  * the size of the frames entering the video encoder (the atlas of the
  * video regions), and sets the encoder's bitrate:
  *
- * - the *need*: pixels per second of the atlas times bits-per-pixel (0.1),
- *   between 150 kbit/s and 20 Mbit/s: a 250x250 animation is not given a
- *   full screen's bitrate;
+ * - the *need*: pixels per second of the atlas (its size times the frame
+ *   rate the encoder really gets, measured, at most the caps') times
+ *   bits-per-pixel (0.1), between 150 kbit/s and 20 Mbit/s: a 250x250
+ *   animation is not given a full screen's bitrate, nor a 30 fps video a
+ *   60 fps one's;
  * - *congestion*: when the send queue holds more than 100 ms of what the
- *   link delivers, the target drops to 70 % of the lower of itself and the
- *   delivery rate; when the queue is (nearly) empty it rises by 15 % per
- *   step, up to the need.
+ *   link delivers, when packets were lost since the last step, or when the
+ *   connection is limited by its congestion window (bytes in flight at 90 %
+ *   of it), the target drops to 75 % of the lower of itself and the
+ *   delivery rate; when none of that holds and the queue is (nearly)
+ *   empty it rises by 15 % per step, up to the need.
  *
  * The encoder is the element named `venc` in the session pipeline (any of
  * the H.264 encoders wrcodecs picks; openh264enc counts bits, the others
@@ -24,6 +28,7 @@
 
 #include <gst/gst.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -35,6 +40,8 @@ struct RateInput {
   double fps = 30;
   uint64_t send_queue_bytes = 0;
   uint64_t delivery_rate = 0;   /* bytes per second, 0: not known */
+  uint64_t lost_packets = 0;    /* since the connection began */
+  uint64_t bytes_in_flight = 0, cwnd = 0;
 };
 
 class RateControl {
@@ -49,7 +56,7 @@ public:
   const char *reason () const { return reason_; }
 
 private:
-  uint64_t target_ = 0, need_ = 0;
+  uint64_t target_ = 0, need_ = 0, lost_ = 0;
   const char *reason_ = "start";
 };
 
@@ -67,6 +74,11 @@ private:
   GstElement *enc_ = nullptr, *net_ = nullptr;
   bool bits_ = false;           /* the encoder counts bit/s, not kbit/s */
   guint timer_ = 0;
+  gulong probe_ = 0;
+  std::atomic<uint64_t> frames_ { 0 };  /* into the encoder, counted by a probe */
+  uint64_t frames_seen_ = 0;
+  gint64 last_tick_us_ = 0;
+  double fps_ = 0;              /* measured, smoothed */
   uint64_t applied_ = 0, changes_ = 0;
   RateControl rc_;
 };

@@ -32,13 +32,9 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 BUILD = os.environ.get("WAYRAY_BUILD_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -50,6 +46,7 @@ WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
 CLIENT = os.path.join(BUILD, "client", "wayray-client")
 sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
 import wrclient  # noqa: E402
+from wrrelay import Relay  # noqa: E402
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 TICK = os.sysconf("SC_CLK_TCK")
@@ -75,70 +72,6 @@ VIDEO = ("gst-launch-1.0 -q compositor name=mix sink_1::xpos=560 sink_1::ypos=30
          "videotestsrc is-live=true pattern=snow ! video/x-raw,width=160,height=120,framerate=30/1 ! mix.sink_1")
 
 FOOT = "foot --override=cursor.blink=no "
-
-
-class Relay:
-    """A UDP relay on loopback: each client address gets its own upstream
-    socket towards the server; bytes are counted both ways."""
-
-    def __init__(self, server_port):
-        self.server = ("127.0.0.1", server_port)
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.up = {}
-        self.lock = threading.Lock()
-        self.bytes_up = self.bytes_down = 0
-        self.running = True
-        threading.Thread(target=self._from_clients, daemon=True).start()
-
-    def _from_clients(self):
-        self.sock.settimeout(0.2)
-        while self.running:
-            try:
-                data, addr = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.bytes_up += len(data) + 28
-                u = self.up.get(addr)
-                if u is None:
-                    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                    u.connect(self.server)
-                    self.up[addr] = u
-                    threading.Thread(target=self._from_server, args=(u, addr), daemon=True).start()
-            try:
-                u.send(data)
-            except OSError:
-                pass
-
-    def _from_server(self, u, addr):
-        u.settimeout(0.2)
-        while self.running:
-            try:
-                data = u.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.bytes_down += len(data) + 28
-            try:
-                self.sock.sendto(data, addr)
-            except OSError:
-                pass
-
-    def total(self):
-        with self.lock:
-            return self.bytes_up + self.bytes_down
-
-    def close(self):
-        self.running = False
-        self.sock.close()
-        for u in self.up.values():
-            u.close()
 
 
 def cpu_seconds(pid):

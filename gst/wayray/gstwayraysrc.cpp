@@ -193,6 +193,7 @@ static gboolean gst_wayray_src_unlock (GstBaseSrc * bsrc);
 static gboolean gst_wayray_src_unlock_stop (GstBaseSrc * bsrc);
 static gboolean gst_wayray_src_event (GstBaseSrc * bsrc, GstEvent * event);
 static gboolean gst_wayray_src_query (GstBaseSrc * bsrc, GstQuery * query);
+static gboolean gst_wayray_src_negotiate (GstBaseSrc * bsrc);
 static gboolean gst_wayray_src_send_event (GstElement * element, GstEvent * event);
 static GstFlowReturn gst_wayray_src_create (GstPushSrc * psrc, GstBuffer ** buf);
 
@@ -275,6 +276,7 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
   basesrc_class->unlock_stop = GST_DEBUG_FUNCPTR (gst_wayray_src_unlock_stop);
   basesrc_class->event = GST_DEBUG_FUNCPTR (gst_wayray_src_event);
   basesrc_class->query = GST_DEBUG_FUNCPTR (gst_wayray_src_query);
+  basesrc_class->negotiate = GST_DEBUG_FUNCPTR (gst_wayray_src_negotiate);
   pushsrc_class->create = GST_DEBUG_FUNCPTR (gst_wayray_src_create);
 
   gst_type_mark_as_plugin_api (GST_TYPE_WAYRAY_RENDERER, (GstPluginAPIFlags) 0);
@@ -751,6 +753,24 @@ gst_wayray_src_query (GstBaseSrc * bsrc, GstQuery * query)
     return TRUE;
   }
   return GST_BASE_SRC_CLASS (parent_class)->query (bsrc, query);
+}
+
+/* A new screen size arrives as new caps on a capsfilter downstream, set
+ * from another thread: a negotiation that queried the old caps and then
+ * met the new ones fails once. Try again (a few times, briefly) before
+ * the stream fails, so a client attaching at another size never ends
+ * its session. */
+static gboolean
+gst_wayray_src_negotiate (GstBaseSrc * bsrc)
+{
+  for (int attempt = 1;; attempt++) {
+    if (GST_BASE_SRC_CLASS (parent_class)->negotiate (bsrc))
+      return TRUE;
+    if (attempt == 5 || GST_PAD_IS_FLUSHING (GST_BASE_SRC_PAD (bsrc)))
+      return FALSE;
+    GST_INFO_OBJECT (bsrc, "negotiation failed (caps changed meanwhile?); trying again");
+    g_usleep (10 * 1000 * attempt);
+  }
 }
 
 static GstFlowReturn

@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wrclient  # noqa: E402
+from wrrelay import Relay  # noqa: E402
 from wrclient import parse_listing, read_ppm, same_picture, wait_for  # noqa: E402
 
 BUILD = os.environ["WAYRAY_BUILD_ROOT"]
@@ -212,6 +213,9 @@ def video_session(env, tmp, port):
             return lit if dark == 30 * 60 else -dark
         stats = tiler()
         check("the animated region went through the video encoder", stats[1] > 10, str(stats))
+        rate = video_rate(env, cfg)
+        check("its bitrate is what a 250x250 animation needs, not a full screen's",
+              rate is not None and 0 < rate[1] < 1000000, str(rate))
         lit = lit_samples("video.ppm")
         check("the decoded animation lands where the application draws", lit > 100, "%d lit samples" % lit)
         daemon_log = lambda: open(os.path.join(tmp, "video-daemon.log"), errors="replace").read()  # noqa: E731
@@ -272,6 +276,86 @@ def video_session(env, tmp, port):
             c.quit()
         subprocess.run([WAYRAYCTL, "--config", cfg, "shutdown"], env=env, capture_output=True)
         daemon.wait(timeout=15)
+
+
+# A full-screen moving picture (not a translation) with a block of noise.
+FULLSCREEN_VIDEO = ("gst-launch-1.0 -q compositor name=mix sink_1::xpos=560 sink_1::ypos=300 "
+                    "! video/x-raw,width=1280,height=720,framerate=30/1 ! waylandsink fullscreen=true "
+                    "videotestsrc is-live=true pattern=zone-plate kx2=20 ky2=20 kt=1 "
+                    "! video/x-raw,width=1280,height=720,framerate=30/1 ! mix.sink_0 "
+                    "videotestsrc is-live=true pattern=snow ! video/x-raw,width=160,height=120,framerate=30/1 "
+                    "! mix.sink_1")
+
+
+def video_rate(env, cfg):
+    """The session's video-rate line: (bitrate, need, reason), or None."""
+    out = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True, text=True).stdout
+    m = re.search(r"bitrate=\(guint64\)(\d+), need=\(guint64\)(\d+), reason=\(string\)\"?([a-z :]+)", out)
+    return (int(m.group(1)), int(m.group(2)), m.group(3)) if m else None
+
+
+def adaptation_session(env, tmp, port):
+    """Full-screen video through a relay whose server-to-client direction is
+    capped: the session's video bitrate goes under the cap, and back up to
+    what the picture needs when the cap is lifted; the picture keeps
+    coming throughout."""
+    relay = Relay(port)
+    cfg = os.path.join(tmp, "rate.conf")
+    with open(cfg, "w") as f:
+        f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/rate-tokens\n"
+                "runtime-directory=%s/rate-seat\ncontrol-socket=%s/rate-ctl\n[session]\ncommand=%s\n"
+                "allow-root=true\n" % (port, relay.port, tmp, tmp, env["XDG_RUNTIME_DIR"], FULLSCREEN_VIDEO))
+    token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "rate", "--user", ME], env=env,
+                           capture_output=True, text=True).stdout.strip()
+    logpath = os.path.join(tmp, "rate-daemon.log")
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(logpath, "w"),
+                              stderr=subprocess.STDOUT)
+    c = None
+    try:
+        wait_for(lambda: "ready on port" in open(logpath).read(), timeout=20)
+        c = Client(env, relay.port, token, "1280x720", ["--transport", "quic"])
+        check("a client behind the relay gets the full-screen video", c.expect(r"^first-frame", 30) is not None,
+              "\n".join(c.lines) + open(logpath).read()[-1000:])
+        free = [None]
+
+        def at_need():
+            free[0] = video_rate(env, cfg)
+            # within the 5 % the controller leaves alone
+            return free[0] is not None and free[0][0] * 100 >= free[0][1] * 95 and free[0][1] > 1500000
+        check("on a free link the video gets what a 1280x720 picture needs", wait_for(at_need, timeout=15),
+              str(free[0]))
+        # A 1.5 Mbit/s bottleneck with a 64 KiB queue.
+        relay.set_rate(1500000)
+        t0 = time.monotonic()
+        capped = [None]
+
+        def under_cap():
+            capped[0] = video_rate(env, cfg)
+            return capped[0] is not None and capped[0][0] < 1500000
+        down = wait_for(under_cap, timeout=15)
+        check("a 1.5 Mbit/s cap brings the video bitrate under it (%.1f s, reports every 2 s)"
+              % (time.monotonic() - t0), down, str(capped[0]))
+        c.send("stats")
+        f0 = c.expect(r"^frames (\d+)")
+        time.sleep(2)
+        c.send("stats")
+        f1 = c.expect(r"^frames (\d+)")
+        check("and the picture keeps coming over the capped link",
+              f0 and f1 and int(f1.group(1)) > int(f0.group(1)) + 10,
+              "%s -> %s" % (f0 and f0.group(0), f1 and f1.group(0)))
+        relay.set_rate(0)
+        t0 = time.monotonic()
+        up = wait_for(at_need, timeout=20)
+        check("lifting the cap brings it back to the need (%.1f s)" % (time.monotonic() - t0), up, str(free[0]))
+    finally:
+        if c:
+            c.quit()
+        subprocess.run([WAYRAYCTL, "--config", cfg, "shutdown"], env=env, capture_output=True)
+        try:
+            daemon.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        relay.close()
 
 
 def main():
@@ -662,6 +746,7 @@ def main():
 
     # --- the video pipeline files: animation over H.264, fallback encoder -----
     video_session(env, tmp, base + 12)
+    adaptation_session(env, tmp, base + 18)
 
     # --- configuration and pipeline files are checked ---------------------------
     broken = os.path.join(tmp, "broken.pipeline")

@@ -53,7 +53,7 @@ GST_START_TEST (test_congestion_down_and_up)
     steps++;
   }
   fail_unless (steps <= 4, "%d steps to get under the link", steps);
-  fail_unless_equals_string (rc.reason (), "congestion");
+  fail_unless_equals_string (rc.reason (), "congestion: queue");
   fail_unless (rc.target () >= RateControl::kMin);
   /* a queue of 50 ms neither lowers nor raises */
   uint64_t held = rc.target ();
@@ -68,6 +68,31 @@ GST_START_TEST (test_congestion_down_and_up)
   fail_unless_equals_uint64 (rc.target (), need);
   fail_unless (steps <= 20, "%d steps back up", steps);
   fail_unless_equals_string (rc.reason (), "need");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_loss_and_window)
+{
+  RateControl rc;
+  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  /* packets lost since the last step: down, even with an empty queue */
+  RateInput in = frames (1280, 720, 0, 200000);
+  in.lost_packets = 3;
+  rc.step (in);
+  fail_unless (rc.target () < need);
+  fail_unless_equals_string (rc.reason (), "congestion: loss");
+  /* the same count again is no new loss; a full window is congestion */
+  uint64_t after_loss = rc.target ();
+  in.bytes_in_flight = 95000;
+  in.cwnd = 100000;
+  rc.step (in);
+  fail_unless (rc.target () < after_loss);
+  fail_unless_equals_string (rc.reason (), "congestion: window");
+  /* neither: back up */
+  uint64_t low = rc.target ();
+  in.bytes_in_flight = 10000;
+  rc.step (in);
+  fail_unless (rc.target () > low);
 }
 GST_END_TEST;
 
@@ -87,6 +112,7 @@ videorate_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_need_follows_area);
   tcase_add_test (tc, test_congestion_down_and_up);
+  tcase_add_test (tc, test_loss_and_window);
   tcase_add_test (tc, test_no_video);
   return s;
 }

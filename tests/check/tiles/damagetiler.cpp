@@ -129,6 +129,16 @@ GST_START_TEST (test_tiler_video_region)
   gst_video_info_from_caps (&info, caps);
   fail_unless_equals_int (GST_VIDEO_INFO_WIDTH (&info), 256);
   gst_caps_unref (caps);
+  /* the video pad's fixed caps (the atlas) do not pin the screen's size:
+   * a client with another screen can still be negotiated */
+  GstPad *sink = gst_element_get_static_pad (h->element, "sink");
+  GstCaps *other = gst_caps_from_string (bgrx_caps (800, 600).c_str ());
+  fail_unless (gst_pad_query_accept_caps (sink, other));
+  GstCaps *allowed = gst_pad_query_caps (sink, other);
+  fail_unless (!gst_caps_is_empty (allowed));
+  gst_caps_unref (allowed);
+  gst_caps_unref (other);
+  gst_object_unref (sink);
 
   /* a typed character elsewhere stays lossless */
   s.fill ({500, 400, 8, 16}, bgrx (255, 255, 255));

@@ -834,6 +834,61 @@ GST_START_TEST (test_resize_storm)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_resize_race)
+{
+  /* The daemon sets a new size on a capsfilter from its main thread while
+   * the source negotiates in its streaming thread: sizes changed again and
+   * again, at any moment, never end the stream, and the last one wins. */
+  GError *err = nullptr;
+  GstElement *p = gst_parse_launch ("wayraysrc exec=weston-simple-shm ! capsfilter name=size "
+      "caps=video/x-raw,width=640,height=480,framerate=60/1 ! fakesink name=sink sync=false", &err);
+  fail_unless (p != nullptr, "%s", err ? err->message : "?");
+  GstElement *size = gst_bin_get_by_name (GST_BIN (p), "size"), *sink = gst_bin_get_by_name (GST_BIN (p), "sink");
+  GstBus *bus = gst_element_get_bus (p);
+  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  GRand *rnd = g_rand_new_with_seed (7);
+  for (int i = 0; i < 80; i++) {
+    const int w = i % 2 ? 800 : 640, h = i % 2 ? 600 : 480;
+    gchar *str = g_strdup_printf ("video/x-raw,width=%d,height=%d,framerate=60/1", w, h);
+    GstCaps *caps = gst_caps_from_string (str);
+    g_object_set (size, "caps", caps, nullptr);
+    gst_caps_unref (caps);
+    g_free (str);
+    g_usleep (g_rand_int_range (rnd, 0, 15000));
+    GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+    if (m) {
+      GError *e = nullptr;
+      gchar *dbg = nullptr;
+      gst_message_parse_error (m, &e, &dbg);
+      fail ("round %d: %s (%s)", i, e->message, dbg ? dbg : "");
+    }
+  }
+  g_rand_free (rnd);
+  GstCaps *last = gst_caps_from_string ("video/x-raw,width=1024,height=768,framerate=60/1");
+  g_object_set (size, "caps", last, nullptr);
+  gst_caps_unref (last);
+  GstPad *pad = gst_element_get_static_pad (sink, "sink");
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  int width = 0;
+  while (width != 1024 && g_get_monotonic_time () < deadline) {
+    g_usleep (20000);
+    GstCaps *c = gst_pad_get_current_caps (pad);
+    if (c) {
+      gst_structure_get_int (gst_caps_get_structure (c, 0), "width", &width);
+      gst_caps_unref (c);
+    }
+  }
+  fail_unless_equals_int (width, 1024);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR) == nullptr);
+  gst_object_unref (pad);
+  gst_element_set_state (p, GST_STATE_NULL);
+  gst_object_unref (bus);
+  gst_object_unref (size);
+  gst_object_unref (sink);
+  gst_object_unref (p);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_start_stop_cycles)
 {
   auto cycle = [] () {
@@ -930,6 +985,7 @@ wayraysrc_suite (void)
   tcase_add_test (tc, test_real_application);
   tcase_add_test (tc, test_first_frame_full_and_pacing);
   tcase_add_test (tc, test_resize_storm);
+  tcase_add_test (tc, test_resize_race);
   tcase_add_test (tc, test_start_stop_cycles);
   tcase_add_test (tc, test_exec_environment);
   return s;
