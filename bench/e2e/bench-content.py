@@ -150,6 +150,7 @@ class Bench:
             v0 = self.tiler_stats()
             c.send("stats")
             f0 = int(c.expect(r"^frames (\d+)").group(1))
+            d0 = self.relay.bytes_down
             b0, w0, c0 = self.relay.total(), cpu_seconds(worker), cpu_seconds(c.p.pid)
             t0 = time.monotonic()
             keys = 0
@@ -159,12 +160,13 @@ class Bench:
                 time.sleep(self.seconds)
             elapsed = time.monotonic() - t0
             b1, w1, c1 = self.relay.total(), cpu_seconds(worker), cpu_seconds(c.p.pid)
+            d1 = self.relay.bytes_down
             c.send("stats")
             f1 = int(c.expect(r"^frames (\d+)").group(1))
             time.sleep(2.5)
             v1 = self.tiler_stats()
             scale = self.seconds / elapsed
-            return {"name": name, "bytes": (b1 - b0) * scale, "frames": (f1 - f0) * scale,
+            return {"name": name, "bytes": (b1 - b0) * scale, "down": (d1 - d0) * scale, "frames": (f1 - f0) * scale,
                     "video": v1 - v0, "server": (w1 - w0) * scale, "client": (c1 - c0) * scale, "keys": keys}
         finally:
             self.stop(c)
@@ -201,6 +203,7 @@ def main():
         ("idle", FOOT + "bash --norc --noprofile", 1.5, None),
     ]
     results = []
+    encoder = "?"
     try:
         for name, command, settle, action in plan:
             if only and name not in only:
@@ -208,23 +211,27 @@ def main():
             r = b.workload(name, command, settle, action)
             results.append(r)
             print("%-10s done" % name, file=sys.stderr, flush=True)
+        check = subprocess.run([WAYRAYD, "--check", "--config", b.cfg], env=b.env, capture_output=True,
+                               text=True).stdout
+        m = re.search(r"H\.264 encoder: (.*)", check)
+        encoder = m.group(1) if m else "?"
     finally:
         shutil.rmtree(b.tmp, ignore_errors=True)
-    enc = subprocess.run([WAYRAYD, "--check", "--config", os.devnull], capture_output=True, text=True).stdout
-    m = re.search(r"H\.264 encoder: (.*)", enc)
     print("WayRay default pipelines%s, 1280x720, loopback QUIC, %.0f s per workload; every datagram counted "
           "(+28 bytes IP/UDP)" % (" with a client that decodes no H.264 (lossless only)" if args.lossless else "",
                                   args.seconds))
-    print("H.264 encoder: %s" % (m.group(1) if m else "?"))
+    print("H.264 encoder: %s" % encoder)
     print("server CPU: the session worker (compositor, classifier, encoders, transport); client CPU: "
           "wayray-client --headless")
     print()
-    print("%-10s %12s %10s %8s %8s %11s %11s" % ("workload", "bytes", "per key", "frames", "video", "server CPU",
-                                                 "client CPU"))
+    print("bytes: both directions; to client: server to client only; per key: both directions / to client")
+    print()
+    print("%-10s %12s %12s %12s %8s %8s %11s %11s" % ("workload", "bytes", "to client", "per key", "frames", "video",
+                                                      "server CPU", "client CPU"))
     for r in results:
-        per_key = "%d" % (r["bytes"] / r["keys"]) if r["keys"] else "-"
-        print("%-10s %12d %10s %8d %8d %10.2fs %10.2fs" % (r["name"], r["bytes"], per_key, r["frames"], r["video"],
-                                                          r["server"], r["client"]))
+        per_key = "%d / %d" % (r["bytes"] / r["keys"], r["down"] / r["keys"]) if r["keys"] else "-"
+        print("%-10s %12d %12d %12s %8d %8d %10.2fs %10.2fs" % (r["name"], r["bytes"], r["down"], per_key, r["frames"],
+                                                                r["video"], r["server"], r["client"]))
 
 
 if __name__ == "__main__":
