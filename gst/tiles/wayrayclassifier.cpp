@@ -148,27 +148,33 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
           continue;
         visited[t] = 1;
         Rect tr = tile_rect (tx, ty, ts, width_, height_);
-        long differing = 0;
+        /* Whether it changed, and (only where it can count as evidence)
+         * whether enough of its pixels did: counting stops there. */
+        const long need = ((long) s_.evidence_percent * tr.w * tr.h + 99) / 100;
+        const bool count = video && !full && !moved[t];
+        bool differs = false;
+        long pixels = 0;
         for (int y = 0; y < tr.h; y++) {
           const uint8_t *a = cur.data + (size_t) (tr.y + y) * cur.stride + (size_t) tr.x * 4;
           uint8_t *b = prev_.data () + ((size_t) (tr.y + y) * width_ + tr.x) * 4;
           if (memcmp (a, b, (size_t) tr.w * 4) == 0)
             continue;
-          if (video)
-            for (int x = 0; x < tr.w; x++)
-              differing += memcmp (a + x * 4, b + x * 4, 3) != 0;
-          else
-            differing++;
+          differs = true;
+          for (int x = 0; count && pixels < need && x < tr.w; x++) {
+            uint32_t pa, pb;
+            memcpy (&pa, a + x * 4, 4);
+            memcpy (&pb, b + x * 4, 4);
+            pixels += ((pa ^ pb) & 0x00ffffffu) != 0;       /* not the padding byte */
+          }
           memcpy (b, a, (size_t) tr.w * 4);
         }
-        if (differing == 0 && !full) {
+        if (!differs && !full) {
           out.unchanged++;
           continue;
         }
         changed[t] = 1;
         last_change_[t] = now_ns;
-        if (video && !full && !moved[t] &&
-            differing * 100 >= (long) s_.evidence_percent * tr.w * tr.h)
+        if (count && pixels >= need)
           record (t, now_ns);
       }
     }

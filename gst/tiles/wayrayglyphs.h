@@ -5,7 +5,7 @@
  * step, like the tile cache. New lines of text then cost a few bytes per
  * letter instead of their pixels.
  *
- * Internal to the codec: wayraytilecodec.cpp decides where to use it.
+ * Internal to the codec: wayraytileencoder.cpp decides where to use it.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */

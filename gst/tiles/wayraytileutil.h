@@ -1,4 +1,5 @@
 /* Internal helpers shared by the tile codec's parts (wayraytilecodec.cpp,
+ * wayraytileencoder.cpp, wayraytiledecoder.cpp, wayraymotion.cpp,
  * wayrayglyphs.cpp): little-endian access, varints, the bounds-checked
  * reader and the least-recently-used slot order both caches use.
  *
