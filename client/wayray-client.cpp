@@ -57,6 +57,7 @@ struct Client {
    * hello, so that a client without one gets everything losslessly. */
   CodecChoice decoder;
   bool decoder_known = false;
+  std::string video_profiles;   /* --video-profiles, else the decoder's */
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
 
@@ -183,6 +184,10 @@ Client::h264_decoder ()
   if (find_pipeline_file (pipeline_name, "", &path, nullptr) && read_pipeline_file (path, &file, nullptr) &&
       pipeline_uses (file, "H264_DECODER"))
     decoder = pick_h264_decoder (codec_preference (video_decoder));
+  /* What the decoder takes, for the server to pick a profile (empty: any). */
+  if (video_profiles.empty () && !decoder.factory.empty ())
+    for (const std::string &p : h264_profiles_of (decoder.factory, true))
+      video_profiles += (video_profiles.empty () ? "" : ",") + p;
   return decoder;
 }
 
@@ -234,7 +239,8 @@ Client::knock ()
   GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "nonce", G_TYPE_STRING, nonce.c_str (),
       "token", G_TYPE_STRING, token.c_str (),
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
-      "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264", nullptr);
+      "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264",
+      "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
   control_source_push (out, hello);
   door_timeout = g_timeout_add (10000, [] (gpointer data) -> gboolean {
         Client *c = static_cast<Client *> (data);
@@ -834,7 +840,7 @@ int
 main (int argc, char **argv)
 {
   gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
-  gchar *decoder = nullptr, *transport = nullptr;
+  gchar *decoder = nullptr, *transport = nullptr, *profiles = nullptr;
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
@@ -851,6 +857,9 @@ main (int argc, char **argv)
     {"video-decoder", 0, 0, G_OPTION_ARG_STRING, &decoder,
         "H.264 decoders to try, in order (default auto: hardware first, then avdec_h264, openh264dec); "
         "none: no video path, the server sends everything losslessly", "LIST|none"},
+    {"video-profiles", 0, 0, G_OPTION_ARG_STRING, &profiles,
+        "H.264 profiles to tell the server the decoder takes (default: what the decoder's caps say, or any)",
+        "high,main,constrained-baseline,..."},
     {nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("HOST[:PORT] - show a WayRay session");
@@ -899,6 +908,14 @@ main (int argc, char **argv)
     c.known_hosts = known;
   if (decoder)
     c.video_decoder = decoder;
+  if (profiles) {
+    c.video_profiles = profiles;
+    for (char ch : c.video_profiles)
+      if (!g_ascii_isalnum (ch) && ch != '-' && ch != ',' && ch != ':') {
+        g_printerr ("wayray-client: --video-profiles wants a comma-separated list of H.264 profile names\n");
+        return EXIT_USAGE;
+      }
+  }
   if (transport) {
     c.transport = transport;
     if (c.transport != "auto" && c.transport != "quic" && c.transport != "tcp") {

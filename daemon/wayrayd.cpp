@@ -49,6 +49,7 @@
 #include <unistd.h>
 #include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <atomic>
 #include <vector>
 #include <functional>
@@ -318,6 +319,7 @@ Daemon::proxy_setup (SessionProxy *p)
       "certificate-file", G_TYPE_STRING, (base + ".crt").c_str (),
       "private-key-file", G_TYPE_STRING, (base + ".key").c_str (),
       "video-encoder", G_TYPE_STRING, cfg.video_encoder.c_str (),
+      "client-video", G_TYPE_STRING, p->welcome_video.c_str (),
       "framerate", G_TYPE_UINT, cfg.framerate,
       "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
       "pipeline-text", G_TYPE_STRING, server_file.text.c_str (), nullptr);
@@ -423,6 +425,25 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
       if (g_strcmp0 (g_strstrip (*i), "h264") == 0)
         video = "h264";
     g_strfreev (list);
+  }
+  /* ... and the H.264 profiles its decoder takes ("h264:high,main"; none
+   * named: any). Only plain names pass, at most 16 of them. */
+  const gchar *profiles = gst_structure_get_string (msg, "h264-profiles");
+  if (!video.empty () && profiles && *profiles) {
+    std::string list;
+    gchar **names = g_strsplit (profiles, ",", 17);
+    for (gchar **i = names; *i && i - names < 16; i++) {
+      std::string name = g_strstrip (*i);
+      bool plain = !name.empty () && name.size () <= 32 &&
+          std::all_of (name.begin (), name.end (), [] (char c) {
+            return g_ascii_isalnum (c) || c == '-' || c == ':';
+          });
+      if (plain)
+        list += (list.empty () ? "" : ",") + name;
+    }
+    g_strfreev (names);
+    if (!list.empty ())
+      video += ":" + list;
   }
   const std::string source = FailureLimit::source_of (peer);
   const gint64 now = g_get_monotonic_time ();

@@ -6,6 +6,7 @@
 
 #include <gst/gst.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -135,6 +136,69 @@ codec_preference (const std::string &list)
   }
   g_strfreev (parts);
   return out;
+}
+
+std::vector<std::string>
+h264_profiles_of (const std::string &factory, bool sink)
+{
+  std::vector<std::string> out;
+  GstElementFactory *f = gst_element_factory_find (factory.c_str ());
+  if (!f)
+    return out;
+  for (const GList *l = gst_element_factory_get_static_pad_templates (f); l; l = l->next) {
+    auto *t = static_cast<GstStaticPadTemplate *> (l->data);
+    if (t->direction != (sink ? GST_PAD_SINK : GST_PAD_SRC))
+      continue;
+    GstCaps *caps = gst_static_caps_get (&t->static_caps);
+    for (guint i = 0; i < gst_caps_get_size (caps); i++) {
+      GstStructure *s = gst_caps_get_structure (caps, i);
+      if (!gst_structure_has_name (s, "video/x-h264"))
+        continue;
+      const GValue *v = gst_structure_get_value (s, "profile");
+      if (v && G_VALUE_HOLDS_STRING (v)) {
+        out.push_back (g_value_get_string (v));
+      } else if (v && GST_VALUE_HOLDS_LIST (v)) {
+        for (guint k = 0; k < gst_value_list_get_size (v); k++) {
+          const GValue *e = gst_value_list_get_value (v, k);
+          if (G_VALUE_HOLDS_STRING (e))
+            out.push_back (g_value_get_string (e));
+        }
+      }
+    }
+    gst_caps_unref (caps);
+  }
+  gst_object_unref (f);
+  return out;
+}
+
+bool
+h264_profile_decodable (const std::string &profile, const std::vector<std::string> &decoder)
+{
+  if (decoder.empty ())
+    return true;
+  auto takes = [&] (const char *p) {
+    return std::find (decoder.begin (), decoder.end (), p) != decoder.end ();
+  };
+  if (takes (profile.c_str ()))
+    return true;
+  /* A constrained-baseline stream is also a valid baseline, main and high
+   * stream; a main stream a valid high one. */
+  if (profile == "constrained-baseline")
+    return takes ("baseline") || takes ("main") || takes ("high");
+  if (profile == "main")
+    return takes ("high");
+  return false;
+}
+
+std::string
+pick_h264_profile (const std::vector<std::string> &decoder, const std::vector<std::string> &encoder)
+{
+  for (const char *p : { "high", "main", "constrained-baseline" }) {
+    bool made = encoder.empty () || std::find (encoder.begin (), encoder.end (), p) != encoder.end ();
+    if (made && h264_profile_decodable (p, decoder))
+      return p;
+  }
+  return "";
 }
 
 }  // namespace wayray

@@ -29,4 +29,18 @@ CodecChoice pick_h264_decoder (const std::vector<std::string> &preference = {});
 /* "a,b,c" → {a, b, c}; "auto" or "" → {}. */
 std::vector<std::string> codec_preference (const std::string &list);
 
+/* The H.264 profiles an element takes (@sink, a decoder) or makes (an
+ * encoder), from its pad template; empty when the template names none
+ * (it takes or makes any). */
+std::vector<std::string> h264_profiles_of (const std::string &factory, bool sink);
+
+/* The profile a session encodes for a client whose decoder takes
+ * @decoder and an encoder that makes @encoder (empty: any): the first of
+ * high, main and constrained-baseline both allow; "" when none. */
+std::string pick_h264_profile (const std::vector<std::string> &decoder, const std::vector<std::string> &encoder);
+
+/* Whether a decoder that takes @decoder (empty: any) decodes @profile;
+ * constrained-baseline streams are baseline and main streams too. */
+bool h264_profile_decodable (const std::string &profile, const std::vector<std::string> &decoder);
+
 }  // namespace wayray

@@ -63,9 +63,17 @@ bool check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError 
 
 /* The variables of the server pipeline @file for one session. H264_ENCODER
  * is the best usable encoder of `[session] video-encoder` (probed only when
- * the file uses it). */
+ * the file uses it); H264_PROFILE the best profile it makes that the first
+ * client (@client_video, its hello's "h264:PROFILE,...") decodes. */
 Variables session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket,
-    int width, int height, guint port);
+    int width, int height, guint port, const std::string &client_video);
+
+/* The H.264 profiles in a client's "h264:PROFILE,..." (empty: any). */
+std::vector<std::string> client_h264_profiles (const std::string &video);
+
+/* The profile a session with @encoder makes for a first client
+ * @client_video: high, main or constrained-baseline. */
+std::string session_h264_profile (const std::string &encoder, const std::string &client_video);
 
 /* The seat's runtime directory when the configuration names none:
  * $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=wayray/SEAT), else

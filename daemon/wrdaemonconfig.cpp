@@ -210,7 +210,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
 
 Variables
 session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket, int width,
-    int height, guint port)
+    int height, guint port, const std::string &client_video)
 {
   static CodecChoice encoder;
   static std::string encoder_for;
@@ -233,7 +233,26 @@ session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, co
     /* Empty with none usable: the file's %if H264_ENCODER parts are left out
      * and sessions are lossless. */
     { "H264_ENCODER", encoder.launch },
+    { "H264_PROFILE", session_h264_profile (encoder.factory, client_video) },
   };
+}
+
+std::vector<std::string>
+client_h264_profiles (const std::string &video)
+{
+  size_t colon = video.find (':');
+  return colon == std::string::npos ? std::vector<std::string> () : codec_preference (video.substr (colon + 1));
+}
+
+std::string
+session_h264_profile (const std::string &encoder, const std::string &client_video)
+{
+  std::string p = pick_h264_profile (client_h264_profiles (client_video),
+      encoder.empty () ? std::vector<std::string> () : h264_profiles_of (encoder, false));
+  /* A decoder that takes none the encoder makes: the best the encoder
+   * makes (that client gets everything losslessly; the next may not). */
+  return p.empty () ? pick_h264_profile ({}, encoder.empty () ? std::vector<std::string> () :
+      h264_profiles_of (encoder, false)) : p;
 }
 
 bool
@@ -256,7 +275,7 @@ check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **err
   if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error) ||
       !read_pipeline_file (path, &file, error))
     return false;
-  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.port);
+  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.port, "h264");
   GstElement *p = load_pipeline (file, vars, error);
   if (!p)
     return false;

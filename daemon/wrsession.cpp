@@ -4,6 +4,7 @@
  */
 #include "wrsession.h"
 
+#include "wrcodecs.h"
 #include "wrcontrol.h"
 
 #include <gst/app/gstappsink.h>
@@ -184,11 +185,18 @@ Session::attach ()
   set_size (pending_w, pending_h);
   client = pending_client;
   attaches++;
-  bool video = set_video (pending_video == "h264");
+  /* Video only for a client whose decoder takes what this session's
+   * encoder makes. */
+  bool h264 = pending_video.rfind ("h264", 0) == 0;
+  bool decodable = h264 && h264_profile_decodable (h264_profile, client_h264_profiles (pending_video));
+  bool video = set_video (decodable);
   open_gate ();
+  std::string how = video ? "video regions as H.264, profile " + h264_profile :
+      !h264 ? "lossless; the client decodes no H.264" :
+      !decodable ? "lossless; the client's H.264 decoder does not take profile " + h264_profile :
+      "lossless; the pipeline has no video path";
   g_print ("session %d (%s): attached %s at %dx%d (%s)\n", id, token_name.c_str (), client.c_str (), width, height,
-      video ? "video regions as H.264" : pending_video == "h264" ? "lossless; the pipeline has no video path" :
-      "lossless; the client decodes no H.264");
+      how.c_str ());
   host->session_changed (id);
 }
 
@@ -294,7 +302,9 @@ bool
 Session::start (GError **error)
 {
   const std::string &path = host->server_file ().path;
-  Variables vars = session_variables (host->config (), host->server_file (), id, socket_name, width, height, port);
+  Variables vars = session_variables (host->config (), host->server_file (), id, socket_name, width, height, port,
+      first_video);
+  h264_profile = vars["H264_PROFILE"];
   pipeline = load_pipeline (host->server_file (), vars, error);
   if (!pipeline)
     return false;

@@ -58,6 +58,10 @@ struct Session {
   std::string pending_ticket;
   int pending_w = 0, pending_h = 0;
   std::string pending_client, pending_video;
+  /* What the first client decodes ("h264:PROFILE,..."): the session's
+   * encoder makes the best profile it takes (h264_profile), for good;
+   * later clients that cannot decode it get everything losslessly. */
+  std::string first_video, h264_profile;
   std::atomic<bool> verified { false };
   /* Connection events of the session's connections, kept by the bus sync
    * handler (which also closes the gates on every change) as they happen:

@@ -22,18 +22,33 @@ RateControl::step (const RateInput & in)
   bool lost = in.lost_packets > lost_;
   lost_ = std::max (lost_, in.lost_packets);
   bool cwnd_limited = in.cwnd > 0 && in.bytes_in_flight * 10 >= in.cwnd * 9;
-  if (queued_s > 0.1 || lost || cwnd_limited) {
+  /* Queueing delay: what the round trip has gained over its minimum. */
+  double delay_s = in.min_rtt_ns && in.rtt_ns > in.min_rtt_ns ? (in.rtt_ns - in.min_rtt_ns) / 1e9 : 0;
+  bool delayed = in.min_rtt_ns && delay_s > std::max (0.03, in.min_rtt_ns / 1e9);
+  /* A cut takes a while to drain the queue behind it: a delay alone cuts
+   * again only after two steps (500 ms). */
+  if (hold_ > 0)
+    hold_--;
+  bool congestion = (delayed && hold_ == 0) || queued_s > 0.1 || lost || cwnd_limited;
+  if (congestion) {
     uint64_t link = in.delivery_rate * 8;
     uint64_t base = link ? std::min (target_, link) : target_;
+    recent_ = 40;
+    hold_ = 2;
     target_ = (uint64_t) (base * 0.75);
-    reason_ = queued_s > 0.1 ? "congestion: queue" : lost ? "congestion: loss" : "congestion: window";
-  } else if (queued_s < 0.02 && target_ < need_) {
-    target_ = std::min (need_, (uint64_t) (target_ * 1.15) + 1);
+    reason_ = delayed ? "congestion: delay" : queued_s > 0.1 ? "congestion: queue" : lost ? "congestion: loss" :
+        "congestion: window";
+  } else if (delayed) {
+    reason_ = "congestion: delay";    /* holding while the queue drains */
+  } else if (queued_s < 0.02 && delay_s < 0.015 && target_ < need_) {
+    target_ = std::min (need_, (uint64_t) (target_ * (recent_ > 0 ? 1.02 : 1.15)) + 1);
     reason_ = target_ == need_ ? "need" : "probing";
   } else if (target_ > need_) {
     target_ = need_;
     reason_ = "need";
   }
+  if (!congestion && recent_ > 0)
+    recent_--;
   target_ = std::max (kMin, std::min (target_, need_));
   return target_;
 }
@@ -128,6 +143,10 @@ VideoRate::tick ()
       in.bytes_in_flight = v;
     if (gst_structure_get_uint64 (st, "cwnd", &v))
       in.cwnd = v;
+    if (gst_structure_get_uint64 (st, "smoothed-rtt", &v))
+      in.rtt_ns = v;
+    if (gst_structure_get_uint64 (st, "min-rtt", &v))
+      in.min_rtt_ns = v;
     gst_structure_free (st);
   }
   uint64_t t = rc_.step (in);

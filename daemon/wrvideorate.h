@@ -11,12 +11,18 @@
  *   bits-per-pixel (0.1), between 150 kbit/s and 20 Mbit/s: a 250x250
  *   animation is not given a full screen's bitrate, nor a 30 fps video a
  *   60 fps one's;
- * - *congestion*: when the send queue holds more than 100 ms of what the
+ * - *congestion*: when the round trip grew by more than 30 ms (and more
+ *   than the link's own minimum) over its minimum — a queue building up at
+ *   a bottleneck —, when the send queue holds more than 100 ms of what the
  *   link delivers, when packets were lost since the last step, or when the
  *   connection is limited by its congestion window (bytes in flight at 90 %
  *   of it), the target drops to 75 % of the lower of itself and the
- *   delivery rate; when none of that holds and the queue is (nearly)
- *   empty it rises by 15 % per step, up to the need.
+ *   delivery rate; when none of that holds, the round trip is within 15 ms
+ *   of its minimum and the queue is (nearly) empty, it rises by 15 % per
+ *   step, up to the need — by 2 % only in the 10 s after a congestion, so
+ *   the rate settles under a bottleneck instead of swinging across it. A
+ *   cut for delay alone waits 500 ms before the next, for the queue
+ *   behind it to drain.
  *
  * The encoder is the element named `venc` in the session pipeline (any of
  * the H.264 encoders wrcodecs picks; openh264enc counts bits, the others
@@ -42,6 +48,7 @@ struct RateInput {
   uint64_t delivery_rate = 0;   /* bytes per second, 0: not known */
   uint64_t lost_packets = 0;    /* since the connection began */
   uint64_t bytes_in_flight = 0, cwnd = 0;
+  uint64_t rtt_ns = 0, min_rtt_ns = 0;  /* smoothed and minimum round trip; 0: not known */
 };
 
 class RateControl {
@@ -57,6 +64,8 @@ public:
 
 private:
   uint64_t target_ = 0, need_ = 0, lost_ = 0;
+  int recent_ = 0;              /* steps since congestion, counting down from 40 */
+  int hold_ = 0;                /* steps before a delay may cut again */
   const char *reason_ = "start";
 };
 

@@ -195,6 +195,7 @@ class Worker : public SessionHost {
     session->socket_name = str ("socket");
     gst_structure_get_int (s, "width", &session->width);
     gst_structure_get_int (s, "height", &session->height);
+    session->first_video = str ("client-video");
     GError *err = nullptr;
     if (!session->start (&err)) {
       send (gst_structure_new ("failed", "reason", G_TYPE_STRING, err->message, nullptr));
