@@ -316,8 +316,11 @@ Endpoint::Impl::setup_server (std::string & error)
 bool
 Endpoint::Impl::setup_tls (Conn & c, bool server, std::string & error)
 {
+  /* Over TCP, GnuTLS writes to the socket itself: a peer that closed it
+   * (a router refusing the connection) must not raise SIGPIPE in the
+   * application that loaded this plugin (GNUTLS_NO_SIGNAL: MSG_NOSIGNAL). */
   int rv = gnutls_init (&c.tls, (server ? GNUTLS_SERVER : GNUTLS_CLIENT)
-      | (c.tcp ? GNUTLS_NONBLOCK : GNUTLS_NO_END_OF_EARLY_DATA));
+      | (c.tcp ? GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL : GNUTLS_NO_END_OF_EARLY_DATA));
   if (rv == 0)
     rv = gnutls_priority_set_direct (c.tls, kPriority, nullptr);
   if (rv == 0 && !c.tcp)

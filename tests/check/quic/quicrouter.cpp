@@ -433,6 +433,14 @@ GST_START_TEST (test_silent_tcp_bounded)
       "a ninth connection from an address with eight silent ones was not refused");
   fail_if (tcp_closed (site.port, pre, sizeof pre, 1000, INADDR_LOOPBACK + 1),
       "another address's connection was refused too");
+  /* A real client refused the same way (its socket closed under its TLS
+   * handshake) loses that connection, and nothing more: no SIGPIPE ends
+   * the application that runs it. */
+  for (int round = 0; round < 3; round++) {
+    Client r (site.client ("127.0.0.1", SESSION_PREFIX, site.session_fp, "tcp"));
+    g_usleep (700 * 1000);
+    fail_if (flag_connected (r.src), "a refused TCP client is connected");
+  }
   for (int fd : silent)
     close (fd);
   g_usleep (300 * 1000);
