@@ -535,14 +535,14 @@ Client::start_session ()
    * starting beside this client) may refuse the first try: a few more,
    * then give up. */
   for (int attempt = 1; !start_display (&err); attempt++) {
-    if (attempt == 10) {
+    if (attempt == 20) {
       finish (EXIT_USAGE, err->message);
       g_error_free (err);
       return;
     }
     g_printerr ("wayray-client: %s; trying again\n", err->message);
     g_clear_error (&err);
-    g_usleep (300 * 1000);
+    g_usleep (MIN (attempt, 5) * 200 * 1000);       /* 0.2 s, growing to 1 s: about 17 s in all */
   }
   /* The picture leaves the session pipeline here; window and console show
    * it through the display pipeline. */

@@ -111,6 +111,13 @@ def window_client(env, port, token, tmp, clients, end_session, drawn):
         if not check("Xvfb starts", number.strip().isdigit(), number.decode(errors="replace")):
             return
         envx = dict(env, DISPLAY=display)
+        # The X server answers before the client starts (it reported its
+        # display; this also proves it takes connections).
+        answers = wait_for(lambda: subprocess.run(["xdotool", "getdisplaygeometry"], env=envx,
+                                                  capture_output=True).returncode == 0, timeout=20)
+        if not check("the X server takes connections", answers,
+                     "Xvfb %s (%s): %s" % (display, xvfb.poll(), open(xlog, errors="replace").read()[-2000:])):
+            return
         errlog = os.path.join(tmp, "window-client.log")
         wc = Client(dict(envx, GST_DEBUG="2"), port, token, "800x600", stdin=False, stderr=open(errlog, "w"))
         clients.append(wc)
