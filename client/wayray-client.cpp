@@ -39,6 +39,7 @@
 #include <functional>
 #include <cstring>
 #include <mutex>
+#include <vector>
 #include <string>
 
 using namespace wayray;
@@ -83,6 +84,7 @@ struct Client {
   std::string route;   /* the session's connection-ID prefix on the seat's port */
   bool attached = false, new_session = false;
   guint backoff_ms = 0, retry_source = 0;
+  int display_attempts = 0;
 
 #ifdef HAVE_LIBINPUT
   ConsoleInput console_input;
@@ -99,6 +101,7 @@ struct Client {
   gint64 key_sent_us = 0;
   guint64 frames_at_key = 0;
 
+  void begin ();
   void knock ();
   const CodecChoice &h264_decoder ();
   void stop_door ();
@@ -189,6 +192,35 @@ Client::h264_decoder ()
     for (const std::string &p : h264_profiles_of (decoder.factory, true))
       video_profiles += (video_profiles.empty () ? "" : ",") + p;
   return decoder;
+}
+
+/* The window or console comes up first, then the client knocks. A
+ * display server that is only just up (a thin client's X or Wayland
+ * starting beside this client) may refuse the first tries: the client
+ * tries again, 0.2 s apart growing to 1 s, about 17 s in all, then gives
+ * up. Signals are served meanwhile. */
+void
+Client::begin ()
+{
+  GError *err = nullptr;
+  if (start_display (&err)) {
+    knock ();
+    return;
+  }
+  /* Only a display server that refuses is worth waiting for. */
+  if (++display_attempts == 20 || !g_error_matches (err, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE)) {
+    finish (EXIT_USAGE, err->message);
+    g_error_free (err);
+    return;
+  }
+  g_printerr ("wayray-client: %s; trying again\n", err->message);
+  g_error_free (err);
+  retry_source = g_timeout_add (MIN (display_attempts, 5) * 200, [] (gpointer data) -> gboolean {
+        Client *c = static_cast<Client *> (data);
+        c->retry_source = 0;
+        c->begin ();
+        return G_SOURCE_REMOVE;
+      }, this);
 }
 
 void
@@ -345,6 +377,10 @@ display_bus (GstBus *bus, GstMessage *msg, gpointer data)
 {
   Client *c = static_cast<Client *> (data);
   if (GST_MESSAGE_TYPE (msg) == GST_MESSAGE_ERROR) {
+    /* An error a display that failed to start posted before it was torn
+     * down is not about the display now showing. */
+    if (!c->display || !gst_object_has_as_ancestor (GST_MESSAGE_SRC (msg), GST_OBJECT (c->display)))
+      return G_SOURCE_CONTINUE;
     GError *err = nullptr;
     gst_message_parse_error (msg, &err, nullptr);
     std::string m = std::string ("the display failed: ") + err->message;
@@ -355,36 +391,77 @@ display_bus (GstBus *bus, GstMessage *msg, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The sinks a window may be shown by, best first: the window system the
+ * client runs in, never a framebuffer or console fallback that
+ * autovideosink might pick when no window system answers. The X sinks come
+ * first: they report keyboard and pointer (GstNavigation), GStreamer
+ * 1.22's waylandsink does not, so it serves only where there is no X
+ * (Xwayland sets DISPLAY). */
+static std::vector<std::string>
+window_sinks ()
+{
+  std::vector<std::string> sinks;
+  if (g_getenv ("DISPLAY")) {
+    sinks.push_back ("xvimagesink");
+    sinks.push_back ("ximagesink");
+  }
+  if (g_getenv ("WAYLAND_DISPLAY"))
+    sinks.push_back ("waylandsink");
+  return sinks;
+}
+
 bool
 Client::start_display (GError **err)
 {
   if (display || headless)
     return true;
-  std::string desc = std::string ("appsrc name=src is-live=true format=time do-timestamp=true "
-      "max-buffers=2 leaky-type=downstream "
-      "! textoverlay name=status silent=true valignment=center halignment=center "
-      "font-desc=\"Sans 9\" shaded-background=true "
-      "! videoconvert ! ") + (console ? "kmssink" : "autovideosink") +
-      " name=wayray-out sync=false";
-  display = gst_parse_launch_full (desc.c_str (), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, err);
-  if (!display)
-    return false;
-  display_src = gst_bin_get_by_name (GST_BIN (display), "src");
-  display_sink = gst_bin_get_by_name (GST_BIN (display), "wayray-out");
-  status = gst_bin_get_by_name (GST_BIN (display), "status");
-  GstPad *pad = gst_element_get_static_pad (display_src, "src");
-  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_display_event, this, nullptr);
-  gst_object_unref (pad);
-  GstBus *bus = gst_element_get_bus (display);
-  gst_bus_add_watch (bus, display_bus, this);
-  gst_object_unref (bus);
-  if (gst_element_set_state (display, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
-    g_set_error (err, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
-        "the %s would not start", console ? "console display (kmssink)" : "window");
-    stop_display ();
+  std::vector<std::string> sinks;
+  if (console)
+    sinks.push_back ("kmssink");
+  else
+    sinks = window_sinks ();
+  if (sinks.empty ()) {
+    g_set_error (err, GST_CORE_ERROR, GST_CORE_ERROR_FAILED,
+        "no window system to open a window in (neither WAYLAND_DISPLAY nor DISPLAY is set; "
+        "--console shows the session on a bare console)");
     return false;
   }
-  return true;
+  std::string tried;
+  for (const std::string &sink : sinks) {
+    GstElement *factory_check = gst_element_factory_make (sink.c_str (), nullptr);
+    if (!factory_check)
+      continue;
+    gst_object_unref (factory_check);
+    tried += (tried.empty () ? "" : ", ") + sink;
+    std::string desc = "appsrc name=src is-live=true format=time do-timestamp=true "
+        "max-buffers=2 leaky-type=downstream "
+        "! textoverlay name=status silent=true valignment=center halignment=center "
+        "font-desc=\"Sans 9\" shaded-background=true "
+        "! videoconvert ! " + sink + " name=wayray-out sync=false";
+    display = gst_parse_launch_full (desc.c_str (), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, err);
+    if (!display)
+      return false;
+    display_src = gst_bin_get_by_name (GST_BIN (display), "src");
+    display_sink = gst_bin_get_by_name (GST_BIN (display), "wayray-out");
+    status = gst_bin_get_by_name (GST_BIN (display), "status");
+    GstPad *pad = gst_element_get_static_pad (display_src, "src");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_EVENT_UPSTREAM, on_display_event, this, nullptr);
+    gst_object_unref (pad);
+    GstBus *bus = gst_element_get_bus (display);
+    gst_bus_add_watch (bus, display_bus, this);
+    gst_object_unref (bus);
+    if (gst_element_set_state (display, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE)
+      return true;
+    stop_display ();
+  }
+  if (tried.empty ())
+    g_set_error (err, GST_CORE_ERROR, GST_CORE_ERROR_MISSING_PLUGIN,
+        "no sink for the %s is installed (wanted %s)", console ? "console" : "window",
+        console ? "kmssink" : "xvimagesink, ximagesink or waylandsink");
+  else
+    g_set_error (err, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE,
+        "the %s would not start (tried %s)", console ? "console display" : "window", tried.c_str ());
+  return false;
 }
 
 void
@@ -392,6 +469,9 @@ Client::stop_display ()
 {
   if (!display)
     return;
+  GstBus *bus = gst_element_get_bus (display);
+  gst_bus_remove_watch (bus);
+  gst_object_unref (bus);
   gst_element_set_state (display, GST_STATE_NULL);
   for (GstElement *e : { display_src, display_sink, status, display })
     if (e)
@@ -531,18 +611,10 @@ Client::start_session ()
     g_error_free (err);
     return;
   }
-  /* A display server that is only just up (a thin client's X or Wayland
-   * starting beside this client) may refuse the first try: a few more,
-   * then give up. */
-  for (int attempt = 1; !start_display (&err); attempt++) {
-    if (attempt == 20) {
-      finish (EXIT_USAGE, err->message);
-      g_error_free (err);
-      return;
-    }
-    g_printerr ("wayray-client: %s; trying again\n", err->message);
-    g_clear_error (&err);
-    g_usleep (MIN (attempt, 5) * 200 * 1000);       /* 0.2 s, growing to 1 s: about 17 s in all */
+  if (!start_display (&err)) {
+    finish (EXIT_USAGE, err->message);
+    g_error_free (err);
+    return;
   }
   /* The picture leaves the session pipeline here; window and console show
    * it through the display pipeline. */
@@ -941,7 +1013,11 @@ main (int argc, char **argv)
     g_io_add_watch (ch, (GIOCondition) (G_IO_IN | G_IO_HUP), on_stdin, &c);
     g_io_channel_unref (ch);
   }
-  c.knock ();
+  /* From within the loop, so that a client that gives up at once quits it. */
+  g_idle_add ([] (gpointer data) -> gboolean {
+        static_cast<Client *> (data)->begin ();
+        return G_SOURCE_REMOVE;
+      }, &c);
   g_main_loop_run (c.loop);
 
   c.stop_door ();

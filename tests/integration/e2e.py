@@ -90,38 +90,24 @@ def window_client(env, port, token, tmp, clients, end_session, drawn):
     """A client in window mode (autovideosink) on a virtual X server; keys
     typed into its window reach the session. When its session goes away the
     client reconnects in the same window (end_session() kills the worker)."""
-    # Xvfb picks a free display itself and says which once it accepts
-    # connections (-displayfd): no clash with another X server, no race.
-    rfd, wfd = os.pipe()
+    # The client starts before its X server, as on a thin client whose X
+    # comes up beside it: the window is refused until the server is up, and
+    # the client keeps trying. -noreset: the server stays up between clients.
+    number = next(n for n in range(60, 200)
+                  if not os.path.exists("/tmp/.X%d-lock" % n) and not os.path.exists("/tmp/.X11-unix/X%d" % n))
+    display = ":%d" % number
+    envx = dict(env, DISPLAY=display)
+    errlog = os.path.join(tmp, "window-client.log")
+    wc = Client(dict(envx, GST_DEBUG="2"), port, token, "800x600", stdin=False, stderr=open(errlog, "w"))
+    clients.append(wc)
+    check("a window client waits for its X server",
+          wait_for(lambda: "would not start (tried xvimagesink, ximagesink); trying again" in open(errlog, errors="replace").read()),
+          open(errlog, errors="replace").read()[-2000:])
     xlog = os.path.join(tmp, "xvfb.log")
-    xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(wfd), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
-                            stdout=subprocess.DEVNULL, stderr=open(xlog, "w"), pass_fds=(wfd,))
-    os.close(wfd)
+    xvfb = subprocess.Popen(["Xvfb", display, "-noreset", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=open(xlog, "w"))
     try:
-        number = b""
-        deadline = time.monotonic() + 20
-        while not number.endswith(b"\n") and time.monotonic() < deadline:
-            r, _, _ = select.select([rfd], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = os.read(rfd, 16) if r else b""
-            if not chunk:
-                break
-            number += chunk
-        os.close(rfd)
-        display = ":" + number.decode().strip()
-        if not check("Xvfb starts", number.strip().isdigit(), number.decode(errors="replace")):
-            return
-        envx = dict(env, DISPLAY=display)
-        # The X server answers before the client starts (it reported its
-        # display; this also proves it takes connections).
-        answers = wait_for(lambda: subprocess.run(["xdotool", "getdisplaygeometry"], env=envx,
-                                                  capture_output=True).returncode == 0, timeout=20)
-        if not check("the X server takes connections", answers,
-                     "Xvfb %s (%s): %s" % (display, xvfb.poll(), open(xlog, errors="replace").read()[-2000:])):
-            return
-        errlog = os.path.join(tmp, "window-client.log")
-        wc = Client(dict(envx, GST_DEBUG="2"), port, token, "800x600", stdin=False, stderr=open(errlog, "w"))
-        clients.append(wc)
-        check("a window client attaches and shows frames", wc.expect(r"^first-frame") is not None,
+        check("and shows frames once it is up", wc.expect(r"^first-frame") is not None,
               "\n".join(wc.lines) + "\n" + open(errlog, errors="replace").read()[-3000:]
               + "\nXvfb %s (%s): %s" % (display, xvfb.poll(), open(xlog, errors="replace").read()[-2000:]))
         found = wait_for(lambda: subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."],
