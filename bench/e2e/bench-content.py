@@ -150,8 +150,8 @@ class Bench:
             v0 = self.tiler_stats()
             c.send("stats")
             f0 = int(c.expect(r"^frames (\d+)").group(1))
-            d0 = self.relay.bytes_down
-            b0, w0, c0 = self.relay.total(), cpu_seconds(worker), cpu_seconds(c.p.pid)
+            n0 = self.relay.counts()
+            w0, c0 = cpu_seconds(worker), cpu_seconds(c.p.pid)
             t0 = time.monotonic()
             keys = 0
             if action:
@@ -159,14 +159,16 @@ class Bench:
             else:
                 time.sleep(self.seconds)
             elapsed = time.monotonic() - t0
-            b1, w1, c1 = self.relay.total(), cpu_seconds(worker), cpu_seconds(c.p.pid)
-            d1 = self.relay.bytes_down
+            n1 = self.relay.counts()
+            w1, c1 = cpu_seconds(worker), cpu_seconds(c.p.pid)
             c.send("stats")
             f1 = int(c.expect(r"^frames (\d+)").group(1))
             time.sleep(2.5)
             v1 = self.tiler_stats()
             scale = self.seconds / elapsed
-            return {"name": name, "bytes": (b1 - b0) * scale, "down": (d1 - d0) * scale, "frames": (f1 - f0) * scale,
+            up, down, pkt_up, pkt_down = ((b - a) * scale for a, b in zip(n0, n1))
+            return {"name": name, "bytes": up + down, "down": down, "pkt_up": pkt_up, "pkt_down": pkt_down,
+                    "frames": (f1 - f0) * scale,
                     "video": v1 - v0, "server": (w1 - w0) * scale, "client": (c1 - c0) * scale, "keys": keys}
         finally:
             self.stop(c)
@@ -224,14 +226,16 @@ def main():
     print("server CPU: the session worker (compositor, classifier, encoders, transport); client CPU: "
           "wayray-client --headless")
     print()
-    print("bytes: both directions; to client: server to client only; per key: both directions / to client")
+    print("bytes: both directions; to client: server to client only; per key: both directions / to client;")
+    print("datagrams: to client / to server")
     print()
-    print("%-10s %12s %12s %12s %8s %8s %11s %11s" % ("workload", "bytes", "to client", "per key", "frames", "video",
-                                                      "server CPU", "client CPU"))
+    print("%-10s %12s %12s %12s %13s %8s %8s %11s %11s" % ("workload", "bytes", "to client", "per key", "datagrams",
+                                                           "frames", "video", "server CPU", "client CPU"))
     for r in results:
         per_key = "%d / %d" % (r["bytes"] / r["keys"], r["down"] / r["keys"]) if r["keys"] else "-"
-        print("%-10s %12d %12d %12s %8d %8d %10.2fs %10.2fs" % (r["name"], r["bytes"], r["down"], per_key, r["frames"],
-                                                                r["video"], r["server"], r["client"]))
+        print("%-10s %12d %12d %12s %13s %8d %8d %10.2fs %10.2fs" % (
+            r["name"], r["bytes"], r["down"], per_key, "%d / %d" % (r["pkt_down"], r["pkt_up"]), r["frames"],
+            r["video"], r["server"], r["client"]))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@
 namespace wrq {
 
 /* Framing version carried in every stream preamble. */
-constexpr guint8 kFramingVersion = 1;
+constexpr guint8 kFramingVersion = 2;
 
 /* What a stream carries; also decides its send priority. */
 enum class Purpose : guint8 {
@@ -46,14 +46,33 @@ enum class FrameType : guint8 {
   Buffer = 3,
   Event = 4,          /* serialized downstream event (custom, EOS, gap) */
   UpstreamEvent = 5,  /* control stream only: event for a named sink pad */
+  Navigation = 6,     /* control stream only: a key, pointer or scroll event, in binary */
 };
+
+/* What a navigation frame carries (docs/transport.md). */
+enum class NavigationKind : guint8 {
+  KeyPress = 1,
+  KeyRelease = 2,
+  MouseMove = 3,
+  ButtonPress = 4,
+  ButtonRelease = 5,
+  Scroll = 6,
+};
+constexpr guint8 kNavigationKindMax = 6;
+constexpr size_t kMaxKeyNameLen = 64;
 
 /* Largest payload accepted per frame type (the parser's bounds). */
 constexpr guint32 kMaxCapsLen = 64 * 1024;
 constexpr guint32 kMaxEventLen = 1024 * 1024;
 constexpr guint32 kMaxBufferLen = 64 * 1024 * 1024;
 constexpr guint32 kSegmentLen = 80;
-constexpr guint32 kBufferHeaderLen = 32;
+/* A buffer frame's header: which of pts, dts and duration follow (u8, bits
+ * 0..2), the wire flags (u8), then each present one as u64. */
+constexpr guint32 kBufferHeaderMin = 2;
+constexpr guint32 kBufferHeaderMax = 2 + 3 * 8;
+constexpr guint8 kBufferHasPts = 1 << 0;
+constexpr guint8 kBufferHasDts = 1 << 1;
+constexpr guint8 kBufferHasDuration = 1 << 2;
 constexpr size_t kPreambleFixedLen = 11;
 constexpr size_t kFrameHeaderLen = 5;
 
@@ -154,7 +173,8 @@ private:
   size_t chunk_filled_ = 0;
   size_t pending_filled_ = 0;     /* payload bytes received so far */
   bool next_chunk ();
-  guint8 buffer_header_[kBufferHeaderLen] {};
+  guint8 buffer_header_[kBufferHeaderMax] {};
+  guint32 buffer_header_len_ = kBufferHeaderMin;   /* of the buffer frame in progress */
 };
 
 /* TCP + TLS fallback: streams multiplexed as records (docs/transport.md):

@@ -183,7 +183,7 @@ Endpoint::Impl::tcp_received (Conn & c, InStream & s)
   guint64 partial = 0;
   for (auto &kv : c.tcp_in)
     partial += kv.second->parser.buffered ();
-  if (partial > kPartialBudget + kMaxBufferLen + kBufferHeaderLen) {
+  if (partial > kPartialBudget + kMaxBufferLen + kBufferHeaderMax) {
     c.closing = true;
     c.close_reason = "the peer's unfinished frames exceed the receive budget ("
         + std::to_string (partial) + " bytes)";

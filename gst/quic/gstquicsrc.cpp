@@ -427,7 +427,7 @@ gst_quic_src_loop (gpointer data)
   /* A stream name outlives a peer's EOS: the next connection (or the same
    * peer starting over) reuses it. Flush the EOS away and start the stream
    * anew before its new data. */
-  if (GST_PAD_IS_EOS (pad) && f.type != FrameType::UpstreamEvent) {
+  if (GST_PAD_IS_EOS (pad) && f.type != FrameType::UpstreamEvent && f.type != FrameType::Navigation) {
     GST_DEBUG_OBJECT (pad, "data after EOS: starting the stream again");
     gst_pad_push_event (pad, gst_event_new_flush_start ());
     gst_pad_push_event (pad, gst_event_new_flush_stop (TRUE));
@@ -480,6 +480,7 @@ gst_quic_src_loop (gpointer data)
       break;
     }
     case FrameType::UpstreamEvent:
+    case FrameType::Navigation:
       break;
   }
   gst_clear_caps (&new_caps);

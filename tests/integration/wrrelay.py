@@ -18,6 +18,7 @@ class Relay:
         self.up = {}
         self.lock = threading.Lock()
         self.bytes_up = self.bytes_down = self.dropped = 0
+        self.packets_up = self.packets_down = 0
         self.rate_bps = rate_bps
         self.delay_s = delay_s
         self.queue_bytes = queue_bytes
@@ -45,6 +46,7 @@ class Relay:
                 return
             with self.lock:
                 self.bytes_up += len(data) + 28
+                self.packets_up += 1
                 u = self.up.get(addr)
                 if u is None:
                     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -67,6 +69,7 @@ class Relay:
                 return
             with self.lock:
                 self.bytes_down += len(data) + 28
+                self.packets_down += 1
                 if self.rate_bps == 0 and self.delay_s == 0 and not self.queue:
                     direct = True
                 elif self.queued + len(data) > self.queue_bytes:
@@ -107,9 +110,10 @@ class Relay:
             except OSError:
                 pass
 
-    def total(self):
+    def counts(self):
+        """(bytes up, bytes down, datagrams up, datagrams down) so far."""
         with self.lock:
-            return self.bytes_up + self.bytes_down
+            return self.bytes_up, self.bytes_down, self.packets_up, self.packets_down
 
     def close(self):
         self.running = False

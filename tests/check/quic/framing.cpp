@@ -10,6 +10,8 @@
 #include "gstquicframing.h"
 #include "gstwayraycursor.h"
 
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -149,6 +151,41 @@ GST_START_TEST (test_roundtrip_any_split)
 }
 GST_END_TEST;
 
+static std::vector<guint8> display_preamble ();
+
+/* A buffer frame carries only the times a buffer has: 2 header bytes plus
+ * 8 per time, whatever the combination, and each comes back as it was
+ * (absent ones as none), also when fed byte by byte. */
+GST_START_TEST (test_buffer_header_sizes)
+{
+  for (int present = 0; present < 8; present++) {
+    GstBuffer *buf = gst_buffer_new_memdup ("xyz", 3);
+    GST_BUFFER_PTS (buf) = (present & 1) ? 11 * GST_SECOND : GST_CLOCK_TIME_NONE;
+    GST_BUFFER_DTS (buf) = (present & 2) ? 0 : GST_CLOCK_TIME_NONE;
+    GST_BUFFER_DURATION (buf) = (present & 4) ? 40 * GST_MSECOND : GST_CLOCK_TIME_NONE;
+    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DELTA_UNIT);
+    std::vector<guint8> b = display_preamble ();
+    size_t before = b.size ();
+    encode_buffer (b, buf);
+    int times = (present & 1) + ((present >> 1) & 1) + ((present >> 2) & 1);
+    fail_unless_equals_int (b.size () - before, kFrameHeaderLen + 2 + 8 * times + 3);
+    Parser p;
+    std::vector<Frame> frames;
+    for (size_t off = 0; off < b.size (); off++)
+      fail_unless (p.feed (b.data () + off, 1, frames), "%s", p.error ().c_str ());
+    fail_unless_equals_int (frames.size (), 1);
+    GstBuffer *got = frames[0].buffer;
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (got), GST_BUFFER_PTS (buf));
+    fail_unless_equals_uint64 (GST_BUFFER_DTS (got), GST_BUFFER_DTS (buf));
+    fail_unless_equals_uint64 (GST_BUFFER_DURATION (got), GST_BUFFER_DURATION (buf));
+    fail_unless (GST_BUFFER_FLAG_IS_SET (got, GST_BUFFER_FLAG_DELTA_UNIT));
+    fail_unless (gst_buffer_memcmp (got, 0, "xyz", 3) == 0);
+    fail_unless_equals_int (frames[0].wire_size, b.size () - before);
+    gst_buffer_unref (buf);
+  }
+}
+GST_END_TEST;
+
 GST_START_TEST (test_upstream_events)
 {
   std::vector<guint8> bytes;
@@ -271,8 +308,121 @@ GST_START_TEST (test_malformed)
   GstBuffer *buf = gst_buffer_new ();
   encode_buffer (b, buf);
   gst_buffer_unref (buf);
-  b[b.size () - 8] = 0x80;
+  b[b.size () - 1] = 0x80;
   fail_unless (parse_error (b).find ("unknown flags") != std::string::npos);
+
+  /* Unknown header fields. */
+  b = display_preamble ();
+  b.push_back ((guint8) FrameType::Buffer);
+  b.insert (b.end (), { 2, 0, 0, 0, 0x08, 0 });
+  fail_unless (parse_error (b).find ("unknown header fields 8") != std::string::npos);
+
+  /* A frame shorter than the header its first byte announces. */
+  b = display_preamble ();
+  b.push_back ((guint8) FrameType::Buffer);
+  b.insert (b.end (), { 9, 0, 0, 0, kBufferHasPts | kBufferHasDts, 0, 1, 2, 3, 4, 5, 6, 7 });
+  fail_unless (parse_error (b).find ("shorter than its header (18)") != std::string::npos);
+}
+GST_END_TEST;
+
+/* Keys, pointer and scrolling travel as binary navigation frames and come
+ * back as the same events (structures equal); what has no binary form
+ * (a touch event, a key name with a space) travels as text. */
+GST_START_TEST (test_navigation_frames)
+{
+  const GstNavigationModifierType mods = (GstNavigationModifierType) (GST_NAVIGATION_MODIFIER_SHIFT_MASK
+      | GST_NAVIGATION_MODIFIER_CONTROL_MASK);
+  GstEvent *events[] = {
+    gst_navigation_event_new_key_press ("a", mods),
+    gst_navigation_event_new_key_release ("ISO_Level3_Shift", (GstNavigationModifierType) 0),
+    gst_navigation_event_new_mouse_move (100.5, 200.25, mods),
+    gst_navigation_event_new_mouse_button_press (3, 1.0, 2.0, (GstNavigationModifierType) 0),
+    gst_navigation_event_new_mouse_button_release (1, 1279.0, 719.0, mods),
+    gst_navigation_event_new_mouse_scroll (10.0, 20.0, 0.0, -1.5, (GstNavigationModifierType) 0),
+    gst_navigation_event_new_touch_down (1, 5.0, 6.0, 0.5, (GstNavigationModifierType) 0),
+    gst_navigation_event_new_key_press ("a b", (GstNavigationModifierType) 0),
+  };
+  const FrameType want[] = { FrameType::Navigation, FrameType::Navigation, FrameType::Navigation,
+    FrameType::Navigation, FrameType::Navigation, FrameType::Navigation, FrameType::UpstreamEvent,
+    FrameType::UpstreamEvent };
+  std::vector<guint8> bytes;
+  Preamble pre;
+  pre.purpose = Purpose::Control;
+  pre.name = "control";
+  encode_preamble (bytes, pre);
+  size_t key_at = bytes.size ();
+  for (GstEvent *e : events)
+    fail_unless (encode_upstream_event (bytes, "display", e));
+  Parser p;
+  std::vector<Frame> frames;
+  for (size_t off = 0; off < bytes.size (); off++)
+    fail_unless (p.feed (bytes.data () + off, 1, frames), "%s", p.error ().c_str ());
+  fail_unless_equals_int (frames.size (), G_N_ELEMENTS (events));
+  /* A key press: frame header, target, kind, state, the name. */
+  fail_unless_equals_int (frames[0].wire_size, 5 + 1 + 7 + 1 + 4 + 1 + 1);
+  fail_unless (bytes[key_at] == (guint8) FrameType::Navigation);
+  for (size_t i = 0; i < G_N_ELEMENTS (events); i++) {
+    fail_unless (frames[i].type == want[i], "event %u", (guint) i);
+    fail_unless_equals_string (frames[i].target.c_str (), "display");
+    std::string err;
+    GstEvent *got = frames[i].to_event (err);
+    fail_unless (got != nullptr, "event %u: %s", (guint) i, err.c_str ());
+    fail_unless (gst_structure_is_equal (gst_event_get_structure (got), gst_event_get_structure (events[i])),
+        "event %u differs", (guint) i);
+    gst_event_unref (got);
+    gst_event_unref (events[i]);
+  }
+}
+GST_END_TEST;
+
+/* A navigation frame's body from @kind on (after target "display"). */
+static std::string
+navigation_error (std::vector<guint8> body)
+{
+  std::vector<guint8> b;
+  Preamble pre;
+  pre.purpose = Purpose::Control;
+  pre.name = "control";
+  encode_preamble (b, pre);
+  b.push_back ((guint8) FrameType::Navigation);
+  guint32 len = 8 + body.size ();
+  b.insert (b.end (), { (guint8) len, (guint8) (len >> 8), 0, 0, 7 });
+  b.insert (b.end (), { 'd', 'i', 's', 'p', 'l', 'a', 'y' });
+  b.insert (b.end (), body.begin (), body.end ());
+  Parser p;
+  std::vector<Frame> frames;
+  if (!p.feed (b.data (), b.size (), frames))
+    return "parser: " + p.error ();
+  fail_unless_equals_int (frames.size (), 1);
+  std::string err;
+  GstEvent *ev = frames[0].to_event (err);
+  fail_unless (ev == nullptr, "a malformed navigation frame became an event");
+  return err;
+}
+
+GST_START_TEST (test_navigation_malformed)
+{
+  auto f64 = [] (double d, std::vector<guint8> &out) {
+    guint64 v;
+    memcpy (&v, &d, 8);
+    for (int i = 0; i < 8; i++)
+      out.push_back ((guint8) (v >> (8 * i)));
+  };
+  fail_unless (navigation_error ({ 9, 0, 0, 0, 0, 1, 'a' }).find ("unknown kind 9") != std::string::npos);
+  fail_unless (navigation_error ({ 1, 0, 0, 0, 0, 5, 'a' }).find ("key name length") != std::string::npos);
+  fail_unless (navigation_error ({ 1, 0, 0, 0, 0, 1, 0x01 }).find ("printable") != std::string::npos);
+  std::vector<guint8> move = { 3, 0, 0, 0, 0 };
+  f64 (1.0, move);
+  fail_unless (navigation_error (move).find ("8 bytes of coordinates, 16 expected") != std::string::npos);
+  f64 (NAN, move);
+  fail_unless (navigation_error (move).find ("not finite") != std::string::npos);
+  std::vector<guint8> button = { 4, 0, 0, 0, 0, 0, 0, 0, 0 };
+  f64 (1.0, button);
+  f64 (2.0, button);
+  fail_unless (navigation_error (button).find ("button 0 outside") != std::string::npos);
+  /* Longer than any navigation frame: refused by the parser. */
+  std::vector<guint8> big (200, 'a');
+  fail_unless (navigation_error (big).find ("parser: navigation frame length") != std::string::npos);
 }
 GST_END_TEST;
 
@@ -355,7 +505,10 @@ framing_suite (void)
   TCase *tc = tcase_create ("general");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_roundtrip_any_split);
+  tcase_add_test (tc, test_buffer_header_sizes);
   tcase_add_test (tc, test_upstream_events);
+  tcase_add_test (tc, test_navigation_frames);
+  tcase_add_test (tc, test_navigation_malformed);
   tcase_add_test (tc, test_malformed);
   tcase_add_test (tc, test_event_content_errors);
   tcase_add_test (tc, test_purposes);

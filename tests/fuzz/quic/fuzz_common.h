@@ -23,8 +23,11 @@ convert_frames (std::vector<wrq::Frame> & frames)
         break;
       case wrq::FrameType::Event:
       case wrq::FrameType::UpstreamEvent:
+      case wrq::FrameType::Navigation:
         if (GstEvent *ev = f.to_event (err))
           gst_event_unref (ev);
+        else if (f.type == wrq::FrameType::Navigation && err.empty ())
+          __builtin_trap ();   /* a refusal must be explained */
         break;
       case wrq::FrameType::Buffer:
         if (!f.buffer)

@@ -77,6 +77,15 @@ main (int argc, char **argv)
   ev = gst_navigation_event_new_mouse_button_press (1, 10.0, 20.0, GST_NAVIGATION_MODIFIER_NONE);
   wrq::encode_upstream_event (control, "display", ev);
   gst_event_unref (ev);
+  ev = gst_navigation_event_new_key_press ("Return", GST_NAVIGATION_MODIFIER_SHIFT_MASK);
+  wrq::encode_upstream_event (control, "display", ev);
+  gst_event_unref (ev);
+  ev = gst_navigation_event_new_mouse_scroll (1.0, 2.0, 0.0, -1.0, GST_NAVIGATION_MODIFIER_NONE);
+  wrq::encode_upstream_event (control, "display", ev);
+  gst_event_unref (ev);
+  ev = gst_navigation_event_new_touch_up (0, 5.0, 6.0, GST_NAVIGATION_MODIFIER_NONE);
+  wrq::encode_upstream_event (control, "display", ev);
+  gst_event_unref (ev);
   ev = gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE, TRUE, 1);
   wrq::encode_upstream_event (control, "video", ev);
   gst_event_unref (ev);
