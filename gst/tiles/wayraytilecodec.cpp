@@ -98,8 +98,9 @@ tile_rect (int tx, int ty, int tile_size, int width, int height)
 bool
 parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
 {
-  if (size < kHeaderSizeV1) {
-    error = "message shorter than the " + std::to_string (kHeaderSizeV1) +
+  h = Header ();
+  if (size < kHeaderSizeShort) {
+    error = "message shorter than the " + std::to_string (kHeaderSizeShort) +
         "-byte header (" + std::to_string (size) + " bytes)";
     return false;
   }
@@ -109,6 +110,30 @@ parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
   }
   h.version = data[4];
   h.flags = data[5];
+  if (h.version < 1 || h.version > kVersion) {
+    error = "unsupported version " + std::to_string (h.version);
+    return false;
+  }
+  if (h.flags & ~kFlagReset) {
+    error = "unknown flags 0x" + std::to_string (h.flags);
+    return false;
+  }
+  if (h.version >= 3 && !(h.flags & kFlagReset)) {
+    h.seq = rd_u32 (data + 6);
+    h.n_ops = rd_u32 (data + 10);
+    h.size = kHeaderSizeShort;
+    h.short_form = true;
+    if (h.n_ops > kMaxOps) {
+      error = "operation count " + std::to_string (h.n_ops) + " exceeds the limit";
+      return false;
+    }
+    return true;
+  }
+  if (size < kHeaderSizeV1) {
+    error = "message shorter than the " + std::to_string (kHeaderSizeV1) +
+        "-byte header (" + std::to_string (size) + " bytes)";
+    return false;
+  }
   h.tile_size = rd_u16 (data + 6);
   h.width = rd_u16 (data + 8);
   h.height = rd_u16 (data + 10);
@@ -117,14 +142,10 @@ parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
   h.n_ops = rd_u32 (data + 20);
   h.glyph_slots = 0;
   h.size = kHeaderSizeV1;
-  if (h.version != 1 && h.version != kVersion) {
-    error = "unsupported version " + std::to_string (h.version);
-    return false;
-  }
   if (h.version >= 2) {
     if (size < kHeaderSize) {
       error = "message shorter than the " + std::to_string (kHeaderSize) +
-          "-byte version 2 header (" + std::to_string (size) + " bytes)";
+          "-byte version " + std::to_string (h.version) + " header (" + std::to_string (size) + " bytes)";
       return false;
     }
     h.glyph_slots = rd_u32 (data + 24);
@@ -134,10 +155,6 @@ parse_header (const uint8_t *data, size_t size, Header &h, std::string &error)
           " slots exceeds the limit of " + std::to_string (kMaxGlyphSlots);
       return false;
     }
-  }
-  if (h.flags & ~kFlagReset) {
-    error = "unknown flags 0x" + std::to_string (h.flags);
-    return false;
   }
   if (h.tile_size < kMinTileSize || h.tile_size > kMaxTileSize || h.tile_size % 16) {
     error = "tile size " + std::to_string (h.tile_size) +

@@ -18,8 +18,12 @@ namespace tiles {
 
 constexpr uint8_t kMagic[4] = { 'W', 'R', 'T', 'S' };
 /* Version 2 added the glyph cache (header field glyph_slots) and the
- * GLYPHS operation; decoders still accept version 1 messages. */
-constexpr uint8_t kVersion = 2;
+ * GLYPHS operation. Version 3 gives only RESET messages the whole header;
+ * the others carry magic, version, flags, seq and n_ops (14 bytes), the
+ * stream's parameters being those of its last RESET. Decoders still accept
+ * version 1 and 2 messages. */
+constexpr uint8_t kVersion = 3;
+constexpr size_t kHeaderSizeShort = 14;
 constexpr size_t kHeaderSizeV1 = 24;
 constexpr size_t kHeaderSize = 28;
 constexpr uint8_t kFlagReset = 0x01;
@@ -79,11 +83,16 @@ struct Header {
   uint32_t seq;
   uint32_t n_ops;
   uint32_t glyph_slots;         /* 0 in version 1 */
-  size_t size;                  /* of the header: 24 or 28 bytes */
+  size_t size;                  /* of the header: 14, 24 or 28 bytes */
+  /* A version 3 message other than RESET: tile_size, width, height,
+   * cache_slots and glyph_slots are 0 here, the stream's are those of its
+   * last RESET. */
+  bool short_form;
 };
 
 /* Parses and validates a message header; false with @error set when the
- * header is malformed. */
+ * header is malformed. A short (version 3, not RESET) header says nothing of
+ * the stream's parameters: see Header::short_form. */
 bool parse_header (const uint8_t * data, size_t size, Header & header, std::string & error);
 
 /* The rectangle of tile (@tx, @ty) clipped to the frame. */

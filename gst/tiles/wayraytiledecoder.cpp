@@ -196,7 +196,14 @@ Decoder::decode (const uint8_t *data, size_t size, const Surface &fb, std::vecto
       error = "stream does not start with a reset message";
       return false;
     }
-    if (h.tile_size != d.params.tile_size || h.width != d.params.width ||
+    if (h.short_form && h.version == d.params.version) {
+      /* The parameters of the last RESET. */
+      h.tile_size = d.params.tile_size;
+      h.width = d.params.width;
+      h.height = d.params.height;
+      h.cache_slots = d.params.cache_slots;
+      h.glyph_slots = d.params.glyph_slots;
+    } else if (h.short_form || h.tile_size != d.params.tile_size || h.width != d.params.width ||
         h.height != d.params.height || h.cache_slots != d.params.cache_slots ||
         h.version != d.params.version || h.glyph_slots != d.params.glyph_slots) {
       error = "stream parameters changed without a reset message";

@@ -637,13 +637,22 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
   msg.insert (msg.end (), kMagic, kMagic + 4);
   put_u8 (msg, kVersion);
   put_u8 (msg, reset ? kFlagReset : 0);
-  put_u16 (msg, (uint16_t) ts);
-  put_u16 (msg, (uint16_t) d.width);
-  put_u16 (msg, (uint16_t) d.height);
-  put_u32 (msg, d.s.cache_slots);
-  put_u32 (msg, d.seq);
-  put_u32 (msg, 0);             /* n_ops, patched below */
-  put_u32 (msg, d.s.glyph_slots);
+  /* Only a RESET states the stream's parameters (version 3). */
+  size_t n_ops_at;
+  if (reset) {
+    put_u16 (msg, (uint16_t) ts);
+    put_u16 (msg, (uint16_t) d.width);
+    put_u16 (msg, (uint16_t) d.height);
+    put_u32 (msg, d.s.cache_slots);
+    put_u32 (msg, d.seq);
+    n_ops_at = msg.size ();
+    put_u32 (msg, 0);           /* n_ops, patched below */
+    put_u32 (msg, d.s.glyph_slots);
+  } else {
+    put_u32 (msg, d.seq);
+    n_ops_at = msg.size ();
+    put_u32 (msg, 0);           /* n_ops, patched below */
+  }
   uint32_t n_ops = 0;
   EncodeStats local;
 
@@ -881,10 +890,8 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
     }
     return false;
   }
-  msg[20] = n_ops & 0xff;
-  msg[21] = (n_ops >> 8) & 0xff;
-  msg[22] = (n_ops >> 16) & 0xff;
-  msg[23] = (n_ops >> 24) & 0xff;
+  for (int i = 0; i < 4; i++)
+    msg[n_ops_at + i] = (n_ops >> (8 * i)) & 0xff;
   d.need_reset = false;
   d.seq++;
   local.bytes = msg.size ();

@@ -32,6 +32,26 @@ struct Msg {
       int64_t glyph_slots = -1)
   {
     b = {'W', 'R', 'T', 'S', (uint8_t) (glyph_slots < 0 ? 1 : 2), (uint8_t) (reset ? 1 : 0)};
+    header (w, h, ts, slots, seq, glyph_slots);
+  }
+  /* version 3: a RESET with the whole header, any other message with the
+   * short one (magic, version, flags, seq, n_ops) */
+  static Msg v3 (int w, int h, int ts, uint32_t slots, bool reset, uint32_t seq, uint32_t glyph_slots)
+  {
+    Msg m;
+    m.b = {'W', 'R', 'T', 'S', 3, (uint8_t) (reset ? 1 : 0)};
+    if (reset) {
+      m.header (w, h, ts, slots, seq, glyph_slots);
+    } else {
+      m.u32 (seq);
+      m.n_ops_pos = m.b.size ();
+      m.u32 (0);
+    }
+    return m;
+  }
+  Msg () {}
+  void header (int w, int h, int ts, uint32_t slots, uint32_t seq, int64_t glyph_slots)
+  {
     u16 (ts);
     u16 (w);
     u16 (h);
@@ -1106,6 +1126,74 @@ reject (std::vector<uint8_t> m, int w = 32, int h = 32, const std::vector<uint8_
   fail_unless ((err).find (word) != std::string::npos, "error '%s' lacks '%s'", \
       (err).c_str (), word)
 
+/* Version 3: RESET states the parameters, the other messages carry a
+ * 14-byte header and take the last RESET's; a short message cannot start
+ * a stream, nor follow a version 2 RESET; a message shorter than 14 bytes
+ * is refused. */
+GST_START_TEST (test_decode_version3_short_header)
+{
+  Client c (40, 20);
+  Msg r = Msg::v3 (40, 20, 16, 4, true, 0, 8);
+  r.op (OP_SOLID, 0, 0);
+  r.bytes ({ 1, 2, 3, 0xff });
+  Msg m = Msg::v3 (0, 0, 0, 0, false, 1, 0);
+  m.op (OP_SOLID, 2, 1);
+  m.bytes ({ 9, 8, 7, 0xff });
+  std::vector<uint8_t> short_msg = m.done ();
+  fail_unless_equals_int (short_msg.size (), 14 + 5 + 4);
+
+  assert_error (reject (short_msg), "reset");
+
+  fail_unless (c.apply (r.done ()), "%s", c.error.c_str ());
+  fail_unless (c.apply (short_msg), "%s", c.error.c_str ());
+  fail_unless_equals_int (c.damage.size (), 1);
+  fail_unless_equals_int (c.damage[0].x, 32);
+  fail_unless_equals_int (c.damage[0].w, 8);
+  fail_unless_equals_int (c.fb.at (35, 17)[0], 9);
+  fail_unless_equals_int (c.fb.at (5, 5)[0], 1);
+
+  /* After a version 2 RESET, a short header is a change of parameters. */
+  Client c2 (40, 20);
+  Msg r2 (40, 20, 16, 4, true, 0, 8);
+  fail_unless (c2.apply (r2.done ()), "%s", c2.error.c_str ());
+  fail_if (c2.apply (Msg::v3 (0, 0, 0, 0, false, 1, 0).done ()));
+  assert_error (c2.error, "parameters changed");
+
+  std::vector<uint8_t> cut (short_msg.begin (), short_msg.begin () + 13);
+  fail_unless (c.apply (r.done ()), "%s", c.error.c_str ());
+  fail_if (c.apply (cut));
+  assert_error (c.error, "14-byte header");
+}
+GST_END_TEST;
+
+/* What the encoder writes: RESET with the 28-byte header, then 14-byte ones. */
+GST_START_TEST (test_encoder_writes_short_headers)
+{
+  Screen s (64, 64);
+  s.fill ({0, 0, 64, 64}, bgrx (1, 2, 3));
+  Encoder enc;
+  enc.configure (64, 64, EncoderSettings ());
+  std::vector<uint8_t> out;
+  ConstSurface cs = {s.px.data (), s.stride (), s.w, s.h};
+  fail_unless (enc.encode (cs, nullptr, 0, nullptr, 0, out, nullptr));
+  Header h;
+  std::string err;
+  fail_unless (parse_header (out.data (), out.size (), h, err), "%s", err.c_str ());
+  fail_unless_equals_int (h.version, 3);
+  fail_unless_equals_int (h.size, 28);
+  fail_unless_equals_int (h.width, 64);
+  s.fill ({0, 0, 16, 16}, bgrx (9, 9, 9));
+  cs = {s.px.data (), s.stride (), s.w, s.h};
+  Rect dmg = {0, 0, 16, 16};
+  out.clear ();
+  fail_unless (enc.encode (cs, &dmg, 1, nullptr, 0, out, nullptr));
+  fail_unless (parse_header (out.data (), out.size (), h, err), "%s", err.c_str ());
+  fail_unless (h.short_form);
+  fail_unless_equals_int (h.size, 14);
+  fail_unless_equals_int (h.seq, 1);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_malformed_specific)
 {
   {
@@ -1117,7 +1205,7 @@ GST_START_TEST (test_malformed_specific)
   {
     Msg m (32, 32, 16, 0, true);
     std::vector<uint8_t> b = m.done ();
-    b[4] = 3;
+    b[4] = 4;
     assert_error (reject (b), "version");
   }
   {
@@ -1321,6 +1409,8 @@ tilecodec_suite (void)
   tcase_add_test (tc, test_decode_copy);
   tcase_add_test (tc, test_decode_glyphs);
   tcase_add_test (tc, test_decode_glyphs_store_and_version1);
+  tcase_add_test (tc, test_decode_version3_short_header);
+  tcase_add_test (tc, test_encoder_writes_short_headers);
   tcase_add_test (tc, test_malformed_glyphs);
   tcase_add_test (tc, test_encode_choices);
   tcase_add_test (tc, test_encode_window_move);
