@@ -336,7 +336,8 @@ encode_navigation_body (std::vector<guint8> & out, GstEvent * ev)
       break;
     case GST_NAVIGATION_EVENT_MOUSE_BUTTON_PRESS:
     case GST_NAVIGATION_EVENT_MOUSE_BUTTON_RELEASE:
-      if (!gst_navigation_event_parse_mouse_button_event (ev, &button, &x, &y) || button < 0)
+      /* The receiver takes buttons 1..32 only. */
+      if (!gst_navigation_event_parse_mouse_button_event (ev, &button, &x, &y) || button < 1 || button > 32)
         return false;
       kind = gst_navigation_event_get_type (ev) == GST_NAVIGATION_EVENT_MOUSE_BUTTON_PRESS
           ? NavigationKind::ButtonPress : NavigationKind::ButtonRelease;
@@ -349,6 +350,9 @@ encode_navigation_body (std::vector<guint8> & out, GstEvent * ev)
     default:
       return false;
   }
+  /* The receiver takes finite coordinates only. */
+  if (!std::isfinite (x) || !std::isfinite (y) || !std::isfinite (dx) || !std::isfinite (dy))
+    return false;
   put_u8 (out, (guint8) kind);
   put_u32 (out, (guint32) state);
   if (key) {

@@ -327,7 +327,8 @@ GST_END_TEST;
 
 /* Keys, pointer and scrolling travel as binary navigation frames and come
  * back as the same events (structures equal); what has no binary form
- * (a touch event, a key name with a space) travels as text. */
+ * (a touch event, a key name with a space, a button the binary form does
+ * not take) travels as text. */
 GST_START_TEST (test_navigation_frames)
 {
   const GstNavigationModifierType mods = (GstNavigationModifierType) (GST_NAVIGATION_MODIFIER_SHIFT_MASK
@@ -341,10 +342,11 @@ GST_START_TEST (test_navigation_frames)
     gst_navigation_event_new_mouse_scroll (10.0, 20.0, 0.0, -1.5, (GstNavigationModifierType) 0),
     gst_navigation_event_new_touch_down (1, 5.0, 6.0, 0.5, (GstNavigationModifierType) 0),
     gst_navigation_event_new_key_press ("a b", (GstNavigationModifierType) 0),
+    gst_navigation_event_new_mouse_button_press (40, 1.0, 2.0, (GstNavigationModifierType) 0),
   };
   const FrameType want[] = { FrameType::Navigation, FrameType::Navigation, FrameType::Navigation,
     FrameType::Navigation, FrameType::Navigation, FrameType::Navigation, FrameType::UpstreamEvent,
-    FrameType::UpstreamEvent };
+    FrameType::UpstreamEvent, FrameType::UpstreamEvent };
   std::vector<guint8> bytes;
   Preamble pre;
   pre.purpose = Purpose::Control;
