@@ -46,8 +46,41 @@ get_conn_cb (ngtcp2_crypto_conn_ref * ref)
   return static_cast<Endpoint::Conn *> (ref->user_data)->q;
 }
 
+/* ngtcp2 before 0.13 (Debian 12 has 0.12.1) never closes a stream the
+ * peer opened in one direction once it has ended: its stream_close
+ * callback does not come (ngtcp2 issue 662), and with it neither the
+ * peer's credit for a next stream nor our freeing of the stream. A peer
+ * that opens a stream per group of pictures would run out of streams
+ * after kMaxIncomingStreams of them and stall for good. With such an
+ * ngtcp2 a peer's stream is given back where it ends: when its last byte
+ * and FIN have been delivered, or when it is reset. */
+static bool
+remote_streams_never_close ()
+{
+  static const bool old = ngtcp2_version (0)->version_num < 0x000d00;
+  return old;
+}
+
+/* The peer's stream @id has ended for good: its held credit goes back to
+ * the connection, its parser is freed, and the peer may open another
+ * stream. Once per stream; what is left of it is a marker that
+ * stream_close_cb (should it come) erases. */
+static void
+give_back_stream (ngtcp2_conn * conn, Endpoint::Conn * c, int64_t stream_id)
+{
+  auto &slot = c->in[stream_id];
+  if (slot && slot->given_back)
+    return;
+  if (slot && slot->held)
+    ngtcp2_conn_extend_max_offset (conn, slot->held);
+  slot.reset (new InStream ());
+  slot->given_back = true;
+  slot->failed = true;
+  ngtcp2_conn_extend_max_streams_uni (conn, 1);
+}
+
 static int
-recv_stream_data_cb (ngtcp2_conn *, uint32_t flags, int64_t stream_id, uint64_t,
+recv_stream_data_cb (ngtcp2_conn * conn, uint32_t flags, int64_t stream_id, uint64_t,
     const uint8_t * data, size_t datalen, void *user_data, void *)
 {
   auto *c = static_cast<Endpoint::Conn *> (user_data);
@@ -55,9 +88,12 @@ recv_stream_data_cb (ngtcp2_conn *, uint32_t flags, int64_t stream_id, uint64_t,
   if (!slot)
     slot.reset (new InStream ());
   c->bytes_received += datalen;
-  if (c->closing)
+  if (c->closing || slot->given_back)
     return 0;
-  c->ep->stream_data (*c, *slot, stream_id, data, datalen, flags & NGTCP2_STREAM_DATA_FLAG_FIN);
+  bool fin = flags & NGTCP2_STREAM_DATA_FLAG_FIN;
+  c->ep->stream_data (*c, *slot, stream_id, data, datalen, fin);
+  if (fin && remote_streams_never_close () && !ngtcp2_conn_is_local_stream (conn, stream_id))
+    give_back_stream (conn, c, stream_id);
   return 0;
 }
 
@@ -81,6 +117,10 @@ stream_close_cb (ngtcp2_conn * conn, uint32_t, int64_t stream_id, uint64_t,
   c->loss_closed += ngtcp2_conn_get_stream_loss_count (conn, stream_id);
   if (!ngtcp2_conn_is_local_stream (conn, stream_id)) {
     auto it = c->in.find (stream_id);
+    if (it != c->in.end () && it->second->given_back) {
+      c->in.erase (it);   /* given back already */
+      return 0;
+    }
     if (it != c->in.end ()) {
       InStream &s = *it->second;
       ep->stream_ended (*c, s, stream_id, false);
@@ -101,7 +141,7 @@ stream_close_cb (ngtcp2_conn * conn, uint32_t, int64_t stream_id, uint64_t,
 }
 
 static int
-stream_reset_cb (ngtcp2_conn *, int64_t stream_id, uint64_t, uint64_t app_error,
+stream_reset_cb (ngtcp2_conn * conn, int64_t stream_id, uint64_t, uint64_t app_error,
     void *user_data, void *)
 {
   auto *c = static_cast<Endpoint::Conn *> (user_data);
@@ -112,6 +152,8 @@ stream_reset_cb (ngtcp2_conn *, int64_t stream_id, uint64_t, uint64_t app_error,
     c->ep->stream_ended (*c, *it->second, stream_id, true);
     it->second->failed = true;   /* ignore anything after */
   }
+  if (remote_streams_never_close () && !ngtcp2_conn_is_local_stream (conn, stream_id))
+    give_back_stream (conn, c, stream_id);
   return 0;
 }
 

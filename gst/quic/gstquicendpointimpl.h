@@ -105,6 +105,7 @@ struct InStream {
   bool rx_full = false;  /* the receiver's queue is full: hold credit */
   bool is_control = false;
   bool failed = false;
+  bool given_back = false;  /* ended; its stream credit went back to the peer (gstquicconn.cpp) */
 };
 
 /* A connection's transport: QUIC (QuicLink, gstquicconn.cpp) or the

@@ -1140,6 +1140,55 @@ GST_START_TEST (test_late_client_starts_with_key_unit)
 }
 GST_END_TEST;
 
+/* Every group of pictures travels on a stream of its own, and the receiver
+ * gives each stream back when it ends: far more groups than the receiver
+ * allows streams at once (kMaxIncomingStreams, 256) all arrive. Noise, or a
+ * scene cut per frame, makes every frame a key unit; with ngtcp2 0.12 the
+ * 257th group used to wait for ever (gstquicconn.cpp, give_back_stream). */
+GST_START_TEST (test_many_groups_of_pictures)
+{
+  const guint n = 700;
+  Site site;
+  GstElement *srv = launch ("appsrc name=src format=time caps=video/x-h264 ! s.video quicsink name=s "
+      "gop-reset-threshold=100000000 " + site.server ());
+  play (srv);
+  GstElement *cli = launch ("quicsrc " + site.client ("transport=quic") + " ! appsink name=out sync=false");
+  play (cli);
+  GstElement *src = by_name (srv, "src");
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *b = pattern_buffer (i, 600);
+    GST_BUFFER_PTS (b) = i * 3 * GST_MSECOND;
+    gst_app_src_push_buffer (GST_APP_SRC (src), b);
+    /* Paced, as an encoder's frames are: a group's bytes leave before the
+     * next key unit ends it, so its end comes on its own. */
+    g_usleep (3000);
+  }
+  GstElement *out = by_name (cli, "out");
+  guint got = 0;
+  for (; got < n; got++) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), 10 * GST_SECOND);
+    if (!smp)
+      break;
+    GstBuffer *want = pattern_buffer (got, 600);
+    GstMapInfo map;
+    gst_buffer_map (want, &map, GST_MAP_READ);
+    GstBuffer *b = gst_sample_get_buffer (smp);
+    fail_unless (gst_buffer_get_size (b) == 600 && gst_buffer_memcmp (b, 0, map.data, 600) == 0,
+        "group %u arrived with other bytes", got);
+    gst_buffer_unmap (want, &map);
+    gst_buffer_unref (want);
+    gst_sample_unref (smp);
+  }
+  fail_unless_equals_int (got, n);
+  assert_no_error (srv);
+  assert_no_error (cli);
+  gst_object_unref (out);
+  gst_object_unref (src);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
 /* A peer cannot make a quicsrc create pads (and threads) without bound. */
 GST_START_TEST (test_pad_limit)
 {
@@ -1209,6 +1258,7 @@ quicelements_suite (void)
   tcase_add_test (tc, test_junk_datagrams);
   tcase_add_test (tc, test_late_client_starts_with_key_unit);
   tcase_add_test (tc, test_pad_limit);
+  tcase_add_test (tc, test_many_groups_of_pictures);
   return s;
 }
 
