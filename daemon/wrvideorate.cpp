@@ -3,6 +3,9 @@
 
 #include <algorithm>
 
+GST_DEBUG_CATEGORY_STATIC (wr_videorate_debug);
+#define GST_CAT_DEFAULT wr_videorate_debug
+
 namespace wayray {
 
 uint64_t
@@ -16,32 +19,47 @@ RateControl::step (const RateInput & in)
   need_ = std::min<uint64_t> (kMax, std::max<uint64_t> (kMin, (uint64_t) need));
   if (target_ == 0)
     target_ = need_;
-  /* How long the queue takes to drain at what the link delivers. */
-  double queued_s = in.delivery_rate ? (double) in.send_queue_bytes / in.delivery_rate :
-      (in.send_queue_bytes > 0 ? 1.0 : 0.0);
+  /* How long the video's bytes not yet sent take at what the link
+   * delivers (those in flight are the congestion window's business; the
+   * display's own queue is bounded by the transport and waits there by
+   * design). Without the video's own figure, everything unsent. */
+  uint64_t unsent = in.video_unsent != UINT64_MAX ? in.video_unsent :
+      in.send_queue_bytes > in.bytes_in_flight ? in.send_queue_bytes - in.bytes_in_flight : 0;
+  double queued_s = in.delivery_rate ? (double) unsent / in.delivery_rate : (unsent > 0 ? 1.0 : 0.0);
   bool lost = in.lost_packets > lost_;
   lost_ = std::max (lost_, in.lost_packets);
   bool cwnd_limited = in.cwnd > 0 && in.bytes_in_flight * 10 >= in.cwnd * 9;
-  /* Queueing delay: what the round trip has gained over its minimum. */
+  /* Queueing delay: what the round trip has gained over its minimum. The
+   * transport lets display and video queue about kMediaQueueDelay at a
+   * bottleneck (gstquicsend.cpp); more than that and 30 ms is someone
+   * else's queue, or ours growing. */
   double delay_s = in.min_rtt_ns && in.rtt_ns > in.min_rtt_ns ? (in.rtt_ns - in.min_rtt_ns) / 1e9 : 0;
-  bool delayed = in.min_rtt_ns && delay_s > std::max (0.03, in.min_rtt_ns / 1e9);
-  /* A cut takes a while to drain the queue behind it: a delay alone cuts
-   * again only after two steps (500 ms). */
+  bool delayed = in.min_rtt_ns && delay_s > std::max (kMediaQueueDelay + 0.03, in.min_rtt_ns / 1e9);
+  bool congestion = delayed || queued_s > 0.1 || lost || cwnd_limited;
+  const char *why = delayed ? "congestion: delay" : queued_s > 0.1 ? "congestion: queue" : lost ?
+      "congestion: loss" : "congestion: window";
   if (hold_ > 0)
     hold_--;
-  bool congestion = (delayed && hold_ == 0) || queued_s > 0.1 || lost || cwnd_limited;
-  if (congestion) {
+  if (congestion && hold_ == 0) {
+    /* Under what the link delivers, with room for the queue to drain. One
+     * cut, then a hold: the signals of one congestion (the queue behind
+     * it draining, losses found a round trip later) do not cut again
+     * until a round trip and 250 ms have passed. */
     uint64_t link = in.delivery_rate * 8;
     uint64_t base = link ? std::min (target_, link) : target_;
+    target_ = (uint64_t) (base * kCut);
     recent_ = 40;
-    hold_ = 2;
-    target_ = (uint64_t) (base * 0.75);
-    reason_ = delayed ? "congestion: delay" : queued_s > 0.1 ? "congestion: queue" : lost ? "congestion: loss" :
-        "congestion: window";
-  } else if (delayed) {
-    reason_ = "congestion: delay";    /* holding while the queue drains */
+    double rtt_s = in.rtt_ns ? in.rtt_ns / 1e9 : 0.1;
+    hold_ = std::max (2, (int) ((rtt_s + 0.25) / kStepSeconds + 0.999));
+    reason_ = why;
+  } else if (congestion) {
+    reason_ = why;                    /* holding while the queue drains */
   } else if (queued_s < 0.02 && delay_s < 0.015 && target_ < need_) {
-    target_ = std::min (need_, (uint64_t) (target_ * (recent_ > 0 ? 1.02 : 1.15)) + 1);
+    /* Carefully just after a congestion (2 % a step for 3 s), so that it
+     * settles under a bottleneck instead of swinging across it; then 5 %
+     * until 10 s have passed; then quickly. */
+    double up = recent_ > 28 ? 1.02 : recent_ > 0 ? 1.05 : 1.15;
+    target_ = std::min (need_, (uint64_t) (target_ * up) + 1);
     reason_ = target_ == need_ ? "need" : "probing";
   } else if (target_ > need_) {
     target_ = need_;
@@ -56,6 +74,8 @@ RateControl::step (const RateInput & in)
 bool
 VideoRate::start (GstElement * pipeline)
 {
+  if (!wr_videorate_debug)
+    GST_DEBUG_CATEGORY_INIT (wr_videorate_debug, "wayray-videorate", 0, "WayRay video bitrate");
   enc_ = gst_bin_get_by_name (GST_BIN (pipeline), "venc");
   net_ = gst_bin_get_by_name (GST_BIN (pipeline), "net");
   if (!enc_ || !net_ || !g_object_class_find_property (G_OBJECT_GET_CLASS (enc_), "bitrate")) {
@@ -135,7 +155,11 @@ VideoRate::tick ()
     guint64 v = 0;
     if (gst_structure_get_uint64 (st, "send-queue-bytes", &v))
       in.send_queue_bytes = v;
-    if (gst_structure_get_uint64 (st, "delivery-rate", &v))
+    if (gst_structure_get_uint64 (st, "video-unsent-bytes", &v))
+      in.video_unsent = v;
+    /* What the link delivered lately, not the transport's estimate of its
+     * best (which stays high for seconds after the link slows down). */
+    if (gst_structure_get_uint64 (st, "acked-rate", &v) || gst_structure_get_uint64 (st, "delivery-rate", &v))
       in.delivery_rate = v;
     if (gst_structure_get_uint64 (st, "lost-packets", &v))
       in.lost_packets = v;
@@ -155,6 +179,11 @@ VideoRate::tick ()
   /* Small changes are not worth an encoder reconfiguration. */
   if (applied_ && t * 20 > applied_ * 19 && t * 20 < applied_ * 21)
     return;
+  GST_INFO ("bitrate %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT " kbit/s (%s): need %" G_GUINT64_FORMAT
+      ", delivered %" G_GUINT64_FORMAT " kbit/s, rtt %.0f ms (min %.0f), queue %" G_GUINT64_FORMAT
+      ", in flight %" G_GUINT64_FORMAT ", cwnd %" G_GUINT64_FORMAT ", lost %" G_GUINT64_FORMAT, applied_ / 1000,
+      t / 1000, rc_.reason (), rc_.need () / 1000, in.delivery_rate * 8 / 1000, in.rtt_ns / 1e6, in.min_rtt_ns / 1e6,
+      in.send_queue_bytes, in.bytes_in_flight, in.cwnd, in.lost_packets);
   applied_ = t;
   changes_++;
   g_object_set (enc_, "bitrate", (guint) (bits_ ? t : std::max<uint64_t> (1, t / 1000)), nullptr);

@@ -44,7 +44,8 @@ namespace wayray {
 struct RateInput {
   int width = 0, height = 0;    /* the encoder's input; 0: no video now */
   double fps = 30;
-  uint64_t send_queue_bytes = 0;
+  uint64_t send_queue_bytes = 0;   /* everything unacknowledged */
+  uint64_t video_unsent = UINT64_MAX;   /* the video's bytes not yet sent; UINT64_MAX: not known */
   uint64_t delivery_rate = 0;   /* bytes per second, 0: not known */
   uint64_t lost_packets = 0;    /* since the connection began */
   uint64_t bytes_in_flight = 0, cwnd = 0;
@@ -55,6 +56,9 @@ class RateControl {
 public:
   static constexpr double kBitsPerPixel = 0.1;
   static constexpr uint64_t kMin = 150000, kMax = 20000000;     /* bit/s */
+  static constexpr double kStepSeconds = 0.25;  /* how often step () is called */
+  static constexpr double kCut = 0.7;           /* a cut: this share of what the link delivers */
+  static constexpr double kMediaQueueDelay = 0.05;  /* s: what the transport lets media queue */
 
   /* The next target (bit/s) after @in; also remembered. */
   uint64_t step (const RateInput & in);
@@ -65,7 +69,7 @@ public:
 private:
   uint64_t target_ = 0, need_ = 0, lost_ = 0;
   int recent_ = 0;              /* steps since congestion, counting down from 40 */
-  int hold_ = 0;                /* steps before a delay may cut again */
+  int hold_ = 0;                /* steps before congestion may cut again */
   const char *reason_ = "start";
 };
 

@@ -103,6 +103,7 @@ acked_stream_data_cb (ngtcp2_conn *, int64_t, uint64_t offset, uint64_t datalen,
 {
   auto *c = static_cast<Endpoint::Conn *> (user_data);
   auto *s = static_cast<SendStream *> (stream_user_data);
+  c->acks.add (datalen, now_ns ());
   if (s)
     c->ep->free_acked (*s, offset + datalen);
   return 0;
@@ -1025,6 +1026,7 @@ public:
     st.cwnd = cs.cwnd;
     st.bytes_in_flight = cs.bytes_in_flight;
     st.delivery_rate = cs.delivery_rate_sec;
+    st.acked_rate = c.acks.rate (now_ns (), 500000000ull);
     st.pto_count = cs.pto_count;
     guint64 lost = c.loss_closed;
     for (auto &s : c.streams)

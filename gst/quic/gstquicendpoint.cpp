@@ -83,11 +83,13 @@ Stats::to_structure () const
       "cwnd", G_TYPE_UINT64, cwnd,
       "bytes-in-flight", G_TYPE_UINT64, bytes_in_flight,
       "delivery-rate", G_TYPE_UINT64, delivery_rate,
+      "acked-rate", G_TYPE_UINT64, acked_rate,
       "lost-packets", G_TYPE_UINT64, lost_packets,
       "pto-count", G_TYPE_UINT64, pto_count,
       "bytes-sent", G_TYPE_UINT64, bytes_sent,
       "bytes-received", G_TYPE_UINT64, bytes_received,
       "send-queue-bytes", G_TYPE_UINT64, send_queue_bytes,
+      "video-unsent-bytes", G_TYPE_UINT64, video_unsent_bytes,
       "connections", G_TYPE_UINT64, connections,
       "handshakes", G_TYPE_UINT64, handshakes,
       "refused-initials", G_TYPE_UINT64, refused_initials,
@@ -463,16 +465,21 @@ Endpoint::admitted ()
 
 Endpoint::WriteResult
 Endpoint::write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bool block,
-    const std::atomic<bool> & cancel)
+    const std::atomic<bool> & cancel, guint time_ms)
 {
   Impl &m = *impl_;
   std::unique_lock<std::mutex> lk (m.mu);
   for (;;) {
-    if (s.dead || !m.find_conn (s.conn_gen))
+    Conn *c = s.dead ? nullptr : m.find_conn (s.conn_gen);
+    if (!c)
       return WriteResult::Closed;
     if (cancel.load ())
       return WriteResult::Cancelled;
-    if (s.unacked () == 0 || s.unacked () + bytes.size () <= limit)
+    if (s.unacked () == 0)
+      break;
+    guint64 budget = time_ms ? m.queue_budget (*c, time_ms) : 0;
+    bool too_late = budget && s.unsent () > 0 && s.unsent () + bytes.size () > budget;
+    if (s.unacked () + bytes.size () <= limit && !too_late)
       break;
     if (!block)
       return WriteResult::Full;
@@ -551,6 +558,24 @@ Endpoint::wait_drained (SendStream & s, const std::atomic<bool> & cancel, gint64
   };
   m.cv.wait_for (lk, std::chrono::milliseconds (timeout_ms), pred);
   return s.unacked () == 0 && !cancel.load ();
+}
+
+guint64
+Endpoint::Impl::queue_budget (Conn & c, guint time_ms)
+{
+  Stats st;
+  c.link->stats (c, st);
+  if (!st.acked_rate && !c.acks.measured ())
+    return kUnmeasuredQueueBudget;
+  return std::max (kMinQueueBudget, st.acked_rate * time_ms / 1000);
+}
+
+guint64
+Endpoint::queue_budget (SendStream & s, guint time_ms)
+{
+  std::lock_guard<std::mutex> lk (impl_->mu);
+  Conn *c = s.dead ? nullptr : impl_->find_conn (s.conn_gen);
+  return c ? impl_->queue_budget (*c, time_ms) : 0;
 }
 
 guint64
@@ -725,6 +750,7 @@ Endpoint::Impl::update_stats (bool post_it)
     conn->link->stats (*conn, st);
   }
   st.send_queue_bytes = queued_bytes ();
+  st.video_unsent_bytes = unsent_video ();
   st.connections = conns.size ();
   for (auto &kv : conns)
     if (!kv.second->established)

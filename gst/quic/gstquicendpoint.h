@@ -107,9 +107,15 @@ struct Stats {
   std::string peer;
   guint64 rtt = 0, min_rtt = 0, smoothed_rtt = 0, rttvar = 0;   /* ns */
   guint64 cwnd = 0, bytes_in_flight = 0, delivery_rate = 0;     /* bytes, bytes/s */
+  /* Stream bytes the peer acknowledged per second over the last 0.5 s:
+   * while data waits to be sent, what the link really delivers (the
+   * transport's delivery-rate estimate can stay at an old maximum for
+   * seconds after a link slows down). TCP: the kernel's delivery rate. */
+  guint64 acked_rate = 0;
   guint64 lost_packets = 0, pto_count = 0;
   guint64 bytes_sent = 0, bytes_received = 0;
   guint64 send_queue_bytes = 0;
+  guint64 video_unsent_bytes = 0;   /* of streams whose purpose is video, not yet sent */
   guint64 connections = 0, handshakes = 0;         /* server: peers held now */
   guint64 refused_initials = 0, retries_sent = 0;  /* server: since the start */
   GstStructure *to_structure () const;
@@ -210,11 +216,20 @@ public:
   bool add_route (const std::string & prefix, int fd);
   bool remove_route (const std::string & prefix);
   enum class WriteResult { Ok, Cancelled, Closed, Full };
-  /* Queues @bytes. While more than @limit bytes are unacknowledged, waits
-   * (or returns Full at once when @block is false). A write into an empty
-   * queue is always accepted, so a frame larger than @limit still goes. */
+  /* Queues @bytes. While more than @limit bytes are unacknowledged, or
+   * (with @time_ms) the bytes not yet sent would take more than @time_ms
+   * at the rate the connection delivers (queue_budget ()), waits (or
+   * returns Full at once when @block is false). A write into an empty
+   * queue is always accepted, so a frame larger than the bounds still
+   * goes. */
   WriteResult write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bool block,
-      const std::atomic<bool> & cancel);
+      const std::atomic<bool> & cancel, guint time_ms = 0);
+  /* What @s's connection delivers in @time_ms, in bytes, at least
+   * kMinQueueBudget; kUnmeasuredQueueBudget until the connection has
+   * measured what it delivers; 0 when the stream's connection is gone. */
+  guint64 queue_budget (SendStream & s, guint time_ms);
+  static constexpr guint64 kMinQueueBudget = 16 * 1024;
+  static constexpr guint64 kUnmeasuredQueueBudget = 64 * 1024;
   void finish (SendStream & s);
   /* Drops what is queued and resets the stream. */
   void reset (SendStream & s, guint64 app_error);

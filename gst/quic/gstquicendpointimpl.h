@@ -147,6 +147,20 @@ struct Endpoint::Link {
 std::unique_ptr<Endpoint::Link> make_quic_link (Endpoint::Impl & ep);
 std::unique_ptr<Endpoint::Link> make_tcp_link (Endpoint::Impl & ep);
 
+/* Stream bytes acknowledged, sampled for their rate (Stats::acked_rate). */
+class AckMeter {
+public:
+  void add (guint64 bytes, guint64 now);
+  /* Bytes per second over the last @window_ns (or what history there is,
+   * at least 100 ms of it); 0 without history or without acks. */
+  guint64 rate (guint64 now, guint64 window_ns) const;
+  bool measured () const { return !samples_.empty (); }
+
+private:
+  guint64 total_ = 0;
+  std::deque<std::pair<guint64, guint64>> samples_;   /* (time, total), 20 ms apart, the last second */
+};
+
 /* One peer. A server holds many: handshakes in progress, connections
  * waiting for admission, and at most one admitted connection (Impl::conn),
  * the only one that carries media and input. */
@@ -178,6 +192,7 @@ struct Endpoint::Conn {
   std::string tls_failure;   /* why certificate verification refused */
   std::map<gint64, std::unique_ptr<InStream>> in;
   guint64 loss_closed = 0;   /* lost-packet count of closed streams */
+  AckMeter acks;             /* QUIC: stream bytes the peer acknowledged */
   guint64 bytes_sent = 0, bytes_received = 0;
   guint64 started = 0;
 
@@ -352,7 +367,7 @@ struct Endpoint::Impl {
   void credit (Conn & c, gint64 id, guint64 len);
   void credit_held (Conn & c);
   void update_stats (bool post);
-  SendStream *pick_stream (Conn & c);
+  SendStream *pick_stream (Conn & c, bool media_ok = true);
   void open_pending_streams (Conn & c);
   std::shared_ptr<SendStream> new_stream (Conn & c, const Preamble & pre);
   void append (SendStream & s, std::vector<guint8> && bytes);
@@ -364,6 +379,13 @@ struct Endpoint::Impl {
   void free_acked (SendStream & s, guint64 upto);
   void follow_path (Conn & c, size_t pkt_len);
   guint64 queued_bytes () const;
+  guint64 unsent_video () const;
+  /* QUIC: media bytes allowed in flight now (gstquicsend.cpp). */
+  guint64 media_window (Conn & c, guint64 now);
+  static constexpr guint64 kMediaQueueDelay = 50000000ull;   /* ns */
+  static constexpr guint64 kMinMediaWindow = 16 * 1024;
+  /* Bytes @c delivers in @time_ms at its measured rate (0: not measured). */
+  guint64 queue_budget (Conn & c, guint time_ms);
   /* One port per seat (gstquicrouter.cpp). */
   void make_scid (ngtcp2_cid & cid);
   bool send_udp (const guint8 * data, size_t len, size_t seg, const sockaddr * to, socklen_t tolen);

@@ -136,13 +136,14 @@ purpose_priority (Purpose p)
     case Purpose::Audio:
       return 2;
     case Purpose::Display:
-    case Purpose::Video:
       return 3;
+    case Purpose::Video:
+      return 4;   /* text and UI first: under a slow link the video adapts */
     case Purpose::Usb:
     case Purpose::Bulk:
-      return 4;
+      return 5;
   }
-  return 4;
+  return 5;
 }
 
 const char *

@@ -26,6 +26,37 @@ Endpoint::Impl::free_acked (SendStream & s, guint64 upto)
   cv.notify_all ();
 }
 
+void
+AckMeter::add (guint64 bytes, guint64 now)
+{
+  total_ += bytes;
+  if (samples_.empty () || now >= samples_.back ().first + 20000000ull)
+    samples_.emplace_back (now, total_);
+  else
+    samples_.back ().second = total_;
+  /* Keep one sample older than a second: the window's start. */
+  while (samples_.size () > 2 && samples_[1].first + 1000000000ull < now)
+    samples_.pop_front ();
+}
+
+guint64
+AckMeter::rate (guint64 now, guint64 window_ns) const
+{
+  if (samples_.empty ())
+    return 0;
+  /* The newest sample at least @window_ns old, else the oldest. */
+  const std::pair<guint64, guint64> *from = &samples_.front ();
+  for (auto &s : samples_) {
+    if (s.first + window_ns > now)
+      break;
+    from = &s;
+  }
+  guint64 span = now > from->first ? now - from->first : 0;
+  if (span < 100000000ull)
+    return 0;
+  return (total_ - from->second) * 1000000000ull / span;
+}
+
 std::shared_ptr<SendStream>
 Endpoint::Impl::new_stream (Conn & c, const Preamble & pre)
 {
@@ -68,13 +99,38 @@ Endpoint::Impl::open_pending_streams (Conn & c)
   }
 }
 
+/* Media (display, video and bulk streams) in flight is held to what the
+ * link delivered lately times the round trip's minimum plus
+ * kMediaQueueDelay: a bottleneck's queue then holds about that much of
+ * it, whatever the congestion window allows, and input, cursor and sound
+ * (never held) overtake it there too. While the link has room the round
+ * trip stays at its minimum and the window grows by (min + 50 ms) / min
+ * with each measurement; at least kMinMediaWindow. */
+guint64
+Endpoint::Impl::media_window (Conn & c, guint64 now)
+{
+  if (!c.acks.measured ())
+    return G_MAXUINT64;
+  ngtcp2_conn_stat cs;
+  ngtcp2_conn_get_conn_stat (c.q, &cs);
+  guint64 base = cs.min_rtt == UINT64_MAX ? 100000000ull : cs.min_rtt;
+  guint64 w = c.acks.rate (now, 500000000ull) * (base + kMediaQueueDelay) / 1000000000ull;
+  return std::max (kMinMediaWindow, w);
+}
+
+static bool
+held_by_window (const SendStream & s)
+{
+  return s.priority >= purpose_priority (Purpose::Display);
+}
+
 SendStream *
-Endpoint::Impl::pick_stream (Conn & c)
+Endpoint::Impl::pick_stream (Conn & c, bool media_ok)
 {
   SendStream *best = nullptr;
   for (auto &sp : c.streams) {
     SendStream *s = sp.get ();
-    if (s->id < 0 || s->dead || s->blocked)
+    if (s->id < 0 || s->dead || s->blocked || (!media_ok && held_by_window (*s)))
       continue;
     if (s->unsent () == 0 && !(s->fin && !s->fin_sent))
       continue;
@@ -159,8 +215,15 @@ Endpoint::Impl::write_quic (Conn & c)
   max_pkts = MIN (max_pkts, (size_t) 64 * kMaxBatch);
   size_t pkts = 0;
   bool notify = false;
+  guint64 window = media ? media_window (c, ts) : 0;
   while (pkts < max_pkts) {
-    SendStream *s = media ? pick_stream (c) : nullptr;
+    bool media_ok = true;
+    if (window != G_MAXUINT64) {
+      ngtcp2_conn_stat cs;
+      ngtcp2_conn_get_conn_stat (c.q, &cs);
+      media_ok = cs.bytes_in_flight < window;
+    }
+    SendStream *s = media ? pick_stream (c, media_ok) : nullptr;
     ngtcp2_vec vec[16];
     size_t nvec = 0;
     guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
@@ -238,6 +301,18 @@ Endpoint::Impl::queued_bytes () const
   for (auto &s : conn->streams)
     if (!s->dead)
       n += s->unacked ();
+  return n;
+}
+
+guint64
+Endpoint::Impl::unsent_video () const
+{
+  guint64 n = 0;
+  if (!conn)
+    return 0;
+  for (auto &s : conn->streams)
+    if (!s->dead && s->pre.purpose == Purpose::Video)
+      n += s->unsent ();
   return n;
 }
 

@@ -18,11 +18,11 @@
  * The pad name says what the stream carries and sets its priority: `input`
  * > `cursor` > `audio` > `display`/`video` > anything else (`usb`, `bulk`).
  * Pads whose name starts with `video` send each group of pictures on a
- * stream of its own: when a new key unit arrives while more than
- * gop-reset-threshold bytes of the previous group are still unsent, that
- * group is reset instead of being delivered late; when the send queue is
- * full mid-group, the rest of the group is dropped and a key unit is
- * requested upstream.
+ * stream of its own: when a new key unit arrives while the earlier groups
+ * still have more bytes unsent than gop-reset-threshold or than the link
+ * delivers in max-queue-time, they are reset instead of being delivered
+ * late; when the send queue is full mid-group, the rest of the group is
+ * dropped and a key unit is requested upstream.
  *
  * Streams of `display` and `video` pads start with a key unit: delta units
  * that would come first on a new connection are dropped and a key unit is
@@ -34,9 +34,12 @@
  * has the highest priority and never waits behind media.
  *
  * Send queues are bounded by max-queue-bytes per pad (queued plus
- * unacknowledged bytes): a full queue blocks the streaming thread
- * (back-pressure), except on video pads as described above. A frame larger
- * than the bound is still accepted into an empty queue.
+ * unacknowledged bytes) and, on display pads, in time: by max-queue-time
+ * of unsent data at the rate the link delivers (measured by the
+ * transport). A full queue blocks the streaming thread (back-pressure:
+ * a source that merges frames, as wayraysrc does, sends fewer and larger
+ * updates over a slow link), except on video pads as described above. A
+ * frame larger than the bounds is still accepted into an empty queue.
  *
  * Elements of one process with the same mode, host and port share one
  * connection (published as a "wayray.quic.endpoint" GstContext), so a quicsrc
@@ -71,6 +74,7 @@
 
 #include <gst/video/video.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -86,11 +90,13 @@ enum {
   PROP_WAIT_FOR_CONNECTION,
   PROP_GOP_RESET_THRESHOLD,
   PROP_GOPS_RESET,
+  PROP_MAX_QUEUE_TIME,
 };
 
 #define DEFAULT_MAX_QUEUE_BYTES (4 * 1024 * 1024)
 #define DEFAULT_WAIT_FOR_CONNECTION TRUE
 #define DEFAULT_GOP_RESET_THRESHOLD (64 * 1024)
+#define DEFAULT_MAX_QUEUE_TIME 150   /* ms */
 #define EOS_DRAIN_TIMEOUT_MS 30000
 
 static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE ("%s",
@@ -106,6 +112,8 @@ struct PadState {
   GstSegment segment;
   bool have_segment = false;
   std::shared_ptr<SendStream> stream;
+  /* Video: earlier groups, finished but perhaps not all sent yet. */
+  std::vector<std::shared_ptr<SendStream>> older;
   /* Server: streams to one connection each, for buffers that name it (a
    * WayrayConnectionMeta): answers to a peer not (yet) admitted. */
   std::map<guint64, std::shared_ptr<SendStream>> to_conn;
@@ -129,6 +137,7 @@ struct GstQuicSinkPrivate : public EndpointUser {
   guint64 max_queue_bytes = DEFAULT_MAX_QUEUE_BYTES;
   gboolean wait_for_connection = DEFAULT_WAIT_FOR_CONNECTION;
   guint64 gop_reset_threshold = DEFAULT_GOP_RESET_THRESHOLD;
+  guint max_queue_time = DEFAULT_MAX_QUEUE_TIME;
   std::atomic<guint64> gops_reset { 0 };
   std::shared_ptr<Endpoint> ep;
   std::shared_ptr<Endpoint> ctx_ep;
@@ -265,6 +274,53 @@ ensure_stream (GstQuicSink * self, GstPad * pad, PadState * st, bool * flushing)
   return true;
 }
 
+/* The display waits in the sender at most max-queue-time (at the rate the
+ * link delivers): what would wait longer holds its streaming thread (the
+ * source merges the frames it could not push). Video is bounded in time
+ * at its key units (supersede_groups): in the middle of a group a key
+ * unit larger than the bound would otherwise never get through a slow
+ * link, each group dropped for the next. */
+static bool
+time_bounded (const PadState * st)
+{
+  return st->purpose == Purpose::Display;
+}
+
+/* A new key unit supersedes every earlier group of pictures: those still
+ * unsent beyond what the link delivers in max-queue-time (and beyond
+ * gop-reset-threshold) are reset rather than delivered late. Returns how
+ * many were reset. */
+static guint
+supersede_groups (GstQuicSinkPrivate * priv, GstPad * pad, PadState * st)
+{
+  Endpoint &ep = *priv->ep;
+  guint64 limit = priv->gop_reset_threshold;
+  guint64 budget = priv->max_queue_time ? ep.queue_budget (*st->stream, priv->max_queue_time) : 0;
+  if (budget)
+    limit = std::min (limit, budget);
+  st->older.erase (std::remove_if (st->older.begin (), st->older.end (), [&] (const std::shared_ptr<SendStream> & o) {
+        return !ep.stream_alive (*o) || ep.unsent (*o) == 0;
+      }), st->older.end ());
+  guint64 unsent = ep.unsent (*st->stream);
+  for (auto &o : st->older)
+    unsent += ep.unsent (*o);
+  if (unsent <= limit) {
+    ep.finish (*st->stream);
+    st->older.push_back (st->stream);
+    return 0;
+  }
+  GST_INFO_OBJECT (pad, "resetting superseded groups up to %u (%" G_GUINT64_FORMAT " bytes unsent, %"
+      G_GUINT64_FORMAT " allowed)", st->gop, unsent, limit);
+  guint n = 1;
+  ep.reset (*st->stream, kErrSuperseded);
+  for (auto &o : st->older) {
+    ep.reset (*o, kErrSuperseded);
+    n++;
+  }
+  st->older.clear ();
+  return n;
+}
+
 /* Writes @bytes to the pad's stream, reopening it on a new connection. */
 static GstFlowReturn
 send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8> && bytes, bool block,
@@ -277,7 +333,7 @@ send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8>
       return flushing ? GST_FLOW_FLUSHING : GST_FLOW_OK;
     /* write () takes the bytes only when it returns Ok. */
     auto res = priv->ep->write (*st->stream, std::move (bytes), priv->max_queue_bytes, block,
-        st->flushing);
+        st->flushing, time_bounded (st) ? priv->max_queue_time : 0);
     switch (res) {
       case Endpoint::WriteResult::Ok:
         return GST_FLOW_OK;
@@ -288,6 +344,7 @@ send_bytes (GstQuicSink * self, GstPad * pad, PadState * st, std::vector<guint8>
       case Endpoint::WriteResult::Closed:
         /* The connection went away: start over on the next one. */
         st->stream.reset ();
+        st->older.clear ();
         if (drop_on_close)
           return GST_FLOW_CUSTOM_SUCCESS_1;
         break;
@@ -357,17 +414,8 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
 
   if (st->gop_mode) {
     if (key && st->stream && st->stream_has_media) {
-      /* A new group of pictures: the previous one is complete. If much of
-       * it has not even left yet, it is stale: reset it. */
-      guint64 unsent = priv->ep->unsent (*st->stream);
-      if (unsent > priv->gop_reset_threshold) {
-        GST_INFO_OBJECT (pad, "resetting superseded group %u (%" G_GUINT64_FORMAT " bytes unsent)",
-            st->gop, unsent);
-        priv->ep->reset (*st->stream, kErrSuperseded);
-        priv->gops_reset++;
-      } else {
-        priv->ep->finish (*st->stream);
-      }
+      /* A new group of pictures: the previous ones are complete. */
+      priv->gops_reset += supersede_groups (priv, pad, st);
       st->stream.reset ();
       st->gop++;
     }
@@ -643,6 +691,7 @@ gst_quic_sink_change_state (GstElement * element, GstStateChange transition)
         if (st->stream && priv->ep)
           priv->ep->finish (*st->stream);
         st->stream.reset ();
+        st->older.clear ();
         st->have_segment = false;
         st->dropping_to_key = false;
       }
@@ -682,6 +731,9 @@ gst_quic_sink_set_property (GObject * object, guint prop_id, const GValue * valu
     case PROP_GOP_RESET_THRESHOLD:
       priv->gop_reset_threshold = g_value_get_uint64 (value);
       break;
+    case PROP_MAX_QUEUE_TIME:
+      priv->max_queue_time = g_value_get_uint (value);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -704,6 +756,9 @@ gst_quic_sink_get_property (GObject * object, guint prop_id, GValue * value, GPa
       break;
     case PROP_GOP_RESET_THRESHOLD:
       g_value_set_uint64 (value, priv->gop_reset_threshold);
+      break;
+    case PROP_MAX_QUEUE_TIME:
+      g_value_set_uint (value, priv->max_queue_time);
       break;
     case PROP_GOPS_RESET:
       g_value_set_uint64 (value, priv->gops_reset);
@@ -755,6 +810,12 @@ gst_quic_sink_class_init (GstQuicSinkClass * klass)
           "Video pads: when a key unit arrives while more than this many bytes of the previous "
           "group of pictures are unsent, that group's stream is reset", 0, G_MAXUINT64,
           DEFAULT_GOP_RESET_THRESHOLD,
+          (GParamFlags) (G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS)));
+  g_object_class_install_property (gobject_class, PROP_MAX_QUEUE_TIME,
+      g_param_spec_uint ("max-queue-time", "Maximum queue time",
+          "Milliseconds of data (at the rate the link delivers) that may wait unsent: beyond it a "
+          "display pad's streaming thread waits, and a video pad's earlier groups of pictures are "
+          "reset at its next key unit (0: bytes only)", 0, 60000, DEFAULT_MAX_QUEUE_TIME,
           (GParamFlags) (G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY | G_PARAM_STATIC_STRINGS)));
   g_object_class_install_property (gobject_class, PROP_GOPS_RESET,
       g_param_spec_uint64 ("gops-reset", "GOPs reset",

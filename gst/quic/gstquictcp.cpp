@@ -433,6 +433,7 @@ public:
     st.cwnd = (guint64) ti.tcpi_snd_cwnd * ti.tcpi_snd_mss;
     st.bytes_in_flight = (guint64) ti.tcpi_unacked * ti.tcpi_snd_mss;
     st.delivery_rate = ti.tcpi_delivery_rate;
+    st.acked_rate = ti.tcpi_delivery_rate;
     st.lost_packets = ti.tcpi_total_retrans;
   }
 

@@ -467,7 +467,8 @@ GST_START_TEST (test_purposes)
   fail_unless (purpose_priority (Purpose::Input) < purpose_priority (Purpose::Cursor));
   fail_unless (purpose_priority (Purpose::Cursor) < purpose_priority (Purpose::Audio));
   fail_unless (purpose_priority (Purpose::Audio) < purpose_priority (Purpose::Display));
-  fail_unless (purpose_priority (Purpose::Display) < purpose_priority (Purpose::Bulk));
+  fail_unless (purpose_priority (Purpose::Display) < purpose_priority (Purpose::Video));
+  fail_unless (purpose_priority (Purpose::Video) < purpose_priority (Purpose::Bulk));
 }
 GST_END_TEST;
 

@@ -4,6 +4,7 @@
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
+#include <algorithm>
 #include <gst/app/app.h>
 #include <gst/check/gstcheck.h>
 #include <gst/video/video.h>
@@ -237,6 +238,82 @@ GST_START_TEST (test_loss_and_delay)
 }
 GST_END_TEST;
 
+/* A display stream that would send far more than a 2 Mbit/s bottleneck
+ * carries (its queue 64 KB, 256 ms at that rate): the sender holds its
+ * media in flight to about 50 ms of queue there (nothing dropped once the
+ * link is measured) and its own send queue to max-queue-time, so what
+ * arrives is at most a few hundred milliseconds old instead of trailing
+ * further and further behind (the queue bound in bytes alone, 4 MiB, is
+ * 16 s of this link). */
+GST_START_TEST (test_slow_link_bounded_in_time)
+{
+  Site site;
+  ImpairedPath path (site.port, 0.0, 20, 2000000, 64 * 1024);
+  site.client_port = path.port ();
+  GstElement *srv = play (launch ("appsrc name=src format=time block=true max-bytes=20000 "
+      "caps=application/x-wayray-test ! s.display quicsink name=s " + site.server ()));
+  GstElement *cli = play (launch ("quicsrc name=c " + site.client () + " c.display ! appsink name=out sync=false"));
+  GstElement *src = by_name (srv, "src"), *out = by_name (cli, "out");
+
+  std::atomic<bool> stop_pushing { false };
+  std::thread pusher ([&] {
+    for (guint i = 0; !stop_pushing; i++) {
+      GstBuffer *b = gst_buffer_new_allocate (nullptr, 12000, nullptr);
+      gst_buffer_memset (b, 0, (guint8) i, 12000);
+      gint64 now = g_get_monotonic_time ();
+      gst_buffer_fill (b, 0, &now, sizeof now);
+      GST_BUFFER_PTS (b) = i * GST_MSECOND;
+      gst_app_src_push_buffer (GST_APP_SRC (src), b);
+    }
+  });
+  gint64 start = g_get_monotonic_time ();
+  guint64 dropped_at_2s = 0;
+  bool marked = false;
+  std::vector<gint64> late_ms;
+  while (g_get_monotonic_time () - start < 6 * G_USEC_PER_SEC) {
+    GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), GST_SECOND);
+    if (!smp)
+      continue;
+    gint64 sent = 0;
+    gst_buffer_extract (gst_sample_get_buffer (smp), 0, &sent, sizeof sent);
+    gint64 now = g_get_monotonic_time ();
+    if (now - start >= 2 * G_USEC_PER_SEC) {
+      if (!marked) {
+        dropped_at_2s = path.dropped ();
+        marked = true;
+      }
+      late_ms.push_back ((now - sent) / 1000);
+    }
+    gst_sample_unref (smp);
+  }
+  guint64 dropped_end = path.dropped ();
+  stop_pushing = true;
+  /* Unblock the pusher: the client keeps reading until it is done. */
+  while (GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (out), GST_SECOND / 2))
+    gst_sample_unref (smp);
+  pusher.join ();
+
+  fail_unless (late_ms.size () > 50, "only %zu buffers in the last 4 s", late_ms.size ());
+  std::sort (late_ms.begin (), late_ms.end ());
+  gint64 median = late_ms[late_ms.size () / 2], worst = late_ms.back ();
+  GST_INFO ("%zu buffers, age median %" G_GINT64_FORMAT " ms, max %" G_GINT64_FORMAT " ms, dropped %"
+      G_GUINT64_FORMAT " then %" G_GUINT64_FORMAT, late_ms.size (), median, worst, dropped_at_2s, dropped_end);
+  /* 20 ms of delay + about 50 ms at the bottleneck + at most 150 ms queued
+   * in the sender + one 12 kB buffer (48 ms) + the appsrc's 20 kB (80 ms):
+   * about 420 ms measured; bounded only in bytes it was 4 to 6 s. */
+  fail_unless (worst < 700, "a buffer arrived %" G_GINT64_FORMAT " ms after it was pushed (median %"
+      G_GINT64_FORMAT ")", worst, median);
+  fail_unless_equals_uint64 (dropped_end, dropped_at_2s);
+  /* The link was used: 2 Mbit/s is 250 kB/s, 20 buffers a second. */
+  fail_unless (late_ms.size () >= 4 * 15, "%zu buffers in 4 s", late_ms.size ());
+
+  gst_object_unref (src);
+  gst_object_unref (out);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
 /* A client whose source address changes mid-session (a NAT rebinding) keeps
  * its connection: the server answers on the path each packet came from
  * (after validating it), not on the address of the handshake. */
@@ -410,6 +487,7 @@ quicimpaired_suite (void)
   TCase *tc = tcase_create ("proxy");
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_loss_and_delay);
+  tcase_add_test (tc, test_slow_link_bounded_in_time);
   tcase_add_test (tc, test_path_rebinding);
   tcase_add_test (tc, test_stale_gops_reset);
   tcase_add_test (tc, test_stale_gops_reset_under_loss);
