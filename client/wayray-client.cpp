@@ -11,16 +11,17 @@
  *
  *   wayray-client HOST[:PORT] [--token TOKEN] [--size WxH] [--headless] ...
  *
- * Headless mode reads commands on stdin (type TEXT, key NAME, click X Y,
- * wait-idle MS, snapshot FILE, stats, quit) and reports on stdout; see
- * docs/wayray-client.md. Exit codes: 0 done, 2 usage or broken pipeline
- * file, 3 token refused, 4 detached (another client took the session, or
+ * Headless mode reads commands on stdin (type TEXT, key NAME, key-in X Y W H
+ * NAME, click X Y, wait-idle MS, snapshot FILE, stats, quit) and reports on
+ * stdout; see docs/wayray-client.md. Exit codes: 0 done, 2 usage or broken
+ * pipeline file, 3 token refused, 4 detached (another client took the session, or
  * the administrator), 5 the server's certificate changed.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "config.h"
 #include "wrcodecs.h"
+#include "wrechowatch.h"
 #include "wrcontrol.h"
 #include "wrpipelinefile.h"
 #ifdef HAVE_LIBINPUT
@@ -98,8 +99,7 @@ struct Client {
   bool first_frame_reported = false;
   guint idle_source = 0;
   gint64 idle_wait_ms = 0;
-  gint64 key_sent_us = 0;
-  guint64 frames_at_key = 0;
+  EchoWatch echo;
 
   void begin ();
   void knock ();
@@ -536,11 +536,9 @@ on_frame (GstAppSink *appsink, gpointer data)
     bool created = c->new_session;
     run_on_main ([ms, created] { g_print ("first-frame %.1f %s\n", ms, created ? "new" : "reattach"); });
   }
-  if (c->key_sent_us && c->frames > c->frames_at_key) {
-    double ms = (now - c->key_sent_us) / 1000.0;
-    c->key_sent_us = 0;
+  double ms = c->echo.frame (s, now);
+  if (ms >= 0)
     run_on_main ([ms] { g_print ("latency %.3f\n", ms); });
-  }
   return GST_FLOW_OK;
 }
 
@@ -855,10 +853,21 @@ handle_command (Client *c, const std::string &line)
   } else if (line.rfind ("key ", 0) == 0) {
     {
       std::lock_guard<std::mutex> g (c->lock);
-      c->key_sent_us = g_get_monotonic_time ();
-      c->frames_at_key = c->frames;
+      c->echo.arm (g_get_monotonic_time (), nullptr, nullptr);
     }
     send_key (c, line.substr (4));
+  } else if (line.rfind ("key-in ", 0) == 0) {
+    Region r;
+    const char *key = nullptr;
+    if (!parse_region (line.c_str () + 7, &r, &key) || !*key) {
+      g_print ("error: key-in X Y W H NAME\n");
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> g (c->lock);
+      c->echo.arm (g_get_monotonic_time (), c->last, &r);
+    }
+    send_key (c, key);
   } else if (line.rfind ("click ", 0) == 0) {
     double x = 0, y = 0;
     if (sscanf (line.c_str () + 6, "%lf %lf", &x, &y) == 2 && c->sink) {

@@ -28,28 +28,11 @@ Run from the source tree with WAYRAY_BUILD_ROOT set, or through
 allow-root) or as a user.
 """
 import argparse
-import os
-import pwd
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 
-BUILD = os.environ.get("WAYRAY_BUILD_ROOT", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-SOURCE = os.environ.get("WAYRAY_SOURCE_ROOT", os.path.join(BUILD, ".."))
-BUILD = os.path.realpath(BUILD)
-SOURCE = os.path.realpath(SOURCE)
-WAYRAYD = os.path.join(BUILD, "daemon", "wayrayd")
-WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
-CLIENT = os.path.join(BUILD, "client", "wayray-client")
-sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
-import wrclient  # noqa: E402
-from wrrelay import Relay  # noqa: E402
-
-ME = pwd.getpwuid(os.getuid()).pw_name
-TICK = os.sysconf("SC_CLK_TCK")
+from wrbench import FOOT, Seat, cpu_seconds
 
 SCROLLER = r"""
 import sys, time
@@ -71,73 +54,13 @@ VIDEO = ("gst-launch-1.0 -q compositor name=mix sink_1::xpos=560 sink_1::ypos=30
          "! video/x-raw,width=1280,height=720,framerate=30/1 ! mix.sink_0 "
          "videotestsrc is-live=true pattern=snow ! video/x-raw,width=160,height=120,framerate=30/1 ! mix.sink_1")
 
-FOOT = "foot --override=cursor.blink=no "
-
-
-def cpu_seconds(pid):
-    """utime + stime of @pid and its reaped children, in seconds."""
-    try:
-        fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(fields[i]) for i in (11, 12)) / TICK
-
-
-class Bench:
+class Bench(Seat):
     def __init__(self, seconds, client_args):
+        super().__init__("wayray-bench-content-", client_args)
         self.seconds = seconds
-        self.client_args = client_args
-        self.tmp = tempfile.mkdtemp(prefix="wayray-bench-content-")
-        self.run = os.path.join(self.tmp, "run")
-        os.mkdir(self.run, 0o700)
-        self.port = 36000 + os.getpid() % 1000 * 2
-        self.cfg = os.path.join(self.tmp, "seat.conf")
-        self.env = dict(os.environ, XDG_RUNTIME_DIR=self.run, XDG_CONFIG_HOME=os.path.join(self.tmp, "config"),
-                        WAYRAY_PIPELINES_PATH=os.path.join(SOURCE, "pipelines"))
-        self.env.pop("WAYLAND_DISPLAY", None)
-        self.env.pop("DISPLAY", None)
-        self.daemon = None
-        self.relay = None
-
-    def start(self, command):
-        self.relay = Relay(self.port)
-        with open(self.cfg, "w") as f:
-            f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/tokens\n"
-                    "runtime-directory=%s/seat\ncontrol-socket=%s/ctl\n[session]\ncommand=%s\nkeymap-layout=us\n"
-                    "allow-root=true\n" % (self.port, self.relay.port, self.tmp, self.tmp, self.run, command))
-        if os.path.exists(os.path.join(self.tmp, "tokens")):
-            os.unlink(os.path.join(self.tmp, "tokens"))
-        token = subprocess.run([WAYRAYCTL, "--config", self.cfg, "token-add", "bench", "--user", ME], env=self.env,
-                               capture_output=True, text=True).stdout.strip()
-        self.log = os.path.join(self.tmp, "wayrayd.log")
-        self.daemon = subprocess.Popen([WAYRAYD, "--config", self.cfg], env=self.env, stdout=open(self.log, "w"),
-                                       stderr=subprocess.STDOUT)
-        if not wrclient.wait_for(lambda: "ready on port" in open(self.log).read(), timeout=20):
-            sys.exit("bench-content: wayrayd did not start:\n" + open(self.log).read()[-2000:])
-        # Front door and session both through the relay (public-port).
-        return wrclient.Client(CLIENT, self.env, self.relay.port, token, "1280x720",
-                               ["--headless", "--transport", "quic", "--name", "bench"] + self.client_args)
-
-    def worker_pid(self):
-        out = subprocess.run([WAYRAYCTL, "--config", self.cfg, "list"], env=self.env, capture_output=True,
-                             text=True).stdout
-        rows = wrclient.parse_listing(out)
-        return int(rows[0].get("worker", "0")) if rows else 0
 
     def tiler_stats(self):
-        out = subprocess.run([WAYRAYCTL, "--config", self.cfg, "stats", "1"], env=self.env, capture_output=True,
-                             text=True).stdout
-        m = re.search(r"frames-video=\(guint64\)(\d+)", out)
-        return int(m.group(1)) if m else 0
-
-    def stop(self, client):
-        client.quit()
-        subprocess.run([WAYRAYCTL, "--config", self.cfg, "shutdown"], env=self.env, capture_output=True)
-        try:
-            self.daemon.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.daemon.kill()
-        self.relay.close()
+        return int(self.stat(r"frames-video=\(guint64\)(\d+)") or 0)
 
     def workload(self, name, command, settle, action=None):
         c = self.start(command)
@@ -194,9 +117,7 @@ def main():
     args = ap.parse_args()
     only = set(filter(None, args.only.split(",")))
     b = Bench(args.seconds, ["--video-decoder", "none"] if args.lossless else [])
-    scroller = os.path.join(b.tmp, "scroll.py")
-    with open(scroller, "w") as f:
-        f.write(SCROLLER)
+    scroller = b.file("scroll.py", SCROLLER)
     plan = [
         ("typing", FOOT + "bash --norc --noprofile", 1.5, b.typing),
         ("scrolling", FOOT + "python3 " + scroller, 1.0, None),
@@ -213,10 +134,7 @@ def main():
             r = b.workload(name, command, settle, action)
             results.append(r)
             print("%-10s done" % name, file=sys.stderr, flush=True)
-        check = subprocess.run([WAYRAYD, "--check", "--config", b.cfg], env=b.env, capture_output=True,
-                               text=True).stdout
-        m = re.search(r"H\.264 encoder: (.*)", check)
-        encoder = m.group(1) if m else "?"
+        encoder = b.encoder()
     finally:
         shutil.rmtree(b.tmp, ignore_errors=True)
     print("WayRay default pipelines%s, 1280x720, loopback QUIC, %.0f s per workload; every datagram counted "

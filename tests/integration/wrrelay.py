@@ -1,8 +1,9 @@
 """A UDP relay on loopback for the end-to-end test and benchmarks: each
 client address gets its own upstream socket towards the server; bytes are
 counted both ways, and the server-to-client direction can be capped to a
-rate (a token bucket; what does not fit waits in a bounded queue, and what
-does not fit there is dropped, as at a bottleneck router) and delayed."""
+rate (what the rate does not let through at once waits in a queue bounded
+in bytes, and what does not fit there is dropped, as at a bottleneck
+router), then delayed (the way to the client, unbounded)."""
 import collections
 import socket
 import threading
@@ -22,8 +23,9 @@ class Relay:
         self.rate_bps = rate_bps
         self.delay_s = delay_s
         self.queue_bytes = queue_bytes
-        self.queue = collections.deque()        # (due, data, addr)
-        self.queued = 0
+        self.queue = collections.deque()        # (due at the client, data, addr)
+        self.next_free = 0.0                    # when the bottleneck is free again
+        self.wait_peak = 0.0                    # the longest wait there since peak() last asked
         self.wake = threading.Condition(self.lock)
         self.running = True
         threading.Thread(target=self._from_clients, daemon=True).start()
@@ -67,18 +69,28 @@ class Relay:
                 continue
             except OSError:
                 return
+            size = len(data) + 28
             with self.lock:
-                self.bytes_down += len(data) + 28
+                self.bytes_down += size
                 self.packets_down += 1
+                now = time.monotonic()
                 if self.rate_bps == 0 and self.delay_s == 0 and not self.queue:
                     direct = True
-                elif self.queued + len(data) > self.queue_bytes:
-                    self.dropped += 1
-                    continue
                 else:
                     direct = False
-                    self.queue.append((time.monotonic() + self.delay_s, data, addr))
-                    self.queued += len(data)
+                    # The bottleneck: a datagram leaves once those before
+                    # it have, at the rate; its wait is the queue's delay,
+                    # and what would wait beyond queue_bytes is dropped.
+                    backlog = max(0.0, self.next_free - now) if self.rate_bps else 0.0
+                    if backlog * self.rate_bps / 8 + size > self.queue_bytes:
+                        self.dropped += 1
+                        continue
+                    self.wait_peak = max(self.wait_peak, backlog)
+                    leaves = now + backlog + (size * 8.0 / self.rate_bps if self.rate_bps else 0.0)
+                    if self.rate_bps:
+                        self.next_free = leaves
+                    # then the way to the client: the delay, unbounded
+                    self.queue.append((leaves + self.delay_s, data, addr))
                     self.wake.notify()
             if direct:
                 try:
@@ -87,8 +99,7 @@ class Relay:
                     pass
 
     def _pacer(self):
-        """Sends the queue at rate_bps, each datagram no earlier than due."""
-        next_free = time.monotonic()
+        """Delivers each queued datagram when it is due."""
         while self.running:
             with self.lock:
                 while self.running and not self.queue:
@@ -97,18 +108,21 @@ class Relay:
                     return
                 due, data, addr = self.queue[0]
                 now = time.monotonic()
-                start = max(now, due, next_free if self.rate_bps else now)
-                if start > now:
-                    self.wake.wait(min(start - now, 0.05))
+                if due > now:
+                    self.wake.wait(min(due - now, 0.05))
                     continue
                 self.queue.popleft()
-                self.queued -= len(data)
-                if self.rate_bps:
-                    next_free = max(next_free, now) + (len(data) + 28) * 8.0 / self.rate_bps
             try:
                 self.sock.sendto(data, addr)
             except OSError:
                 pass
+
+    def peak(self):
+        """(the longest a datagram waited at the bottleneck since the last
+        call, in seconds; datagrams dropped there so far)."""
+        with self.lock:
+            p, self.wait_peak = self.wait_peak, max(0.0, self.next_free - time.monotonic())
+            return p, self.dropped
 
     def counts(self):
         """(bytes up, bytes down, datagrams up, datagrams down) so far."""
