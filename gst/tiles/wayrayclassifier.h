@@ -8,7 +8,9 @@
  * video: a change explained by a move (a scroll, a dragged window) is not,
  * and neither is a change that touches less than #evidence_percent of the
  * tile's pixels (a typed glyph, a blinking cursor, a menu highlight: cheap
- * for the lossless path and text that must stay sharp).
+ * for the lossless path and text that must stay sharp), unless it reaches
+ * the tile's border with a transient tile (a video's edge running through
+ * the tile).
  *
  * Regions. Transient tiles are grouped into connected regions (tiles at most
  * one tile apart belong together); a group of at least #min_video_tiles

@@ -222,6 +222,35 @@ GST_START_TEST (test_video_beside_text)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_video_edge_through_tiles)
+{
+  /* a video whose bottom edge runs 2 pixels into a row of tiles (a
+   * terminal's padding puts it there): that strip changes with every
+   * frame but is too small to count on its own. The region covers the
+   * whole video, so no part of it goes losslessly with every frame; the
+   * text typed just below, in the next row of tiles, stays exact. */
+  Desk d (11, {0, 392, 1280, 328});
+  Rect video = {128, 130, 320, 192};          /* rows 130..321; tiles of 64 */
+  for (int i = 1; i <= 60; i++) {
+    d.s.noise (video, d.rng);
+    std::vector<Rect> damage = {video};
+    if (i % 3 == 0)
+      damage.push_back (d.term.type (d.s, 'a' + i % 26));
+    d.frame (damage, i * 33);
+  }
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+  const wt::Rect & box = d.c.regions ()[0].box;
+  fail_unless (inside (box, video), "the region %d,%d %dx%d leaves part of the video out", box.x, box.y, box.w,
+      box.h);
+  fail_if (meets (box, {0, 384, 1280, 336}), "the region %d,%d %dx%d reaches the text's tiles", box.x, box.y,
+      box.w, box.h);
+  for (int y = d.term.area.y; y < 720; y++)
+    fail_unless (memcmp (&d.cl.px[(size_t) y * 1280 * 4], d.s.at (0, y), 1280 * 4) == 0, "text row %d differs", y);
+  d.frame ({}, 61 * 33 + 400);
+  fail_unless (d.cl.equals (d.s));
+}
+GST_END_TEST;
+
 GST_START_TEST (test_two_videos_two_regions)
 {
   /* two videos in opposite corners and text between them */
@@ -301,6 +330,7 @@ classifier_suite (void)
   tcase_add_test (tc, test_fast_typing_is_not_video);
   tcase_add_test (tc, test_video_beside_text);
   tcase_add_test (tc, test_two_videos_two_regions);
+  tcase_add_test (tc, test_video_edge_through_tiles);
   tcase_add_test (tc, test_refinement_per_tile);
   tcase_add_test (tc, test_without_video_all_lossless);
   return s;
