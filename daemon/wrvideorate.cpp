@@ -28,6 +28,9 @@ RateControl::step (const RateInput & in)
   double queued_s = in.delivery_rate ? (double) unsent / in.delivery_rate : (unsent > 0 ? 1.0 : 0.0);
   bool lost = in.lost_packets > lost_;
   lost_ = std::max (lost_, in.lost_packets);
+  /* Video the transport threw away as stale: encoded for nothing. */
+  bool dropped = in.groups_dropped > dropped_;
+  dropped_ = std::max (dropped_, in.groups_dropped);
   bool cwnd_limited = in.cwnd > 0 && in.bytes_in_flight * 10 >= in.cwnd * 9;
   /* Queueing delay: what the round trip has gained over its minimum. The
    * transport lets display and video queue about kMediaQueueDelay at a
@@ -35,9 +38,9 @@ RateControl::step (const RateInput & in)
    * else's queue, or ours growing. */
   double delay_s = in.min_rtt_ns && in.rtt_ns > in.min_rtt_ns ? (in.rtt_ns - in.min_rtt_ns) / 1e9 : 0;
   bool delayed = in.min_rtt_ns && delay_s > std::max (kMediaQueueDelay + 0.03, in.min_rtt_ns / 1e9);
-  bool congestion = delayed || queued_s > 0.1 || lost || cwnd_limited;
-  const char *why = delayed ? "congestion: delay" : queued_s > 0.1 ? "congestion: queue" : lost ?
-      "congestion: loss" : "congestion: window";
+  bool congestion = delayed || queued_s > 0.1 || dropped || lost || cwnd_limited;
+  const char *why = delayed ? "congestion: delay" : queued_s > 0.1 ? "congestion: queue" : dropped ?
+      "congestion: dropped" : lost ? "congestion: loss" : "congestion: window";
   if (hold_ > 0)
     hold_--;
   if (congestion && hold_ == 0) {
@@ -172,6 +175,11 @@ VideoRate::tick ()
     if (gst_structure_get_uint64 (st, "min-rtt", &v))
       in.min_rtt_ns = v;
     gst_structure_free (st);
+  }
+  guint64 resets = 0;
+  if (g_object_class_find_property (G_OBJECT_GET_CLASS (net_), "gops-reset")) {
+    g_object_get (net_, "gops-reset", &resets, nullptr);
+    in.groups_dropped = resets;
   }
   uint64_t t = rc_.step (in);
   if (t == 0)

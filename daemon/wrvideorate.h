@@ -48,6 +48,7 @@ struct RateInput {
   uint64_t video_unsent = UINT64_MAX;   /* the video's bytes not yet sent; UINT64_MAX: not known */
   uint64_t delivery_rate = 0;   /* bytes per second, 0: not known */
   uint64_t lost_packets = 0;    /* since the connection began */
+  uint64_t groups_dropped = 0;  /* groups of pictures the transport reset as stale, so far */
   uint64_t bytes_in_flight = 0, cwnd = 0;
   uint64_t rtt_ns = 0, min_rtt_ns = 0;  /* smoothed and minimum round trip; 0: not known */
 };
@@ -67,7 +68,7 @@ public:
   const char *reason () const { return reason_; }
 
 private:
-  uint64_t target_ = 0, need_ = 0, lost_ = 0;
+  uint64_t target_ = 0, need_ = 0, lost_ = 0, dropped_ = 0;
   int recent_ = 0;              /* steps since congestion, counting down from 40 */
   int hold_ = 0;                /* steps before congestion may cut again */
   const char *reason_ = "start";

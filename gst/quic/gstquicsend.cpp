@@ -215,14 +215,15 @@ Endpoint::Impl::write_quic (Conn & c)
   max_pkts = MIN (max_pkts, (size_t) 64 * kMaxBatch);
   size_t pkts = 0;
   bool notify = false;
-  guint64 window = media ? media_window (c, ts) : 0;
+  guint64 window = media ? media_window (c, ts) : G_MAXUINT64;
+  guint64 in_flight = 0;        /* at the start of this pass, plus what it wrote */
+  if (window != G_MAXUINT64) {
+    ngtcp2_conn_stat cs;
+    ngtcp2_conn_get_conn_stat (c.q, &cs);
+    in_flight = cs.bytes_in_flight;
+  }
   while (pkts < max_pkts) {
-    bool media_ok = true;
-    if (window != G_MAXUINT64) {
-      ngtcp2_conn_stat cs;
-      ngtcp2_conn_get_conn_stat (c.q, &cs);
-      media_ok = cs.bytes_in_flight < window;
-    }
+    bool media_ok = in_flight < window;
     SendStream *s = media ? pick_stream (c, media_ok) : nullptr;
     ngtcp2_vec vec[16];
     size_t nvec = 0;
@@ -278,6 +279,7 @@ Endpoint::Impl::write_quic (Conn & c)
       break;
     follow_path (c, (size_t) n);
     queue_tx (c, txbuf.data () + tx_len, (size_t) n);
+    in_flight += (guint64) n;
     pkts++;
     if (want_pollout)
       break;

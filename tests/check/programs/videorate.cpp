@@ -105,6 +105,25 @@ GST_START_TEST (test_loss_and_window)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_dropped_groups)
+{
+  /* the transport reset groups of pictures as stale: that is congestion
+   * even when nothing else shows it (the sender's queue is bounded and
+   * the bottleneck's delay held low) */
+  RateControl rc;
+  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  RateInput in = frames (1280, 720, 0, 200000);
+  in.groups_dropped = 2;
+  rc.step (in);
+  fail_unless (rc.target () < need);
+  fail_unless_equals_string (rc.reason (), "congestion: dropped");
+  /* no new drops: back up */
+  for (int i = 0; i < 4; i++)
+    rc.step (in);
+  fail_unless_equals_string (rc.reason (), "probing");
+}
+GST_END_TEST;
+
 GST_START_TEST (test_queueing_delay)
 {
   /* A bottleneck's queue shows as a round trip far above its minimum
@@ -158,6 +177,7 @@ videorate_suite (void)
   tcase_add_test (tc, test_congestion_down_and_up);
   tcase_add_test (tc, test_loss_and_window);
   tcase_add_test (tc, test_queueing_delay);
+  tcase_add_test (tc, test_dropped_groups);
   tcase_add_test (tc, test_no_video);
   return s;
 }

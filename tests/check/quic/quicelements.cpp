@@ -1150,7 +1150,7 @@ GST_START_TEST (test_many_groups_of_pictures)
   const guint n = 700;
   Site site;
   GstElement *srv = launch ("appsrc name=src format=time caps=video/x-h264 ! s.video quicsink name=s "
-      "gop-reset-threshold=100000000 " + site.server ());
+      "gop-reset-threshold=100000000 max-queue-time=0 " + site.server ());
   play (srv);
   GstElement *cli = launch ("quicsrc " + site.client ("transport=quic") + " ! appsink name=out sync=false");
   play (cli);
