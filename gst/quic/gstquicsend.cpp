@@ -99,13 +99,14 @@ Endpoint::Impl::open_pending_streams (Conn & c)
   }
 }
 
-/* Media (display, video and bulk streams) in flight is held to what the
+/* Once a queue shows (the round trip kMediaWindowDelay over its minimum),
+ * media (display, video and bulk streams) in flight is held to what the
  * link delivered lately times the round trip's minimum plus
  * kMediaQueueDelay: a bottleneck's queue then holds about that much of
  * it, whatever the congestion window allows, and input, cursor and sound
- * (never held) overtake it there too. While the link has room the round
- * trip stays at its minimum and the window grows by (min + 50 ms) / min
- * with each measurement; at least kMinMediaWindow. */
+ * (never held) overtake it there too; at least kMinMediaWindow. Without a
+ * queue only the congestion window counts: a burst after a quiet while
+ * (a window switch) is not held to what the quiet link delivered. */
 guint64
 Endpoint::Impl::media_window (Conn & c, guint64 now)
 {
@@ -113,7 +114,9 @@ Endpoint::Impl::media_window (Conn & c, guint64 now)
     return G_MAXUINT64;
   ngtcp2_conn_stat cs;
   ngtcp2_conn_get_conn_stat (c.q, &cs);
-  guint64 base = cs.min_rtt == UINT64_MAX ? 100000000ull : cs.min_rtt;
+  if (cs.min_rtt == UINT64_MAX || cs.smoothed_rtt < cs.min_rtt + kMediaWindowDelay)
+    return G_MAXUINT64;
+  guint64 base = cs.min_rtt;
   guint64 w = c.acks.rate (now, 500000000ull) * (base + kMediaQueueDelay) / 1000000000ull;
   return std::max (kMinMediaWindow, w);
 }
