@@ -1026,7 +1026,7 @@ public:
     st.cwnd = cs.cwnd;
     st.bytes_in_flight = cs.bytes_in_flight;
     st.delivery_rate = cs.delivery_rate_sec;
-    st.acked_rate = c.acks.rate (now_ns (), 500000000ull);
+    st.acked_rate = c.acks.rate (now_ns (), Endpoint::Impl::kAckRateWindow);
     st.pto_count = cs.pto_count;
     guint64 lost = c.loss_closed;
     for (auto &s : c.streams)

@@ -563,11 +563,18 @@ Endpoint::wait_drained (SendStream & s, const std::atomic<bool> & cancel, gint64
 guint64
 Endpoint::Impl::queue_budget (Conn & c, guint time_ms)
 {
-  Stats st;
-  c.link->stats (c, st);
-  if (!st.acked_rate && !c.acks.measured ())
+  /* Per frame: QUIC's own meter, not the whole statistics. */
+  guint64 rate = 0;
+  if (c.tcp) {
+    Stats st;
+    c.link->stats (c, st);
+    rate = st.acked_rate;
+  } else {
+    rate = c.acks.rate (now_ns (), kAckRateWindow);
+  }
+  if (!rate && !c.acks.measured ())
     return kUnmeasuredQueueBudget;
-  return std::max (kMinQueueBudget, st.acked_rate * time_ms / 1000);
+  return std::max (kMinQueueBudget, rate * time_ms / 1000);
 }
 
 guint64

@@ -383,6 +383,7 @@ struct Endpoint::Impl {
   /* QUIC: media bytes allowed in flight now (gstquicsend.cpp). */
   guint64 media_window (Conn & c, guint64 now);
   static constexpr guint64 kMediaQueueDelay = 50000000ull;   /* ns */
+  static constexpr guint64 kAckRateWindow = 500000000ull;    /* ns: Stats::acked_rate's window */
   static constexpr guint64 kMediaWindowDelay = 20000000ull;  /* ns of queueing before the window holds */
   static constexpr guint64 kMinMediaWindow = 16 * 1024;
   /* Bytes @c delivers in @time_ms at its measured rate (0: not measured). */

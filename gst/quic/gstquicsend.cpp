@@ -117,7 +117,7 @@ Endpoint::Impl::media_window (Conn & c, guint64 now)
   if (cs.min_rtt == UINT64_MAX || cs.smoothed_rtt < cs.min_rtt + kMediaWindowDelay)
     return G_MAXUINT64;
   guint64 base = cs.min_rtt;
-  guint64 w = c.acks.rate (now, 500000000ull) * (base + kMediaQueueDelay) / 1000000000ull;
+  guint64 w = c.acks.rate (now, kAckRateWindow) * (base + kMediaQueueDelay) / 1000000000ull;
   return std::max (kMinMediaWindow, w);
 }
 
