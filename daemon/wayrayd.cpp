@@ -319,6 +319,7 @@ Daemon::proxy_setup (SessionProxy *p)
       "certificate-file", G_TYPE_STRING, (base + ".crt").c_str (),
       "private-key-file", G_TYPE_STRING, (base + ".key").c_str (),
       "video-encoder", G_TYPE_STRING, cfg.video_encoder.c_str (),
+      "video-chroma", G_TYPE_STRING, cfg.video_chroma.c_str (),
       "client-video", G_TYPE_STRING, p->welcome_video.c_str (),
       "framerate", G_TYPE_UINT, cfg.framerate,
       "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
@@ -1007,6 +1008,16 @@ main (int argc, char **argv)
           "parts are left out)\n");
     else
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
+    if (!enc.factory.empty () && d.cfg.video_chroma == "4:4:4") {
+      std::vector<std::string> made = h264_profiles_of (enc.factory, false);
+      if (!pipeline_uses (d.server_file, "VIDEO_FORMAT"))
+        g_print ("video chroma: 4:2:0 (video-chroma=4:4:4, but %s does not use ${VIDEO_FORMAT})\n",
+            d.server_file.path.c_str ());
+      else if (!made.empty () && std::find (made.begin (), made.end (), "high-4:4:4") == made.end ())
+        g_print ("video chroma: 4:2:0 (video-chroma=4:4:4, but %s makes no high-4:4:4)\n", enc.factory.c_str ());
+      else
+        g_print ("video chroma: 4:4:4 for clients whose decoder takes high-4:4:4, else 4:2:0\n");
+    }
     return 0;
   }
   if (!drop_capabilities (&err)) {

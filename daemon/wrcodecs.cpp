@@ -201,4 +201,35 @@ pick_h264_profile (const std::vector<std::string> &decoder, const std::vector<st
   return "";
 }
 
+std::vector<std::string>
+client_h264_profiles (const std::string &video)
+{
+  size_t colon = video.find (':');
+  return colon == std::string::npos ? std::vector<std::string> () : codec_preference (video.substr (colon + 1));
+}
+
+std::string
+video_format_for_profile (const std::string &profile)
+{
+  return profile == "high-4:4:4" ? "Y444" : "I420";
+}
+
+std::string
+session_h264_profile (const std::string &encoder, const std::string &client_video, const std::string &chroma)
+{
+  if (chroma == "4:4:4") {
+    const char *full = "high-4:4:4";
+    std::vector<std::string> made = encoder.empty () ? std::vector<std::string> () : h264_profiles_of (encoder, false);
+    if ((made.empty () || std::find (made.begin (), made.end (), full) != made.end ()) &&
+        h264_profile_decodable (full, client_h264_profiles (client_video)))
+      return full;
+  }
+  std::string p = pick_h264_profile (client_h264_profiles (client_video),
+      encoder.empty () ? std::vector<std::string> () : h264_profiles_of (encoder, false));
+  /* A decoder that takes none the encoder makes: the best the encoder
+   * makes (that client gets everything losslessly; the next may not). */
+  return p.empty () ? pick_h264_profile ({}, encoder.empty () ? std::vector<std::string> () :
+      h264_profiles_of (encoder, false)) : p;
+}
+
 }  // namespace wayray

@@ -43,4 +43,18 @@ std::string pick_h264_profile (const std::vector<std::string> &decoder, const st
  * constrained-baseline streams are baseline and main streams too. */
 bool h264_profile_decodable (const std::string &profile, const std::vector<std::string> &decoder);
 
+/* The H.264 profiles in a client's "h264:PROFILE,..." (empty: any). */
+std::vector<std::string> client_h264_profiles (const std::string &video);
+
+/* The profile a session with @encoder makes for a first client
+ * @client_video: high-4:4:4 when @chroma is "4:4:4" and both the encoder
+ * makes it and the client's decoder takes it, else high, main or
+ * constrained-baseline. */
+std::string session_h264_profile (const std::string &encoder, const std::string &client_video,
+    const std::string &chroma = "4:2:0");
+
+/* The raw format the encoder gets for @profile: Y444 for high-4:4:4, else
+ * I420. */
+std::string video_format_for_profile (const std::string &profile);
+
 }  // namespace wayray

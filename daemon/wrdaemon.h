@@ -37,6 +37,7 @@ struct DaemonConfig {
   guint default_width = 1920, default_height = 1080;
   guint framerate = 60;
   std::string video_encoder = "auto";   /* H.264 encoders to try, in order */
+  std::string video_chroma = "4:2:0";   /* or "4:4:4" where encoder and decoder allow */
   bool allow_root = false;
   guint detached_timeout_s = 0;  /* 0 = never */
   guint max_sessions_per_user = 0;   /* 0 = no limit */
@@ -67,13 +68,6 @@ bool check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError 
  * client (@client_video, its hello's "h264:PROFILE,...") decodes. */
 Variables session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket,
     int width, int height, guint port, const std::string &client_video);
-
-/* The H.264 profiles in a client's "h264:PROFILE,..." (empty: any). */
-std::vector<std::string> client_h264_profiles (const std::string &video);
-
-/* The profile a session with @encoder makes for a first client
- * @client_video: high, main or constrained-baseline. */
-std::string session_h264_profile (const std::string &encoder, const std::string &client_video);
 
 /* The seat's runtime directory when the configuration names none:
  * $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=wayray/SEAT), else

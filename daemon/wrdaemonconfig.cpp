@@ -11,6 +11,7 @@
 
 #include <gst/gst.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <unistd.h>
@@ -142,7 +143,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     { "daemon", { "listen-address", "port", "public-port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
           "admin-group", "max-failed-logins", "failed-login-interval" } },
-    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "allow-root",
+    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "video-chroma", "allow-root",
           "detached-timeout", "max-sessions-per-user" } },
     { "pipelines", { "server", "directory" } },
   };
@@ -201,6 +202,12 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     get_string (kf, "session", "command", &cfg->session_command);
     get_string (kf, "session", "keymap-layout", &cfg->keymap_layout);
     get_string (kf, "session", "video-encoder", &cfg->video_encoder);
+    get_string (kf, "session", "video-chroma", &cfg->video_chroma);
+    if (cfg->video_chroma != "4:2:0" && cfg->video_chroma != "4:4:4") {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: [session] video-chroma must be 4:2:0 or 4:4:4, not '%s'", path.c_str (), cfg->video_chroma.c_str ());
+      ok = false;
+    }
     get_string (kf, "pipelines", "server", &cfg->server_pipeline);
     get_string (kf, "pipelines", "directory", &cfg->pipelines_dir);
   }
@@ -218,6 +225,10 @@ session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, co
     encoder = pick_h264_encoder (codec_preference (cfg.video_encoder));
     encoder_for = cfg.video_encoder;
   }
+  /* 4:4:4 only where the file feeds the encoder ${VIDEO_FORMAT}: a file
+   * written before it converts to 4:2:0. */
+  const std::string profile = session_h264_profile (encoder.factory, client_video,
+      pipeline_uses (file, "VIDEO_FORMAT") ? cfg.video_chroma : "4:2:0");
   return {
     { "SESSION_ID", std::to_string (id) },
     { "SESSION_COMMAND", cfg.session_command },
@@ -233,26 +244,9 @@ session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, co
     /* Empty with none usable: the file's %if H264_ENCODER parts are left out
      * and sessions are lossless. */
     { "H264_ENCODER", encoder.launch },
-    { "H264_PROFILE", session_h264_profile (encoder.factory, client_video) },
+    { "H264_PROFILE", profile },
+    { "VIDEO_FORMAT", video_format_for_profile (profile) },
   };
-}
-
-std::vector<std::string>
-client_h264_profiles (const std::string &video)
-{
-  size_t colon = video.find (':');
-  return colon == std::string::npos ? std::vector<std::string> () : codec_preference (video.substr (colon + 1));
-}
-
-std::string
-session_h264_profile (const std::string &encoder, const std::string &client_video)
-{
-  std::string p = pick_h264_profile (client_h264_profiles (client_video),
-      encoder.empty () ? std::vector<std::string> () : h264_profiles_of (encoder, false));
-  /* A decoder that takes none the encoder makes: the best the encoder
-   * makes (that client gets everything losslessly; the next may not). */
-  return p.empty () ? pick_h264_profile ({}, encoder.empty () ? std::vector<std::string> () :
-      h264_profiles_of (encoder, false)) : p;
 }
 
 bool

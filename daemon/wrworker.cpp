@@ -173,6 +173,7 @@ class Worker : public SessionHost {
     cfg.certificate_file = str ("certificate-file");
     cfg.private_key_file = str ("private-key-file");
     cfg.video_encoder = str ("video-encoder");
+    cfg.video_chroma = str ("video-chroma");
     gst_structure_get_uint (s, "framerate", &cfg.framerate);
     file.path = str ("pipeline-path");
     file.text = str ("pipeline-text");

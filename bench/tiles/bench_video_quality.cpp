@@ -112,48 +112,89 @@ on_encoder_caps (GstPad *pad, GstPadProbeInfo *info, gpointer data)
   return GST_PAD_PROBE_OK;
 }
 
-/* Luma PSNR of two BGRx pictures of the same size. */
+/* PSNR of two BGRx pictures of the same size: luma, and chroma (Cb and Cr
+ * together), with BT.601 weights. */
+struct Psnr {
+  double luma = 0, chroma = 0;
+};
+
 static double
-luma_psnr (const std::vector<uint8_t> &a, const std::vector<uint8_t> &b)
+to_db (double se, size_t n)
 {
-  double se = 0;
-  size_t n = std::min (a.size (), b.size ()) / 4;
-  for (size_t i = 0; i < n; i++) {
-    const uint8_t *p = &a[i * 4], *q = &b[i * 4];
-    double ya = 0.114 * p[0] + 0.587 * p[1] + 0.299 * p[2];
-    double yb = 0.114 * q[0] + 0.587 * q[1] + 0.299 * q[2];
-    se += (ya - yb) * (ya - yb);
-  }
   double mse = n ? se / n : 0;
   return mse <= 1e-10 ? 99.0 : 10.0 * std::log10 (255.0 * 255.0 / mse);
 }
 
+static Psnr
+psnr_of (const std::vector<uint8_t> &a, const std::vector<uint8_t> &b)
+{
+  double se_y = 0, se_c = 0;
+  size_t n = std::min (a.size (), b.size ()) / 4;
+  for (size_t i = 0; i < n; i++) {
+    const uint8_t *p = &a[i * 4], *q = &b[i * 4];
+    double db = (double) p[0] - q[0], dg = (double) p[1] - q[1], dr = (double) p[2] - q[2];
+    double dy = 0.114 * db + 0.587 * dg + 0.299 * dr;
+    double dcb = -0.169 * dr - 0.331 * dg + 0.5 * db;
+    double dcr = 0.5 * dr - 0.419 * dg - 0.081 * db;
+    se_y += dy * dy;
+    se_c += dcb * dcb + dcr * dcr;
+  }
+  return { to_db (se_y, n), to_db (se_c, 2 * n) };
+}
+
 struct Result {
-  double median = 0, low = 0, min = 0;
+  double median = 0, low = 0, min = 0, chroma = 0;
   size_t compared = 0;
   uint64_t bitrate = 0, video_frames = 0;
   double video_mb = 0, tile_mb = 0;
 };
 
+/* The moving pictures measured: none is a translation (which the
+ * classifier leaves to the lossless path as a move). */
+struct Content {
+  const char *name;
+  const char *source;           /* BGRx 1280x720 30 fps, %1$d: frames */
+};
+
+static const Content kContents[] = {
+  { "zone plate (moving)",
+    "videotestsrc pattern=zone-plate kx2=20 ky2=20 kt=1 num-buffers=%1$d" },
+  /* Worst case for any codec. */
+  { "zone plate + 160x120 noise block",
+    "compositor name=mix sink_1::xpos=560 sink_1::ypos=300 "
+    "videotestsrc pattern=zone-plate kx2=20 ky2=20 kt=1 num-buffers=%1$d "
+    "! video/x-raw,format=BGRx,width=1280,height=720,framerate=30/1 ! mix.sink_0 "
+    "videotestsrc pattern=snow num-buffers=%1$d ! video/x-raw,format=BGRx,width=160,height=120,framerate=30/1 "
+    "! mix.sink_1 mix." },
+  /* Coloured text on moving pictures (captions, a page with an animation
+   * under it): what 4:2:0 smears. */
+  { "coloured text on a zone plate",
+    "videotestsrc pattern=zone-plate kx2=20 ky2=20 kt=1 num-buffers=%1$d "
+    "! video/x-raw,width=1280,height=720,framerate=30/1 ! timeoverlay font-desc=\"Sans 28\" color=0xffff3030 "
+    "valignment=top halignment=left ! textoverlay font-desc=\"Serif 22\" color=0xff3060ff valignment=center "
+    "text=\"The quick brown fox jumps over the lazy dog: coloured text at 4:2:0 and 4:4:4\" "
+    "! textoverlay font-desc=\"Sans 16\" color=0xff20c020 valignment=bottom "
+    "text=\"green on bars, 16 points, the size of a toolbar label\" ! videoconvert" },
+};
+
 static bool
-measure (const wayray::CodecChoice &enc, const wayray::CodecChoice &dec, int seconds, bool noise, Result &out)
+measure (const wayray::CodecChoice &enc, const wayray::CodecChoice &dec, int seconds, const Content &content,
+    const char *chroma, Result &out)
 {
   int frames = seconds * 30;
-  /* A moving picture that is not a translation (a zone plate changing every
-   * frame), and optionally a block of noise (worst case for any codec). */
+  /* 4:2:0 or 4:4:4 into the encoder, as the session's pipeline does with
+   * ${VIDEO_FORMAT} and ${H264_PROFILE}. */
+  const bool full = strcmp (chroma, "4:4:4") == 0;
+  gchar *source = g_strdup_printf (content.source, frames);
   gchar *desc = g_strdup_printf (
-      "videotestsrc pattern=zone-plate kx2=20 ky2=20 kt=1 num-buffers=%d "
-      "! video/x-raw,format=BGRx,width=1280,height=720,framerate=30/1 ! mix.sink_0 "
-      "videotestsrc pattern=snow num-buffers=%d ! video/x-raw,format=BGRx,width=160,height=120,framerate=30/1 "
-      "! mix.sink_1 "
-      "compositor name=mix sink_1::xpos=560 sink_1::ypos=300 sink_1::alpha=%d "
-      "! video/x-raw,format=BGRx,width=1280,height=720,framerate=30/1 ! damagetiler name=tiler "
+      "%s ! video/x-raw,format=BGRx,width=1280,height=720,framerate=30/1 ! damagetiler name=tiler "
       "tiler.tiles ! wayraytileenc name=tenc ! wayraytiledec ! comp.tiles "
-      "tiler.video ! queue ! videoconvert ! video/x-raw,format=I420 ! %s name=venc "
+      "tiler.video ! queue ! videoconvert ! video/x-raw,format=%s ! %s name=venc ! video/x-h264,profile=%s "
       "! h264parse config-interval=-1 ! video/x-h264,stream-format=byte-stream,alignment=au ! h264parse name=vparse "
       "! %s ! videoconvert ! video/x-raw,format=BGRx ! identity name=decoded ! comp.video "
       "wayraycompositor name=comp draw-cursor=false ! fakesink sync=false",
-      frames, frames, noise ? 1 : 0, enc.launch.c_str (), dec.launch.c_str ());
+      source, full ? "Y444" : "I420", enc.launch.c_str (), full ? "high-4:4:4" : "high", dec.launch.c_str ());
+  g_free (source);
   GError *err = nullptr;
   GstElement *p = gst_parse_launch (desc, &err);
   g_free (desc);
@@ -217,16 +258,22 @@ measure (const wayray::CodecChoice &enc, const wayray::CodecChoice &dec, int sec
   gst_object_unref (p);
 
   std::vector<double> psnr;
+  std::vector<double> chroma_psnr;
   for (auto &kv : r.sent) {
     auto it = r.decoded.find (kv.first);
-    if (it != r.decoded.end () && it->second.size () == kv.second.size ())
-      psnr.push_back (luma_psnr (kv.second, it->second));
+    if (it != r.decoded.end () && it->second.size () == kv.second.size ()) {
+      Psnr q = psnr_of (kv.second, it->second);
+      psnr.push_back (q.luma);
+      chroma_psnr.push_back (q.chroma);
+    }
   }
   std::sort (psnr.begin (), psnr.end ());
+  std::sort (chroma_psnr.begin (), chroma_psnr.end ());
   out.compared = psnr.size ();
   out.median = psnr.empty () ? 0 : psnr[psnr.size () / 2];
   out.low = psnr.empty () ? 0 : psnr[psnr.size () / 20];
   out.min = psnr.empty () ? 0 : psnr.front ();
+  out.chroma = chroma_psnr.empty () ? 0 : chroma_psnr[chroma_psnr.size () / 2];
   out.bitrate = r.bitrate;
   out.video_frames = r.video_frames;
   out.video_mb = r.video_bytes * 10.0 / seconds / 1e6;
@@ -252,18 +299,27 @@ main (int argc, char **argv)
   printf ("WayRay video path quality: 1280x720 30 fps, %d s, no network; damagetiler, %s, %s, "
       "wayraycompositor as in the default pipelines\n", seconds, enc.launch.c_str (), dec.factory.c_str ());
   printf ("bitrate: what the rate controller gives the atlas on a free link (pixels/s x %.2f bit); "
-      "PSNR: luma, of every decoded video frame against the frame the encoder got (the rest of the picture is "
-      "lossless)\n\n", wayray::RateControl::kBitsPerPixel);
-  printf ("%-34s %9s %7s %8s %8s %8s %9s %9s\n", "content", "Mbit/s", "frames", "median", "p5", "min",
-      "video/10s", "tiles/10s");
+      "PSNR: of every decoded video frame against the frame the encoder got (the rest of the picture is "
+      "lossless), luma median / 5th percentile / min, and chroma (Cb and Cr) median; chroma: what the "
+      "encoder gets (${VIDEO_FORMAT}: I420 or Y444, profile high or high-4:4:4)\n\n",
+      wayray::RateControl::kBitsPerPixel);
+  printf ("%-34s %6s %7s %7s %8s %8s %8s %9s %9s %9s\n", "content", "chroma", "Mbit/s", "frames", "median", "p5",
+      "min", "chroma", "video/10s", "tiles/10s");
+  /* WAYRAY_BENCH_CHROMA=4:2:0 or 4:4:4: only that one. */
+  const char *only = g_getenv ("WAYRAY_BENCH_CHROMA");
   int rc = 0;
-  for (bool noise : { false, true }) {
-    Result res;
-    if (!measure (enc, dec, seconds, noise, res))
-      rc = 1;
-    printf ("%-34s %9.2f %7" G_GUINT64_FORMAT " %6.2fdB %6.2fdB %6.2fdB %7.2fMB %7.2fMB\n",
-        noise ? "zone plate + 160x120 noise block" : "zone plate (moving)", res.bitrate / 1e6,
-        res.video_frames, res.median, res.low, res.min, res.video_mb, res.tile_mb);
+  for (const Content &c : kContents) {
+    for (const char *chroma : { "4:2:0", "4:4:4" }) {
+      if (only && strcmp (only, chroma) != 0)
+        continue;
+      Result res;
+      if (!measure (enc, dec, seconds, c, chroma, res))
+        rc = 1;
+      printf ("%-34s %6s %7.2f %7" G_GUINT64_FORMAT " %6.2fdB %6.2fdB %6.2fdB %7.2fdB %7.2fMB %7.2fMB\n",
+          c.name, chroma, res.bitrate / 1e6, res.video_frames, res.median, res.low, res.min, res.chroma,
+          res.video_mb, res.tile_mb);
+      fflush (stdout);
+    }
   }
   return rc;
 }

@@ -241,13 +241,21 @@ gst_wayray_tile_enc_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     return GST_FLOW_OK;
   }
 
-  GstBuffer *outbuf = gst_buffer_new_memdup (priv->out.data (), priv->out.size ());
+  /* The message leaves in the vector it was written into (no copy); the
+   * next one starts in a new vector of about the same size. */
+  const bool reset = priv->out[5] & kFlagReset;
+  auto *msg = new std::vector<uint8_t> ();
+  msg->swap (priv->out);
+  priv->out.reserve (msg->size ());
+  GstBuffer *outbuf = gst_buffer_new_wrapped_full (GST_MEMORY_FLAG_READONLY, msg->data (),
+      msg->size (), 0, msg->size (), msg,
+      [] (gpointer v) { delete static_cast<std::vector<uint8_t> *> (v); });
   gst_buffer_copy_into (outbuf, buf, GST_BUFFER_COPY_TIMESTAMPS, 0, -1);
-  if (priv->out[5] & kFlagReset)
+  if (reset)
     GST_BUFFER_FLAG_UNSET (outbuf, GST_BUFFER_FLAG_DELTA_UNIT);
   else
     GST_BUFFER_FLAG_SET (outbuf, GST_BUFFER_FLAG_DELTA_UNIT);
-  GST_LOG_OBJECT (self, "message of %" G_GSIZE_FORMAT " bytes", priv->out.size ());
+  GST_LOG_OBJECT (self, "message of %" G_GSIZE_FORMAT " bytes", gst_buffer_get_size (outbuf));
   gst_buffer_unref (buf);
   return gst_pad_push (self->srcpad, outbuf);
 }

@@ -5,6 +5,7 @@
 #include "wayraytilecodec.h"
 #include "wayraytilepixels.h"
 #include "wayrayglyphs.h"
+#include "wayrayworkers.h"
 
 #include <lz4.h>
 #include <zstd.h>
@@ -206,7 +207,8 @@ struct Encoder::Impl {
   Lru lru;
   std::vector<CacheEntry> cache;
   std::unordered_map<uint64_t, uint32_t> by_hash;
-  std::vector<std::unique_ptr<Compressors>> comp;
+  std::vector<std::unique_ptr<Compressors>> comp;   /* one per lane of the pool */
+  std::unique_ptr<WorkerPool> pool;
   bool configured = false;
   int level = 1;                /* zstd level for the current message */
   bool small = false;           /* the current message is keystroke-sized */
@@ -563,6 +565,8 @@ Encoder::configure (int width, int height, const EncoderSettings &settings)
   d.comp.clear ();
   for (unsigned i = 0; i < threads; i++)
     d.comp.emplace_back (new Compressors);
+  if (!d.pool || d.pool->lanes () != threads)
+    d.pool.reset (new WorkerPool (threads));
   d.need_reset = true;
   d.seq = 0;
   d.configured = true;
@@ -805,16 +809,10 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
     for (size_t i : content)
       d.encode_content (jobs[i], f, *d.comp[0]);
   } else {
-    auto work = [&] (size_t k) {
+    d.pool->run ([&] (unsigned k) {
       for (size_t j = k; j < content.size (); j += n_threads)
         d.encode_content (jobs[content[j]], f, *d.comp[k]);
-    };
-    std::vector<std::thread> workers;
-    for (size_t k = 1; k < n_threads; k++)
-      workers.emplace_back (work, k);
-    work (0);
-    for (auto &w : workers)
-      w.join ();
+    });
   }
 
   /* Phase 3, in order: write the operations and keep the cache in step

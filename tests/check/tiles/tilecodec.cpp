@@ -9,11 +9,15 @@
 
 #include "screengen.h"
 #include "wayraytilecodec.h"
+#include "wayrayworkers.h"
 
 #include <lz4.h>
 #include <zstd.h>
 
 #include <functional>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <string>
 #include <vector>
 
@@ -1393,6 +1397,36 @@ GST_START_TEST (test_round_trip_random)
 }
 GST_END_TEST;
 
+/* The encoder's pool: every lane runs once per call, its work is done when
+ * the call returns, and the same threads serve every call (none started
+ * per frame). */
+GST_START_TEST (test_worker_pool)
+{
+  WorkerPool pool (3);
+  std::mutex lock;
+  std::set<std::thread::id> threads;
+  std::vector<int> ran (3, 0);
+  for (int round = 1; round <= 2000; round++) {
+    pool.run ([&] (unsigned k) {
+      fail_unless (k < 3);
+      ran[k]++;
+      std::lock_guard<std::mutex> g (lock);
+      threads.insert (std::this_thread::get_id ());
+    });
+    for (unsigned k = 0; k < 3; k++)
+      fail_unless_equals_int (ran[k], round);
+  }
+  fail_unless_equals_int ((int) threads.size (), 3);
+  fail_unless (threads.count (std::this_thread::get_id ()) == 1, "lane 0 runs on the caller");
+
+  WorkerPool one (1);             /* no threads: everything on the caller */
+  std::thread::id who;
+  one.run ([&] (unsigned) { who = std::this_thread::get_id (); });
+  fail_unless (who == std::this_thread::get_id ());
+  WorkerPool unused (4);          /* destroyed before any thread started */
+}
+GST_END_TEST;
+
 static Suite *
 tilecodec_suite (void)
 {
@@ -1422,6 +1456,7 @@ tilecodec_suite (void)
   tcase_add_test (tc, test_malformed_mutations);
   tcase_add_test (tc, test_malformed_specific);
   tcase_add_test (tc, test_round_trip_random);
+  tcase_add_test (tc, test_worker_pool);
   return s;
 }
 
