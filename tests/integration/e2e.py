@@ -431,6 +431,71 @@ def profile_session(env, tmp, port):
         shutdown(env, cfg, daemon)
 
 
+def chroma_session(env, tmp, port):
+    """[session] video-chroma=4:4:4: video regions are encoded as
+    high-4:4:4 for a client whose decoder takes it; a client whose decoder
+    does not gets that session losslessly, and a session of its own in
+    4:2:0."""
+    cfg = os.path.join(tmp, "chroma.conf")
+    conf = ("[daemon]\nlisten-address=127.0.0.1\nport=%d\ntoken-store=%s/chroma-tokens\n"
+            "runtime-directory=%s/chroma-seat\ncontrol-socket=%s/chroma-ctl\n[session]\n"
+            "command=weston-simple-shm\nallow-root=true\nvideo-chroma=%%s\n" % (port, tmp, tmp, env["XDG_RUNTIME_DIR"]))
+    with open(cfg, "w") as f:
+        f.write(conf % "4:2:2")
+    bad = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
+    check("video-chroma=4:2:2 is refused with the reason",
+          bad.returncode == 2 and "video-chroma must be 4:2:0 or 4:4:4, not '4:2:2'" in bad.stderr, bad.stderr)
+    with open(cfg, "w") as f:
+        f.write(conf % "4:4:4")
+    ok = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
+    check("wayrayd --check says sessions encode 4:4:4 where the client decodes it",
+          ok.returncode == 0 and "video chroma: 4:4:4 for clients whose decoder takes high-4:4:4" in ok.stdout,
+          ok.stdout + ok.stderr)
+    token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "chroma", "--user", ME], env=env,
+                           capture_output=True, text=True).stdout.strip()
+    logpath = os.path.join(tmp, "chroma-daemon.log")
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(logpath, "w"),
+                              stderr=subprocess.STDOUT)
+    log = lambda: open(logpath, errors="replace").read()  # noqa: E731
+    c = None
+
+    def attach(extra, new):
+        cl = Client(env, port, token, "640x480", extra)
+        ok = cl.expect(r"state attached .* new=%d" % new, 30) is not None and cl.expect(r"^first-frame", 20)
+        return cl, ok is not None and ok is not False
+
+    def video_frames():
+        out = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
+                             text=True).stdout
+        m = re.search(r"frames-video=\(guint64\)(\d+)", out)
+        return int(m.group(1)) if m else -1
+    try:
+        wait_for(lambda: "ready on port" in log(), timeout=20)
+        c, ok = attach([], 1)
+        check("a client whose decoder takes any profile gets a session encoding high-4:4:4",
+              ok and wait_for(lambda: "(video regions as H.264, profile high-4:4:4)" in log()),
+              "\n".join(c.lines) + log()[-800:])
+        check("and its animation comes as 4:4:4 video", wait_for(lambda: video_frames() > 10, timeout=15),
+              str(video_frames()))
+        check("and its picture keeps coming", *frames_grow(c, 1.5, 20))
+        c.quit()
+        c, ok = attach(["--video-profiles", "high,main"], 0)
+        check("a client whose decoder takes no 4:4:4 gets that session losslessly",
+              ok and wait_for(lambda: "(lossless; the client's H.264 decoder does not take profile high-4:4:4)"
+                              in log()), "\n".join(c.lines) + log()[-800:])
+        check("and its picture keeps coming", *frames_grow(c, 1.5, 20))
+        c.quit()
+        subprocess.run([WAYRAYCTL, "--config", cfg, "end", "1"], env=env, capture_output=True)
+        wait_for(lambda: "session 1 (chroma) ends" in log())
+        c, ok = attach(["--video-profiles", "high,main"], 1)
+        check("a new session for that client encodes 4:2:0 high",
+              ok and wait_for(lambda: "(video regions as H.264, profile high)" in log()), log()[-800:])
+    finally:
+        if c:
+            c.quit()
+        shutdown(env, cfg, daemon)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="wayray-e2e-")
     run = os.path.join(tmp, "run")
@@ -821,6 +886,7 @@ def main():
     video_session(env, tmp, base + 12)
     adaptation_session(env, tmp, base + 18)
     profile_session(env, tmp, base + 19)
+    chroma_session(env, tmp, base + 19)
 
     # --- configuration and pipeline files are checked ---------------------------
     broken = os.path.join(tmp, "broken.pipeline")
