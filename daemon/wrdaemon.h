@@ -32,7 +32,9 @@ struct DaemonConfig {
   std::string admin_group;       /* "" = root alone manages every session */
 
   /* [session] */
-  std::string session_command = "foot";
+  /* foot without its shared-memory scrolling: see docs/wayrayd.md,
+   * "The terminal's scrolling". */
+  std::string session_command = "foot --override=tweak.max-shm-pool-size-mb=0";
   std::string keymap_layout = "us";
   guint default_width = 1920, default_height = 1080;
   guint framerate = 60;

@@ -32,7 +32,7 @@ import shutil
 import sys
 import time
 
-from wrbench import FOOT, Seat, cpu_seconds
+from wrbench import FOOT, Seat, cpu_seconds, descendants, tree_cpu
 
 SCROLLER = r"""
 import sys, time
@@ -74,7 +74,8 @@ class Bench(Seat):
             c.send("stats")
             f0 = int(c.expect(r"^frames (\d+)").group(1))
             n0 = self.relay.counts()
-            w0, c0 = cpu_seconds(worker), cpu_seconds(c.p.pid)
+            apps = descendants(worker)      # the session's programs
+            w0, c0, a0 = cpu_seconds(worker), cpu_seconds(c.p.pid), tree_cpu(apps)
             t0 = time.monotonic()
             keys = 0
             if action:
@@ -83,7 +84,7 @@ class Bench(Seat):
                 time.sleep(self.seconds)
             elapsed = time.monotonic() - t0
             n1 = self.relay.counts()
-            w1, c1 = cpu_seconds(worker), cpu_seconds(c.p.pid)
+            w1, c1, a1 = cpu_seconds(worker), cpu_seconds(c.p.pid), tree_cpu(apps)
             c.send("stats")
             f1 = int(c.expect(r"^frames (\d+)").group(1))
             time.sleep(2.5)
@@ -92,7 +93,8 @@ class Bench(Seat):
             up, down, pkt_up, pkt_down = ((b - a) * scale for a, b in zip(n0, n1))
             return {"name": name, "bytes": up + down, "down": down, "pkt_up": pkt_up, "pkt_down": pkt_down,
                     "frames": (f1 - f0) * scale,
-                    "video": v1 - v0, "server": (w1 - w0) * scale, "client": (c1 - c0) * scale, "keys": keys}
+                    "video": v1 - v0, "server": (w1 - w0) * scale, "client": (c1 - c0) * scale, "apps": (a1 - a0) * scale,
+                    "keys": keys}
         finally:
             self.stop(c)
 
@@ -142,18 +144,20 @@ def main():
                                   args.seconds))
     print("H.264 encoder: %s" % encoder)
     print("server CPU: the session worker (compositor, classifier, encoders, transport); client CPU: "
-          "wayray-client --headless")
+          "wayray-client --headless; apps CPU: the session's own programs (the terminal and what runs in it, "
+          "weston-simple-shm, gst-launch-1.0)")
     print()
     print("bytes: both directions; to client: server to client only; per key: both directions / to client;")
     print("datagrams: to client / to server")
     print()
-    print("%-10s %12s %12s %12s %13s %8s %8s %11s %11s" % ("workload", "bytes", "to client", "per key", "datagrams",
-                                                           "frames", "video", "server CPU", "client CPU"))
+    print("%-10s %12s %12s %12s %13s %8s %8s %11s %11s %11s" % (
+        "workload", "bytes", "to client", "per key", "datagrams", "frames", "video", "server CPU", "client CPU",
+        "apps CPU"))
     for r in results:
         per_key = "%d / %d" % (r["bytes"] / r["keys"], r["down"] / r["keys"]) if r["keys"] else "-"
-        print("%-10s %12d %12d %12s %13s %8d %8d %10.2fs %10.2fs" % (
+        print("%-10s %12d %12d %12s %13s %8d %8d %10.2fs %10.2fs %10.2fs" % (
             r["name"], r["bytes"], r["down"], per_key, "%d / %d" % (r["pkt_down"], r["pkt_up"]), r["frames"],
-            r["video"], r["server"], r["client"]))
+            r["video"], r["server"], r["client"], r["apps"]))
 
 
 if __name__ == "__main__":

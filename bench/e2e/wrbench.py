@@ -20,7 +20,7 @@ from wrrelay import Relay  # noqa: E402
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 TICK = os.sysconf("SC_CLK_TCK")
-FOOT = "foot --override=cursor.blink=no "
+FOOT = "foot --override=cursor.blink=no --override=tweak.max-shm-pool-size-mb=0 "
 
 
 def cpu_seconds(pid):
@@ -30,6 +30,30 @@ def cpu_seconds(pid):
     except OSError:
         return 0.0
     return sum(int(fields[i]) for i in (11, 12)) / TICK
+
+
+def descendants(pid):
+    """The processes below @pid (children, their children, ...), alive now."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            ppid = int(open("/proc/%s/stat" % d).read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def tree_cpu(pids):
+    """CPU seconds of @pids (each with its reaped children)."""
+    return sum(cpu_seconds(p) for p in pids)
 
 
 class Seat:

@@ -69,6 +69,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_wayray_damage_tiler_debug);
 using wayray::tiles::Classifier;
 using wayray::tiles::ClassifierSettings;
 using wayray::tiles::ConstSurface;
+using wayray::tiles::Move;
 using wayray::tiles::PasteRect;
 using wayray::tiles::Rect;
 
@@ -235,12 +236,14 @@ to_video_rects (const std::vector<Rect> &rects)
 }
 
 /* Pushes @frame (the last input, or a copy of it) on the tiles pad with
- * damage over @send and lossy metas over @unknown (what the client's
- * pixels may differ in: the encoder must not use them as reference).
- * Called with the lock held. */
+ * damage over @send, lossy metas over @unknown (what the client's pixels
+ * may differ in: the encoder must not use them as reference) and move
+ * metas for @moves (found since the previous frame). Called with the lock
+ * held. */
 static GstFlowReturn
 push_tiles (GstWayrayDamageTiler * self, GstBuffer * frame, GstClockTime pts,
-    const std::vector<uint8_t> &send, const std::vector<uint8_t> &unknown, bool full)
+    const std::vector<uint8_t> &send, const std::vector<uint8_t> &unknown, bool full,
+    const std::vector<Move> &moves = {})
 {
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::vector<GstVideoRectangle> rects = to_video_rects (priv->classifier.rects_of (send));
@@ -254,6 +257,12 @@ push_tiles (GstWayrayDamageTiler * self, GstBuffer * frame, GstClockTime pts,
   gst_buffer_add_wayray_damage_meta (out, rects.data (), rects.size (), w, h);
   for (const Rect &r : priv->classifier.rects_of (unknown))
     gst_buffer_add_video_region_of_interest_meta (out, WAYRAY_ROI_LOSSY, r.x, r.y, r.w, r.h);
+  for (const Move &m : moves) {
+    GstVideoRegionOfInterestMeta *roi = gst_buffer_add_video_region_of_interest_meta (out, WAYRAY_ROI_MOVE,
+        m.dst.x, m.dst.y, m.dst.w, m.dst.h);
+    gst_video_region_of_interest_meta_add_param (roi, gst_structure_new (WAYRAY_MOVE_PARAM,
+            "x", G_TYPE_INT, m.src.x, "y", G_TYPE_INT, m.src.y, NULL));
+  }
   priv->frames_tiles++;
   return gst_pad_push (self->tilespad, out);
 }
@@ -360,7 +369,7 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     gst_buffer_unref (priv->last);
   priv->last = gst_buffer_ref (buf);
 
-  ret = push_tiles (self, buf, GST_BUFFER_PTS (buf), res.lossless, res.unknown, full);
+  ret = push_tiles (self, buf, GST_BUFFER_PTS (buf), res.lossless, res.unknown, full, res.moves);
   if (video_out) {
     start_video_pad (self, priv->classifier.atlas_width (), priv->classifier.atlas_height ());
     if (!priv->announced_valid || !same_paste (paste, priv->announced)) {

@@ -158,17 +158,26 @@ gst_wayray_tile_enc_set_caps (GstWayrayTileEnc * self, GstCaps * caps)
   return ret;
 }
 
+/* The lossy regions and moves damagetiler marked (wayrayregions.h). */
 static void
-collect_lossy (GstBuffer * buf, std::vector<Rect> &lossy)
+collect_regions (GstBuffer * buf, std::vector<Rect> &lossy, std::vector<Move> &moves)
 {
   gpointer state = NULL;
   GstMeta *meta;
-  GQuark q = g_quark_from_static_string (WAYRAY_ROI_LOSSY);
+  GQuark q_lossy = g_quark_from_static_string (WAYRAY_ROI_LOSSY);
+  GQuark q_move = g_quark_from_static_string (WAYRAY_ROI_MOVE);
   while ((meta = gst_buffer_iterate_meta_filtered (buf, &state,
               GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))) {
     auto *roi = (GstVideoRegionOfInterestMeta *) meta;
-    if (roi->roi_type == q)
-      lossy.push_back ({(int) roi->x, (int) roi->y, (int) roi->w, (int) roi->h});
+    Rect r = {(int) roi->x, (int) roi->y, (int) roi->w, (int) roi->h};
+    if (roi->roi_type == q_lossy) {
+      lossy.push_back (r);
+    } else if (roi->roi_type == q_move) {
+      GstStructure *from = gst_video_region_of_interest_meta_get_param (roi, WAYRAY_MOVE_PARAM);
+      int x, y;
+      if (from && gst_structure_get_int (from, "x", &x) && gst_structure_get_int (from, "y", &y))
+        moves.push_back ({{x, y, r.w, r.h}, r});
+    }
   }
 }
 
@@ -195,12 +204,14 @@ gst_wayray_tile_enc_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     priv->encoder.request_reset ();
 
   std::vector<Rect> damage, lossy;
+  std::vector<Move> moves;
   GstWayrayDamageMeta *dm = gst_buffer_get_wayray_damage_meta (buf);
   if (dm) {
     for (guint i = 0; i < dm->n_rects; i++)
       damage.push_back ({dm->rects[i].x, dm->rects[i].y, dm->rects[i].w, dm->rects[i].h});
   }
-  collect_lossy (buf, lossy);
+  collect_regions (buf, lossy, moves);
+  priv->encoder.hint_moves (std::move (moves));
 
   ConstSurface surf = {(const uint8_t *) GST_VIDEO_FRAME_PLANE_DATA (&frame, 0),
     (size_t) GST_VIDEO_FRAME_PLANE_STRIDE (&frame, 0), GST_VIDEO_FRAME_WIDTH (&frame),

@@ -111,6 +111,7 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
   out.unknown = lossy_;
   out.video = out.layout_changed = out.paste_changed = false;
   out.unchanged = 0;
+  out.moves.clear ();
   if (full) {
     /* Everything is sent losslessly: what the client showed from video is
      * replaced too. */
@@ -131,10 +132,12 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
       if (!changed_box (prev, cur, r) || r.w * r.h < ts * ts)
         continue;
       Rect src, dst;
-      if (detect_move (prev, cur, r, src, dst))
-        for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)
-          for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
-            moved[index (tx, ty)] = 1;
+      if (!detect_move (prev, cur, r, src, dst))
+        continue;
+      out.moves.push_back ({src, dst});
+      for (int ty = r.y / ts; ty <= (r.y + r.h - 1) / ts; ty++)
+        for (int tx = r.x / ts; tx <= (r.x + r.w - 1) / ts; tx++)
+          moved[index (tx, ty)] = 1;
     }
   }
 

@@ -79,6 +79,7 @@ public:
     bool layout_changed = false;        /* the atlas' regions (and maybe size) changed */
     bool paste_changed = false; /* paste_rects () changed */
     unsigned unchanged = 0;     /* damaged tiles whose pixels did not change */
+    std::vector<Move> moves;    /* blocks that moved since the last frame */
   };
 
   /* New settings, all but the tile size (which takes a reset). */

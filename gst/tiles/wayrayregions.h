@@ -12,6 +12,12 @@
  *   path); wayraytileenc never uses it as a reference and sends every
  *   damaged tile in it in full. A refinement buffer carries it together
  *   with damage over the same region.
+ * "wayray-move": on a buffer of damagetiler's tiles pad, a block that moved
+ *   since the previous frame (a scroll, a dragged window), found by the
+ *   classifier: the rectangle is where it is now, its WAYRAY_MOVE_PARAM
+ *   parameter (int fields x, y) where it was. wayraytileenc takes it
+ *   instead of searching for moves itself where it lies; a wrong one only
+ *   costs a useless copy, which the tiles after it correct.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -19,6 +25,8 @@
 
 #define WAYRAY_ROI_VIDEO "wayray-video"
 #define WAYRAY_ROI_LOSSY "wayray-lossy"
+#define WAYRAY_ROI_MOVE "wayray-move"
+#define WAYRAY_MOVE_PARAM "wayray-move-from"
 
 #define WAYRAY_ATLAS_PARAM "wayray-atlas"
 

@@ -61,6 +61,11 @@ struct Rect {
   int x, y, w, h;
 };
 
+/* A block that moved: @src in the previous picture is @dst now (same size). */
+struct Move {
+  Rect src, dst;
+};
+
 /* A BGRx picture: 4 bytes per pixel, rows @stride bytes apart. */
 struct Surface {
   uint8_t *data;
@@ -145,6 +150,12 @@ public:
    * to @out and returns true, or returns false when nothing changed. */
   bool encode (const ConstSurface & frame, const Rect * damage, size_t n_damage,
       const Rect * lossy, size_t n_lossy, std::vector<uint8_t> & out, EncodeStats * stats);
+
+  /* Moves found elsewhere (the classifier) for the next encode (): where
+   * one lies in a changed group, the encoder takes it instead of searching
+   * that group itself. Moves that do not fit the frame are ignored; a
+   * wrong one only costs a copy that the group's tiles then correct. */
+  void hint_moves (std::vector<Move> moves);
 
 private:
   struct Impl;

@@ -209,6 +209,7 @@ struct Encoder::Impl {
   std::unordered_map<uint64_t, uint32_t> by_hash;
   std::vector<std::unique_ptr<Compressors>> comp;   /* one per lane of the pool */
   std::unique_ptr<WorkerPool> pool;
+  std::vector<Move> hints;      /* for the next encode () */
   bool configured = false;
   int level = 1;                /* zstd level for the current message */
   bool small = false;           /* the current message is keystroke-sized */
@@ -573,6 +574,29 @@ Encoder::configure (int width, int height, const EncoderSettings &settings)
 }
 
 void
+Encoder::hint_moves (std::vector<Move> moves)
+{
+  impl_->hints = std::move (moves);
+}
+
+/* A move that fits a @width x @height frame and is worth a copy. */
+static bool
+move_fits (const Move &m, int width, int height)
+{
+  auto inside = [&] (const Rect &r) {
+    return r.x >= 0 && r.y >= 0 && r.w >= 8 && r.h >= 8 && r.x <= width - r.w && r.y <= height - r.h;
+  };
+  return m.src.w == m.dst.w && m.src.h == m.dst.h && inside (m.src) && inside (m.dst) &&
+      (m.src.x != m.dst.x || m.src.y != m.dst.y);
+}
+
+static bool
+overlaps (const Rect &a, const Rect &b)
+{
+  return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+}
+
+void
 Encoder::request_reset ()
 {
   impl_->need_reset = true;
@@ -662,22 +686,40 @@ Encoder::encode (const ConstSurface &f, const Rect *damage, size_t n_damage,
 
   /* Scrolls and moves: one copy inside the client's framebuffer, then only
    * the residue. The source must be exact on the client. */
+  std::vector<Move> hints;
+  hints.swap (d.hints);
   if (!reset && d.s.scroll_detection) {
     ConstSurface model = { d.model.data (), d.model_stride, d.width, d.height };
+    std::vector<uint8_t> hint_used (hints.size (), 0);
     /* A scrolled window often arrives as several rectangles (the tiles
      * that changed); look at each connected group as a whole. */
     std::vector<Rect> groups = rects;
     merge_touching (groups);
     for (Rect r : groups) {
-      /* Only the part that really changed: static columns or rows inside
-       * the group (a side bar, a status line) would hide the shift. */
-      if (!changed_box (model, f, r))
-        continue;
-      if (r.w * r.h < ts * ts)
-        continue;
       Rect src, dst;
-      if (!detect_move (model, f, r, src, dst))
-        continue;
+      /* A move found already (by the classifier) where this group is:
+       * no search. */
+      size_t h = 0;
+      while (h < hints.size () && (hint_used[h] || !overlaps (hints[h].dst, r) ||
+              !move_fits (hints[h], d.width, d.height)))
+        h++;
+      if (h < hints.size ()) {
+        hint_used[h] = 1;
+        src = hints[h].src;
+        dst = hints[h].dst;
+        int x0 = std::min (src.x, dst.x), y0 = std::min (src.y, dst.y);
+        int x1 = std::max (src.x + src.w, dst.x + dst.w), y1 = std::max (src.y + src.h, dst.y + dst.h);
+        r = { x0, y0, x1 - x0, y1 - y0 };
+      } else {
+        /* Only the part that really changed: static columns or rows inside
+         * the group (a side bar, a status line) would hide the shift. */
+        if (!changed_box (model, f, r))
+          continue;
+        if (r.w * r.h < ts * ts)
+          continue;
+        if (!detect_move (model, f, r, src, dst))
+          continue;
+      }
       /* Source and destination must be known exactly on the client (the
        * union of both is r, which holds them). */
       bool exact = true;

@@ -237,6 +237,26 @@ GST_START_TEST (test_tiler_scroll_is_not_video)
   /* fast scrolling is a copy for the tile encoder, never video */
   fail_unless_equals_int (gst_harness_buffers_in_queue (v), 0);
   fail_unless_equals_int (gst_harness_buffers_in_queue (h), 41);
+  /* and each scrolled frame tells the encoder the move the classifier
+   * found: one line up (what was one line lower is here now) */
+  gst_buffer_unref (gst_harness_pull (h));
+  for (int i = 0; i < 40; i++) {
+    GstBuffer *b = gst_harness_pull (h);
+    GstVideoRectangle dst = roi_of (b, "wayray-move");
+    fail_unless (dst.w > 0, "frame %d has no move", i);
+    GstVideoRegionOfInterestMeta *m = NULL;
+    gpointer state = NULL;
+    while (GstMeta * meta = gst_buffer_iterate_meta_filtered (b, &state,
+            GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE))
+      if (((GstVideoRegionOfInterestMeta *) meta)->roi_type == g_quark_from_string ("wayray-move"))
+        m = (GstVideoRegionOfInterestMeta *) meta;
+    GstStructure *from = gst_video_region_of_interest_meta_get_param (m, "wayray-move-from");
+    int x = -1, y = -1;
+    fail_unless (from && gst_structure_get_int (from, "x", &x) && gst_structure_get_int (from, "y", &y));
+    fail_unless_equals_int (x, dst.x);
+    fail_unless_equals_int (y - dst.y, kCellH);
+    gst_buffer_unref (b);
+  }
   gst_harness_teardown (v);
   gst_harness_teardown (h);
 }

@@ -894,6 +894,63 @@ GST_START_TEST (test_encode_choices)
 }
 GST_END_TEST;
 
+/* Moves found by the classifier: the encoder takes them instead of
+ * searching; a wrong or impossible one never makes the client's picture
+ * wrong. */
+GST_START_TEST (test_encode_move_hints)
+{
+  const int W = 320, H = 192;
+  auto scene = [&] (Screen &f, screengen::Terminal &term, Rng &rng) {
+    f.fill ({0, 0, W, H}, bgrx (40, 40, 40));
+    term.area = {32, 16, 256, 160};
+    term.fill_text (f, rng);
+  };
+  /* The same scroll, encoded with: no hint, the right one, a wrong one,
+   * impossible ones. */
+  std::vector<size_t> bytes;
+  for (int variant = 0; variant < 4; variant++) {
+    Screen f (W, H);
+    Rng rng (77);
+    screengen::Terminal term;
+    scene (f, term, rng);
+    Server s (W, H);
+    Client c (W, H);
+    fail_unless (s.send (f, {}, true));
+    fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+    Screen before = f;
+    screengen::Rect sr = term.scroll (f, 3, rng);
+    Rect r = {sr.x, sr.y, sr.w, sr.h};
+    ConstSurface prev = {before.px.data (), before.stride (), W, H}, cur = {f.px.data (), f.stride (), W, H};
+    Rect src, dst;
+    fail_unless (changed_box (prev, cur, r) && detect_move (prev, cur, r, src, dst));
+    if (variant == 1)
+      s.enc.hint_moves ({{src, dst}});
+    else if (variant == 2)      /* wrong by five rows */
+      s.enc.hint_moves ({{{src.x, src.y - 5, src.w, src.h - 5}, {dst.x, dst.y, dst.w, dst.h - 5}}});
+    else if (variant == 3)      /* outside the frame, sizes that differ, no move, too small */
+      s.enc.hint_moves ({{{0, H - 10, 64, 64}, {0, 0, 64, 64}}, {{0, 0, 64, 64}, {0, 16, 64, 60}},
+            {{32, 16, 64, 64}, {32, 16, 64, 64}}, {{32, 16, 4, 4}, {32, 40, 4, 4}}});
+    fail_unless (s.send (f, {{sr.x, sr.y, sr.w, sr.h}}));
+    fail_unless_equals_int (s.stats.ops[OP_COPY], 1);
+    fail_unless (c.apply (s.out), "variant %d: %s", variant, c.error.c_str ());
+    fail_unless (c.fb.px == f.px, "variant %d: the client's picture differs", variant);
+    bytes.push_back (s.out.size ());
+    /* A hint is for one frame: the next scroll is searched again. */
+    term.scroll (f, 1, rng);
+    fail_unless (s.send (f, {{sr.x, sr.y, sr.w, sr.h}}));
+    fail_unless_equals_int (s.stats.ops[OP_COPY], 1);
+    fail_unless (c.apply (s.out), "%s", c.error.c_str ());
+    fail_unless (c.fb.px == f.px);
+  }
+  /* The right hint gives what the search finds; the wrong one was taken
+   * (not searched past) and cost its residue; impossible ones were
+   * ignored. */
+  fail_unless_equals_int ((int) bytes[1], (int) bytes[0]);
+  fail_unless (bytes[2] > bytes[0], "wrong hint %u bytes, searched %u", (guint) bytes[2], (guint) bytes[0]);
+  fail_unless_equals_int ((int) bytes[3], (int) bytes[0]);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_encode_window_move)
 {
   /* a window with text dragged by (13, 7) over a plain background: one
@@ -1457,6 +1514,7 @@ tilecodec_suite (void)
   tcase_add_test (tc, test_malformed_specific);
   tcase_add_test (tc, test_round_trip_random);
   tcase_add_test (tc, test_worker_pool);
+  tcase_add_test (tc, test_encode_move_hints);
   return s;
 }
 
