@@ -87,6 +87,7 @@ enum
   PROP_KEYMAP_MODEL,
   PROP_RENDERER,
   PROP_FRAMES_PUSHED,
+  PROP_FRAMES_RENDERED,
   PROP_EXEC_PID,
 };
 
@@ -253,6 +254,12 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
           "Frames pushed since the element started (frames are pushed only on change)",
           0, G_MAXUINT64, 0, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
+  g_object_class_install_property (gobject_class, PROP_FRAMES_RENDERED,
+      g_param_spec_uint64 ("frames-rendered", "Frames rendered",
+          "Frames the compositor drew since the element started: it draws none while the last one "
+          "waits to be pushed (downstream slow or blocked), and holds the applications' frame "
+          "callbacks meanwhile", 0, G_MAXUINT64, 0, (GParamFlags) (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
   g_object_class_install_property (gobject_class, PROP_EXEC_PID,
       g_param_spec_int ("exec-pid", "Exec process id",
           "Process id of the running exec command (0 when none runs)", 0, G_MAXINT, 0,
@@ -394,6 +401,9 @@ gst_wayray_src_get_property (GObject * object, guint prop_id, GValue * value, GP
       g_value_set_uint64 (value, priv->frames_pushed);
       break;
     }
+    case PROP_FRAMES_RENDERED:
+      g_value_set_uint64 (value, priv->compositor ? priv->compositor->frames_rendered () : 0);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -487,6 +497,11 @@ gst_wayray_src_start (GstBaseSrc * bsrc)
     p->pending_h = frame.height;
     p->pending_rendered_ns = frame.rendered_ns;
     p->cond.notify_all ();
+  };
+  cb.busy = [self] {
+    GstWayraySrcPrivate *p = self->priv;
+    std::lock_guard<std::mutex> g (p->lock);
+    return p->pending != nullptr;
   };
   cb.cursor = [self] (wayray::CompositorCursor && c) {
     GstWayraySrcPrivate *p = self->priv;
@@ -773,6 +788,17 @@ gst_wayray_src_negotiate (GstBaseSrc * bsrc)
   }
 }
 
+/* The frame the compositor handed over was taken or dropped: it may draw
+ * the next. */
+static void
+frame_taken (GstWayraySrc * self)
+{
+  GstWayraySrcPrivate *priv = self->priv;
+  std::lock_guard<std::mutex> g (priv->prop_lock);
+  if (priv->compositor)
+    priv->compositor->frame_taken ();
+}
+
 static GstFlowReturn
 gst_wayray_src_create (GstPushSrc * psrc, GstBuffer ** outbuf)
 {
@@ -828,6 +854,9 @@ gst_wayray_src_create (GstPushSrc * psrc, GstBuffer ** outbuf)
               priv->pending_h != GST_VIDEO_INFO_HEIGHT (&priv->info))) {
         /* Rendered before a resize took effect. */
         gst_clear_buffer (&priv->pending);
+        g.unlock ();
+        frame_taken (self);
+        g.lock ();
         continue;
       }
       break;
@@ -840,6 +869,7 @@ gst_wayray_src_create (GstPushSrc * psrc, GstBuffer ** outbuf)
   priv->pending = nullptr;
   priv->frames_pushed++;
   g.unlock ();
+  frame_taken (self);
 
   /* Timestamp with the pipeline clock at the moment of rendering. */
   GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));

@@ -217,6 +217,8 @@ struct Compositor::Impl {
   Slot *front = nullptr;          /* last committed to the output */
   wlr_buffer *copy_target = nullptr;  /* zero-copy off: the render buffer */
   guint64 seq = 0;                /* frames rendered */
+  std::atomic<guint64> rendered { 0 };  /* the same, for other threads */
+  bool holding = false;           /* a frame was due but the last one is not taken */
   std::deque<std::pair<guint64, Region>> history;  /* damage of frame seq */
   bool full_damage = true;
 
@@ -728,6 +730,14 @@ void
 Compositor::Impl::handle_output_frame ()
 {
   bool damaged = full_damage || pixman_region32_not_empty (&scene_output->damage->current);
+  if (damaged && cb.busy && cb.busy ()) {
+    /* Nobody took the last frame yet (downstream is slow or blocked):
+     * drawing another would be thrown away. The damage stays with the
+     * scene; the applications get no frame callback, so they wait too,
+     * until frame_taken () asks for the next output frame. */
+    holding = true;
+    return;
+  }
   if (damaged)
     render_frame ();
   else if (output->attach_render_locks > 0)
@@ -767,6 +777,7 @@ Compositor::Impl::render_frame ()
     pixman_region32_intersect_rect (&damage.r, &scene_output->damage->current, 0, 0, W, H);
   full_damage = false;
   const guint64 frame_seq = ++seq;
+  rendered = frame_seq;
   history.emplace_back (frame_seq, damage);
   while (history.size () > DAMAGE_HISTORY)
     history.pop_front ();
@@ -1357,6 +1368,24 @@ Compositor::resize (int width, int height, int fps_n, int fps_d)
         p->cb.error (err);
     }
   });
+}
+
+void
+Compositor::frame_taken ()
+{
+  Impl *p = impl_.get ();
+  p->post ([p] {
+    if (p->holding && p->output) {
+      p->holding = false;
+      wlr_output_schedule_frame (p->output);
+    }
+  });
+}
+
+guint64
+Compositor::frames_rendered () const
+{
+  return impl_->rendered.load ();
 }
 
 void

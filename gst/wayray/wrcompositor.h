@@ -53,6 +53,10 @@ struct CompositorCallbacks {
   std::function<void (CompositorCursor &&)> cursor;
   std::function<void (const std::string &)> error;
   std::function<void (int pid, int status)> exec_exited;
+  /* Whether the last frame handed over is still waiting to be taken:
+   * the compositor then draws nothing new and holds the applications'
+   * frame callbacks (they draw nothing either) until frame_taken (). */
+  std::function<bool ()> busy;
 };
 
 class Compositor {
@@ -74,6 +78,10 @@ class Compositor {
   /* Thread-safe requests, carried out on the compositor thread. */
   void resize (int width, int height, int fps_n, int fps_d);
   void request_full_frame ();
+  /* The frame handed over last was taken (or dropped): drawing goes on. */
+  void frame_taken ();
+  /* Frames drawn since start. */
+  guint64 frames_rendered () const;
   void pointer_motion (double x, double y);
   void pointer_button (guint32 evdev_button, bool pressed);
   void pointer_axis (double dx, double dy);

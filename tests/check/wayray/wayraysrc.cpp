@@ -767,6 +767,59 @@ count_runtime_entries ()
   return n;
 }
 
+/* Nobody takes frames (downstream blocked): the compositor draws nothing
+ * it would throw away, and the application waits for its frame callback;
+ * once frames are taken again, both go on. */
+GST_START_TEST (test_no_frames_nobody_takes)
+{
+  GstHarness *h = start_src ("wayraysrc exec=weston-simple-shm");
+  gst_harness_set_blocking_push_mode (h);
+  GstElement *src = src_of (h);
+  int got = 0;
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (got < 10 && g_get_monotonic_time () < deadline) {
+    GstBuffer *b = gst_harness_try_pull (h);
+    if (b) {
+      got++;
+      gst_buffer_unref (b);
+    } else {
+      g_usleep (5000);
+    }
+  }
+  fail_unless (got >= 10, "only %d frames from weston-simple-shm", got);
+
+  /* Blocked: one push waits in the harness, one frame waits in the
+   * element; then nothing more is drawn. */
+  g_usleep (300 * 1000);
+  guint64 before = 0, after = 0;
+  g_object_get (src, "frames-rendered", &before, nullptr);
+  g_usleep (G_USEC_PER_SEC);
+  g_object_get (src, "frames-rendered", &after, nullptr);
+  fail_unless (after - before <= 1, "%" G_GUINT64_FORMAT " frames drawn in 1 s that nobody took",
+      after - before);
+
+  /* Taken again: the animation goes on. */
+  got = 0;
+  deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (got < 20 && g_get_monotonic_time () < deadline) {
+    GstBuffer *b = gst_harness_try_pull (h);
+    if (b) {
+      got++;
+      gst_buffer_unref (b);
+    } else {
+      g_usleep (5000);
+    }
+  }
+  fail_unless (got >= 20, "only %d frames after the block", got);
+  g_object_get (src, "frames-rendered", &after, nullptr);
+  fail_unless (after > before + 15);
+  /* Release the push that may wait in the harness before tearing down. */
+  while (GstBuffer *b = gst_harness_try_pull (h))
+    gst_buffer_unref (b);
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_first_frame_full_and_pacing)
 {
   /* At 20 fps an application drawing as fast as it is allowed gets 20
@@ -984,6 +1037,7 @@ wayraysrc_suite (void)
   tcase_add_test (tc, test_cursor_published);
   tcase_add_test (tc, test_real_application);
   tcase_add_test (tc, test_first_frame_full_and_pacing);
+  tcase_add_test (tc, test_no_frames_nobody_takes);
   tcase_add_test (tc, test_resize_storm);
   tcase_add_test (tc, test_resize_race);
   tcase_add_test (tc, test_start_stop_cycles);
