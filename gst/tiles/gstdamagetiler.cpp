@@ -150,13 +150,56 @@ GST_ELEMENT_REGISTER_DEFINE (damagetiler, "damagetiler", GST_RANK_NONE,
     GST_TYPE_WAYRAY_DAMAGE_TILER);
 
 /* Sends the sticky events a newly used video pad needs. */
+/* What a frame sends, decided under the lock and pushed after it is
+ * released, in order: a push may block for as long as downstream does (a
+ * congested link), and the lock must stay free for the statistics, the
+ * settings and the daemon meanwhile. */
+struct Push {
+  GstPad *pad;                  /* a reference */
+  GstEvent *event;              /* or */
+  GstBuffer *buffer;
+};
+
 static void
-start_video_pad (GstWayrayDamageTiler * self, int w, int h)
+queue_event (std::vector<Push> &q, GstPad * pad, GstEvent * event)
+{
+  q.push_back ({GST_PAD (gst_object_ref (pad)), event, nullptr});
+}
+
+static void
+queue_buffer (std::vector<Push> &q, GstPad * pad, GstBuffer * buffer)
+{
+  q.push_back ({GST_PAD (gst_object_ref (pad)), nullptr, buffer});
+}
+
+/* Pushes @q in order; the flow of the tiles pad, or of the video pad when
+ * that failed otherwise than by not being linked. */
+static GstFlowReturn
+run_pushes (GstWayrayDamageTiler * self, std::vector<Push> &q)
+{
+  GstFlowReturn ret = GST_FLOW_OK;
+  for (Push &p : q) {
+    if (p.event) {
+      gst_pad_push_event (p.pad, p.event);
+    } else {
+      GstFlowReturn r = gst_pad_push (p.pad, p.buffer);
+      bool tiles = p.pad == self->tilespad;
+      if (ret == GST_FLOW_OK && r != GST_FLOW_OK && (tiles || r != GST_FLOW_NOT_LINKED))
+        ret = r;
+    }
+    gst_object_unref (p.pad);
+  }
+  q.clear ();
+  return ret;
+}
+
+static void
+start_video_pad (GstWayrayDamageTiler * self, int w, int h, std::vector<Push> &q)
 {
   GstWayrayDamageTilerPrivate *priv = self->priv;
   if (!priv->video_started) {
     gchar *id = gst_pad_create_stream_id (self->videopad, GST_ELEMENT (self), "video");
-    gst_pad_push_event (self->videopad, gst_event_new_stream_start (id));
+    queue_event (q, self->videopad, gst_event_new_stream_start (id));
     g_free (id);
   }
   if (!priv->video_started || w != priv->video_caps_w || h != priv->video_caps_h) {
@@ -165,13 +208,13 @@ start_video_pad (GstWayrayDamageTiler * self, int w, int h)
     GST_VIDEO_INFO_FPS_N (&vinfo) = GST_VIDEO_INFO_FPS_N (&priv->info);
     GST_VIDEO_INFO_FPS_D (&vinfo) = GST_VIDEO_INFO_FPS_D (&priv->info);
     GstCaps *caps = gst_video_info_to_caps (&vinfo);
-    gst_pad_push_event (self->videopad, gst_event_new_caps (caps));
+    queue_event (q, self->videopad, gst_event_new_caps (caps));
     gst_caps_unref (caps);
     priv->video_caps_w = w;
     priv->video_caps_h = h;
   }
   if (!priv->video_started) {
-    gst_pad_push_event (self->videopad, gst_event_new_segment (&priv->segment));
+    queue_event (q, self->videopad, gst_event_new_segment (&priv->segment));
     priv->announced_valid = false;
   }
   priv->video_started = true;
@@ -235,20 +278,20 @@ to_video_rects (const std::vector<Rect> &rects)
   return out;
 }
 
-/* Pushes @frame (the last input, or a copy of it) on the tiles pad with
+/* Queues @frame (the last input, or a copy of it) for the tiles pad with
  * damage over @send, lossy metas over @unknown (what the client's pixels
  * may differ in: the encoder must not use them as reference) and move
  * metas for @moves (found since the previous frame). Called with the lock
  * held. */
-static GstFlowReturn
-push_tiles (GstWayrayDamageTiler * self, GstBuffer * frame, GstClockTime pts,
+static void
+queue_tiles (GstWayrayDamageTiler * self, std::vector<Push> &q, GstBuffer * frame, GstClockTime pts,
     const std::vector<uint8_t> &send, const std::vector<uint8_t> &unknown, bool full,
     const std::vector<Move> &moves = {})
 {
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::vector<GstVideoRectangle> rects = to_video_rects (priv->classifier.rects_of (send));
   if (rects.empty () && !full)
-    return GST_FLOW_OK;
+    return;
   GstBuffer *out = gst_buffer_copy_region (frame, GST_BUFFER_COPY_MEMORY, 0, -1);
   GST_BUFFER_PTS (out) = pts;
   GST_BUFFER_DTS (out) = GST_CLOCK_TIME_NONE;
@@ -264,20 +307,21 @@ push_tiles (GstWayrayDamageTiler * self, GstBuffer * frame, GstClockTime pts,
             "x", G_TYPE_INT, m.src.x, "y", G_TYPE_INT, m.src.y, NULL));
   }
   priv->frames_tiles++;
-  return gst_pad_push (self->tilespad, out);
+  queue_buffer (q, self->tilespad, out);
 }
 
-/* Sends the tiles that settled (all of them with @all) losslessly, with
- * the client's picture there marked as unknown. Called with the lock held. */
-static GstFlowReturn
-refine (GstWayrayDamageTiler * self, GstClockTime pts, bool all)
+/* Queues the tiles that settled (all of them with @all) to be sent
+ * losslessly, with the client's picture there marked as unknown. Called
+ * with the lock held. */
+static void
+refine (GstWayrayDamageTiler * self, GstClockTime pts, bool all, std::vector<Push> &q)
 {
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::vector<uint8_t> settled;
   bool layout_changed = false;
   if (!priv->last || !priv->classifier.settle (pts, all, settled, layout_changed)) {
     priv->lossy_pending = priv->classifier.has_lossy () || !priv->classifier.regions ().empty ();
-    return GST_FLOW_OK;
+    return;
   }
   priv->lossy_pending = priv->classifier.has_lossy () || !priv->classifier.regions ().empty ();
   std::vector<uint8_t> unknown = priv->classifier.lossy ();
@@ -286,7 +330,7 @@ refine (GstWayrayDamageTiler * self, GstClockTime pts, bool all)
   priv->refinements++;
   GST_DEBUG_OBJECT (self, "%u refinement rectangles, %u regions left",
       (guint) priv->classifier.rects_of (settled).size (), (guint) priv->classifier.regions ().size ());
-  return push_tiles (self, priv->last, pts, settled, unknown, false);
+  queue_tiles (self, q, priv->last, pts, settled, unknown, false);
 }
 
 static GstFlowReturn
@@ -295,8 +339,6 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
   GstWayrayDamageTiler *self = GST_WAYRAY_DAMAGE_TILER (parent);
   GstWayrayDamageTilerPrivate *priv = self->priv;
   std::unique_lock<std::recursive_mutex> lk (priv->lock);
-  GstFlowReturn ret = GST_FLOW_OK;
-
   if (!priv->have_info) {
     gst_buffer_unref (buf);
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION, (NULL), ("no caps before the first buffer"));
@@ -369,28 +411,40 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     gst_buffer_unref (priv->last);
   priv->last = gst_buffer_ref (buf);
 
-  ret = push_tiles (self, buf, GST_BUFFER_PTS (buf), res.lossless, res.unknown, full, res.moves);
-  if (video_out) {
-    start_video_pad (self, priv->classifier.atlas_width (), priv->classifier.atlas_height ());
+  std::vector<Push> q;
+  queue_tiles (self, q, buf, GST_BUFFER_PTS (buf), res.lossless, res.unknown, full, res.moves);
+  if (video_out && self->videopad) {
+    start_video_pad (self, priv->classifier.atlas_width (), priv->classifier.atlas_height (), q);
     if (!priv->announced_valid || !same_paste (paste, priv->announced)) {
-      gst_pad_push_event (self->videopad, paste_event (paste));
+      queue_event (q, self->videopad, paste_event (paste));
       priv->announced = paste;
       priv->announced_valid = true;
     }
     priv->frames_video++;
-    GstFlowReturn vret = gst_pad_push (self->videopad, video_out);
-    if (vret != GST_FLOW_OK && vret != GST_FLOW_NOT_LINKED && ret == GST_FLOW_OK)
-      ret = vret;
+    queue_buffer (q, self->videopad, video_out);
+  } else if (video_out) {
+    gst_buffer_unref (video_out);
   }
 
   /* Tiles that settled (all of them when the video pad went away). */
-  GstFlowReturn rret = refine (self, now, !video_linked);
-  if (ret == GST_FLOW_OK)
-    ret = rret;
+  refine (self, now, !video_linked, q);
   if (priv->lossy_pending)
     priv->timer_cond.notify_all ();
   gst_buffer_unref (buf);
-  return ret;
+  lk.unlock ();
+  return run_pushes (self, q);
+}
+
+/* Only once the source went quiet: while frames come, each refines what
+ * settled. A chain that is merely slow (an encoder behind, a congested
+ * link) must not be answered with a burst of lossless tiles. Called with
+ * the lock held. */
+static bool
+source_quiet (GstWayrayDamageTilerPrivate * priv)
+{
+  return GST_CLOCK_TIME_IS_VALID (priv->last_pts) &&
+      g_get_monotonic_time () - priv->last_frame_mono >= (gint64) std::max (priv->settings.settle_ms,
+      1000u) * 1000;
 }
 
 /* Runs while PLAYING or PAUSED: refines tiles that settled while no frames
@@ -412,33 +466,38 @@ settle_timer (GstWayrayDamageTiler * self)
               (priv->settings.settle_ms / 4, 10u)), [priv] {
             return priv->timer_stop.load ();
           });
-    if (priv->timer_stop || !priv->lossy_pending)
+    if (priv->timer_stop || !priv->lossy_pending || !source_quiet (priv))
       continue;
-    /* Only once the source went quiet: while frames come, each refines
-     * what settled. A chain that is merely slow (an encoder behind, a
-     * congested link) must not be answered with a burst of lossless
-     * tiles. */
-    if (!GST_CLOCK_TIME_IS_VALID (priv->last_pts) ||
-        g_get_monotonic_time () - priv->last_frame_mono < (gint64) std::max (priv->settings.settle_ms,
-            1000u) * 1000)
-      continue;
-    /* The stream's time now: the last frame's plus what passed since, or
-     * the pipeline clock's position when that is later. */
-    GstClockTime pts = priv->last_pts +
-        (GstClockTime) (g_get_monotonic_time () - priv->last_frame_mono) * GST_USECOND;
-    GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-    if (clock) {
-      GstClockTime running = gst_clock_get_time (clock) - gst_element_get_base_time (GST_ELEMENT
-          (self));
-      gst_object_unref (clock);
-      GstClockTime pos = gst_segment_position_from_running_time (&priv->segment,
-          GST_FORMAT_TIME, running);
-      if (GST_CLOCK_TIME_IS_VALID (pos) && (!GST_CLOCK_TIME_IS_VALID (pts) || pos > pts))
-        pts = pos;
+    /* Decided and pushed in the stream's order: under the sink pad's
+     * stream lock, as the chain is (taken first, so no frame comes between
+     * the decision and the push), but pushed without the element's lock. */
+    lk.unlock ();
+    GST_PAD_STREAM_LOCK (self->sinkpad);
+    lk.lock ();
+    std::vector<Push> q;
+    if (!priv->timer_stop && priv->lossy_pending && source_quiet (priv)) {
+      /* The stream's time now: the last frame's plus what passed since, or
+       * the pipeline clock's position when that is later. */
+      GstClockTime pts = priv->last_pts +
+          (GstClockTime) (g_get_monotonic_time () - priv->last_frame_mono) * GST_USECOND;
+      GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
+      if (clock) {
+        GstClockTime running = gst_clock_get_time (clock) - gst_element_get_base_time (GST_ELEMENT
+            (self));
+        gst_object_unref (clock);
+        GstClockTime pos = gst_segment_position_from_running_time (&priv->segment,
+            GST_FORMAT_TIME, running);
+        if (GST_CLOCK_TIME_IS_VALID (pos) && (!GST_CLOCK_TIME_IS_VALID (pts) || pos > pts))
+          pts = pos;
+      }
+      priv->last_pts = pts;
+      priv->last_frame_mono = g_get_monotonic_time ();
+      refine (self, pts, false, q);
     }
-    priv->last_pts = pts;
-    priv->last_frame_mono = g_get_monotonic_time ();
-    refine (self, pts, false);
+    lk.unlock ();
+    run_pushes (self, q);
+    GST_PAD_STREAM_UNLOCK (self->sinkpad);
+    lk.lock ();
   }
 }
 
@@ -474,10 +533,14 @@ gst_wayray_damage_tiler_sink_event (GstPad * pad, GstObject * parent, GstEvent *
       return gst_pad_push_event (self->tilespad, event);
     }
     case GST_EVENT_SEGMENT:{
-      std::lock_guard<std::recursive_mutex> lk (priv->lock);
-      gst_event_copy_segment (event, &priv->segment);
-      if (priv->video_started && self->videopad)
-        gst_pad_push_event (self->videopad, gst_event_ref (event));
+      std::vector<Push> q;
+      {
+        std::lock_guard<std::recursive_mutex> lk (priv->lock);
+        gst_event_copy_segment (event, &priv->segment);
+        if (priv->video_started && self->videopad)
+          queue_event (q, self->videopad, gst_event_ref (event));
+      }
+      run_pushes (self, q);
       break;
     }
     case GST_EVENT_STREAM_START:
@@ -579,8 +642,9 @@ gst_wayray_damage_tiler_change_state (GstElement * element, GstStateChange trans
     priv->timer = std::thread (settle_timer, self);
   }
   if (transition == GST_STATE_CHANGE_PAUSED_TO_READY) {
-    /* Not under the lock: the timer may hold it while a push blocks; the
-     * push returns once the parent deactivates the pads below. */
+    /* The timer may be pushing (under the sink pad's stream lock) into a
+     * blocked downstream: the push returns once the parent deactivates the
+     * pads below, and the timer then sees the stop. */
     priv->timer_stop = true;
     priv->timer_cond.notify_all ();
   }

@@ -5,6 +5,9 @@
  */
 #include "tiletest.h"
 
+#include <atomic>
+#include <thread>
+
 using namespace screengen;
 
 static GstVideoRectangle
@@ -262,6 +265,40 @@ GST_START_TEST (test_tiler_scroll_is_not_video)
 }
 GST_END_TEST;
 
+/* A push that blocks (a congested link downstream) holds no lock the
+ * statistics or the settings need: the worker reads them every 2 s and the
+ * daemon sets video-enabled when a client attaches. */
+GST_START_TEST (test_tiler_blocked_push_leaves_properties_free)
+{
+  GstHarness *h = gst_harness_new_with_padnames ("damagetiler", "sink", "tiles");
+  gst_harness_set_src_caps_str (h, bgrx_caps (320, 240).c_str ());
+  gst_harness_set_blocking_push_mode (h);
+  Screen s (320, 240);
+  s.fill ({0, 0, 320, 240}, bgrx (9, 9, 9));
+  GstBuffer *frame = frame_buffer (s, {}, true, 0);
+  /* The push blocks in the harness until the frame is pulled. */
+  std::thread pusher ([h, frame] { gst_harness_push (h, frame); });
+  g_usleep (200 * 1000);
+  std::atomic<bool> done { false };
+  std::thread reader ([h, &done] {
+    GstStructure *st = nullptr;
+    g_object_get (h->element, "stats", &st, NULL);
+    gst_structure_free (st);
+    g_object_set (h->element, "video-enabled", FALSE, NULL);
+    done = true;
+  });
+  for (int i = 0; i < 100 && !done; i++)
+    g_usleep (20 * 1000);
+  bool free_while_blocked = done;
+  GstBuffer *out = gst_harness_pull (h);      /* unblocks the push */
+  gst_buffer_unref (out);
+  reader.join ();
+  pusher.join ();
+  fail_unless (free_while_blocked, "the statistics waited for a blocked push");
+  gst_harness_teardown (h);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_tiler_force_key_unit)
 {
   GstHarness *h = gst_harness_new_with_padnames ("damagetiler", "sink", "tiles");
@@ -292,6 +329,7 @@ damagetiler_suite (void)
   tcase_add_test (tc, test_tiler_refines_when_idle);
   tcase_add_test (tc, test_tiler_scroll_is_not_video);
   tcase_add_test (tc, test_tiler_force_key_unit);
+  tcase_add_test (tc, test_tiler_blocked_push_leaves_properties_free);
   return s;
 }
 
