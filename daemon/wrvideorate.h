@@ -55,7 +55,7 @@ struct RateInput {
 
 class RateControl {
 public:
-  static constexpr double kBitsPerPixel = 0.1;
+  static constexpr double kBitsPerPixel = 0.25;
   static constexpr uint64_t kMin = 150000, kMax = 20000000;     /* bit/s */
   static constexpr double kStepSeconds = 0.25;  /* how often step () is called */
   static constexpr double kCut = 0.7;           /* a cut: this share of what the link delivers */

@@ -43,13 +43,14 @@ GST_END_TEST;
 
 GST_START_TEST (test_congestion_down_and_up)
 {
+  /* (768x480 at 30 fps: a video that needs 2.8 Mbit/s) */
   RateControl rc;
-  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  const uint64_t need = rc.step (frames (768, 480, 0, 0));
   /* a 2 Mbit/s link (250 kB/s delivered) with a growing queue: within four
    * steps (one second) the target is under the link's rate */
   int steps = 0;
   while (rc.target () > 2000000 && steps < 20) {
-    rc.step (frames (1280, 720, 100000, 250000));
+    rc.step (frames (768, 480, 100000, 250000));
     steps++;
   }
   fail_unless (steps <= 4, "%d steps to get under the link", steps);
@@ -57,16 +58,16 @@ GST_START_TEST (test_congestion_down_and_up)
   /* one congestion, one cut, then a hold: a queue that lasts a second
    * (while it drains) does not take the target to the floor */
   for (int i = steps; i < 4; i++)
-    rc.step (frames (1280, 720, 100000, 250000));
+    rc.step (frames (768, 480, 100000, 250000));
   fail_unless (rc.target () >= 900000, "%" G_GUINT64_FORMAT " after a second of one congestion", rc.target ());
   /* a queue of 50 ms neither lowers nor raises */
   uint64_t held = rc.target ();
-  rc.step (frames (1280, 720, 12500, 250000));
+  rc.step (frames (768, 480, 12500, 250000));
   fail_unless_equals_uint64 (rc.target (), held);
   /* the cap is lifted: the queue drains, the target climbs back to the need */
   steps = 0;
   while (rc.target () < need && steps < 100) {
-    rc.step (frames (1280, 720, 0, 2000000));
+    rc.step (frames (768, 480, 0, 2000000));
     steps++;
   }
   fail_unless_equals_uint64 (rc.target (), need);
@@ -78,9 +79,9 @@ GST_END_TEST;
 GST_START_TEST (test_loss_and_window)
 {
   RateControl rc;
-  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  const uint64_t need = rc.step (frames (768, 480, 0, 0));
   /* packets lost since the last step: down, even with an empty queue */
-  RateInput in = frames (1280, 720, 0, 200000);
+  RateInput in = frames (768, 480, 0, 200000);
   in.lost_packets = 3;
   rc.step (in);
   fail_unless (rc.target () < need);
@@ -111,8 +112,8 @@ GST_START_TEST (test_dropped_groups)
    * even when nothing else shows it (the sender's queue is bounded and
    * the bottleneck's delay held low) */
   RateControl rc;
-  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
-  RateInput in = frames (1280, 720, 0, 200000);
+  const uint64_t need = rc.step (frames (768, 480, 0, 0));
+  RateInput in = frames (768, 480, 0, 200000);
   in.groups_dropped = 2;
   rc.step (in);
   fail_unless (rc.target () < need);
@@ -131,8 +132,8 @@ GST_START_TEST (test_queueing_delay)
    * for delay waits 500 ms for the queue behind it to drain before the
    * next), and not back up while the delay lasts. */
   RateControl rc;
-  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
-  RateInput in = frames (1280, 720, 0, 0);
+  const uint64_t need = rc.step (frames (768, 480, 0, 0));
+  RateInput in = frames (768, 480, 0, 0);
   in.min_rtt_ns = 2000000;
   in.rtt_ns = 150000000;
   int steps = 0;
