@@ -28,7 +28,11 @@
  *
  * Everything else leaves losslessly on the `tiles` pad: full frames whose
  * damage meta lists only the changed tiles, plus "wayray-lossy" region
- * metas over the tiles the client shows from the video path. A tile of a
+ * metas over the tiles the client shows from the video path and
+ * "wayray-move" region metas for blocks found moved since the previous
+ * frame (a scroll: where the block is now, with a "wayray-move-from"
+ * parameter x, y saying where it was), which wayraytileenc takes instead of
+ * searching again. A tile of a
  * region that has not changed for #GstWayrayDamageTiler:settle-time is sent
  * losslessly once more (refinement, tile by tile, so text beside a playing
  * video is sharp as soon as it stops changing), also when no new frame

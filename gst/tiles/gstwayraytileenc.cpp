@@ -12,7 +12,10 @@
  * framebuffer plus the residue. Unchanged frames produce no output.
  *
  * Damage comes from the #GstWayrayDamageMeta on each frame; a frame without
- * it is treated as fully damaged. A force-key-unit event (from either
+ * it is treated as fully damaged. From damagetiler, "wayray-lossy" region
+ * metas mark what the client shows from video (never a reference) and
+ * "wayray-move" ones the moves found already (taken instead of searching).
+ * A force-key-unit event (from either
  * direction) makes the next message a reset that carries every tile.
  *
  * ## Example launch line
