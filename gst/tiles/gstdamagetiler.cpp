@@ -53,6 +53,7 @@
 #include "gstdamagetiler.h"
 
 #include "gstwayraydamagemeta.h"
+#include "gstwayraystreamtime.h"
 #include "wayrayclassifier.h"
 #include "wayrayregions.h"
 #include "wayraytilecodec.h"
@@ -482,18 +483,8 @@ settle_timer (GstWayrayDamageTiler * self)
     if (!priv->timer_stop && priv->lossy_pending && source_quiet (priv)) {
       /* The stream's time now: the last frame's plus what passed since, or
        * the pipeline clock's position when that is later. */
-      GstClockTime pts = priv->last_pts +
-          (GstClockTime) (g_get_monotonic_time () - priv->last_frame_mono) * GST_USECOND;
-      GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-      if (clock) {
-        GstClockTime running = gst_clock_get_time (clock) - gst_element_get_base_time (GST_ELEMENT
-            (self));
-        gst_object_unref (clock);
-        GstClockTime pos = gst_segment_position_from_running_time (&priv->segment,
-            GST_FORMAT_TIME, running);
-        if (GST_CLOCK_TIME_IS_VALID (pos) && (!GST_CLOCK_TIME_IS_VALID (pts) || pos > pts))
-          pts = pos;
-      }
+      GstClockTime pts = gst_wayray_stream_time_now (GST_ELEMENT (self), &priv->segment,
+          priv->last_pts + (GstClockTime) (g_get_monotonic_time () - priv->last_frame_mono) * GST_USECOND);
       priv->last_pts = pts;
       priv->last_frame_mono = g_get_monotonic_time ();
       refine (self, pts, false, q);

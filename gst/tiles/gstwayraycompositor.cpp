@@ -38,6 +38,7 @@
 
 #include "gstwayraycursor.h"
 #include "gstwayraydamagemeta.h"
+#include "gstwayraystreamtime.h"
 #include "wayrayclassifier.h"
 #include "wayrayregions.h"
 #include "wayraytilecodec.h"
@@ -277,18 +278,7 @@ static GstClockTime
 current_pts (GstWayrayCompositor * self)
 {
   GstWayrayCompositorPrivate *priv = self->priv;
-  GstClockTime pts = priv->last_pts;
-  GstClock *clock = gst_element_get_clock (GST_ELEMENT (self));
-  if (clock) {
-    GstClockTime running = gst_clock_get_time (clock) - gst_element_get_base_time (GST_ELEMENT
-        (self));
-    gst_object_unref (clock);
-    GstClockTime pos = gst_segment_position_from_running_time (&priv->segment,
-        GST_FORMAT_TIME, running);
-    if (GST_CLOCK_TIME_IS_VALID (pos) && (!GST_CLOCK_TIME_IS_VALID (pts) || pos > pts))
-      pts = pos;
-  }
-  return pts;
+  return gst_wayray_stream_time_now (GST_ELEMENT (self), &priv->segment, priv->last_pts);
 }
 
 static void

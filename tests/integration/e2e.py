@@ -373,6 +373,22 @@ def adaptation_session(env, tmp, port):
         relay.close()
 
 
+def attach_client(env, port, token, extra, new):
+    """A 640x480 client with @extra options; (client, whether it attached
+    (new=@new) and showed a first frame)."""
+    cl = Client(env, port, token, "640x480", extra)
+    ok = cl.expect(r"state attached .* new=%d" % new, 30) is not None and cl.expect(r"^first-frame", 20)
+    return cl, ok is not None and ok is not False
+
+
+def session_video_frames(env, cfg):
+    """Frames session 1 has sent as video so far, -1 when unknown."""
+    out = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
+                         text=True).stdout
+    m = re.search(r"frames-video=\(guint64\)(\d+)", out)
+    return int(m.group(1)) if m else -1
+
+
 def profile_session(env, tmp, port):
     """H.264 profile negotiation: a session encodes the best profile its
     first client's decoder takes; a later client that cannot decode it
@@ -389,17 +405,8 @@ def profile_session(env, tmp, port):
                               stderr=subprocess.STDOUT)
     log = lambda: open(logpath, errors="replace").read()  # noqa: E731
     c = None
-
-    def attach(extra, new):
-        cl = Client(env, port, token, "640x480", extra)
-        ok = cl.expect(r"state attached .* new=%d" % new, 30) is not None and cl.expect(r"^first-frame", 20)
-        return cl, ok is not None and ok is not False
-
-    def video_frames():
-        out = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
-                             text=True).stdout
-        m = re.search(r"frames-video=\(guint64\)(\d+)", out)
-        return int(m.group(1)) if m else -1
+    attach = lambda extra, new: attach_client(env, port, token, extra, new)  # noqa: E731
+    video_frames = lambda: session_video_frames(env, cfg)  # noqa: E731
     try:
         wait_for(lambda: "ready on port" in log(), timeout=20)
         c, ok = attach(["--video-profiles", "constrained-baseline"], 1)
@@ -458,17 +465,8 @@ def chroma_session(env, tmp, port):
                               stderr=subprocess.STDOUT)
     log = lambda: open(logpath, errors="replace").read()  # noqa: E731
     c = None
-
-    def attach(extra, new):
-        cl = Client(env, port, token, "640x480", extra)
-        ok = cl.expect(r"state attached .* new=%d" % new, 30) is not None and cl.expect(r"^first-frame", 20)
-        return cl, ok is not None and ok is not False
-
-    def video_frames():
-        out = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
-                             text=True).stdout
-        m = re.search(r"frames-video=\(guint64\)(\d+)", out)
-        return int(m.group(1)) if m else -1
+    attach = lambda extra, new: attach_client(env, port, token, extra, new)  # noqa: E731
+    video_frames = lambda: session_video_frames(env, cfg)  # noqa: E731
     try:
         wait_for(lambda: "ready on port" in log(), timeout=20)
         c, ok = attach([], 1)
