@@ -373,6 +373,17 @@ def adaptation_session(env, tmp, port):
         relay.close()
 
 
+def start_seat(env, tmp, cfg, name):
+    """A token @name for this user in @cfg's seat, and wayrayd serving it;
+    (token, daemon, a function returning its log so far)."""
+    token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", name, "--user", ME], env=env,
+                           capture_output=True, text=True).stdout.strip()
+    logpath = os.path.join(tmp, "%s-daemon.log" % name)
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(logpath, "w"),
+                              stderr=subprocess.STDOUT)
+    return token, daemon, lambda: open(logpath, errors="replace").read()
+
+
 def attach_client(env, port, token, extra, new):
     """A 640x480 client with @extra options; (client, whether it attached
     (new=@new) and showed a first frame)."""
@@ -398,12 +409,7 @@ def profile_session(env, tmp, port):
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\ntoken-store=%s/profile-tokens\n"
                 "runtime-directory=%s/profile-seat\ncontrol-socket=%s/profile-ctl\n[session]\n"
                 "command=weston-simple-shm\nallow-root=true\n" % (port, tmp, tmp, env["XDG_RUNTIME_DIR"]))
-    token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "profile", "--user", ME], env=env,
-                           capture_output=True, text=True).stdout.strip()
-    logpath = os.path.join(tmp, "profile-daemon.log")
-    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(logpath, "w"),
-                              stderr=subprocess.STDOUT)
-    log = lambda: open(logpath, errors="replace").read()  # noqa: E731
+    token, daemon, log = start_seat(env, tmp, cfg, "profile")
     c = None
     attach = lambda extra, new: attach_client(env, port, token, extra, new)  # noqa: E731
     video_frames = lambda: session_video_frames(env, cfg)  # noqa: E731
@@ -458,12 +464,7 @@ def chroma_session(env, tmp, port):
     check("wayrayd --check says sessions encode 4:4:4 where the client decodes it",
           ok.returncode == 0 and "video chroma: 4:4:4 for clients whose decoder takes high-4:4:4" in ok.stdout,
           ok.stdout + ok.stderr)
-    token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "chroma", "--user", ME], env=env,
-                           capture_output=True, text=True).stdout.strip()
-    logpath = os.path.join(tmp, "chroma-daemon.log")
-    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(logpath, "w"),
-                              stderr=subprocess.STDOUT)
-    log = lambda: open(logpath, errors="replace").read()  # noqa: E731
+    token, daemon, log = start_seat(env, tmp, cfg, "chroma")
     c = None
     attach = lambda extra, new: attach_client(env, port, token, extra, new)  # noqa: E731
     video_frames = lambda: session_video_frames(env, cfg)  # noqa: E731
