@@ -21,6 +21,7 @@
  */
 #include "config.h"
 #include "wrcodecs.h"
+#include "wraudio.h"
 #include "wrechowatch.h"
 #include "wrcontrol.h"
 #include "wrpipelinefile.h"
@@ -62,6 +63,8 @@ struct Client {
   std::string video_profiles;   /* --video-profiles, else the decoder's */
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
+  AudioOptions audio;
+  WavWriter audio_out;          /* --audio-file */
 
   GMainLoop *loop = nullptr;
   int exit_code = EXIT_OK;
@@ -74,6 +77,8 @@ struct Client {
 
   /* Session. */
   GstElement *session = nullptr, *sink = nullptr, *ticket_src = nullptr;
+  /* The pipeline file's valves named gate*: open while attached. */
+  std::vector<GstElement *> gates;
 
   /* Window and console: the picture is shown by a pipeline of its own that
    * outlives reconnections (the window stays; the last picture stays in
@@ -343,6 +348,9 @@ Client::stop_session ()
     sink = nullptr;
   }
   ticket_src = nullptr;
+  for (GstElement *g : gates)
+    gst_object_unref (g);
+  gates.clear ();
   attached = false;
   if (admit_timeout)
     g_source_remove (admit_timeout);
@@ -556,6 +564,8 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
      * and only what the server says on it can end the client. */
     if (!c->attached) {
       c->attached = true;
+      for (GstElement *g : c->gates)
+        g_object_set (g, "drop", FALSE, nullptr);
       c->backoff_ms = 0;
       if (c->admit_timeout)
         g_source_remove (c->admit_timeout);
@@ -588,6 +598,15 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
     gst_message_parse_error (msg, &err, nullptr);
     std::string m = err->message;
     g_error_free (err);
+    /* A sound device that fails (unplugged, taken) costs the sound, not
+     * the session: the next connection goes without it. */
+    int part = audio_error_part (c->session, msg);
+    if (part == 1)
+      c->audio.speakers = false;
+    else if (part == 2)
+      c->audio.microphone = false;
+    if (part)
+      c->state (std::string ("warning: no ") + (part == 1 ? "sound" : "microphone") + ": " + m);
     c->stop_session ();
     if (m.find ("fingerprint") != std::string::npos) {
       c->finish (EXIT_TRUST, "refused the server: " + m);
@@ -631,6 +650,7 @@ Client::start_session ()
     /* Empty with none usable: the file's %if H264_DECODER parts are left out. */
     { "H264_DECODER", h264_decoder ().launch },
   };
+  audio_variables (audio, headless, vars);
   session = load_pipeline (file, vars, &err);
   GstElement *net = session ? require_element (session, path, "net", "quicsrc", &err) : nullptr;
   if (!net) {
@@ -650,10 +670,28 @@ Client::start_session ()
       fingerprint.c_str (), "certificate-name", certificate_name.c_str (), nullptr);
   /* The seat's port reaches the session by this prefix of the connection's
    * IDs (both elements: they share one connection). */
-  for (GstElement *e : { net, qsink }) {
+  std::vector<GstElement *> quic = { qsink };
+  {
+    GstIterator *it = gst_bin_iterate_recurse (GST_BIN (session));
+    GValue v = G_VALUE_INIT;
+    while (gst_iterator_next (it, &v) == GST_ITERATOR_OK) {
+      GstElement *e = GST_ELEMENT (g_value_get_object (&v));
+      GstElementFactory *f = gst_element_get_factory (e);
+      const gchar *fn = f ? GST_OBJECT_NAME (f) : "";
+      if (g_strcmp0 (fn, "quicsrc") == 0 || g_strcmp0 (fn, "quicsink") == 0)
+        quic.push_back (e);
+      if (g_strcmp0 (fn, "valve") == 0 && g_str_has_prefix (GST_OBJECT_NAME (e), "gate"))
+        gates.push_back (GST_ELEMENT (gst_object_ref (e)));
+      g_value_reset (&v);
+    }
+    g_value_unset (&v);
+    gst_iterator_free (it);
+  }
+  for (GstElement *e : quic) {
     g_object_set (e, "connection-id-prefix", route.c_str (), nullptr);
     gst_util_set_object_arg (G_OBJECT (e), "transport", transport.c_str ());
   }
+  audio_out.attach (session);
   if (!known_hosts.empty ())
     g_object_set (qsink, "known-hosts-file", known_hosts.c_str (), nullptr);
   GstElement *notices = control_sink_new (nullptr);
@@ -894,6 +932,16 @@ handle_command (Client *c, const std::string &line)
   } else if (line == "stats") {
     std::lock_guard<std::mutex> g (c->lock);
     g_print ("frames %" G_GUINT64_FORMAT "\n", c->frames);
+    std::string a = c->session ? audio_stats (c->session) : "";
+    if (!a.empty ())
+      g_print ("audio %s\n", a.c_str ());
+  } else if (line.rfind ("wait-sound ", 0) == 0) {
+    double level = g_ascii_strtod (line.c_str () + 11, nullptr);
+    if (c->audio.out_file.empty () || level <= 0 || level > 1) {
+      g_print ("error: wait-sound LEVEL (0..1, with --audio-file)\n");
+      return;
+    }
+    c->audio_out.wait_sound (level, [] (double ms) { run_on_main ([ms] { g_print ("sound %.3f\n", ms); }); });
   } else if (line == "quit") {
     c->finish (EXIT_OK, "");
   } else if (!line.empty ()) {
@@ -923,6 +971,8 @@ main (int argc, char **argv)
   gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
   gchar *decoder = nullptr, *transport = nullptr, *profiles = nullptr;
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
+  gboolean no_audio = FALSE, no_microphone = FALSE;
+  gchar *audio_sink = nullptr, *audio_source = nullptr, *audio_file = nullptr, *microphone_file = nullptr;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
     {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080)", "WxH"},
@@ -941,6 +991,18 @@ main (int argc, char **argv)
     {"video-profiles", 0, 0, G_OPTION_ARG_STRING, &profiles,
         "H.264 profiles to tell the server the decoder takes (default: what the decoder's caps say, or any)",
         "high,main,constrained-baseline,..."},
+    {"no-audio", 0, 0, G_OPTION_ARG_NONE, &no_audio, "Play none of the session's sound", nullptr},
+    {"no-microphone", 0, 0, G_OPTION_ARG_NONE, &no_microphone, "Send no microphone to the session", nullptr},
+    {"audio-sink", 0, 0, G_OPTION_ARG_STRING, &audio_sink,
+        "Play the session's sound on this PulseAudio/PipeWire sink, or alsa:DEVICE (default: autoaudiosink)",
+        "DEVICE"},
+    {"audio-source", 0, 0, G_OPTION_ARG_STRING, &audio_source,
+        "Record the microphone from this PulseAudio/PipeWire source, or alsa:DEVICE (default: autoaudiosrc)",
+        "DEVICE"},
+    {"audio-file", 0, 0, G_OPTION_ARG_FILENAME, &audio_file,
+        "Headless: write what would be played to this WAV file (16-bit stereo, 48 kHz)", "OUT.wav"},
+    {"microphone-file", 0, 0, G_OPTION_ARG_FILENAME, &microphone_file,
+        "Headless: play this WAV file as the microphone, in real time, once", "IN.wav"},
     {nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("HOST[:PORT] - show a WayRay session");
@@ -981,6 +1043,27 @@ main (int argc, char **argv)
     return EXIT_USAGE;
   }
   c.headless = headless;
+  c.audio.speakers = !no_audio;
+  c.audio.microphone = !no_microphone;
+  c.audio.sink_device = audio_sink ? audio_sink : "";
+  c.audio.source_device = audio_source ? audio_source : "";
+  c.audio.out_file = audio_file ? audio_file : "";
+  c.audio.microphone_file = microphone_file ? microphone_file : "";
+  {
+    std::string why;
+    if (!audio_options_check (c.audio, headless, why)) {
+      g_printerr ("wayray-client: %s\n", why.c_str ());
+      return EXIT_USAGE;
+    }
+    if (!c.audio.out_file.empty () && !c.audio_out.open (c.audio.out_file, why)) {
+      g_printerr ("wayray-client: %s\n", why.c_str ());
+      return EXIT_USAGE;
+    }
+    std::vector<std::string> warnings;
+    audio_probe (c.audio, headless, warnings);
+    for (const std::string &w : warnings)
+      c.state ("warning: " + w);
+  }
   c.console = console;
   c.reconnect = !no_reconnect;
   if (pipeline)

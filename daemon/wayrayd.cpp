@@ -27,6 +27,7 @@
 #include "wrdoorlimit.h"
 #include "wrpipelinefile.h"
 #include "wrsession.h"
+#include "wrsound.h"
 #include "wrtokens.h"
 #include "wrworker.h"
 #include "wraccounts.h"
@@ -320,6 +321,7 @@ Daemon::proxy_setup (SessionProxy *p)
       "private-key-file", G_TYPE_STRING, (base + ".key").c_str (),
       "video-encoder", G_TYPE_STRING, cfg.video_encoder.c_str (),
       "video-chroma", G_TYPE_STRING, cfg.video_chroma.c_str (),
+      "sound", G_TYPE_BOOLEAN, (gboolean) cfg.sound, "audio-bitrate", G_TYPE_UINT, cfg.audio_bitrate,
       "client-video", G_TYPE_STRING, p->welcome_video.c_str (),
       "framerate", G_TYPE_UINT, cfg.framerate,
       "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
@@ -1008,6 +1010,15 @@ main (int argc, char **argv)
           "parts are left out)\n");
     else
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
+    if (!d.cfg.sound)
+      g_print ("sound: off ([session] sound=false)\n");
+    else if (!sound_programs_missing ().empty ())
+      g_print ("sound: none (not installed: %s)\n", sound_programs_missing ().c_str ());
+    else if (!pipeline_uses (d.server_file, "AUDIO"))
+      g_print ("sound: a sound server in every session, but %s sends none of it (no ${AUDIO})\n",
+          d.server_file.path.c_str ());
+    else
+      g_print ("sound: a PipeWire in every session, Opus at %u bit/s\n", d.cfg.audio_bitrate);
     if (!enc.factory.empty () && d.cfg.video_chroma == "4:4:4") {
       std::vector<std::string> made = h264_profiles_of (enc.factory, false);
       if (!pipeline_uses (d.server_file, "VIDEO_FORMAT"))

@@ -40,6 +40,8 @@ struct DaemonConfig {
   guint framerate = 60;
   std::string video_encoder = "auto";   /* H.264 encoders to try, in order */
   std::string video_chroma = "4:2:0";   /* or "4:4:4" where encoder and decoder allow */
+  bool sound = true;             /* a sound server in every session (docs/audio.md) */
+  guint audio_bitrate = 96000;   /* Opus, bits per second, each way */
   bool allow_root = false;
   guint detached_timeout_s = 0;  /* 0 = never */
   guint max_sessions_per_user = 0;   /* 0 = no limit */
@@ -67,9 +69,10 @@ bool check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError 
 /* The variables of the server pipeline @file for one session. H264_ENCODER
  * is the best usable encoder of `[session] video-encoder` (probed only when
  * the file uses it); H264_PROFILE the best profile it makes that the first
- * client (@client_video, its hello's "h264:PROFILE,...") decodes. */
+ * client (@client_video, its hello's "h264:PROFILE,...") decodes. AUDIO is
+ * "pipewire" when the session has a sound server (@sound), else empty. */
 Variables session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket,
-    int width, int height, guint port, const std::string &client_video);
+    int width, int height, guint port, const std::string &client_video, bool sound);
 
 /* The seat's runtime directory when the configuration names none:
  * $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=wayray/SEAT), else

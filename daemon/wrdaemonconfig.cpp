@@ -143,7 +143,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     { "daemon", { "listen-address", "port", "public-port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
           "admin-group", "max-failed-logins", "failed-login-interval" } },
-    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "video-chroma", "allow-root",
+    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "video-chroma", "sound", "audio-bitrate", "allow-root",
           "detached-timeout", "max-sessions-per-user" } },
     { "pipelines", { "server", "directory" } },
   };
@@ -181,6 +181,8 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
       get_uint (kf, path, "daemon", "max-failed-logins", 0, 100000, &cfg->max_failed_logins, error) &&
       get_duration (kf, path, "daemon", "failed-login-interval", &cfg->failed_login_interval_s, error) &&
       get_bool (kf, path, "session", "allow-root", &cfg->allow_root, error) &&
+      get_bool (kf, path, "session", "sound", &cfg->sound, error) &&
+      get_uint (kf, path, "session", "audio-bitrate", 6000, 510000, &cfg->audio_bitrate, error) &&
       get_duration (kf, path, "session", "detached-timeout", &cfg->detached_timeout_s, error);
   cfg->default_width = w;
   cfg->default_height = h;
@@ -217,7 +219,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
 
 Variables
 session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, const std::string &socket, int width,
-    int height, guint port, const std::string &client_video)
+    int height, guint port, const std::string &client_video, bool sound)
 {
   static CodecChoice encoder;
   static std::string encoder_for;
@@ -246,6 +248,11 @@ session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, co
     { "H264_ENCODER", encoder.launch },
     { "H264_PROFILE", profile },
     { "VIDEO_FORMAT", video_format_for_profile (profile) },
+    /* Empty without a sound server: the file's %if AUDIO parts are left out. */
+    { "AUDIO", sound ? "pipewire" : "" },
+    { "AUDIO_BITRATE", std::to_string (cfg.audio_bitrate) },
+    { "SPEAKERS", "wayray-speakers" },
+    { "MICROPHONE", "wayray-microphone" },
   };
 }
 
@@ -269,7 +276,7 @@ check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **err
   if (!find_pipeline_file (cfg.server_pipeline, cfg.pipelines_dir, &path, error) ||
       !read_pipeline_file (path, &file, error))
     return false;
-  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.port, "h264");
+  Variables vars = session_variables (cfg, file, 0, "wayray-check", 640, 480, cfg.port, "h264", cfg.sound);
   GstElement *p = load_pipeline (file, vars, error);
   if (!p)
     return false;

@@ -303,7 +303,7 @@ Session::start (GError **error)
 {
   const std::string &path = host->server_file ().path;
   Variables vars = session_variables (host->config (), host->server_file (), id, socket_name, width, height, port,
-      first_video);
+      first_video, sound);
   h264_profile = vars["H264_PROFILE"];
   pipeline = load_pipeline (host->server_file (), vars, error);
   if (!pipeline)

@@ -44,6 +44,9 @@ struct Session {
   std::string socket_name;
   int width = 0, height = 0;
   gint64 created_us = 0;
+  /* Whether the session has a sound server (wrsound.h): the pipeline
+   * file's audio parts are used. */
+  bool sound = false;
   /* The applications' environment (NAME=value); empty: the process's. */
   std::vector<std::string> app_env;
 

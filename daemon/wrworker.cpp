@@ -5,6 +5,7 @@
 #include "wrworker.h"
 
 #include "wrsession.h"
+#include "wrsound.h"
 #include "wrstarter.h"
 
 #include <glib-unix.h>
@@ -123,6 +124,7 @@ class Worker : public SessionHost {
   int exit_code = 0;
   bool ending = false;          /* told to end; waiting for the client to go */
   int pid_polls = 0;
+  SoundServer sound;            /* the session's own, when [session] sound */
 
   explicit Worker (int f) : listen_fd (f) {}
 
@@ -174,6 +176,10 @@ class Worker : public SessionHost {
     cfg.private_key_file = str ("private-key-file");
     cfg.video_encoder = str ("video-encoder");
     cfg.video_chroma = str ("video-chroma");
+    gboolean with_sound = TRUE;
+    gst_structure_get_boolean (s, "sound", &with_sound);
+    cfg.sound = with_sound;
+    gst_structure_get_uint (s, "audio-bitrate", &cfg.audio_bitrate);
     gst_structure_get_uint (s, "framerate", &cfg.framerate);
     file.path = str ("pipeline-path");
     file.text = str ("pipeline-text");
@@ -182,12 +188,23 @@ class Worker : public SessionHost {
     session->host = this;
     /* The applications get the login's environment the starter made, less
      * what configures this process. */
+    gst_structure_get_int (s, "id", &session->id);
+    /* The session's sound server first: its applications and the
+     * pipeline's PipeWire elements find it through the environment. */
+    if (cfg.sound) {
+      std::string why;
+      if (sound.start (session->id, 5000, why)) {
+        sound.export_environment ();
+        session->sound = true;
+      } else {
+        g_printerr ("session %d: no sound: %s\n", session->id, why.c_str ());
+      }
+    }
     gchar **env = g_get_environ ();
     for (gchar **e = env; *e; e++)
       if (!is_worker_variable (*e))
         session->app_env.push_back (*e);
     g_strfreev (env);
-    gst_structure_get_int (s, "id", &session->id);
     session->token_name = str ("token");
     session->route = str ("route");
     session->relay_fd = relay_fd;
@@ -371,6 +388,7 @@ session_worker_main (int listen_fd)
     g_source_remove (w.setup_timer);
   g_source_remove (accept_watch);
   w.session.reset ();
+  w.sound.stop ();
   w.drop_daemon ();
   g_main_loop_unref (w.loop);
   close (listen_fd);

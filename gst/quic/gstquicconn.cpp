@@ -98,6 +98,16 @@ recv_stream_data_cb (ngtcp2_conn * conn, uint32_t flags, int64_t stream_id, uint
 }
 
 static int
+recv_datagram_cb (ngtcp2_conn *, uint32_t, const uint8_t * data, size_t datalen, void *user_data)
+{
+  auto *c = static_cast<Endpoint::Conn *> (user_data);
+  c->bytes_received += datalen;
+  if (!c->closing)
+    c->ep->datagram_received (*c, data, datalen);
+  return 0;
+}
+
+static int
 acked_stream_data_cb (ngtcp2_conn *, int64_t, uint64_t offset, uint64_t datalen,
     void *user_data, void *stream_user_data)
 {
@@ -418,6 +428,7 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtc
   cb.decrypt = ngtcp2_crypto_decrypt_cb;
   cb.hp_mask = ngtcp2_crypto_hp_mask_cb;
   cb.recv_stream_data = recv_stream_data_cb;
+  cb.recv_datagram = recv_datagram_cb;
   cb.acked_stream_data_offset = acked_stream_data_cb;
   cb.stream_close = stream_close_cb;
   cb.recv_retry = server ? nullptr : ngtcp2_crypto_recv_retry_cb;
@@ -447,6 +458,7 @@ Endpoint::Impl::new_quic_conn (bool server, const ngtcp2_pkt_hd * hd, const ngtc
   params.initial_max_stream_data_uni = kStreamWindow;
   params.initial_max_data = kConnWindow;
   params.max_idle_timeout = (ngtcp2_duration) cfg.idle_timeout_ms * NGTCP2_MILLISECONDS;
+  params.max_datagram_frame_size = kMaxDatagramFrame;
 
   ngtcp2_cid scid;
   if (server) {

@@ -89,6 +89,9 @@ Stats::to_structure () const
       "bytes-sent", G_TYPE_UINT64, bytes_sent,
       "bytes-received", G_TYPE_UINT64, bytes_received,
       "send-queue-bytes", G_TYPE_UINT64, send_queue_bytes,
+      "datagrams-sent", G_TYPE_UINT64, datagrams_sent,
+      "datagrams-received", G_TYPE_UINT64, datagrams_received,
+      "datagrams-dropped", G_TYPE_UINT64, datagrams_dropped,
       "video-unsent-bytes", G_TYPE_UINT64, video_unsent_bytes,
       "connections", G_TYPE_UINT64, connections,
       "handshakes", G_TYPE_UINT64, handshakes,
@@ -491,6 +494,40 @@ Endpoint::write (SendStream & s, std::vector<guint8> && bytes, guint64 limit, bo
   return WriteResult::Ok;
 }
 
+bool
+Endpoint::send_datagram (SendStream & s, GstBuffer * buf)
+{
+  Impl &m = *impl_;
+  std::lock_guard<std::mutex> lk (m.mu);
+  Conn *c = s.dead ? nullptr : m.find_conn (s.conn_gen);
+  if (!c || c->tcp || !c->q || !c->established || s.id < 0) {
+    GST_LOG ("no datagram for '%s': %s", s.pre.name.c_str (), !c ? "no connection" : c->tcp ? "TCP" :
+        s.id < 0 ? "stream not open yet" : "connection not established");
+    return false;
+  }
+  if (s.datagrams_after == 0)
+    s.datagrams_after = s.written;
+  if (s.acked < s.datagrams_after)
+    return false;               /* the peer may not have the caps yet */
+  const ngtcp2_transport_params *tp = ngtcp2_conn_get_remote_transport_params (c->q);
+  std::vector<guint8> d;
+  encode_datagram (d, (guint64) s.id, buf);
+  /* The frame's own type and length take up to 1 + 8 bytes. */
+  if (!tp || tp->max_datagram_frame_size < d.size () + 9) {
+    GST_LOG ("no datagram for '%s': %zu bytes, the peer takes %" G_GUINT64_FORMAT, s.pre.name.c_str (),
+        d.size (), tp ? (guint64) tp->max_datagram_frame_size : 0);
+    return false;
+  }
+  c->dgrams.push_back (std::move (d));
+  /* A link that cannot keep up loses the oldest sound, not the newest. */
+  while (c->dgrams.size () > Impl::kMaxQueuedDatagrams) {
+    c->dgrams.pop_front ();
+    c->dgrams_dropped++;
+  }
+  wake ();
+  return true;
+}
+
 void
 Endpoint::Impl::append (SendStream & s, std::vector<guint8> && bytes)
 {
@@ -754,6 +791,9 @@ Endpoint::Impl::update_stats (bool post_it)
     st.transport = conn->link->name ();
     st.bytes_sent = conn->bytes_sent;
     st.bytes_received = conn->bytes_received;
+    st.datagrams_sent = conn->dgrams_sent;
+    st.datagrams_received = conn->dgrams_received;
+    st.datagrams_dropped = conn->dgrams_dropped;
     conn->link->stats (*conn, st);
   }
   st.send_queue_bytes = queued_bytes ();

@@ -115,6 +115,7 @@ struct Stats {
   guint64 lost_packets = 0, pto_count = 0;
   guint64 bytes_sent = 0, bytes_received = 0;
   guint64 send_queue_bytes = 0;
+  guint64 datagrams_sent = 0, datagrams_received = 0, datagrams_dropped = 0;
   guint64 video_unsent_bytes = 0;   /* of streams whose purpose is video, not yet sent */
   guint64 connections = 0, handshakes = 0;         /* server: peers held now */
   guint64 refused_initials = 0, retries_sent = 0;  /* server: since the start */
@@ -134,6 +135,9 @@ struct SendStream {
   bool dead = false;             /* reset, or its connection is gone */
   bool blocked = false;          /* waiting for flow-control credit */
   guint64 served = 0;            /* round-robin among equal priorities */
+  /* Datagrams for this stream wait until the peer acknowledged its bytes
+   * up to here (its caps): before, the peer could not place them. */
+  guint64 datagrams_after = 0;
 
   guint64 unacked () const { return written - acked; }
   guint64 unsent () const { return written - sent; }
@@ -215,6 +219,11 @@ public:
    * endpoint that owns them. FALSE for a bad prefix or a relay endpoint. */
   bool add_route (const std::string & prefix, int fd);
   bool remove_route (const std::string & prefix);
+  /* Sends @buf of stream @s (an audio stream whose caps went on it) as a
+   * QUIC datagram: never retransmitted, never holding back what follows.
+   * FALSE when it cannot go that way (TCP, a peer without datagrams, not
+   * opened yet, too large): write it on the stream then. */
+  bool send_datagram (SendStream & s, GstBuffer * buf);
   enum class WriteResult { Ok, Cancelled, Closed, Full };
   /* Queues @bytes. While more than @limit bytes are unacknowledged, or
    * (with @time_ms) the bytes not yet sent would take more than @time_ms

@@ -106,6 +106,7 @@ struct InStream {
   bool is_control = false;
   bool failed = false;
   bool given_back = false;  /* ended; its stream credit went back to the peer (gstquicconn.cpp) */
+  bool caps_seen = false;   /* its caps arrived: datagrams for it can be delivered */
 };
 
 /* A connection's transport: QUIC (QuicLink, gstquicconn.cpp) or the
@@ -195,6 +196,10 @@ struct Endpoint::Conn {
   AckMeter acks;             /* QUIC: stream bytes the peer acknowledged */
   guint64 bytes_sent = 0, bytes_received = 0;
   guint64 started = 0;
+  /* QUIC datagrams waiting to be sent (docs/transport.md, "Datagrams"),
+   * and what happened to datagrams so far. */
+  std::deque<std::vector<guint8>> dgrams;
+  guint64 dgrams_sent = 0, dgrams_received = 0, dgrams_dropped = 0;
 
   /* TCP fallback. */
   int fd = -1;
@@ -373,6 +378,9 @@ struct Endpoint::Impl {
   void append (SendStream & s, std::vector<guint8> && bytes);
   void drop_stream (Conn & c, SendStream * s);
   void stream_data (Conn & c, InStream & s, gint64 id, const guint8 * data, size_t len, bool fin);
+  void datagram_received (Conn & c, const guint8 * data, size_t len);
+  /* Datagrams a connection queues at most; the oldest go first. */
+  static constexpr size_t kMaxQueuedDatagrams = 32;
   void stream_failed (Conn & c, InStream & s, gint64 id, const std::string & why);
   void stream_ended (Conn & c, InStream & s, gint64 id, bool reset);
   void control_frames (Conn & c, std::vector<Frame> & frames);

@@ -153,16 +153,24 @@ purpose_name (Purpose p)
   return v <= kPurposeMax ? kPurposeNames[v] : "bulk";
 }
 
+/* Whether @name is @word, or @word then _, - or a digit and more. */
+static bool
+leading_word (const std::string & name, const char *word)
+{
+  size_t n = strlen (word);
+  return name.compare (0, n, word) == 0
+      && (name.size () == n || name[n] == '_' || name[n] == '-' || g_ascii_isdigit (name[n]));
+}
+
 Purpose
 purpose_from_pad_name (const std::string & name)
 {
-  for (guint8 i = 1; i <= kPurposeMax; i++) {
-    size_t n = strlen (kPurposeNames[i]);
-    if (name.compare (0, n, kPurposeNames[i]) == 0
-        && (name.size () == n || name[n] == '_' || name[n] == '-'
-            || g_ascii_isdigit (name[n])))
+  for (guint8 i = 1; i <= kPurposeMax; i++)
+    if (leading_word (name, kPurposeNames[i]))
       return (Purpose) i;
-  }
+  /* The microphone is sound too. */
+  if (leading_word (name, "microphone"))
+    return Purpose::Audio;
   return Purpose::Bulk;
 }
 
@@ -272,6 +280,73 @@ encode_buffer (std::vector<guint8> & out, GstBuffer * buf)
   size_t at = out.size ();
   out.resize (at + size);
   gst_buffer_extract (buf, 0, out.data () + at, size);
+}
+
+void
+encode_datagram (std::vector<guint8> & out, guint64 stream_id, GstBuffer * buf)
+{
+  std::vector<guint8> hdr;
+  encode_buffer_header (hdr, buf);
+  put_u8 (out, kDatagramVersion);
+  put_u64 (out, stream_id);
+  /* The buffer header without its frame header. */
+  out.insert (out.end (), hdr.begin () + kFrameHeaderLen, hdr.end ());
+  gsize size = gst_buffer_get_size (buf);
+  size_t at = out.size ();
+  out.resize (at + size);
+  gst_buffer_extract (buf, 0, out.data () + at, size);
+}
+
+bool
+decode_datagram (const guint8 * data, size_t len, guint64 & stream_id, Frame & frame, std::string & error)
+{
+  if (len < kDatagramHeaderMin) {
+    error = "a datagram of " + std::to_string (len) + " bytes";
+    return false;
+  }
+  if (data[0] != kDatagramVersion) {
+    error = "datagram version " + std::to_string (data[0]);
+    return false;
+  }
+  stream_id = get_u64 (data + 1);
+  const guint8 *h = data + 9;
+  if (h[0] & ~7) {
+    error = "datagram: unknown time bits";
+    return false;
+  }
+  if (h[1] & ~0x7f) {
+    error = "datagram: unknown buffer flags";
+    return false;
+  }
+  size_t times = 0;
+  for (int i = 0; i < 3; i++)
+    times += (h[0] & (1 << i)) ? 8 : 0;
+  size_t header = kDatagramHeaderMin + times;
+  if (len < header) {
+    error = "datagram: its header is cut short";
+    return false;
+  }
+  GstClockTime t[3] = { GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE, GST_CLOCK_TIME_NONE };
+  const guint8 *p = h + kBufferHeaderMin;
+  for (int i = 0; i < 3; i++)
+    if (h[0] & (1 << i)) {
+      t[i] = get_u64 (p);
+      p += 8;
+      if (!GST_CLOCK_TIME_IS_VALID (t[i])) {
+        error = "datagram: a time marked present is none";
+        return false;
+      }
+    }
+  GstBuffer *b = len > header ? gst_buffer_new_memdup (data + header, len - header) : gst_buffer_new ();
+  GST_BUFFER_PTS (b) = t[0];
+  GST_BUFFER_DTS (b) = t[1];
+  GST_BUFFER_DURATION (b) = t[2];
+  wire_flags_to_buffer (h[1], b);
+  frame = Frame ();
+  frame.type = FrameType::Buffer;
+  frame.buffer = b;
+  frame.wire_size = len;
+  return true;
 }
 
 static bool

@@ -177,6 +177,21 @@ private:
   guint32 buffer_header_len_ = kBufferHeaderMin;   /* of the buffer frame in progress */
 };
 
+/* Datagrams (QUIC DATAGRAM frames, RFC 9221): a buffer of an audio stream
+ * sent outside the stream, so that a lost packet never holds back the
+ * ones after it (docs/transport.md, "Datagrams"). u8 kDatagramVersion, u64
+ * the id of the stream the buffer belongs to (its caps and segment travel
+ * on it), u8 which times follow and u8 the wire flags as in a buffer
+ * frame, the times, then the payload. */
+constexpr guint8 kDatagramVersion = 1;
+constexpr size_t kDatagramHeaderMin = 1 + 8 + kBufferHeaderMin;
+/* The largest datagram frame either end takes. */
+constexpr size_t kMaxDatagramFrame = 1200;
+void encode_datagram (std::vector<guint8> & out, guint64 stream_id, GstBuffer * buf);
+/* FALSE with @error for a malformed datagram; else @stream_id and a Buffer
+ * @frame (owning its buffer). */
+bool decode_datagram (const guint8 * data, size_t len, guint64 & stream_id, Frame & frame, std::string & error);
+
 /* TCP + TLS fallback: streams multiplexed as records (docs/transport.md):
  * u32 stream, u8 flags, u32 length, then length bytes of the stream. */
 constexpr size_t kTcpRecordHeaderLen = 9;

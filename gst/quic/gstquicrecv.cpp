@@ -144,6 +144,9 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
     stream_failed (c, s, id, s.parser.error ());
     return;
   }
+  for (auto &f : frames)
+    if (f.type == FrameType::Caps)
+      s.caps_seen = true;
   if (fin && s.parser.buffered () > 0) {
     stream_failed (c, s, id, "stream ended inside a frame");
     return;
@@ -170,6 +173,44 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
     }
   }
   c.link->received (c, s, id, len);
+}
+
+/* A datagram: a buffer of one of the peer's audio streams, delivered as if
+ * it had come on that stream (docs/transport.md, "Datagrams"). Dropped
+ * when its stream is unknown, not audio, or has not brought its caps yet,
+ * and on a connection not admitted. */
+void
+Endpoint::Impl::datagram_received (Conn & c, const guint8 * data, size_t len)
+{
+  c.dgrams_received++;
+  if (!c.admitted && self->cfg_.mode == Mode::Server) {
+    c.dgrams_dropped++;
+    return;
+  }
+  guint64 id = 0;
+  Frame f;
+  std::string err;
+  if (!decode_datagram (data, len, id, f, err)) {
+    c.dgrams_dropped++;
+    GST_DEBUG ("malformed datagram from %s dropped: %s", c.peer.c_str (), err.c_str ());
+    return;
+  }
+  auto it = c.in.find ((gint64) id);
+  InStream *s = it == c.in.end () ? nullptr : it->second.get ();
+  if (!s || !s->parser.has_preamble () || !s->caps_seen || s->failed || s->refused || s->is_control
+      || s->given_back || s->parser.preamble ().purpose != Purpose::Audio) {
+    c.dgrams_dropped++;
+    return;
+  }
+  InStreamRef ref { c.gen, (gint64) id, &s->parser.preamble (), c.admitted, &c.peer };
+  std::vector<Frame> frames;
+  frames.push_back (std::move (f));
+  std::lock_guard<std::mutex> lk (users_mu);
+  for (auto *u : users)
+    if (u->is_receiver ()) {
+      u->on_frames (ref, frames);
+      return;
+    }
 }
 
 /* TCP: one byte stream. A full receiver stops the reading altogether, and

@@ -226,53 +226,73 @@ Endpoint::Impl::write_quic (Conn & c)
     in_flight = cs.bytes_in_flight;
   }
   while (pkts < max_pkts) {
-    bool media_ok = in_flight < window;
-    SendStream *s = media ? pick_stream (c, media_ok) : nullptr;
-    ngtcp2_vec vec[16];
-    size_t nvec = 0;
-    guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
-    gint64 sid = -1;
-    if (s) {
-      sid = s->id;
-      guint64 skip = s->sent - s->base;
-      for (auto &ch : s->chunks) {
-        if (skip >= ch.size ()) {
-          skip -= ch.size ();
-          continue;
-        }
-        vec[nvec].base = (uint8_t *) ch.data () + skip;
-        vec[nvec].len = ch.size () - skip;
-        skip = 0;
-        if (++nvec == G_N_ELEMENTS (vec))
-          break;
-      }
-      if (s->fin && !s->fin_sent && nvec < G_N_ELEMENTS (vec))
-        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
-    }
     if (tx_len + payload > txbuf.size ())
       flush_tx (c);
-    ngtcp2_ssize ndatalen = -1;
     ngtcp2_pkt_info pi {};
-    ngtcp2_ssize n = ngtcp2_conn_writev_stream (c.q, &c.ps.path, &pi,
-        txbuf.data () + tx_len, payload, &ndatalen, flags, sid, vec, nvec, ts);
-    if (s && ndatalen >= 0) {
-      s->sent += (guint64) ndatalen;
-      s->served = ++serve_counter;
-      if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->written)
-        s->fin_sent = true;
-      notify = true;
+    ngtcp2_ssize n;
+    if (media && !c.dgrams.empty ()) {
+      /* Datagrams (sound) first: small, and late they are worthless. */
+      const std::vector<guint8> &d = c.dgrams.front ();
+      ngtcp2_vec dv { (uint8_t *) d.data (), d.size () };
+      int accepted = 0;
+      n = ngtcp2_conn_writev_datagram (c.q, &c.ps.path, &pi, txbuf.data () + tx_len, payload, &accepted,
+          NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &dv, 1, ts);
+      if (accepted) {
+        c.dgrams.pop_front ();
+        c.dgrams_sent++;
+      }
+      if (n == NGTCP2_ERR_INVALID_STATE || n == NGTCP2_ERR_INVALID_ARGUMENT) {
+        /* The peer takes no datagrams, or none this large. */
+        c.dgrams.pop_front ();
+        c.dgrams_dropped++;
+        continue;
+      }
+    } else {
+      bool media_ok = in_flight < window;
+      SendStream *s = media ? pick_stream (c, media_ok) : nullptr;
+      ngtcp2_vec vec[16];
+      size_t nvec = 0;
+      guint32 flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+      gint64 sid = -1;
+      if (s) {
+        sid = s->id;
+        guint64 skip = s->sent - s->base;
+        for (auto &ch : s->chunks) {
+          if (skip >= ch.size ()) {
+            skip -= ch.size ();
+            continue;
+          }
+          vec[nvec].base = (uint8_t *) ch.data () + skip;
+          vec[nvec].len = ch.size () - skip;
+          skip = 0;
+          if (++nvec == G_N_ELEMENTS (vec))
+            break;
+        }
+        if (s->fin && !s->fin_sent && nvec < G_N_ELEMENTS (vec))
+          flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      }
+      ngtcp2_ssize ndatalen = -1;
+      n = ngtcp2_conn_writev_stream (c.q, &c.ps.path, &pi,
+          txbuf.data () + tx_len, payload, &ndatalen, flags, sid, vec, nvec, ts);
+      if (s && ndatalen >= 0) {
+        s->sent += (guint64) ndatalen;
+        s->served = ++serve_counter;
+        if ((flags & NGTCP2_WRITE_STREAM_FLAG_FIN) && s->sent == s->written)
+          s->fin_sent = true;
+        notify = true;
+      }
+      if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
+        s->blocked = true;
+        continue;
+      }
+      if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+        s->dead = true;
+        notify = true;
+        continue;
+      }
     }
     if (n == NGTCP2_ERR_WRITE_MORE)
       continue;
-    if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED) {
-      s->blocked = true;
-      continue;
-    }
-    if (n == NGTCP2_ERR_STREAM_SHUT_WR || n == NGTCP2_ERR_STREAM_NOT_FOUND) {
-      s->dead = true;
-      notify = true;
-      continue;
-    }
     if (n < 0) {
       tx_len = tx_count = 0;
       close_conn (&c, std::string ("QUIC write error: ") + ngtcp2_strerror ((int) n), media, kErrShutdown, false);

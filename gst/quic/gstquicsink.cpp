@@ -435,6 +435,12 @@ gst_quic_sink_chain (GstPad * pad, GstObject * parent, GstBuffer * buf)
     st->dropping_to_key = false;
   }
 
+  /* Sound goes as a datagram where it can: a lost packet is concealed by
+   * the receiver, never waited for. Its stream carries the caps first. */
+  if (st->purpose == Purpose::Audio && st->stream && priv->ep->send_datagram (*st->stream, buf)) {
+    gst_buffer_unref (buf);
+    return GST_FLOW_OK;
+  }
   std::vector<guint8> bytes;
   encode_buffer (bytes, buf);
   gst_buffer_unref (buf);

@@ -3,15 +3,20 @@ client address gets its own upstream socket towards the server; bytes are
 counted both ways, and the server-to-client direction can be capped to a
 rate (what the rate does not let through at once waits in a queue bounded
 in bytes, and what does not fit there is dropped, as at a bottleneck
-router), then delayed (the way to the client, unbounded)."""
-import collections
+router), then delayed (the way to the client, unbounded). Datagrams can
+also be lost at random (both ways, `loss`, a seeded generator) and delayed
+on the way to the server (`delay_up_s`)."""
+import heapq
+import itertools
+import random
 import socket
 import threading
 import time
 
 
 class Relay:
-    def __init__(self, server_port, rate_bps=0, delay_s=0.0, queue_bytes=64 * 1024):
+    def __init__(self, server_port, rate_bps=0, delay_s=0.0, queue_bytes=64 * 1024, loss=0.0, delay_up_s=0.0,
+                 seed=1):
         self.server = ("127.0.0.1", server_port)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -23,7 +28,12 @@ class Relay:
         self.rate_bps = rate_bps
         self.delay_s = delay_s
         self.queue_bytes = queue_bytes
-        self.queue = collections.deque()        # (due at the client, data, addr)
+        self.loss = loss
+        self.delay_up_s = delay_up_s
+        self.rng = random.Random(seed)
+        self.lost = 0
+        self.order = itertools.count()
+        self.queue = []                         # heap of (due, n, data, socket, addr or None)
         self.next_free = 0.0                    # when the bottleneck is free again
         self.wait_peak = 0.0                    # the longest wait there since peak() last asked
         self.wake = threading.Condition(self.lock)
@@ -55,6 +65,13 @@ class Relay:
                     u.connect(self.server)
                     self.up[addr] = u
                     threading.Thread(target=self._from_server, args=(u, addr), daemon=True).start()
+                if self.loss and self.rng.random() < self.loss:
+                    self.lost += 1
+                    continue
+                if self.delay_up_s:
+                    heapq.heappush(self.queue, (time.monotonic() + self.delay_up_s, next(self.order), data, u, None))
+                    self.wake.notify()
+                    continue
             try:
                 u.send(data)
             except OSError:
@@ -73,6 +90,9 @@ class Relay:
             with self.lock:
                 self.bytes_down += size
                 self.packets_down += 1
+                if self.loss and self.rng.random() < self.loss:
+                    self.lost += 1
+                    continue
                 now = time.monotonic()
                 if self.rate_bps == 0 and self.delay_s == 0 and not self.queue:
                     direct = True
@@ -90,7 +110,7 @@ class Relay:
                     if self.rate_bps:
                         self.next_free = leaves
                     # then the way to the client: the delay, unbounded
-                    self.queue.append((leaves + self.delay_s, data, addr))
+                    heapq.heappush(self.queue, (leaves + self.delay_s, next(self.order), data, self.sock, addr))
                     self.wake.notify()
             if direct:
                 try:
@@ -106,14 +126,17 @@ class Relay:
                     self.wake.wait(0.2)
                 if not self.running:
                     return
-                due, data, addr = self.queue[0]
+                due, _, data, sock, addr = self.queue[0]
                 now = time.monotonic()
                 if due > now:
                     self.wake.wait(min(due - now, 0.05))
                     continue
-                self.queue.popleft()
+                heapq.heappop(self.queue)
             try:
-                self.sock.sendto(data, addr)
+                if addr is None:
+                    sock.send(data)
+                else:
+                    sock.sendto(data, addr)
             except OSError:
                 pass
 

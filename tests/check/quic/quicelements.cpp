@@ -812,6 +812,79 @@ GST_START_TEST (test_malformed_peer)
 }
 GST_END_TEST;
 
+static guint64
+stats_u64 (GstElement * e, const char *field)
+{
+  GstStructure *st = nullptr;
+  g_object_get (e, "stats", &st, nullptr);
+  guint64 v = 0;
+  if (st)
+    gst_structure_get_uint64 (st, field, &v);
+  if (st)
+    gst_structure_free (st);
+  return v;
+}
+
+/* Buffers of an audio pad go as QUIC datagrams (once the peer has the
+ * stream's caps), both ways; one too large for a
+ * datagram goes on the stream. Every buffer arrives intact with its
+ * times. */
+GST_START_TEST (test_audio_as_datagrams)
+{
+  Site site;
+  GstElement *srv = launch ("appsrc name=snd format=time caps=audio/x-opus ! s.audio quicsink name=s "
+      + site.server () + " quicsrc name=sr " + site.server () + " sr.microphone ! appsink name=micout sync=false");
+  GstElement *cli = launch ("quicsrc name=c " + site.client () + " c.audio ! appsink name=out sync=false "
+      "appsrc name=mic format=time caps=audio/x-opus ! k.microphone quicsink name=k " + site.client ());
+  play (srv);
+  play (cli);
+  GstElement *snd = by_name (srv, "snd"), *mic = by_name (cli, "mic");
+  GstElement *out = by_name (cli, "out"), *micout = by_name (srv, "micout");
+  const int n = 60;
+  for (int i = 0; i < n; i++) {
+    for (GstElement *src : { snd, mic }) {
+      GstBuffer *b = pattern_buffer (i, i == 30 ? 5000 : 120);
+      GST_BUFFER_PTS (b) = i * 10 * GST_MSECOND;
+      GST_BUFFER_DURATION (b) = 10 * GST_MSECOND;
+      gst_app_src_push_buffer (GST_APP_SRC (src), b);
+    }
+    g_usleep (2000);
+  }
+  for (GstElement *sink : { out, micout }) {
+    std::vector<bool> seen (n, false);
+    for (int i = 0; i < n; i++) {
+      GstSample *smp = gst_app_sink_try_pull_sample (GST_APP_SINK (sink), 10 * GST_SECOND);
+      fail_unless (smp != nullptr, "%d of %d buffers arrived", i, n);
+      GstBuffer *b = gst_sample_get_buffer (smp);
+      guint k = (guint) (GST_BUFFER_PTS (b) / (10 * GST_MSECOND));
+      fail_unless (k < (guint) n && !seen[k]);
+      seen[k] = true;
+      fail_unless_equals_uint64 (GST_BUFFER_DURATION (b), 10 * GST_MSECOND);
+      GstBuffer *want = pattern_buffer (k, k == 30 ? 5000 : 120);
+      fail_unless_equals_int (gst_buffer_get_size (b), gst_buffer_get_size (want));
+      GstMapInfo m;
+      gst_buffer_map (want, &m, GST_MAP_READ);
+      fail_unless (gst_buffer_memcmp (b, 0, m.data, m.size) == 0, "buffer %u differs", k);
+      gst_buffer_unmap (want, &m);
+      gst_buffer_unref (want);
+      gst_sample_unref (smp);
+    }
+  }
+  GstElement *s = by_name (srv, "s"), *k = by_name (cli, "k");
+  /* Once the peer acknowledged the caps (the first round trip's buffers go
+   * on the stream), all but the one too large went as datagrams. */
+  fail_unless (stats_u64 (s, "datagrams-sent") >= 40, "%" G_GUINT64_FORMAT, stats_u64 (s, "datagrams-sent"));
+  fail_unless (stats_u64 (k, "datagrams-sent") >= 40, "%" G_GUINT64_FORMAT, stats_u64 (k, "datagrams-sent"));
+  fail_unless_equals_uint64 (stats_u64 (s, "datagrams-dropped"), 0);
+  assert_no_error (srv);
+  assert_no_error (cli);
+  for (GstElement *e : { snd, mic, out, micout, s, k })
+    gst_object_unref (e);
+  stop (cli);
+  stop (srv);
+}
+GST_END_TEST;
+
 /* What this process has in memory now, in bytes. */
 static guint64
 resident_bytes ()
@@ -1265,6 +1338,7 @@ quicelements_suite (void)
   suite_add_tcase (s, tc);
   tcase_add_test (tc, test_large_data_in_order);
   tcase_add_test (tc, test_streams_and_events_both_ways);
+  tcase_add_test (tc, test_audio_as_datagrams);
   tcase_add_test (tc, test_fingerprint_pinning);
   tcase_add_test (tc, test_peer_killed);
   tcase_add_test (tc, test_server_survives_client);

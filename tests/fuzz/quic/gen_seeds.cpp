@@ -146,7 +146,28 @@ main (int argc, char **argv)
     g_file_set_contents ((relaydir + "/hex").c_str (), "0A0b0c0D", 8, nullptr);
   }
 
-  FILE *stamp = fopen (argv[2], "w");   /* stamp, then the TCP and relay corpus dirs */
+  /* Audio datagrams, for fuzz-quic-datagram. */
+  if (argc > 5) {
+    std::string dgdir = argv[5];
+    g_mkdir_with_parents (dgdir.c_str (), 0755);
+    guint8 opus[120];
+    for (size_t i = 0; i < sizeof opus; i++)
+      opus[i] = (guint8) (i * 13 + 5);
+    GstBuffer *b = gst_buffer_new_memdup (opus, sizeof opus);
+    GST_BUFFER_PTS (b) = 5 * GST_SECOND;
+    GST_BUFFER_DURATION (b) = 10 * GST_MSECOND;
+    std::vector<guint8> d;
+    wrq::encode_datagram (d, 6, b);
+    g_file_set_contents ((dgdir + "/opus").c_str (), (const gchar *) d.data (), d.size (), nullptr);
+    GST_BUFFER_FLAG_SET (b, GST_BUFFER_FLAG_DISCONT);
+    GST_BUFFER_DTS (b) = 5 * GST_SECOND;
+    d.clear ();
+    wrq::encode_datagram (d, 10, b);
+    g_file_set_contents ((dgdir + "/opus-discont").c_str (), (const gchar *) d.data (), d.size (), nullptr);
+    gst_buffer_unref (b);
+  }
+
+  FILE *stamp = fopen (argv[2], "w");   /* stamp, then the TCP, relay and datagram corpus dirs */
   if (stamp)
     fclose (stamp);
   return 0;
