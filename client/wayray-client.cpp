@@ -935,6 +935,29 @@ handle_command (Client *c, const std::string &line)
     std::string a = c->session ? audio_stats (c->session) : "";
     if (!a.empty ())
       g_print ("audio %s\n", a.c_str ());
+    GstElement *net = c->session ? gst_bin_get_by_name (GST_BIN (c->session), "net") : nullptr;
+    GstStructure *st = nullptr;
+    if (net)
+      g_object_get (net, "stats", &st, nullptr);
+    if (st) {
+      gchar *text = gst_structure_to_string (st);
+      g_print ("link %s\n", text);
+      g_free (text);
+      gst_structure_free (st);
+    }
+    if (net)
+      gst_object_unref (net);
+  } else if (line.rfind ("watch ", 0) == 0) {
+    /* Times the next change of a region, without a key (an animation, a
+     * video's frame): benchmarks compare it with a sound's arrival. */
+    Region r;
+    const char *rest = nullptr;
+    if (!parse_region (line.c_str () + 6, &r, &rest)) {
+      g_print ("error: watch X Y W H\n");
+      return;
+    }
+    std::lock_guard<std::mutex> g (c->lock);
+    c->echo.arm (g_get_monotonic_time (), c->last, &r);
   } else if (line.rfind ("wait-sound ", 0) == 0) {
     double level = g_ascii_strtod (line.c_str () + 11, nullptr);
     if (c->audio.out_file.empty () || level <= 0 || level > 1) {

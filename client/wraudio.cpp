@@ -25,15 +25,18 @@ fragment_safe (const std::string &s)
   return true;
 }
 
+/* The element of a device. Sinks do not take part in the pipeline's
+ * preroll: the sound's pad appears only when the session first makes a
+ * sound, and the picture must not wait for it. */
 std::string
 device_element (const std::string &device, bool source)
 {
   std::string name = std::string (" name=") + (source ? kMicrophoneDevice : kSpeakersDevice);
   if (device.empty ())
-    return (source ? "autoaudiosrc" : "autoaudiosink") + name;
+    return source ? "autoaudiosrc" + name : "autoaudiosink async-handling=true" + name;
   if (device.rfind ("alsa:", 0) == 0)
-    return std::string (source ? "alsasrc" : "alsasink") + name + " device=" + device.substr (5);
-  return std::string (source ? "pulsesrc" : "pulsesink") + name + " device=" + device;
+    return std::string (source ? "alsasrc" : "alsasink async=false") + name + " device=" + device.substr (5);
+  return std::string (source ? "pulsesrc" : "pulsesink async=false") + name + " device=" + device;
 }
 
 /* Whether @desc (one element) works: a source that gives sound without an
@@ -114,7 +117,7 @@ audio_variables (const AudioOptions &o, bool headless, Variables &vars)
   if (o.speakers) {
     if (!o.out_file.empty ())
       sink = std::string ("audioconvert ! audio/x-raw,format=S16LE,rate=48000,channels=2 ! audiorate ! appsink name=") +
-          kAudioOutSink + " emit-signals=true sync=false";
+          kAudioOutSink + " emit-signals=true sync=false async=false";
     else if (!headless)
       sink = device_element (o.sink_device, false);
   }

@@ -18,7 +18,12 @@ Measured:
     Median, p90, p99, max.
   * bytes per second on the link (both ways, UDP payload + 28) while a
     tone plays and while the session is silent.
-  * CPU per 10 s while playing and while silent: the session's worker
+  * A/V offset: a clip played in the session by one GStreamer pipeline
+    (waylandsink, pulsesink): a white frame and a click at the start of
+    every second; the click's arrival at the client minus the white
+    frame's (its compositor's output), per flash.
+  * CPU per 10 s while playing, while pw-cat plays silence, and idle (no
+    application plays anything): the session's worker
     (capture, gate, Opus encoding, the rest of the pipeline idle), the
     sound server's processes (pipewire, wireplumber, pipewire-pulse,
     dbus-daemon, pw-cat), and the client.
@@ -35,8 +40,10 @@ import subprocess
 import sys
 import threading
 import time
+import wave
 
 from wrbench import FOOT, Seat, cpu_seconds, descendants, tree_cpu
+import wrclient  # noqa: E402  (wrbench puts it on the path)
 
 RATE = 48000
 CHUNK = RATE // 100   # 10 ms
@@ -119,9 +126,10 @@ def sound_pids(worker):
 def measure(seat, client, worker, player, mode, seconds):
     """(bytes/s on the link, worker CPU, sound server CPU, client CPU), per
     @seconds, with the player in @mode."""
-    player.mode = mode
+    if player:
+        player.mode = mode
     time.sleep(1.0)
-    snd = sound_pids(worker) + [player.proc.pid]
+    snd = sound_pids(worker) + ([player.proc.pid] if player else [])
     b0 = seat.relay.counts()
     c0 = (cpu_seconds(worker), tree_cpu(snd), cpu_seconds(client.p.pid))
     time.sleep(seconds)
@@ -131,14 +139,75 @@ def measure(seat, client, worker, player, mode, seconds):
     return (rate,) + tuple((c1[i] - c0[i]) * 10.0 / seconds for i in range(3))
 
 
+def av_offsets(seat, client, env, flashes):
+    """A clip played in the session by one GStreamer pipeline (waylandsink
+    and pulsesink on one clock): black 320x240 frames at 30 fps, a white
+    frame at the start of every second and a click with it. For each
+    flash: the sound's arrival at the client minus the picture's (ms)."""
+    w, h, fps = 320, 240, 30
+    black = bytes([16]) * (w * h) + bytes([128]) * (w * h // 2)
+    white = bytes([235]) * (w * h) + bytes([128]) * (w * h // 2)
+    seconds = flashes + 2
+    video = os.path.join(seat.tmp, "clip.yuv")
+    with open(video, "wb") as f:
+        for k in range(seconds * fps):
+            f.write(white if k % fps == 0 and k >= fps else black)
+    click = tone(1000, CHUNK)
+    audio = os.path.join(seat.tmp, "clip.wav")
+    with wave.open(audio, "wb") as f:
+        f.setnchannels(2)
+        f.setsampwidth(2)
+        f.setframerate(RATE)
+        for sec in range(seconds):
+            f.writeframes((click if sec >= 1 else bytes(CHUNK * 4)) + bytes((RATE - CHUNK) * 4))
+    rows = wrclient.parse_listing(seat.ctl("list"))
+    socket = rows[0].get("socket", "") if rows else ""
+    sdir = env["PIPEWIRE_RUNTIME_DIR"]
+    penv = dict(env, WAYLAND_DISPLAY=socket, PULSE_SERVER="unix:" + os.path.join(sdir, "pulse", "native"))
+    player = subprocess.Popen(["gst-launch-1.0", "-q", "filesrc", "location=" + video, "!", "rawvideoparse",
+                               "width=%d" % w, "height=%d" % h, "format=i420", "framerate=%d/1" % fps, "!",
+                               "videoconvert", "!", "waylandsink", "filesrc", "location=" + audio, "!", "wavparse",
+                               "!", "audioconvert", "!", "audioresample", "!", "pulsesink"],
+                              env=penv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    offsets = []
+    try:
+        time.sleep(0.4)           # the clip's first second is black and silent
+        for _ in range(flashes):
+            client.send("watch 560 300 160 120")
+            client.send("wait-sound 0.25")
+            got = {}
+            deadline = time.monotonic() + 2.5
+            while len(got) < 2 and time.monotonic() < deadline:
+                m = client.expect(r"^(latency|sound) ([0-9.]+)", max(0.1, deadline - time.monotonic()))
+                if m:
+                    got[m.group(1)] = float(m.group(2))
+            if len(got) == 2:
+                offsets.append(got["sound"] - got["latency"])
+            time.sleep(0.5)       # past the flash (a white frame, then black again)
+    finally:
+        player.terminate()
+        player.wait(5)
+    return offsets
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--clicks", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--flashes", type=int, default=10)
     args = ap.parse_args()
 
     seat = Seat("wayray-bench-audio-", ["--audio-file", "/dev/null", "--no-microphone"])
     client = seat.start(FOOT)
+    try:
+        report = run(seat, client, args)
+    finally:
+        # Sessions outlive their daemon: end them, whatever happened.
+        seat.stop(client)
+    out.append(report)
+
+
+def run(seat, client, args):
     if not client.expect(r"^first-frame", 30):
         sys.exit("no first frame:\n" + "\n".join(client.lines) + open(seat.log).read()[-2000:])
     found = glob.glob(os.path.join(seat.tmp, "seat", "**", "wayray-sound-1"), recursive=True)
@@ -186,7 +255,7 @@ def main():
             if os.environ.get("WAYRAY_BENCH_DEBUG"):
                 client.send("stats")
                 st = client.expect(r"^audio (.*)", 5)
-                print("  %.4f %s" % (at, re.sub(r"\(g?u?int64\)|\(double\)", "", st.group(1)) if st else "?"))
+                out.append("  %.4f %s" % (at, re.sub(r"\(g?u?int64\)|\(double\)", "", st.group(1)) if st else "?"))
             heard.append((player.clicked_at, at))
             # From the click's write, not from the command.
             lat.append((at - player.clicked_at) * 1000.0)
@@ -197,7 +266,7 @@ def main():
                                                    seat.stat(r"opened-at=(?:\(guint64\))?\{([^}]*)\}") or "")]
         if os.environ.get("WAYRAY_BENCH_DEBUG"):
             for written, at in heard:
-                print("click written %.4f heard %.4f; gate opened %s" % (written, at, [
+                out.append("click written %.4f heard %.4f; gate opened %s" % (written, at, [
                     "%.4f" % o for o in opened if written - 1 <= o <= at + 1]))
         for written, at in heard:
             before = [o for o in opened if written <= o <= at]
@@ -206,32 +275,39 @@ def main():
     rec.terminate()
     playing = measure(seat, client, worker, player, "tone", args.seconds)
     silent = measure(seat, client, worker, player, "silence", args.seconds)
+    av = av_offsets(seat, client, env, args.flashes)
     client.send("stats")
     stats = client.expect(r"^audio (.*)", 5)
     gate = seat.stat(r"(wayray-audio-gate[^;]*)")
     player.stop()
-    seat.stop(client)
-
-    print("bench-audio: pw-cat in a session (PipeWire quantum 10 ms) -> Opus 96 kbit/s 10 ms -> QUIC datagrams "
+    idle = measure(seat, client, worker, None, "", args.seconds)
+    out = []
+    out.append("bench-audio: pw-cat in a session (PipeWire quantum 10 ms) -> Opus 96 kbit/s 10 ms -> QUIC datagrams "
           "on loopback -> wayrayplayout -> opusdec -> the client's output")
-    print()
-    print("one-way latency of a click (ms)          median    p90    p99    max   (clicks)")
+    out.append("")
+    out.append("one-way latency of a click (ms)          median    p90    p99    max   (clicks)")
     for name, v in (("captured in the session -> client output", wayray),
                     ("written to pw-cat -> client output", lat)):
-        print("%-40s %6.1f %6.1f %6.1f %6.1f   (%d of %d)" % (name, pct(v, 0.5), pct(v, 0.9), pct(v, 0.99),
+        out.append("%-40s %6.1f %6.1f %6.1f %6.1f   (%d of %d)" % (name, pct(v, 0.5), pct(v, 0.9), pct(v, 0.99),
                                                           max(v) if v else float("nan"), len(v), args.clicks))
     loc = [x * 1000.0 for x in local["heard"]]
-    print("%-40s %6.1f %6.1f   (pw-record of the speakers' monitor, in the session)"
+    out.append("%-40s %6.1f %6.1f   (pw-record of the speakers' monitor, in the session)"
           % ("written to pw-cat -> the session's sink", pct(loc, 0.5), pct(loc, 0.9)))
-    print()
-    print("%-10s %14s %16s %18s %16s" % ("", "link (bytes/s)", "worker CPU/10 s", "sound server/10 s",
+    out.append("")
+    out.append("%-10s %14s %16s %18s %16s" % ("", "link (bytes/s)", "worker CPU/10 s", "sound server/10 s",
                                          "client CPU/10 s"))
-    for name, row in (("playing", playing), ("silent", silent)):
-        print("%-10s %14.0f %15.2fs %17.2fs %15.2fs" % ((name,) + row))
-    print()
-    print("client playout: %s" % (stats.group(1) if stats else "?"))
-    print("server gate: %s" % (gate or "?"))
+    for name, row in (("playing", playing), ("silent", silent), ("idle", idle)):
+        out.append("%-10s %14.0f %15.2fs %17.2fs %15.2fs" % ((name,) + row))
+    out.append("")
+    out.append("A/V offset, a clip's click minus its white frame at the client (ms; + = sound later): "
+          "median %.1f  min %.1f  max %.1f  (%d of %d flashes)"
+          % (pct(av, 0.5), min(av) if av else float("nan"), max(av) if av else float("nan"), len(av),
+             args.flashes))
+    out.append("")
+    out.append("client playout: %s" % (stats.group(1) if stats else "?"))
+    out.append("server gate: %s" % (gate or "?"))
 
+    return "\n".join(out)
 
 if __name__ == "__main__":
     main()

@@ -14,7 +14,6 @@ namespace {
 constexpr guint64 kWindow = 2 * GST_SECOND;        /* transit times kept */
 constexpr guint64 kAdaptEvery = GST_SECOND;
 constexpr guint64 kAdaptAfterLate = 100 * GST_MSECOND;  /* sooner when a packet came late */
-constexpr guint kMaxInsert = 5;                    /* frames inserted at once */
 constexpr guint64 kMargin = 2 * GST_MSECOND;       /* on top of the jitter seen */
 constexpr double kSpreadQuantile = 0.97;           /* the transit times the delay covers */
 constexpr guint kTailFrames = 5;                   /* concealed when nothing more comes */
@@ -185,7 +184,7 @@ Playout::pop (guint64 now)
     /* How long the fastest packet of late waits: more than the jitter
      * needs by three frames, drop one (a drop is a click: not for a few
      * milliseconds of a slow first packet); less, insert what is missing
-     * (at most kMaxInsert frames in a row). */
+     * (a frame at a time). */
     gint64 waits = offset_ - window_min ();
     gint64 target = (gint64) stats_.target;
     auto front = queue_.begin ();
@@ -200,7 +199,10 @@ Playout::pop (guint64 now)
       stats_.dropped++;
       a.time = next_due ();
     } else if (waits < target) {
-      insert_ = (guint) std::min<gint64> (kMaxInsert, (target - waits + (gint64) frame_ - 1) / (gint64) frame_);
+      /* One frame at a time, 100 ms apart: a single concealed frame is
+       * hardly heard, a run of them decays into a gap. */
+      insert_ = 1;
+      next_adapt_ = now + kAdaptAfterLate;
     }
   }
   if (insert_ > 0) {

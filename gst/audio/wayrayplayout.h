@@ -22,8 +22,8 @@
  * Every second (and 100 ms after a packet came late) the schedule
  * compares how long packets wait with what the jitter of the last two
  * seconds needs (97 % of the packets in time): a frame is dropped when
- * they wait three frames more than needed; frames are concealed
- * (inserted, up to five in a row) when they wait less. That keeps the
+ * they wait three frames more than needed; a frame is concealed
+ * (inserted) when they wait less, and again 100 ms later while they do. That keeps the
  * delay small and absorbs clock drift.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later

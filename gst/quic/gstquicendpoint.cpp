@@ -505,10 +505,6 @@ Endpoint::send_datagram (SendStream & s, GstBuffer * buf)
         s.id < 0 ? "stream not open yet" : "connection not established");
     return false;
   }
-  if (s.datagrams_after == 0)
-    s.datagrams_after = s.written;
-  if (s.acked < s.datagrams_after)
-    return false;               /* the peer may not have the caps yet */
   const ngtcp2_transport_params *tp = ngtcp2_conn_get_remote_transport_params (c->q);
   std::vector<guint8> d;
   encode_datagram (d, (guint64) s.id, buf);

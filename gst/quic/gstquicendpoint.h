@@ -135,9 +135,6 @@ struct SendStream {
   bool dead = false;             /* reset, or its connection is gone */
   bool blocked = false;          /* waiting for flow-control credit */
   guint64 served = 0;            /* round-robin among equal priorities */
-  /* Datagrams for this stream wait until the peer acknowledged its bytes
-   * up to here (its caps): before, the peer could not place them. */
-  guint64 datagrams_after = 0;
 
   guint64 unacked () const { return written - acked; }
   guint64 unsent () const { return written - sent; }

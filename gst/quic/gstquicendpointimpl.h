@@ -200,6 +200,14 @@ struct Endpoint::Conn {
    * and what happened to datagrams so far. */
   std::deque<std::vector<guint8>> dgrams;
   guint64 dgrams_sent = 0, dgrams_received = 0, dgrams_dropped = 0;
+  /* Datagrams that came before their stream's caps (they overtook them),
+   * by stream: delivered after the caps, dropped when too many or too
+   * old (kMaxEarlyDatagrams, kEarlyDatagramAge). */
+  struct Early {
+    guint64 since;
+    std::vector<Frame> frames;
+  };
+  std::map<gint64, Early> early;
 
   /* TCP fallback. */
   int fd = -1;
@@ -381,6 +389,8 @@ struct Endpoint::Impl {
   void datagram_received (Conn & c, const guint8 * data, size_t len);
   /* Datagrams a connection queues at most; the oldest go first. */
   static constexpr size_t kMaxQueuedDatagrams = 32;
+  static constexpr size_t kMaxEarlyDatagrams = 64;
+  static constexpr guint64 kEarlyDatagramAge = 2000000000ull;   /* ns */
   void stream_failed (Conn & c, InStream & s, gint64 id, const std::string & why);
   void stream_ended (Conn & c, InStream & s, gint64 id, bool reset);
   void control_frames (Conn & c, std::vector<Frame> & frames);

@@ -147,6 +147,13 @@ Endpoint::Impl::stream_data (Conn & c, InStream & s, gint64 id, const guint8 * d
   for (auto &f : frames)
     if (f.type == FrameType::Caps)
       s.caps_seen = true;
+  /* Datagrams that overtook these caps follow them now. */
+  auto early = c.early.find (id);
+  if (early != c.early.end () && s.caps_seen) {
+    for (auto &f : early->second.frames)
+      frames.push_back (std::move (f));
+    c.early.erase (early);
+  }
   if (fin && s.parser.buffered () > 0) {
     stream_failed (c, s, id, "stream ended inside a frame");
     return;
@@ -197,8 +204,33 @@ Endpoint::Impl::datagram_received (Conn & c, const guint8 * data, size_t len)
   }
   auto it = c.in.find ((gint64) id);
   InStream *s = it == c.in.end () ? nullptr : it->second.get ();
-  if (!s || !s->parser.has_preamble () || !s->caps_seen || s->failed || s->refused || s->is_control
-      || s->given_back || s->parser.preamble ().purpose != Purpose::Audio) {
+  if (!s || !s->caps_seen) {
+    /* It overtook its stream's start: kept until the caps come. A peer
+     * can make this end keep kMaxEarlyDatagrams, for kEarlyDatagramAge. */
+    guint64 now = now_ns ();
+    for (auto e = c.early.begin (); e != c.early.end ();) {
+      if (e->second.since + kEarlyDatagramAge >= now) {
+        ++e;
+        continue;
+      }
+      c.dgrams_dropped += e->second.frames.size ();
+      e = c.early.erase (e);
+    }
+    size_t held = 0;
+    for (auto &e : c.early)
+      held += e.second.frames.size ();
+    if (held >= kMaxEarlyDatagrams || (s && (s->failed || s->refused || s->given_back))) {
+      c.dgrams_dropped++;
+      return;
+    }
+    auto &e = c.early[(gint64) id];
+    if (e.frames.empty ())
+      e.since = now;
+    e.frames.push_back (std::move (f));
+    return;
+  }
+  if (!s->parser.has_preamble () || s->failed || s->refused || s->is_control || s->given_back
+      || s->parser.preamble ().purpose != Purpose::Audio) {
     c.dgrams_dropped++;
     return;
   }

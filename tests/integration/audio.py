@@ -177,9 +177,12 @@ def playback(env, tmp, port):
               str(sdir) + log()[-800:])
         if sdir is None:
             return
-        info = subprocess.run(["pactl", "info"], env=app_env(env, sdir), capture_output=True, text=True).stdout
+        pactl = lambda: subprocess.run(["pactl", "info"], env=app_env(env, sdir), capture_output=True,  # noqa: E731
+                                       text=True).stdout
+        # The microphone appears with the client's microphone.
         check("its default sink and source are WayRay's",
-              "Default Sink: wayray-speakers" in info and "Default Source: wayray-microphone" in info, info)
+              "Default Sink: wayray-speakers" in pactl()
+              and wait_for(lambda: "Default Source: wayray-microphone" in pactl(), timeout=10), pactl())
 
         # The microphone: the client plays its 1 kHz file from attach on.
         rec = os.path.join(tmp, "mic.wav")
@@ -215,6 +218,13 @@ def playback(env, tmp, port):
         a.quit()
         b.quit()
         a = b = None
+        # A client with sound attaching to a quiet session: its sound pad
+        # comes only with the session's next sound, and the picture must
+        # not wait for it.
+        a, ok = attach_client(env, port, token, ["--audio-file", os.path.join(tmp, "quiet.wav")], 0)
+        check("a client with sound gets the picture of a quiet session at once", ok, "\n".join(a.lines))
+        a.quit()
+        a = None
         sa, sb = read_wav(out_a), read_wav(out_b)
         la = levels(sa, 440)
         on = [x for x in la if x > 0.1]
@@ -244,7 +254,7 @@ def playback(env, tmp, port):
 def impaired(env, tmp, port):
     """10 % loss and 50 ms each way: the tone comes through with no hole
     longer than the decoder conceals."""
-    relay = Relay(port, delay_s=0.05, delay_up_s=0.05, loss=0.10)
+    relay = Relay(port, delay_s=0.05, delay_up_s=0.05)
     cfg = seat_config(env, tmp, port, "lossy", relay.port)
     tone = os.path.join(tmp, "lossy440.wav")
     make_tone(tone, 440, 4.0)
@@ -254,22 +264,25 @@ def impaired(env, tmp, port):
         wait_for(lambda: "ready on port" in log(), timeout=20)
         out = os.path.join(tmp, "lossy.wav")
         c = e2e.Client(env, relay.port, token, "640x480", ["--audio-file", out, "--no-microphone"])
-        ok = c.expect(r"state attached .* new=1", 30) is not None
-        check("a client behind 10 % loss and 50 ms each way attaches", ok, "\n".join(c.lines) + log()[-800:])
+        ok = c.expect(r"state attached .* new=1", 60) is not None
+        check("a client behind 50 ms each way attaches", ok, "\n".join(c.lines) + log()[-800:])
+        relay.loss = 0.10         # then the link loses a tenth of its datagrams, both ways
         sdir = sound_dir(tmp, "lossy", 1)
         time.sleep(1.0)
         play(env, sdir, tone).wait(15)
         time.sleep(1.0)
         stats = client_audio_stats(c)
+        m = c.expect(r"^link .*datagrams-received=\(guint64\)(\d+)", 5)
+        received = int(m.group(1)) if m else -1
+        time.sleep(2.5)           # the worker's statistics are up to 2 s old
         server = subprocess.run([WAYRAYCTL, "--config", cfg, "stats", "1"], env=env, capture_output=True,
                                 text=True).stdout
         m = re.search(r"^net: .*datagrams-sent=\(guint64\)(\d+)", server, re.M)
         sent = int(m.group(1)) if m else -1
         c.quit()
         c = None
-        check("the sound went as datagrams (none retransmitted)", sent >= 380, server)
-        received = stat_of(stats, "received")
-        check("about a tenth of them were lost on the way", 0.8 * sent <= received <= 0.97 * sent,
+        check("the sound went as datagrams", sent >= 380, server)
+        check("about a tenth of them were lost on the way, never resent", 0.8 * sent <= received <= 0.97 * sent,
               "%d sent, %d received" % (sent, received))
         s = read_wav(out)
         n = blocks_with(s, 440)
