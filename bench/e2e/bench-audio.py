@@ -174,7 +174,7 @@ def av_offsets(seat, client, env, flashes):
         time.sleep(0.4)           # the clip's first second is black and silent
         for _ in range(flashes):
             client.send("watch 560 300 160 120")
-            client.send("wait-sound 0.25")
+            client.send("wait-sound 0.1")
             got = {}
             deadline = time.monotonic() + 2.5
             while len(got) < 2 and time.monotonic() < deadline:
@@ -204,7 +204,7 @@ def main():
     finally:
         # Sessions outlive their daemon: end them, whatever happened.
         seat.stop(client)
-    out.append(report)
+    print(report)
 
 
 def run(seat, client, args):
@@ -243,7 +243,7 @@ def run(seat, client, args):
         heard = []           # (written, heard at the client), monotonic seconds
         for _ in range(min(25, args.clicks - done)):
             time.sleep(0.3)
-            client.send("wait-sound 0.25")
+            client.send("wait-sound 0.1")
             t0 = time.monotonic()
             local["armed"] = time.monotonic()
             player.pending_click.set()

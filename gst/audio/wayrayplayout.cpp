@@ -240,6 +240,12 @@ Playout::pop (guint64 now)
     next_pts_ = front->first;
     offset_ = std::max (front->second.transit + (gint64) stats_.target, (gint64) now - (gint64) front->first);
     stats_.talkspurts++;
+    /* The frame before was of the old timeline: its transit time is not
+     * jitter. The window starts again with what waits now. */
+    transit_.clear ();
+    for (auto &w : queue_)
+      transit_.emplace_back (now, w.second.transit);
+    last_transit_ = front->second.transit;
   } else {
     a.kind = Kind::Conceal;
     a.duration = frame_;
