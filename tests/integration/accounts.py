@@ -607,6 +607,20 @@ def run_test(tmp, tag, users, state):
     names = [proc_status(p)["Name"][0] for p in a_procs if proc_status(p)]
     check("every process of A's session (%s) and its worker run as A with A's HOME" % " ".join(names),
           len(a_procs) >= 2 and not bad, "; ".join(bad) or "only %s" % a_procs)
+    # The session's sound server: the worker's own children, as A.
+    sound = {}
+    for pid in descendants(a_worker):
+        st = proc_status(pid)
+        if st and st["Name"][0] in ("pipewire", "wireplumber", "pipewire-pulse", "dbus-daemon"):
+            sound[st["Name"][0]] = st["Uid"]
+    check("A's session has its own sound server (pipewire, wireplumber, pipewire-pulse, a bus), running as A",
+          len(sound) == 4 and all(u == [str(A.pw_uid)] * 4 for u in sound.values()), str(sound))
+    sound_dir = os.path.join(a_runtime, "wayray-sound-" + a_id)
+    sdst = os.stat(sound_dir) if os.path.isdir(sound_dir) else None
+    check("its sockets are in a directory of A's session, A's own, 0700",
+          sdst and sdst.st_uid == A.pw_uid and stat.S_IMODE(sdst.st_mode) == 0o700
+          and os.path.exists(os.path.join(sound_dir, "pipewire-0")),
+          "%s %s" % (sound_dir, sdst and (sdst.st_uid, oct(sdst.st_mode))))
     # foot rewrites its own argv (--override=cursor.blink=no reads back as
     # "--override=cursor" "blink" "no"), so the check is on what it runs.
     def cmdline(pid):
@@ -650,6 +664,7 @@ def run_test(tmp, tag, users, state):
                        ("own-worker-socket", "test -e '%s/%s.sock'" % (records, a_id)),
                        ("b-runtime", "ls '%s'" % b_runtime),
                        ("b-key", "cat '%s/wayray-session-%s.key'" % (b_runtime, b_id)),
+                       ("b-sound", "ls '%s/wayray-sound-%s'" % (b_runtime, b_id)),
                        ("own-runtime", 'ls "$XDG_RUNTIME_DIR"'),
                        ("own-key", 'cat "$XDG_RUNTIME_DIR/wayray-session-%s.key"' % a_id)):
             f.write("t %s %s\n" % (n, cmd))
@@ -657,9 +672,10 @@ def run_test(tmp, tag, users, state):
     os.chown(script, A.pw_uid, A.pw_gid)
     iso = typed_file(ca, A, "sh $HOME/iso.sh", "iso.txt", "finished")
     res = dict(l.split("=", 1) for l in (iso or "").splitlines() if "=" in l)
-    denied = ("token-store", "seat-key", "records", "own-record", "own-worker-socket", "b-runtime", "b-key")
+    denied = ("token-store", "seat-key", "records", "own-record", "own-worker-socket", "b-runtime", "b-key",
+              "b-sound")
     check("from A's session: the token store, the seat key, the session records and worker sockets, "
-          "B's runtime directory and key are out of reach", iso and all(res.get(n) == "denied" for n in denied), iso)
+          "B's runtime directory, key and sound server are out of reach", iso and all(res.get(n) == "denied" for n in denied), iso)
     check("from A's session: its own runtime directory and session key are readable",
           iso and res.get("own-runtime") == "allowed" and res.get("own-key") == "allowed", iso)
     # (control) root reaches all of it: what A was denied exists.
