@@ -186,8 +186,6 @@ class Worker : public SessionHost {
 
     session = std::make_unique<Session> ();
     session->host = this;
-    /* The applications get the login's environment the starter made, less
-     * what configures this process. */
     gst_structure_get_int (s, "id", &session->id);
     /* The session's sound server first: its applications and the
      * pipeline's PipeWire elements find it through the environment. */
@@ -200,6 +198,8 @@ class Worker : public SessionHost {
         g_printerr ("session %d: no sound: %s\n", session->id, why.c_str ());
       }
     }
+    /* The applications get the login's environment the starter made (and
+     * the sound server's addresses), less what configures this process. */
     gchar **env = g_get_environ ();
     for (gchar **e = env; *e; e++)
       if (!is_worker_variable (*e))
