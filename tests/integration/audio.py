@@ -120,9 +120,24 @@ def app_env(env, sdir):
                 PULSE_SERVER="unix:" + os.path.join(sdir, "pulse", "native"))
 
 
-def play(env, sdir, path, tool="pw-play"):
-    return subprocess.Popen([tool, path], env=app_env(env, sdir), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+class Play:
+    """An application of the session playing @path (pw-play or paplay)."""
+
+    def __init__(self, env, sdir, path, tool="pw-play"):
+        self.p = subprocess.Popen([tool, path], env=app_env(env, sdir), stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+
+    def wait(self, timeout):
+        """Until it ends, at most @timeout s. pw-play waits for PipeWire to
+        drain its stream before it exits, and on this busy machine that
+        wait has hung now and then after its sound had played: it is then
+        stopped, and the checks judge what the client heard."""
+        try:
+            self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            print("  note: %s did not end by itself within %d s" % (self.p.args[0], timeout))
+            self.p.terminate()
+            self.p.wait(5)
 
 
 def seat_config(env, tmp, port, name, public_port=0):
@@ -199,8 +214,8 @@ def playback(env, tmp, port):
         check("a second session with sound starts", ok, "\n".join(b.lines) + log()[-800:])
         sdir2 = sound_dir(tmp, "sound", 2)
         time.sleep(0.5)
-        p1 = play(env, sdir, tone440)
-        p2 = play(env, sdir2, tone660, tool="paplay")
+        p1 = Play(env, sdir, tone440)
+        p2 = Play(env, sdir2, tone660, tool="paplay")
         p1.wait(10)
         p2.wait(10)
         time.sleep(1.0)
@@ -270,7 +285,7 @@ def impaired(env, tmp, port):
         relay.loss = 0.10         # then the link loses a tenth of its datagrams, both ways
         sdir = sound_dir(tmp, "lossy", 1)
         time.sleep(1.0)
-        play(env, sdir, tone).wait(15)
+        Play(env, sdir, tone).wait(15)
         time.sleep(1.0)
         stats = client_audio_stats(c)
         m = c.expect(r"^link .*datagrams-received=\(guint64\)(\d+)", 5)
@@ -314,11 +329,11 @@ def hotdesk(env, tmp, port):
         c, ok = attach_client(env, port, token, ["--audio-file", out1, "--no-microphone"], 1)
         sdir = sound_dir(tmp, "desk", 1)
         time.sleep(0.5)
-        play(env, sdir, first).wait(10)
+        Play(env, sdir, first).wait(10)
         time.sleep(1.0)          # pw-play ends before the last of its sound is played
         c.quit()
         # Detached: the session plays on, to nobody.
-        p = play(env, sdir, second)
+        p = Play(env, sdir, second)
         time.sleep(1.0)
         c, ok = attach_client(env, port, token, ["--audio-file", out2, "--no-microphone"], 0)
         check("the session's next client attaches while it plays", ok, "\n".join(c.lines) + log()[-800:])
