@@ -1010,10 +1010,11 @@ main (int argc, char **argv)
           "parts are left out)\n");
     else
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
+    const std::string sound_missing = d.cfg.sound ? sound_programs_missing () : "";
     if (!d.cfg.sound)
       g_print ("sound: off ([session] sound=false)\n");
-    else if (!sound_programs_missing ().empty ())
-      g_print ("sound: none (not installed: %s)\n", sound_programs_missing ().c_str ());
+    else if (!sound_missing.empty ())
+      g_print ("sound: none (not installed: %s)\n", sound_missing.c_str ());
     else if (!pipeline_uses (d.server_file, "AUDIO"))
       g_print ("sound: a sound server in every session, but %s sends none of it (no ${AUDIO})\n",
           d.server_file.path.c_str ());
