@@ -27,6 +27,7 @@
 #include "wrdoorlimit.h"
 #include "wrpipelinefile.h"
 #include "wrsession.h"
+#include "wrdesktop.h"
 #include "wrsound.h"
 #include "wrtokens.h"
 #include "wrworker.h"
@@ -316,6 +317,7 @@ Daemon::proxy_setup (SessionProxy *p)
       "height", G_TYPE_INT, p->welcome_h, "seat", G_TYPE_STRING, cfg.seat.c_str (),
       "command", G_TYPE_STRING, cfg.session_command.c_str (),
       "keymap-layout", G_TYPE_STRING, cfg.keymap_layout.c_str (),
+      "desktop", G_TYPE_STRING, cfg.desktop.c_str (), "desktop-config", G_TYPE_STRING, cfg.desktop_config.c_str (),
       "listen-address", G_TYPE_STRING, cfg.listen_address.c_str (),
       "certificate-file", G_TYPE_STRING, (base + ".crt").c_str (),
       "private-key-file", G_TYPE_STRING, (base + ".key").c_str (),
@@ -1010,6 +1012,16 @@ main (int argc, char **argv)
           "parts are left out)\n");
     else
       g_print ("H.264 encoder: %s (%s)\n", enc.launch.c_str (), enc.hardware ? "hardware" : "software");
+    DesktopKind desktop = DesktopKind::Kiosk;
+    parse_desktop (d.cfg.desktop, &desktop);
+    const std::string desktop_missing = desktop_programs_missing (desktop);
+    if (desktop == DesktopKind::Kiosk)
+      g_print ("desktop: kiosk (every window full screen; runs: %s)\n", d.cfg.session_command.c_str ());
+    else if (!desktop_missing.empty ())
+      g_print ("desktop: kiosk instead of %s (not installed: %s)\n", d.cfg.desktop.c_str (), desktop_missing.c_str ());
+    else
+      g_print ("desktop: %s nested in every session%s%s\n", d.cfg.desktop.c_str (),
+          d.cfg.desktop_config.empty () ? "" : ", configured by ", d.cfg.desktop_config.c_str ());
     const std::string sound_missing = d.cfg.sound ? sound_programs_missing () : "";
     if (!d.cfg.sound)
       g_print ("sound: off ([session] sound=false)\n");

@@ -32,10 +32,15 @@ struct DaemonConfig {
   std::string admin_group;       /* "" = root alone manages every session */
 
   /* [session] */
-  /* foot without its shared-memory scrolling: see docs/wayrayd.md,
-   * "The terminal's scrolling". */
-  std::string session_command = "foot --override=tweak.max-shm-pool-size-mb=0";
+  /* foot without its shared-memory scrolling (docs/wayrayd.md, "The
+   * terminal's scrolling"), its font in points at 96 dpi whatever size the
+   * desktop says its screen is (docs/desktop.md). */
+  std::string session_command = "foot --override=tweak.max-shm-pool-size-mb=0 --override=dpi-aware=no";
   std::string keymap_layout = "us";
+  /* Window management (wrdesktop.h): "weston", "sway" or "kiosk", and the
+   * operator's own configuration file for the first two. */
+  std::string desktop = "weston";
+  std::string desktop_config;
   guint default_width = 1920, default_height = 1080;
   guint framerate = 60;
   std::string video_encoder = "auto";   /* H.264 encoders to try, in order */

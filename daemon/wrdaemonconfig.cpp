@@ -5,6 +5,7 @@
 #include "wrdaemon.h"
 
 #include "wrcodecs.h"
+#include "wrdesktop.h"
 
 #include "wrpipelinefile.h"
 #include "wrtokens.h"
@@ -143,7 +144,7 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     { "daemon", { "listen-address", "port", "public-port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
           "admin-group", "max-failed-logins", "failed-login-interval" } },
-    { "session", { "command", "keymap-layout", "width", "height", "framerate", "video-encoder", "video-chroma", "sound", "audio-bitrate", "allow-root",
+    { "session", { "command", "desktop", "desktop-config", "keymap-layout", "width", "height", "framerate", "video-encoder", "video-chroma", "sound", "audio-bitrate", "allow-root",
           "detached-timeout", "max-sessions-per-user" } },
     { "pipelines", { "server", "directory" } },
   };
@@ -203,6 +204,28 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     get_string (kf, "daemon", "admin-group", &cfg->admin_group);
     get_string (kf, "session", "command", &cfg->session_command);
     get_string (kf, "session", "keymap-layout", &cfg->keymap_layout);
+    get_string (kf, "session", "desktop", &cfg->desktop);
+    get_string (kf, "session", "desktop-config", &cfg->desktop_config);
+    DesktopKind kind;
+    if (!parse_desktop (cfg->desktop, &kind)) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: [session] desktop must be weston, sway or kiosk, not '%s'", path.c_str (), cfg->desktop.c_str ());
+      ok = false;
+    } else if (!cfg->desktop_config.empty () && kind == DesktopKind::Kiosk) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: [session] desktop-config is for desktop=weston or sway, not kiosk", path.c_str ());
+      ok = false;
+    } else if (!cfg->desktop_config.empty () && !g_path_is_absolute (cfg->desktop_config.c_str ())) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: [session] desktop-config must be an absolute path, not '%s'", path.c_str (),
+          cfg->desktop_config.c_str ());
+      ok = false;
+    }
+    if (ok && !xkb_name_ok (cfg->keymap_layout)) {
+      g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+          "%s: [session] keymap-layout '%s' is not an XKB layout name", path.c_str (), cfg->keymap_layout.c_str ());
+      ok = false;
+    }
     get_string (kf, "session", "video-encoder", &cfg->video_encoder);
     get_string (kf, "session", "video-chroma", &cfg->video_chroma);
     if (cfg->video_chroma != "4:2:0" && cfg->video_chroma != "4:4:4") {

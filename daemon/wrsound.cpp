@@ -4,6 +4,7 @@
  */
 #include "wrsound.h"
 
+#include "wrsessiondir.h"
 #include "wrstarter.h"
 
 #include <glib.h>
@@ -61,21 +62,6 @@ bluez_monitor.enabled = false
 )";
 
 bool
-write_file (const std::string &path, const char *text, std::string &error)
-{
-  GError *err = nullptr;
-  gchar *dir = g_path_get_dirname (path.c_str ());
-  int made = g_mkdir_with_parents (dir, 0700);
-  g_free (dir);
-  if (made != 0 || !g_file_set_contents (path.c_str (), text, -1, &err)) {
-    error = "cannot write " + path + ": " + (err ? err->message : g_strerror (errno));
-    g_clear_error (&err);
-    return false;
-  }
-  return true;
-}
-
-bool
 wait_for_sockets (const std::vector<std::string> &paths, gint64 deadline_us)
 {
   for (;;) {
@@ -91,24 +77,6 @@ wait_for_sockets (const std::vector<std::string> &paths, gint64 deadline_us)
       return false;
     g_usleep (5000);
   }
-}
-
-void
-remove_tree (const std::string &path)
-{
-  GDir *d = g_dir_open (path.c_str (), 0, nullptr);
-  if (d) {
-    while (const gchar *name = g_dir_read_name (d)) {
-      std::string child = path + "/" + name;
-      struct stat st;
-      if (lstat (child.c_str (), &st) == 0 && S_ISDIR (st.st_mode))
-        remove_tree (child);
-      else
-        g_unlink (child.c_str ());
-    }
-    g_dir_close (d);
-  }
-  g_rmdir (path.c_str ());
 }
 
 }  // namespace
@@ -151,9 +119,9 @@ bool
 SoundServer::write_config (std::string &error)
 {
   const std::string conf = dir_ + "/config";
-  return write_file (conf + "/pipewire/pipewire.conf.d/50-wayray.conf", kPipeWireConf, error) &&
-      write_file (conf + "/wireplumber/main.lua.d/60-wayray.lua", kWirePlumberMain, error) &&
-      write_file (conf + "/wireplumber/bluetooth.lua.d/60-wayray.lua", kWirePlumberBluetooth, error);
+  return write_session_file (conf + "/pipewire/pipewire.conf.d/50-wayray.conf", kPipeWireConf, error) &&
+      write_session_file (conf + "/wireplumber/main.lua.d/60-wayray.lua", kWirePlumberMain, error) &&
+      write_session_file (conf + "/wireplumber/bluetooth.lua.d/60-wayray.lua", kWirePlumberBluetooth, error);
 }
 
 pid_t
@@ -232,24 +200,14 @@ SoundServer::spawn (const std::vector<std::string> &argv, const std::vector<std:
 bool
 SoundServer::start (int id, int timeout_ms, std::string &error)
 {
-  const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
-  if (!xdg || !*xdg) {
-    error = "XDG_RUNTIME_DIR is not set";
-    return false;
-  }
   std::string missing = sound_programs_missing ();
   if (!missing.empty ()) {
     error = "not installed: " + missing;
     return false;
   }
-  dir_ = std::string (xdg) + "/wayray-sound-" + std::to_string (id);
-  /* What a session of the same number left behind (a killed worker). */
-  remove_tree (dir_);
-  if (g_mkdir (dir_.c_str (), 0700) != 0) {
-    error = "cannot create " + dir_ + ": " + g_strerror (errno);
-    dir_.clear ();
+  dir_ = make_session_directory ("sound", id, error);
+  if (dir_.empty ())
     return false;
-  }
   if (!write_config (error)) {
     stop ();
     return false;

@@ -5,6 +5,7 @@
 #include "wrworker.h"
 
 #include "wrsession.h"
+#include "wrdesktop.h"
 #include "wrsound.h"
 #include "wrstarter.h"
 
@@ -125,6 +126,7 @@ class Worker : public SessionHost {
   bool ending = false;          /* told to end; waiting for the client to go */
   int pid_polls = 0;
   SoundServer sound;            /* the session's own, when [session] sound */
+  Desktop desktop;              /* the nested desktop's files, when one runs */
 
   explicit Worker (int f) : listen_fd (f) {}
 
@@ -140,6 +142,9 @@ class Worker : public SessionHost {
   Session *find_session (int id) override { return session && session->id == id ? session.get () : nullptr; }
 
   void session_ended (int id, const std::string &why) override {
+    const std::string last = desktop.log_tail (1500);
+    if (!last.empty ())
+      g_printerr ("session %d: the end of %s's log:\n%s\n", id, cfg.desktop.c_str (), last.c_str ());
     send (gst_structure_new ("ended", "reason", G_TYPE_STRING, why.c_str (), nullptr));
     g_main_loop_quit (loop);
   }
@@ -171,6 +176,8 @@ class Worker : public SessionHost {
     cfg.seat = str ("seat");
     cfg.session_command = str ("command");
     cfg.keymap_layout = str ("keymap-layout");
+    cfg.desktop = str ("desktop");
+    cfg.desktop_config = str ("desktop-config");
     cfg.listen_address = str ("listen-address");
     cfg.certificate_file = str ("certificate-file");
     cfg.private_key_file = str ("private-key-file");
@@ -205,6 +212,7 @@ class Worker : public SessionHost {
       if (!is_worker_variable (*e))
         session->app_env.push_back (*e);
     g_strfreev (env);
+    prepare_desktop ();
     session->token_name = str ("token");
     session->route = str ("route");
     session->relay_fd = relay_fd;
@@ -242,6 +250,31 @@ class Worker : public SessionHost {
           w->send_status ();
           return G_SOURCE_REMOVE;
         }, this);
+  }
+
+  /* What wayraysrc runs: the session command itself (kiosk), or the
+   * nested desktop that starts it. A desktop that is not installed or
+   * cannot be prepared leaves the session in the kiosk policy. */
+  void prepare_desktop () {
+    DesktopSetup setup;
+    if (!parse_desktop (cfg.desktop, &setup.kind))
+      setup.kind = DesktopKind::Kiosk;
+    setup.id = session->id;
+    setup.seat = cfg.seat;
+    setup.command = cfg.session_command;
+    setup.keymap_layout = cfg.keymap_layout;
+    setup.config_file = cfg.desktop_config;
+    std::string why = desktop_programs_missing (setup.kind);
+    if (!why.empty ())
+      why = "not installed: " + why;
+    std::string exec;
+    if (why.empty () && desktop.prepare (setup, exec, why)) {
+      cfg.session_command = exec;
+      return;
+    }
+    g_printerr ("session %d: the kiosk policy instead of desktop %s: %s\n", session->id, cfg.desktop.c_str (),
+        why.c_str ());
+    desktop.remove ();
   }
 
   void handle (const GstStructure *s) {
@@ -389,6 +422,7 @@ session_worker_main (int listen_fd)
   g_source_remove (accept_watch);
   w.session.reset ();
   w.sound.stop ();
+  w.desktop.remove ();
   w.drop_daemon ();
   g_main_loop_unref (w.loop);
   close (listen_fd);

@@ -282,7 +282,7 @@ class Bench:
         with open(self.cfg, "w") as f:
             f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
                     "runtime-directory=%s\npam-service=%s\npam-directory=%s\n"
-                    "[session]\ncommand=%s\n"
+                    "[session]\ndesktop=kiosk\ncommand=%s\n"
                     % (self.port, self.port + 1, self.port + 40, self.tmp, self.runtime, PAM_SERVICE, pam_dir,
                        COMMAND))
         run_dir = os.path.join(self.tmp, "run")

@@ -86,7 +86,7 @@ class Seat:
         self.relay = Relay(self.port, **relay)
         with open(self.cfg, "w") as f:
             f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/tokens\n"
-                    "runtime-directory=%s/seat\ncontrol-socket=%s/ctl\n[session]\ncommand=%s\nkeymap-layout=us\n"
+                    "runtime-directory=%s/seat\ncontrol-socket=%s/ctl\n[session]\ndesktop=kiosk\ncommand=%s\nkeymap-layout=us\n"
                     "allow-root=true\n" % (self.port, self.relay.port, self.tmp, self.tmp, self.run, command))
         if os.path.exists(os.path.join(self.tmp, "tokens")):
             os.unlink(os.path.join(self.tmp, "tokens"))

@@ -386,7 +386,7 @@ def run_test(tmp, tag, users, state):
         with open(cfg, "w") as f:
             f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\n"
                     "token-store=%s\nruntime-directory=%s\npam-service=%s\npam-directory=%s\n"
-                    "[session]\ncommand=%s\nkeymap-layout=us\n%s"
+                    "[session]\ndesktop=kiosk\ncommand=%s\nkeymap-layout=us\n%s"
                     % (base, base + 1, base + 10, store, runtime, PAM_SERVICE, pam_dir, COMMAND, session_extra))
 
     write_config()

@@ -146,7 +146,7 @@ def seat_config(env, tmp, port, name, public_port=0):
     cfg = os.path.join(tmp, name + ".conf")
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/%s-tokens\n"
-                "runtime-directory=%s/%s-seat\ncontrol-socket=%s/%s-ctl\n[session]\n"
+                "runtime-directory=%s/%s-seat\ncontrol-socket=%s/%s-ctl\n[session]\ndesktop=kiosk\n"
                 "command=foot\nallow-root=true\n"
                 % (port, public_port, tmp, name, tmp, name, env["XDG_RUNTIME_DIR"], name))
     return cfg

@@ -155,7 +155,7 @@ def video_session(env, tmp, port):
     shutil.copy(os.path.join(SOURCE, "pipelines", "server-session.pipeline"), pipeline)
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\nsession-ports=%d-%d\ntoken-store=%s/tokens\n"
-                "runtime-directory=%s/video-seat\n[session]\ncommand=weston-simple-shm\nallow-root=true\n"
+                "runtime-directory=%s/video-seat\n[session]\ndesktop=kiosk\ncommand=weston-simple-shm\nallow-root=true\n"
                 "[pipelines]\nserver=%s\n" % (port, port + 1, port + 2, tmp, tmp, pipeline))
     out = subprocess.run([WAYRAYD, "--config", cfg, "--check"], env=env, capture_output=True, text=True)
     m = re.search(r"H\.264 encoder: (\S+).*\((hardware|software)\)", out.stdout)
@@ -326,7 +326,7 @@ def adaptation_session(env, tmp, port):
     cfg = os.path.join(tmp, "rate.conf")
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/rate-tokens\n"
-                "runtime-directory=%s/rate-seat\ncontrol-socket=%s/rate-ctl\n[session]\ncommand=%s\n"
+                "runtime-directory=%s/rate-seat\ncontrol-socket=%s/rate-ctl\n[session]\ndesktop=kiosk\ncommand=%s\n"
                 "allow-root=true\n" % (port, relay.port, tmp, tmp, env["XDG_RUNTIME_DIR"], FULLSCREEN_VIDEO))
     token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "rate", "--user", ME], env=env,
                            capture_output=True, text=True).stdout.strip()
@@ -407,7 +407,7 @@ def profile_session(env, tmp, port):
     cfg = os.path.join(tmp, "profile.conf")
     with open(cfg, "w") as f:
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\ntoken-store=%s/profile-tokens\n"
-                "runtime-directory=%s/profile-seat\ncontrol-socket=%s/profile-ctl\n[session]\n"
+                "runtime-directory=%s/profile-seat\ncontrol-socket=%s/profile-ctl\n[session]\ndesktop=kiosk\n"
                 "command=weston-simple-shm\nallow-root=true\n" % (port, tmp, tmp, env["XDG_RUNTIME_DIR"]))
     token, daemon, log = start_seat(env, tmp, cfg, "profile")
     c = None
@@ -451,7 +451,7 @@ def chroma_session(env, tmp, port):
     4:2:0."""
     cfg = os.path.join(tmp, "chroma.conf")
     conf = ("[daemon]\nlisten-address=127.0.0.1\nport=%d\ntoken-store=%s/chroma-tokens\n"
-            "runtime-directory=%s/chroma-seat\ncontrol-socket=%s/chroma-ctl\n[session]\n"
+            "runtime-directory=%s/chroma-seat\ncontrol-socket=%s/chroma-ctl\n[session]\ndesktop=kiosk\n"
             "command=weston-simple-shm\nallow-root=true\nvideo-chroma=%%s\n" % (port, tmp, tmp, env["XDG_RUNTIME_DIR"]))
     with open(cfg, "w") as f:
         f.write(conf % "4:2:2")
@@ -519,7 +519,7 @@ def main():
         f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\n"
                 "token-store=%s/tokens\nruntime-directory=%s\ncontrol-socket=%s/ctl\n"
                 "pam-service=wayray\npam-directory=%s\nfailed-login-interval=60s\nmax-sessions=64\n"
-                "[session]\ncommand=foot --override=cursor.blink=no bash --norc --noprofile\nkeymap-layout=us\n"
+                "[session]\ndesktop=kiosk\ncommand=foot --override=cursor.blink=no bash --norc --noprofile\nkeymap-layout=us\n"
                 "allow-root=true\nsound=false\n"
                 % (base, tmp, seat, run, pam_dir))
     env = dict(os.environ, XDG_RUNTIME_DIR=run, XDG_CONFIG_HOME=os.path.join(tmp, "config"),

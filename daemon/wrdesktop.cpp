@@ -1,0 +1,238 @@
+/* The session's window management (see wrdesktop.h).
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrdesktop.h"
+
+#include "wrsessiondir.h"
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace wayray {
+
+namespace {
+
+struct Launcher {
+  const char *program, *arguments, *name, *icon;
+};
+
+/* What the weston panel offers, those installed. */
+const Launcher kLaunchers[] = {
+  /* weston's screen says it is 1 mm per pixel: foot would take that for
+   * 25 dpi and shrink its font to a third. */
+  { "foot", " --override=dpi-aware=no", "Terminal", "/usr/share/icons/Adwaita/24x24/legacy/utilities-terminal.png" },
+  { "xterm", "", "X terminal", "/usr/share/icons/Adwaita/24x24/legacy/utilities-terminal-symbolic.symbolic.png" },
+  { "weston-terminal", "", "Weston terminal", "/usr/share/weston/terminal.png" },
+};
+
+/* weston's own settings: nested in the session's one window (its wayland
+ * backend, full screen, drawn with pixman), the desktop shell without
+ * animations (each would be frames of pictures for the network) and
+ * without a lock screen (the session's lock is its token), Xwayland. */
+const char *const kWestonHead = R"(# Written by wayrayd for this session (docs/desktop.md).
+[core]
+xwayland=true
+idle-time=0
+require-input=false
+
+[shell]
+panel-position=top
+background-color=0xff1f3a52
+locking=false
+animation=none
+close-animation=none
+startup-animation=none
+focus-animation=none
+clock-format=minutes
+cursor-theme=Adwaita
+cursor-size=24
+)";
+
+/* sway: a bar on top with the time, Xwayland, the keyboard layout the
+ * session's was set to (sway reads keys as key codes and maps them
+ * itself). Super+Return opens a terminal, Super+Shift+q closes a window. */
+const char *const kSwayHead = R"(# Written by wayrayd for this session (docs/desktop.md).
+xwayland enable
+output * bg #1f3a52 solid_color
+default_border normal 2
+seat * xcursor_theme Adwaita 24
+focus_follows_mouse no
+floating_modifier Mod4 normal
+bindsym Mod4+Return exec foot
+bindsym Mod4+Shift+q kill
+bindsym Mod4+Left focus left
+bindsym Mod4+Right focus right
+bindsym Mod4+Up focus up
+bindsym Mod4+Down focus down
+bindsym Mod4+Shift+Left move left
+bindsym Mod4+Shift+Right move right
+bindsym Mod4+f fullscreen toggle
+bindsym Mod4+Shift+space floating toggle
+bar {
+    position top
+    status_command while date +'%a %d %b %H:%M'; do sleep 20; done
+}
+)";
+
+bool
+installed (const char *program)
+{
+  gchar *found = g_find_program_in_path (program);
+  bool ok = found != nullptr;
+  g_free (found);
+  return ok;
+}
+
+/* The shell quoting of one word, for a line the desktop hands to sh. */
+std::string
+quote (const std::string &word)
+{
+  gchar *q = g_shell_quote (word.c_str ());
+  std::string s (q);
+  g_free (q);
+  return s;
+}
+
+}  // namespace
+
+bool
+xkb_name_ok (const std::string &name)
+{
+  if (name.empty () || name.size () > 64)
+    return false;
+  for (char c : name)
+    if (!g_ascii_isalnum (c) && !strchr ("_-+,:()", c))
+      return false;
+  return true;
+}
+
+bool
+parse_desktop (const std::string &name, DesktopKind *kind)
+{
+  if (name == "kiosk")
+    *kind = DesktopKind::Kiosk;
+  else if (name == "weston")
+    *kind = DesktopKind::Weston;
+  else if (name == "sway")
+    *kind = DesktopKind::Sway;
+  else
+    return false;
+  return true;
+}
+
+const char *
+desktop_name (DesktopKind kind)
+{
+  switch (kind) {
+    case DesktopKind::Weston: return "weston";
+    case DesktopKind::Sway: return "sway";
+    default: return "kiosk";
+  }
+}
+
+std::string
+desktop_programs_missing (DesktopKind kind)
+{
+  std::vector<const char *> programs;
+  if (kind == DesktopKind::Weston)
+    programs = { "weston", "Xwayland" };
+  else if (kind == DesktopKind::Sway)
+    programs = { "sway", "swaybar", "swaybg", "Xwayland" };
+  std::string missing;
+  for (const char *p : programs)
+    if (!installed (p))
+      missing += (missing.empty () ? "" : ", ") + std::string (p);
+  return missing;
+}
+
+bool
+Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &error)
+{
+  remove ();
+  if (setup.kind == DesktopKind::Kiosk) {
+    exec = setup.command;
+    return true;
+  }
+  dir_ = make_session_directory ("desktop", setup.id, error);
+  if (dir_.empty ())
+    return false;
+
+  /* The session command, as a program of its own: weston starts one
+   * executable without arguments. */
+  const std::string start = dir_ + "/session-command";
+  if (!setup.command.empty ()) {
+    if (!write_session_file (start, "#!/bin/sh\n# The session command (docs/desktop.md).\nexec " + setup.command + "\n",
+            error))
+      return false;
+    g_chmod (start.c_str (), 0700);
+  }
+
+  std::string config = setup.config_file;
+  if (setup.kind == DesktopKind::Weston) {
+    if (config.empty ()) {
+      std::string text = kWestonHead;
+      for (const Launcher &l : kLaunchers) {
+        if (!installed (l.program))
+          continue;
+        gchar *path = g_find_program_in_path (l.program);
+        text += std::string ("\n[launcher]\nicon=") + l.icon + "\npath=" + path + l.arguments + "\ndisplayname=" +
+            l.name + "\n";
+        g_free (path);
+      }
+      if (!setup.command.empty ())
+        text += "\n[autolaunch]\npath=" + start + "\n";
+      config = dir_ + "/weston.ini";
+      if (!write_session_file (config, text, error))
+        return false;
+    }
+    socket_ = "wayray-" + setup.seat + "-" + std::to_string (setup.id) + "-desktop";
+    exec = "weston --backend=wayland-backend.so --use-pixman --fullscreen --config=" + quote (config) +
+        " --socket=" + quote (socket_) + " --log=" + quote (dir_ + "/weston.log");
+  } else {
+    if (config.empty ()) {
+      std::string text = kSwayHead;
+      if (xkb_name_ok (setup.keymap_layout))
+        text += "input type:keyboard xkb_layout " + setup.keymap_layout + "\n";
+      if (!setup.command.empty ())
+        text += "exec " + start + "\n";
+      config = dir_ + "/sway.conf";
+      if (!write_session_file (config, text, error))
+        return false;
+    }
+    /* wlroots' Wayland backend (not the headless one a test or a
+     * parent's environment may name), drawing with pixman into shared
+     * memory as wayraysrc does. */
+    exec = "env WLR_BACKENDS=wayland WLR_RENDERER=pixman sway --config " + quote (config);
+  }
+  return true;
+}
+
+std::string
+Desktop::log_tail (size_t max) const
+{
+  gchar *text = nullptr;
+  gsize len = 0;
+  if (dir_.empty () || !g_file_get_contents ((dir_ + "/weston.log").c_str (), &text, &len, nullptr))
+    return "";
+  std::string s (text, len);
+  g_free (text);
+  if (s.size () > max)
+    s = "..." + s.substr (s.size () - max);
+  return s;
+}
+
+void
+Desktop::remove ()
+{
+  if (!dir_.empty ())
+    remove_tree (dir_);
+  dir_.clear ();
+  socket_.clear ();
+}
+
+}  // namespace wayray

@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""The session's desktop (docs/desktop.md): weston and sway nested in
+wayraysrc, as a real Unix account this test creates, reached by headless
+wayray-clients over QUIC on loopback.
+
+Checks what a user sees and does: the panel, typing into the terminal the
+desktop started, programs started from the panel, two windows at their own
+size side by side in the client's picture, an X11 program (xterm through
+Xwayland) that shows and takes input; the kiosk policy for comparison.
+
+Run by meson (`meson test desktop`) as root; prints one line per check and
+closes with "N passed, N failed".
+"""
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import accounts  # noqa: E402
+from accounts import check, info, run, make_users, remove_users, open_path, pids_of_uid  # noqa: E402
+from wrclient import parse_listing, read_ppm, wait_for  # noqa: E402
+
+WAYRAYD, WAYRAYCTL, CLIENT = accounts.WAYRAYD, accounts.WAYRAYCTL, accounts.CLIENT
+SIZE = (1024, 768)
+COMMAND = "foot --override=cursor.blink=no --override=dpi-aware=no bash --norc --noprofile"
+
+RED, BLUE, GREEN = (255, 0, 0), (0, 0, 255), (0, 255, 0)
+
+
+def solid_window(colour, width, height):
+    """A shell line showing a window of one colour at its own size."""
+    return ("gst-launch-1.0 -q videotestsrc pattern=solid-color foreground-color=0xff%02x%02x%02x ! "
+            "video/x-raw,width=%d,height=%d,framerate=5/1 ! waylandsink" % (colour + (width, height)))
+
+
+def box_of(picture, colour, tolerance=8):
+    """(count, x0, y0, x1, y1) of the pixels of @colour in a PPM picture."""
+    w, h, px = picture
+    n = 0
+    x0 = y0 = 1 << 30
+    x1 = y1 = -1
+    r, g, b = colour
+    for y in range(h):
+        row = px[y * w * 3:(y + 1) * w * 3]
+        for x in range(0, w * 3, 3):
+            if abs(row[x] - r) <= tolerance and abs(row[x + 1] - g) <= tolerance and abs(row[x + 2] - b) <= tolerance:
+                n += 1
+                x0, y0, x1, y1 = min(x0, x // 3), min(y0, y), max(x1, x // 3), max(y1, y)
+    return n, x0, y0, x1, y1
+
+
+class Seat:
+    """wayrayd as root with one desktop preset, its tokens mapped to @pw."""
+
+    def __init__(self, tmp, name, port, desktop, pw, pam_dir, extra=""):
+        self.tmp, self.name, self.port, self.pw = tmp, name, port, pw
+        self.cfg = os.path.join(tmp, name + ".conf")
+        self.control = os.path.join(tmp, name + "-seat", "control")
+        with open(self.cfg, "w") as f:
+            f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\ntoken-store=%s/%s-tokens\n"
+                    "runtime-directory=%s/%s-seat\npam-service=%s\npam-directory=%s\n"
+                    "[session]\ncommand=%s\ndesktop=%s\nsound=false\n%s"
+                    % (port, tmp, name, tmp, name, accounts.PAM_SERVICE, pam_dir, COMMAND, desktop, extra))
+        self.env = dict(os.environ, XDG_RUNTIME_DIR=os.path.join(tmp, "run"), XDG_CONFIG_HOME=os.path.join(tmp, "config"),
+                        WAYRAY_PIPELINES_PATH=os.path.join(accounts.SOURCE, "pipelines"))
+        self.env.setdefault("GST_REGISTRY", os.path.join(tmp, "registry.bin"))
+        for k in ("WAYLAND_DISPLAY", "DISPLAY"):
+            self.env.pop(k, None)
+        os.makedirs(self.env["XDG_RUNTIME_DIR"], 0o700, exist_ok=True)
+        self.logpath = os.path.join(tmp, name + "-wayrayd.log")
+        self.daemon = None
+        self.clients = []
+
+    def start(self):
+        self.token = run([WAYRAYCTL, "--config", self.cfg, "token-add", self.name, "--user", self.pw.pw_name],
+                         env=self.env).stdout.strip()
+        self.daemon = subprocess.Popen([WAYRAYD, "--config", self.cfg], env=self.env,
+                                       stdout=open(self.logpath, "w"), stderr=subprocess.STDOUT)
+        return wait_for(lambda: "ready on port" in self.log(), 20)
+
+    def log(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def client(self, size="%dx%d" % SIZE, extra=()):
+        c = accounts.Client(self.env, self.port, self.token, "desk-" + self.name, size)
+        self.clients.append(c)
+        return c
+
+    def sessions(self):
+        return parse_listing(run([WAYRAYCTL, "--socket", self.control, "list"], env=self.env).stdout)
+
+    def stop(self):
+        for c in self.clients:
+            c.quit()
+        if self.daemon and self.daemon.poll() is None:
+            run([WAYRAYCTL, "--socket", self.control, "shutdown"], env=self.env, timeout=30)
+            try:
+                self.daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+
+
+def home_file(pw, name):
+    try:
+        with open(os.path.join(pw.pw_dir, name), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def snapshot(c, tmp, name):
+    """The client's picture now (videos play: it is never idle)."""
+    path = os.path.join(tmp, name + ".ppm")
+    c.send("snapshot " + path)
+    if not c.expect("^snapshot written$", 10):
+        return None
+    return read_ppm(path)
+
+
+def type_and_wait(c, pw, line, name, want, timeout=15):
+    """Types @line and Enter into the focused window; the user's file @name
+    once it holds @want."""
+    c.send("type " + line + "\\n")
+    wait_for(lambda: want in home_file(pw, name), timeout=timeout)
+    return home_file(pw, name)
+
+
+def processes_of(pw, comm):
+    out = run(["pgrep", "-u", str(pw.pw_uid), "-x", comm]).stdout.split()
+    return [int(p) for p in out]
+
+
+def desktop_session(tmp, pw, pam_dir, port, desktop):
+    """One desktop's whole story, as user @pw."""
+    seat = Seat(tmp, desktop, port, desktop, pw, pam_dir)
+    try:
+        if not check("%s: wayrayd starts" % desktop, seat.start(), seat.log()[-2000:]):
+            return
+        c = seat.client()
+        check("%s: the client shows the session's first frame" % desktop,
+              c.expect(r"state attached .* new=1", 30) and c.expect(r"^first-frame", 30), c.out())
+        # The desktop ran the session command (a terminal) as the user.
+        check("%s: the desktop starts the session command in it, as the user" % desktop,
+              wait_for(lambda: processes_of(pw, "foot"), 20), seat.log()[-2000:])
+        prog = "weston" if desktop == "weston" else "sway"
+        check("%s: %s runs as the session's user" % (desktop, prog), processes_of(pw, prog),
+              run(["ps", "-eo", "user,pid,args"]).stdout[-3000:])
+        time.sleep(1.5)        # the terminal mapped and took the keyboard focus
+        out = type_and_wait(c, pw, "echo typed-$((6*7)) > ~/typed", "typed", "typed-42")
+        check("%s: typing reaches the terminal the desktop started" % desktop, "typed-42" in out, out)
+
+        pic = snapshot(c, tmp, desktop + "-desktop")
+        w, h, px = pic if pic else (0, 0, b"")
+        check("%s: the client's picture is the session's size" % desktop, (w, h) == SIZE, "%dx%d" % (w, h))
+        if desktop == "weston":
+            # The panel: a dark bar along the top over the desktop's blue.
+            top = px[(10 * w + w // 2) * 3:(10 * w + w // 2) * 3 + 3]
+            back = px[((h - 20) * w + 10) * 3:((h - 20) * w + 10) * 3 + 3]
+            check("weston: a panel along the top, the desktop's background below",
+                  max(top) < 40 and tuple(back) == (0x1f, 0x3a, 0x52), "%s %s" % (list(top), list(back)))
+            # Its first launcher starts a terminal.
+            before = len(processes_of(pw, "foot"))
+            c.send("click 21 15")
+            check("weston: the panel's terminal launcher starts another terminal",
+                  wait_for(lambda: len(processes_of(pw, "foot")) == before + 1, 15),
+                  "%d foot before" % before)
+
+        # Two windows of their own size, both in the picture.
+        for colour, name in ((RED, "red"), (BLUE, "blue")):
+            with open(os.path.join(pw.pw_dir, name + ".sh"), "w") as f:
+                f.write("exec 2> ~/%s.log\n%s\n" % (name, solid_window(colour, 320, 240)))
+        # And an X11 program after them, so that it has the keyboard focus.
+        with open(os.path.join(pw.pw_dir, "x11.sh"), "w") as f:
+            f.write("exec xterm -geometry 40x8 -bg '#00ff00' -fg black -e sh -c 'read line; echo \"$line\" > ~/x11'\n")
+        c.send("type sh ~/red.sh & sh ~/blue.sh & (sleep 5; exec sh ~/x11.sh 2> ~/x11.log) &\\n")
+        want = (lambda n: n >= 0.25 * 320 * 240)
+
+        def both():
+            p = snapshot(c, tmp, desktop + "-windows")
+            return p and want(box_of(p, RED)[0]) and want(box_of(p, BLUE)[0]) and p
+
+        pic = None
+        wait_for(lambda: both(), 30, 0.5)
+        pic = snapshot(c, tmp, desktop + "-windows")
+        red, blue = (box_of(pic, RED), box_of(pic, BLUE)) if pic else ((0,) * 5, (0,) * 5)
+        check("%s: two windows are both in the client's picture" % desktop, want(red[0]) and want(blue[0]),
+              "red %s blue %s; %s" % (red, blue, home_file(pw, "red.log")[-1000:]))
+        if desktop == "weston":
+            # Floating windows keep their size: the top one is 320x240, whole.
+            top = max((red, blue), key=lambda b: b[0])
+            check("weston: a 320x240 window stays 320x240 (not blown up to the screen)",
+                  top[0] == 320 * 240 and (top[3] - top[1] + 1, top[4] - top[2] + 1) == (320, 240), str(top))
+        else:
+            # Tiled side by side: neither covers the other.
+            check("sway: the two windows are tiled side by side",
+                  red[0] > 0 and blue[0] > 0 and (red[3] < blue[1] or blue[3] < red[1]), "red %s blue %s" % (red, blue))
+
+        # An X11 program through Xwayland: it shows, and takes what is typed.
+        ok = wait_for(lambda: processes_of(pw, "xterm"), 20)
+        check("%s: xterm starts on the desktop's Xwayland" % desktop, ok and processes_of(pw, "Xwayland"),
+              home_file(pw, "x11.log")[-1500:])
+
+        def green():
+            p = snapshot(c, tmp, desktop + "-xterm")
+            return p and box_of(p, GREEN)[0] > 100 * 50
+
+        check("%s: the X11 window is in the client's picture" % desktop, wait_for(green, 20, 0.5))
+        time.sleep(0.5)
+        out = type_and_wait(c, pw, "from-x11-OK", "x11", "from-x11")
+        check("%s: the X11 window takes what is typed" % desktop, out.strip() == "from-x11-OK", repr(out))
+    finally:
+        seat.stop()
+        for p in processes_of(pw, "foot") + processes_of(pw, "xterm"):
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+    check("%s: nothing of the session is left when the seat shuts down" % desktop,
+          wait_for(lambda: not processes_of(pw, "weston") and not processes_of(pw, "sway")
+                   and not processes_of(pw, "Xwayland"), 15),
+          run(["ps", "-u", pw.pw_name, "-o", "pid,args"]).stdout)
+
+
+def configuration(tmp):
+    """What an operator sees of the setting: --check names the desktop,
+    a wrong value is refused with the reason."""
+    cfg = os.path.join(tmp, "check.conf")
+    env = dict(os.environ, XDG_CONFIG_HOME=os.path.join(tmp, "config"),
+               WAYRAY_PIPELINES_PATH=os.path.join(accounts.SOURCE, "pipelines"))
+    for value, rc, text in (("weston", 0, "desktop: weston nested in every session"),
+                            ("sway", 0, "desktop: sway nested in every session"),
+                            ("kiosk", 0, "desktop: kiosk (every window full screen; runs: foot"),
+                            ("gnome", 2, "[session] desktop must be weston, sway or kiosk, not 'gnome'")):
+        with open(cfg, "w") as f:
+            f.write("[session]\ndesktop=%s\nsound=false\n" % value)
+        out = run([WAYRAYD, "--config", cfg, "--check"], env=env)
+        check("wayrayd --check with desktop=%s: %s" % (value, text), out.returncode == rc and text in out.stdout + out.stderr,
+              "rc %d: %s%s" % (out.returncode, out.stdout, out.stderr))
+    with open(cfg, "w") as f:
+        f.write("[session]\ndesktop=kiosk\ndesktop-config=/etc/weston.ini\n")
+    out = run([WAYRAYD, "--config", cfg, "--check"], env=env)
+    check("desktop-config with the kiosk policy is refused",
+          out.returncode == 2 and "desktop-config is for desktop=weston or sway, not kiosk" in out.stderr, out.stderr)
+    with open(cfg, "w") as f:
+        f.write("[session]\nkeymap-layout=us;rm\n")
+    out = run([WAYRAYD, "--config", cfg, "--check"], env=env)
+    check("a keymap-layout that is no XKB name is refused",
+          out.returncode == 2 and "keymap-layout 'us;rm' is not an XKB layout name" in out.stderr, out.stderr)
+
+
+def main():
+    if os.geteuid() != 0:
+        check("the desktop test runs as root", False, "it creates a Unix account and runs wayrayd as root")
+        return 1
+    tag = secrets.token_hex(3)
+    tmp = tempfile.mkdtemp(prefix="wayray-desk-")
+    os.chmod(tmp, 0o755)
+    changed, users = {}, {}
+    port = 36000 + (os.getpid() % 200) * 10
+    only = sys.argv[1:]
+    try:
+        open_path([accounts.BUILD, os.path.join(accounts.SOURCE, "pipelines")], changed)
+        configuration(tmp)
+        make_users(tag, "d", users)
+        pam_dir = os.path.join(tmp, "pam.d")
+        os.mkdir(pam_dir, 0o755)
+        with open(os.path.join(pam_dir, accounts.PAM_SERVICE), "w") as f:
+            f.write("auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_permit.so\nsession optional pam_systemd.so\n")
+        for i, desktop in enumerate(("weston", "sway")):
+            if not only or desktop in only:
+                desktop_session(tmp, users["d"], pam_dir, port + i * 3, desktop)
+    finally:
+        remove_users(users)
+        for d, mode in changed.items():
+            os.chmod(d, mode)
+    check("the test user is gone with its processes", all(not pids_of_uid(pw.pw_uid) for pw in users.values()))
+    passed = sum(1 for r in accounts.results if r)
+    failed = len(accounts.results) - passed
+    print("desktop: %d passed, %d failed" % (passed, failed))
+    if failed == 0 and not os.environ.get("WAYRAY_TEST_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        info("kept %s for inspection" % tmp)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
