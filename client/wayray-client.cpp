@@ -873,6 +873,18 @@ check_idle (gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Tells the session the client's screen (or window) is now @w x @h: an
+ * upstream `wayray-resize` event on the display stream, which the session
+ * follows once the size holds still (docs/session-protocol.md). */
+static void
+send_screen_size (Client *c, int w, int h)
+{
+  if (!c->sink)
+    return;
+  gst_element_send_event (c->sink, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
+          gst_structure_new ("wayray-resize", "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr)));
+}
+
 static void
 handle_command (Client *c, const std::string &line)
 {
@@ -914,6 +926,15 @@ handle_command (Client *c, const std::string &line)
       gst_element_send_event (c->sink, gst_navigation_event_new_mouse_button_release (1, x, y, (GstNavigationModifierType) 0));
     }
     g_print ("clicked\n");
+  } else if (line.rfind ("resize ", 0) == 0) {
+    /* The screen changed size: the session follows, no reconnect. */
+    int w = 0, h = 0;
+    if (sscanf (line.c_str () + 7, "%dx%d", &w, &h) != 2 || w < 16 || h < 16 || w > 8192 || h > 8192) {
+      g_print ("error: resize WxH (16..8192 each)\n");
+      return;
+    }
+    send_screen_size (c, w, h);
+    g_print ("resize sent\n");
   } else if (line.rfind ("wait-idle ", 0) == 0) {
     c->idle_wait_ms = g_ascii_strtoll (line.c_str () + 10, nullptr, 10);
     if (!c->idle_source)

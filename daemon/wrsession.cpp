@@ -33,6 +33,8 @@ equal_secret (const std::string &a, const std::string &b)
 Session::~Session ()
 {
   video_rate.stop ();
+  if (resize_timer)
+    g_source_remove (resize_timer);
   if (relay_fd >= 0)
     close (relay_fd);
   if (bus_watch)
@@ -86,6 +88,11 @@ Session::set_size (int w, int h)
 {
   if (w == width && h == height)
     return;
+  if (fixed_size && pipeline) {
+    g_print ("session %d (%s): stays %dx%d, not %dx%d: its desktop cannot change its screen size\n", id,
+        token_name.c_str (), width, height, w, h);
+    return;
+  }
   width = w;
   height = h;
   gchar *caps = g_strdup_printf ("video/x-raw,width=%d,height=%d,framerate=%u/1", w, h, host->config ().framerate);
@@ -93,6 +100,31 @@ Session::set_size (int w, int h)
   g_object_set (size, "caps", c, nullptr);
   gst_caps_unref (c);
   g_free (caps);
+}
+
+void
+Session::request_size (int w, int h)
+{
+  if (w < 16 || h < 16 || w > 8192 || h > 8192)
+    return;
+  want_w = w;
+  want_h = h;
+  if (resize_timer)
+    g_source_remove (resize_timer);
+  resize_timer = g_timeout_add (kResizeSettleMs, [] (gpointer data) -> gboolean {
+        Session *s = static_cast<Session *> (data);
+        s->resize_timer = 0;
+        if (s->verified && (s->want_w != s->width || s->want_h != s->height)) {
+          s->set_size (s->want_w, s->want_h);
+          if (s->width == s->want_w && s->height == s->want_h) {
+            g_print ("session %d (%s): resized to %dx%d by its client\n", s->id, s->token_name.c_str (), s->width,
+                s->height);
+            s->resizes++;
+            s->host->session_changed (s->id);
+          }
+        }
+        return G_SOURCE_REMOVE;
+      }, this);
 }
 
 /* Lets the session's damagetilers use their video path (when linked) or
@@ -211,6 +243,20 @@ drop_unverified_input (GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
   Session *s = static_cast<Session *> (data);
   GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
+  const GstStructure *st = gst_event_get_structure (ev);
+  if (GST_EVENT_TYPE (ev) == GST_EVENT_CUSTOM_UPSTREAM && st && gst_structure_has_name (st, "wayray-resize")) {
+    /* The client's screen changed: the session follows (main thread). */
+    int w = 0, h = 0;
+    if (s->verified && gst_structure_get_int (st, "width", &w) && gst_structure_get_int (st, "height", &h)) {
+      SessionHost *host = s->host;
+      int id = s->id;
+      run_on_main ([host, id, w, h] {
+            if (Session *found = host->find_session (id))
+              found->request_size (w, h);
+          });
+    }
+    return GST_PAD_PROBE_DROP;
+  }
   if (!s->verified && (GST_EVENT_TYPE (ev) == GST_EVENT_NAVIGATION || gst_video_event_is_force_key_unit (ev)))
     return GST_PAD_PROBE_DROP;
   return GST_PAD_PROBE_OK;

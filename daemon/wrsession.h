@@ -88,6 +88,18 @@ struct Session {
   void set_gates (bool open);
   void open_gate ();
   void set_size (int w, int h);
+  /* The attached client's screen changed size (its `wayray-resize`
+   * event): the session follows once the size has held still for
+   * kResizeSettleMs. Sizes outside 16..8192 are ignored. */
+  void request_size (int w, int h);
+  static constexpr guint kResizeSettleMs = 150;
+  guint resize_timer = 0;
+  /* The desktop cannot change its screen size once started (weston 10's
+   * Wayland backend): the session keeps its first size, whatever the
+   * clients' screens. */
+  bool fixed_size = false;
+  int want_w = 0, want_h = 0;
+  guint64 resizes = 0;
   void on_ticket (GstStructure *msg, const MessageOrigin &origin);
   /* The seat's router: its connections come through @fd (the elements
    * take duplicates). */

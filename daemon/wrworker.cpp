@@ -270,6 +270,7 @@ class Worker : public SessionHost {
     std::string exec;
     if (why.empty () && desktop.prepare (setup, exec, why)) {
       cfg.session_command = exec;
+      session->fixed_size = setup.kind == DesktopKind::Weston;
       return;
     }
     g_printerr ("session %d: the kiosk policy instead of desktop %s: %s\n", session->id, cfg.desktop.c_str (),

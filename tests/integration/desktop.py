@@ -214,6 +214,34 @@ def desktop_session(tmp, pw, pam_dir, port, desktop):
         time.sleep(0.5)
         out = type_and_wait(c, pw, "from-x11-OK", "x11", "from-x11")
         check("%s: the X11 window takes what is typed" % desktop, out.strip() == "from-x11-OK", repr(out))
+
+        # Live resize: the client's screen changes, the session and its
+        # desktop follow without a reconnect; weston 10 cannot change its
+        # screen's size, so a weston session keeps its own.
+        c.send("resize 1280x720")
+        want_size = (1280, 720) if desktop == "sway" else SIZE
+        if desktop == "weston":
+            check("weston: the session says it keeps its size",
+                  wait_for(lambda: "stays 1024x768, not 1280x720: its desktop cannot change its screen size"
+                           in seat.log(), 10), seat.log()[-1000:])
+        grown = lambda: (snapshot(c, tmp, desktop + "-resized") or (0, 0, b""))[:2] == want_size  # noqa: E731
+        check("%s: after resize 1280x720 the client's picture is %dx%d" % ((desktop,) + want_size),
+              wait_for(grown, 15, 0.3), seat.log()[-1000:])
+        rows = seat.sessions()
+        check("%s: the session is listed at that size, the client still attached" % desktop,
+              rows and rows[0].get("size") == "%dx%d" % want_size and rows[0].get("state") == "attached" and
+              "state detached" not in c.out(), str(rows))
+        shot = os.path.join(tmp, desktop + "-grim.ppm")
+        sock = rows[0].get("socket", "") if rows else ""
+        ok = run(["grim", "-t", "ppm", shot], env=dict(seat.env, WAYLAND_DISPLAY=sock)).returncode == 0
+        check("%s: grim inside the session returns %dx%d" % ((desktop,) + want_size),
+              ok and read_ppm(shot)[:2] == want_size)
+        w, h, px = snapshot(c, tmp, desktop + "-resized") or (0, 0, b"")
+        y = h - 100 if desktop == "weston" else h // 2       # sway letterboxes the tiled video
+        corner = tuple(px[(y * w + w - 10) * 3:(y * w + w - 10) * 3 + 3]) if w else ()
+        wants = [(0x1f, 0x3a, 0x52)] if desktop == "weston" else [RED, BLUE]
+        check("%s: the desktop draws to the picture's right edge" % desktop, corner in wants,
+              "%s near the bottom right" % (corner,))
     finally:
         seat.stop()
         for p in processes_of(pw, "foot") + processes_of(pw, "xterm"):
@@ -254,6 +282,40 @@ def configuration(tmp):
           out.returncode == 2 and "keymap-layout 'us;rm' is not an XKB layout name" in out.stderr, out.stderr)
 
 
+def kiosk_session(tmp, pw, pam_dir, port):
+    """The kiosk policy follows the client's screen too: the terminal
+    fills the new size."""
+    seat = Seat(tmp, "kiosk", port, "kiosk", pw, pam_dir)
+    try:
+        if not check("kiosk: wayrayd starts", seat.start(), seat.log()[-2000:]):
+            return
+        c = seat.client()
+        check("kiosk: the client shows the session's first frame",
+              c.expect(r"state attached .* new=1", 30) and c.expect(r"^first-frame", 30), c.out())
+        wait_for(lambda: processes_of(pw, "foot"), 20)
+        time.sleep(1)
+        before = type_and_wait(c, pw, "tput cols > ~/cols1", "cols1", "\n").strip()
+        c.send("resize 1280x720")
+        grown = lambda: (snapshot(c, tmp, "kiosk-resized") or (0, 0, b""))[:2] == (1280, 720)  # noqa: E731
+        check("kiosk: after resize 1280x720 the client's picture is 1280x720", wait_for(grown, 15, 0.3),
+              seat.log()[-1000:])
+        time.sleep(0.5)
+        after = type_and_wait(c, pw, "tput cols > ~/cols2", "cols2", "\n").strip()
+        check("kiosk: the terminal was resized with the session (its columns grew)",
+              before.isdigit() and after.isdigit() and int(after) > int(before) * 1.2, "%r then %r" % (before, after))
+        check("kiosk: the daemon logs the resize", "resized to 1280x720 by its client" in seat.log(), seat.log()[-800:])
+        c.send("resize 20000x10")
+        check("kiosk: a size out of range is refused by the client", c.expect(r"^error: resize WxH", 5) is not None,
+              c.out()[-300:])
+    finally:
+        seat.stop()
+        for p in processes_of(pw, "foot"):
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+
+
 def main():
     if os.geteuid() != 0:
         check("the desktop test runs as root", False, "it creates a Unix account and runs wayrayd as root")
@@ -275,6 +337,8 @@ def main():
         for i, desktop in enumerate(("weston", "sway")):
             if not only or desktop in only:
                 desktop_session(tmp, users["d"], pam_dir, port + i * 3, desktop)
+        if not only or "kiosk" in only:
+            kiosk_session(tmp, users["d"], pam_dir, port + 6)
     finally:
         remove_users(users)
         for d, mode in changed.items():
