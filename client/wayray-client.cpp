@@ -22,6 +22,7 @@
 #include "config.h"
 #include "wrcodecs.h"
 #include "wraudio.h"
+#include "wrkeymap.h"
 #include "wrechowatch.h"
 #include "wrcontrol.h"
 #include "wrpipelinefile.h"
@@ -61,6 +62,7 @@ struct Client {
   CodecChoice decoder;
   bool decoder_known = false;
   std::string video_profiles;   /* --video-profiles, else the decoder's */
+  ClientKeymap keymap;          /* sent in the hello: the session's keyboard layout */
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
   AudioOptions audio;
@@ -278,6 +280,9 @@ Client::knock ()
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
       "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264",
       "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
+  if (!keymap.layout.empty ())
+    gst_structure_set (hello, "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (), "keymap-variant", G_TYPE_STRING,
+        keymap.variant.c_str (), "keymap-options", G_TYPE_STRING, keymap.options.c_str (), nullptr);
   control_source_push (out, hello);
   door_timeout = g_timeout_add (10000, [] (gpointer data) -> gboolean {
         Client *c = static_cast<Client *> (data);
@@ -926,6 +931,22 @@ handle_command (Client *c, const std::string &line)
       gst_element_send_event (c->sink, gst_navigation_event_new_mouse_button_release (1, x, y, (GstNavigationModifierType) 0));
     }
     g_print ("clicked\n");
+  } else if (line.rfind ("keycode ", 0) == 0) {
+    /* A key by its place on the keyboard (evdev code), as the console's
+     * keyboard sends it: the session's keymap says what it means. */
+    guint64 code = g_ascii_strtoull (line.c_str () + 8, nullptr, 10);
+    if (code < 1 || code > 767 || !c->sink) {
+      g_print ("error: keycode N (an evdev key code, 1..767)\n");
+      return;
+    }
+    std::string kname = "evdev-" + std::to_string (code);
+    for (bool press : { true, false }) {
+      GstEvent *e = press ? gst_navigation_event_new_key_press (kname.c_str (), (GstNavigationModifierType) 0)
+                          : gst_navigation_event_new_key_release (kname.c_str (), (GstNavigationModifierType) 0);
+      gst_structure_set (gst_event_writable_structure (e), "keycode", G_TYPE_UINT, (guint) code, nullptr);
+      gst_element_send_event (c->sink, e);
+    }
+    g_print ("typed\n");
   } else if (line.rfind ("resize ", 0) == 0) {
     /* The screen changed size: the session follows, no reconnect. */
     int w = 0, h = 0;
@@ -1017,6 +1038,7 @@ main (int argc, char **argv)
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
   gboolean no_audio = FALSE, no_microphone = FALSE;
   gchar *audio_sink = nullptr, *audio_source = nullptr, *audio_file = nullptr, *microphone_file = nullptr;
+  gchar *keymap_layout = nullptr, *keymap_variant = nullptr, *keymap_options = nullptr;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
     {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080)", "WxH"},
@@ -1047,6 +1069,11 @@ main (int argc, char **argv)
         "Headless: write what would be played to this WAV file (16-bit stereo, 48 kHz)", "OUT.wav"},
     {"microphone-file", 0, 0, G_OPTION_ARG_FILENAME, &microphone_file,
         "Headless: play this WAV file as the microphone, in real time, once", "IN.wav"},
+    {"keymap-layout", 0, 0, G_OPTION_ARG_STRING, &keymap_layout,
+        "XKB layout of this keyboard, for the session (default: XKBLAYOUT of /etc/default/keyboard; "
+        "none: the server's default)", "LAYOUT"},
+    {"keymap-variant", 0, 0, G_OPTION_ARG_STRING, &keymap_variant, "XKB variant of the layout", "VARIANT"},
+    {"keymap-options", 0, 0, G_OPTION_ARG_STRING, &keymap_options, "XKB options, e.g. ctrl:nocaps", "OPTIONS"},
     {nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("HOST[:PORT] - show a WayRay session");
@@ -1123,6 +1150,18 @@ main (int argc, char **argv)
         g_printerr ("wayray-client: --video-profiles wants a comma-separated list of H.264 profile names\n");
         return EXIT_USAGE;
       }
+  }
+  /* The keyboard in front of the user: what the machine is configured
+   * with, unless told. "none" leaves the choice to the server. */
+  c.keymap = system_keymap ();
+  if (keymap_layout) {
+    c.keymap = ClientKeymap { keymap_layout, keymap_variant ? keymap_variant : "",
+      keymap_options ? keymap_options : "" };
+    if (c.keymap.layout == "none")
+      c.keymap = ClientKeymap ();
+  } else if (keymap_variant || keymap_options) {
+    g_printerr ("wayray-client: --keymap-variant and --keymap-options go with --keymap-layout\n");
+    return EXIT_USAGE;
   }
   if (transport) {
     c.transport = transport;

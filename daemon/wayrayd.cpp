@@ -273,7 +273,7 @@ Daemon::proxy_ready (SessionProxy *p)
   g_print ("session %d (%s as %s): %s on port %u, socket %s, worker %d\n", p->id, p->token_name.c_str (),
       p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->worker);
   if (p->welcome) {
-    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who, p->welcome_video);
+    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who, p->welcome_video, p->welcome_keymap);
     reply (p->welcome, p->welcome_conn);
     p->welcome = nullptr;
   }
@@ -310,13 +310,16 @@ GstStructure *
 Daemon::proxy_setup (SessionProxy *p)
 {
   std::string base = p->runtime_dir + "/wayray-session-" + std::to_string (p->id);
+  const Keymap keymap = default_keymap (cfg, p->user);
   return gst_structure_new ("setup",
       "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, p->token_name.c_str (), "port", G_TYPE_UINT, p->port,
       "route", G_TYPE_STRING, p->route.c_str (),
       "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, p->welcome_w,
       "height", G_TYPE_INT, p->welcome_h, "seat", G_TYPE_STRING, cfg.seat.c_str (),
       "command", G_TYPE_STRING, cfg.session_command.c_str (),
-      "keymap-layout", G_TYPE_STRING, cfg.keymap_layout.c_str (),
+      "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (),
+      "keymap-variant", G_TYPE_STRING, keymap.variant.c_str (),
+      "keymap-options", G_TYPE_STRING, keymap.options.c_str (),
       "desktop", G_TYPE_STRING, cfg.desktop.c_str (), "desktop-config", G_TYPE_STRING, cfg.desktop_config.c_str (),
       "listen-address", G_TYPE_STRING, cfg.listen_address.c_str (),
       "certificate-file", G_TYPE_STRING, (base + ".crt").c_str (),
@@ -420,6 +423,17 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
   if (label.size () > 64)
     label.resize (64);
   std::string who = label + "@" + peer;
+  /* The client's keyboard layout, when it says one in plain XKB names;
+   * anything else leaves the session's default. */
+  auto field = [msg] (const char *f) {
+    const gchar *v = gst_structure_get_string (msg, f);
+    return std::string (v ? v : "");
+  };
+  Keymap keymap { field ("keymap-layout"), field ("keymap-variant"), field ("keymap-options") };
+  if (!keymap.empty () && !keymap.valid ()) {
+    g_print ("%s: ignoring its keymap: not XKB names\n", who.c_str ());
+    keymap = Keymap ();
+  }
   /* The video codecs the client decodes: only "h264" is known; anything
    * else (or none, an older client) means the session stays lossless. */
   const gchar *codecs = gst_structure_get_string (msg, "video-codecs");
@@ -516,6 +530,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     p->welcome_h = h;
     p->welcome_who = who;
     p->welcome_video = video;
+    p->welcome_keymap = keymap;
   };
   if (s && s->user != user) {
     /* The token was given to another account while its session ran. */
@@ -524,7 +539,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     return;
   }
   if (s && s->ready) {
-    s->expect (proof, w, h, who, video);
+    s->expect (proof, w, h, who, video, keymap);
     reply (welcome (s, FALSE), conn);
     return;
   }

@@ -5,10 +5,12 @@
  */
 #pragma once
 
+#include "wrdesktop.h"
 #include "wrpipelinefile.h"
 
 #include <glib.h>
 
+#include <map>
 #include <string>
 
 namespace wayray {
@@ -37,6 +39,10 @@ struct DaemonConfig {
    * desktop says its screen is (docs/desktop.md). */
   std::string session_command = "foot --override=tweak.max-shm-pool-size-mb=0 --override=dpi-aware=no";
   std::string keymap_layout = "us";
+  std::string keymap_variant, keymap_options;
+  /* [keymaps]: users' own defaults (USER=LAYOUT;VARIANT;OPTIONS), for
+   * clients that say no layout. */
+  std::map<std::string, Keymap> user_keymaps;
   /* Window management (wrdesktop.h): "weston", "sway" or "kiosk", and the
    * operator's own configuration file for the first two. */
   std::string desktop = "weston";
@@ -62,6 +68,10 @@ struct DaemonConfig {
 
 /* Reads @file, or /etc/wayray/SEAT.conf when @file is NULL and it exists.
  * Unknown groups or keys and bad values are errors naming file and key. */
+/* The keymap a session of @user starts with: the user's [keymaps] entry,
+ * else the seat's. */
+Keymap default_keymap (const DaemonConfig &cfg, const std::string &user);
+
 bool load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg, GError **error);
 
 /* Checks what can be checked before serving: the token store is readable,

@@ -144,9 +144,10 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     { "daemon", { "listen-address", "port", "public-port", "session-ports", "certificate-file", "private-key-file",
           "token-store", "runtime-directory", "control-socket", "max-sessions", "pam-service", "pam-directory",
           "admin-group", "max-failed-logins", "failed-login-interval" } },
-    { "session", { "command", "desktop", "desktop-config", "keymap-layout", "width", "height", "framerate", "video-encoder", "video-chroma", "sound", "audio-bitrate", "allow-root",
+    { "session", { "command", "desktop", "desktop-config", "keymap-layout", "keymap-variant", "keymap-options", "width", "height", "framerate", "video-encoder", "video-chroma", "sound", "audio-bitrate", "allow-root",
           "detached-timeout", "max-sessions-per-user" } },
     { "pipelines", { "server", "directory" } },
+    { "keymaps", {} },    /* any user name */
   };
   gchar **groups = g_key_file_get_groups (kf, nullptr);
   bool ok = true;
@@ -154,13 +155,13 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     auto it = known.find (*g);
     if (it == known.end ()) {
       g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_GROUP_NOT_FOUND,
-          "%s: unknown group [%s] (known: daemon, session, pipelines)", path.c_str (), *g);
+          "%s: unknown group [%s] (known: daemon, session, pipelines, keymaps)", path.c_str (), *g);
       ok = false;
       break;
     }
     gchar **keys = g_key_file_get_keys (kf, *g, nullptr, nullptr);
     for (gchar **k = keys; *k && ok; k++) {
-      if (!it->second.count (*k)) {
+      if (!it->second.count (*k) && it->first != "keymaps") {
         g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND, "%s: unknown key '%s' in [%s]",
             path.c_str (), *k, *g);
         ok = false;
@@ -204,6 +205,8 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
     get_string (kf, "daemon", "admin-group", &cfg->admin_group);
     get_string (kf, "session", "command", &cfg->session_command);
     get_string (kf, "session", "keymap-layout", &cfg->keymap_layout);
+    get_string (kf, "session", "keymap-variant", &cfg->keymap_variant);
+    get_string (kf, "session", "keymap-options", &cfg->keymap_options);
     get_string (kf, "session", "desktop", &cfg->desktop);
     get_string (kf, "session", "desktop-config", &cfg->desktop_config);
     DesktopKind kind;
@@ -221,11 +224,31 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
           cfg->desktop_config.c_str ());
       ok = false;
     }
-    if (ok && !xkb_name_ok (cfg->keymap_layout)) {
+    if (ok && !Keymap { cfg->keymap_layout, cfg->keymap_variant, cfg->keymap_options }.valid ()) {
       g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-          "%s: [session] keymap-layout '%s' is not an XKB layout name", path.c_str (), cfg->keymap_layout.c_str ());
+          "%s: [session] keymap-layout '%s' (variant '%s', options '%s') is not made of XKB names", path.c_str (),
+          cfg->keymap_layout.c_str (), cfg->keymap_variant.c_str (), cfg->keymap_options.c_str ());
       ok = false;
     }
+    gchar **users = ok ? g_key_file_get_keys (kf, "keymaps", nullptr, nullptr) : nullptr;
+    for (gchar **u = users; u && *u && ok; u++) {
+      gsize n = 0;
+      gchar **parts = g_key_file_get_string_list (kf, "keymaps", *u, &n, nullptr);
+      Keymap km;
+      if (parts && n >= 1 && n <= 3) {
+        km.layout = parts[0];
+        km.variant = n > 1 ? parts[1] : "";
+        km.options = n > 2 ? parts[2] : "";
+      }
+      g_strfreev (parts);
+      if (!km.valid ()) {
+        g_set_error (error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+            "%s: [keymaps] %s must be LAYOUT[;VARIANT[;OPTIONS]] in XKB names", path.c_str (), *u);
+        ok = false;
+      }
+      cfg->user_keymaps[*u] = km;
+    }
+    g_strfreev (users);
     get_string (kf, "session", "video-encoder", &cfg->video_encoder);
     get_string (kf, "session", "video-chroma", &cfg->video_chroma);
     if (cfg->video_chroma != "4:2:0" && cfg->video_chroma != "4:4:4") {
@@ -238,6 +261,15 @@ load_daemon_config (const std::string &seat, const char *file, DaemonConfig *cfg
   }
   g_key_file_free (kf);
   return ok;
+}
+
+Keymap
+default_keymap (const DaemonConfig &cfg, const std::string &user)
+{
+  auto it = cfg.user_keymaps.find (user);
+  if (it != cfg.user_keymaps.end ())
+    return it->second;
+  return Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
 }
 
 Variables

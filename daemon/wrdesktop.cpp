@@ -9,6 +9,8 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -150,10 +152,60 @@ desktop_programs_missing (DesktopKind kind)
   return missing;
 }
 
+std::string
+Keymap::describe () const
+{
+  std::string s = layout.empty () ? "(default)" : layout;
+  if (!variant.empty ())
+    s += "(" + variant + ")";
+  if (!options.empty ())
+    s += " " + options;
+  return s;
+}
+
+bool
+Keymap::valid () const
+{
+  return xkb_name_ok (layout) && (variant.empty () || xkb_name_ok (variant)) &&
+      (options.empty () || xkb_name_ok (options));
+}
+
+Desktop::Told
+Desktop::set_keymap (const Keymap &keymap, int pid, std::string &error)
+{
+  if (kind_ != DesktopKind::Sway)
+    return Told::Done;
+  if (pid <= 0)
+    return Told::NotYet;
+  const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
+  const std::string sock = std::string (xdg ? xdg : "") + "/sway-ipc." + std::to_string (getuid ()) + "." +
+      std::to_string (pid) + ".sock";
+  if (!g_file_test (sock.c_str (), G_FILE_TEST_EXISTS))
+    return Told::NotYet;
+  /* One IPC message, three commands; swaymsg quotes nothing, the names
+   * are plain XKB names (Keymap::valid). */
+  const std::string cmd = "input type:keyboard xkb_layout " + keymap.layout + ", input type:keyboard xkb_variant " +
+      (keymap.variant.empty () ? "\"\"" : keymap.variant) + ", input type:keyboard xkb_options " +
+      (keymap.options.empty () ? "\"\"" : keymap.options);
+  const gchar *argv[] = { "swaymsg", "-s", sock.c_str (), cmd.c_str (), nullptr };
+  gchar *out = nullptr, *err = nullptr;
+  gint status = 0;
+  GError *gerr = nullptr;
+  bool ok = g_spawn_sync (nullptr, (gchar **) argv, nullptr, G_SPAWN_SEARCH_PATH, nullptr, nullptr, &out, &err,
+      &status, &gerr) && g_spawn_check_wait_status (status, &gerr);
+  if (!ok)
+    error = std::string ("swaymsg: ") + (gerr ? gerr->message : "failed") + (err && *err ? std::string (": ") + err : "");
+  g_clear_error (&gerr);
+  g_free (out);
+  g_free (err);
+  return ok ? Told::Done : Told::Failed;
+}
+
 bool
 Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &error)
 {
   remove ();
+  kind_ = setup.kind;
   if (setup.kind == DesktopKind::Kiosk) {
     exec = setup.command;
     return true;
@@ -196,8 +248,13 @@ Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &err
   } else {
     if (config.empty ()) {
       std::string text = kSwayHead;
-      if (xkb_name_ok (setup.keymap_layout))
-        text += "input type:keyboard xkb_layout " + setup.keymap_layout + "\n";
+      if (setup.keymap.valid ()) {
+        text += "input type:keyboard xkb_layout " + setup.keymap.layout + "\n";
+        if (!setup.keymap.variant.empty ())
+          text += "input type:keyboard xkb_variant " + setup.keymap.variant + "\n";
+        if (!setup.keymap.options.empty ())
+          text += "input type:keyboard xkb_options " + setup.keymap.options + "\n";
+      }
       if (!setup.command.empty ())
         text += "exec " + start + "\n";
       config = dir_ + "/sway.conf";

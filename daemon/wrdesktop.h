@@ -25,6 +25,21 @@ namespace wayray {
 
 enum class DesktopKind { Kiosk, Weston, Sway };
 
+/* A keyboard layout by XKB names: the client's (its hello), a user's
+ * default ([keymaps] in the configuration) or the seat's. */
+struct Keymap {
+  std::string layout, variant, options;
+  bool empty () const { return layout.empty (); }
+  bool operator== (const Keymap &o) const {
+    return layout == o.layout && variant == o.variant && options == o.options;
+  }
+  /* "de", "de(nodeadkeys)", "de(nodeadkeys) ctrl:nocaps": for logs. */
+  std::string describe () const;
+  /* Whether every name is a plain XKB name (xkb_name_ok), variant and
+   * options empty or too. */
+  bool valid () const;
+};
+
 /* "kiosk", "weston", "sway": FALSE for anything else. */
 bool parse_desktop (const std::string &name, DesktopKind *kind);
 const char *desktop_name (DesktopKind kind);
@@ -40,7 +55,7 @@ struct DesktopSetup {
   std::string seat;              /* the session's seat and number */
   int id = 0;
   std::string command;           /* the session command; "" = none */
-  std::string keymap_layout;     /* XKB layout for a desktop that reads its own */
+  Keymap keymap;                 /* for a desktop that keeps its own (sway) */
   std::string config_file;       /* the operator's own weston.ini or sway config; "" = ours */
 };
 
@@ -60,12 +75,19 @@ class Desktop {
   const std::string &directory () const { return dir_; }
   /* The socket name a desktop's applications connect to, when known. */
   const std::string &socket_name () const { return socket_; }
+  /* A nested desktop that keeps its own keymap (sway) is told the new
+   * one through its IPC socket; @pid is the desktop's process. Weston
+   * takes wayraysrc's keymap by itself. NotYet while the desktop has not
+   * started (no pid, no socket yet): ask again later. */
+  enum class Told { Done, NotYet, Failed };
+  Told set_keymap (const Keymap &keymap, int pid, std::string &error);
   /* The end of the desktop's own log (weston's), at most @max bytes:
    * why it ended, for the daemon's log. */
   std::string log_tail (size_t max) const;
 
  private:
   std::string dir_, socket_;
+  DesktopKind kind_ = DesktopKind::Kiosk;
 };
 
 }  // namespace wayray

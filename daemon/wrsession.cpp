@@ -212,9 +212,24 @@ Session::try_attach ()
 }
 
 void
+Session::set_keymap (const Keymap &want)
+{
+  const Keymap &km = want.empty () ? default_keymap : want;
+  if (km == keymap)
+    return;
+  keymap = km;
+  g_object_set (src, "keymap-layout", km.layout.c_str (), "keymap-variant", km.variant.c_str (), "keymap-options",
+      km.options.c_str (), nullptr);
+  g_print ("session %d (%s): keyboard layout %s%s\n", id, token_name.c_str (), km.describe ().c_str (),
+      want.empty () ? " (the session's default)" : " (the client's)");
+  host->keymap_changed (id, km);
+}
+
+void
 Session::attach ()
 {
   set_size (pending_w, pending_h);
+  set_keymap (pending_keymap);
   client = pending_client;
   attaches++;
   /* Video only for a client whose decoder takes what this session's
@@ -480,8 +495,10 @@ Session::stats ()
 }
 
 void
-Session::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video)
+Session::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video,
+    const Keymap &km)
 {
+  pending_keymap = km;
   pending_ticket = proof;
   pending_w = w;
   pending_h = h;

@@ -32,6 +32,9 @@ class SessionHost {
   virtual void session_ended (int id, const std::string &why) = 0;
   /* Attached, detached: listings should change. */
   virtual void session_changed (int id) = 0;
+  /* The session's keyboard got another keymap (a client's): a nested
+   * desktop that keeps its own is told. */
+  virtual void keymap_changed (int id, const Keymap &keymap) = 0;
   /* The session @id if it still exists (for callbacks that outlive it). */
   virtual Session *find_session (int id) = 0;
 };
@@ -114,7 +117,12 @@ struct Session {
   /* The next client proves its token with ticket_proof (token, ticket). */
   /* @video: the video codecs the client decodes ("h264", or empty: the
    * session's damagetilers send everything losslessly while it is attached). */
-  void expect (const std::string &proof, int w, int h, const std::string &client, const std::string &video);
+  void expect (const std::string &proof, int w, int h, const std::string &client, const std::string &video,
+      const Keymap &keymap);
+  /* The client's keymap, or the session's default for a client that says
+   * none (so the next client never types with the last one's). */
+  void set_keymap (const Keymap &keymap);
+  Keymap default_keymap, keymap, pending_keymap;
   void detach (const std::string &reason);
 };
 

@@ -127,6 +127,9 @@ class Worker : public SessionHost {
   int pid_polls = 0;
   SoundServer sound;            /* the session's own, when [session] sound */
   Desktop desktop;              /* the nested desktop's files, when one runs */
+  Keymap desktop_keymap;        /* what the desktop is to be told */
+  guint keymap_timer = 0;
+  int keymap_tries = 0;
 
   explicit Worker (int f) : listen_fd (f) {}
 
@@ -147,6 +150,36 @@ class Worker : public SessionHost {
       g_printerr ("session %d: the end of %s's log:\n%s\n", id, cfg.desktop.c_str (), last.c_str ());
     send (gst_structure_new ("ended", "reason", G_TYPE_STRING, why.c_str (), nullptr));
     g_main_loop_quit (loop);
+  }
+
+  void keymap_changed (int id, const Keymap &keymap) override {
+    desktop_keymap = keymap;
+    keymap_tries = 0;
+    if (!keymap_timer && !tell_desktop_keymap ())
+      keymap_timer = g_timeout_add (100, [] (gpointer data) -> gboolean {
+            Worker *w = static_cast<Worker *> (data);
+            if (w->tell_desktop_keymap ()) {
+              w->keymap_timer = 0;
+              return G_SOURCE_REMOVE;
+            }
+            return G_SOURCE_CONTINUE;
+          }, this);
+  }
+
+  /* Whether the desktop has been told (or never will be): a desktop that
+   * has not started yet is asked again, for 15 s. */
+  bool tell_desktop_keymap () {
+    int pid = 0;
+    if (session)
+      g_object_get (session->src, "exec-pid", &pid, nullptr);
+    std::string why;
+    Desktop::Told told = desktop.set_keymap (desktop_keymap, pid, why);
+    if (told == Desktop::Told::NotYet && ++keymap_tries < 150)
+      return false;
+    if (told != Desktop::Told::Done)
+      g_printerr ("session %d: the desktop keeps its keymap: %s\n", session ? session->id : 0,
+          told == Desktop::Told::NotYet ? "it did not start within 15 s" : why.c_str ());
+    return true;
   }
 
   void session_changed (int id) override {
@@ -176,6 +209,8 @@ class Worker : public SessionHost {
     cfg.seat = str ("seat");
     cfg.session_command = str ("command");
     cfg.keymap_layout = str ("keymap-layout");
+    cfg.keymap_variant = str ("keymap-variant");
+    cfg.keymap_options = str ("keymap-options");
     cfg.desktop = str ("desktop");
     cfg.desktop_config = str ("desktop-config");
     cfg.listen_address = str ("listen-address");
@@ -222,6 +257,9 @@ class Worker : public SessionHost {
     gst_structure_get_int (s, "width", &session->width);
     gst_structure_get_int (s, "height", &session->height);
     session->first_video = str ("client-video");
+    /* The pipeline file starts wayraysrc with ${KEYMAP_LAYOUT} alone. */
+    session->default_keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
+    session->keymap = Keymap { cfg.keymap_layout, "", "" };
     GError *err = nullptr;
     if (!session->start (&err)) {
       send (gst_structure_new ("failed", "reason", G_TYPE_STRING, err->message, nullptr));
@@ -262,7 +300,7 @@ class Worker : public SessionHost {
     setup.id = session->id;
     setup.seat = cfg.seat;
     setup.command = cfg.session_command;
-    setup.keymap_layout = cfg.keymap_layout;
+    setup.keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
     setup.config_file = cfg.desktop_config;
     std::string why = desktop_programs_missing (setup.kind);
     if (!why.empty ())
@@ -299,8 +337,10 @@ class Worker : public SessionHost {
       int w = 0, h = 0;
       gst_structure_get_int (s, "width", &w);
       gst_structure_get_int (s, "height", &h);
+      Keymap km { structure_string (s, "keymap-layout"), structure_string (s, "keymap-variant"),
+        structure_string (s, "keymap-options") };
       if (proof)
-        session->expect (proof, w, h, client ? client : "", video ? video : "");
+        session->expect (proof, w, h, client ? client : "", video ? video : "", km.valid () ? km : Keymap ());
     } else if (gst_structure_has_name (s, "detach")) {
       session->detach (reason ? reason : "detached");
     } else if (gst_structure_has_name (s, "end") && !ending) {
@@ -422,6 +462,8 @@ session_worker_main (int listen_fd)
     g_source_remove (w.setup_timer);
   g_source_remove (accept_watch);
   w.session.reset ();
+  if (w.keymap_timer)
+    g_source_remove (w.keymap_timer);
   w.sound.stop ();
   w.desktop.remove ();
   w.drop_daemon ();

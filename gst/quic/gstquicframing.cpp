@@ -377,6 +377,19 @@ encode_event (std::vector<guint8> & out, GstEvent * ev)
   return true;
 }
 
+/* "evdev-N" with N an evdev key code (1..767). */
+static bool
+evdev_key_name (const std::string & key, guint64 * code)
+{
+  if (key.rfind ("evdev-", 0) != 0 || key.size () < 7 || key.size () > 9)
+    return false;
+  for (size_t i = 6; i < key.size (); i++)
+    if (!g_ascii_isdigit (key[i]))
+      return false;
+  *code = g_ascii_strtoull (key.c_str () + 6, nullptr, 10);
+  return *code >= 1 && *code <= 767;
+}
+
 /* The binary body of the navigation events that travel often (keys,
  * pointer, scroll): about 20 bytes instead of the 130 to 170 of their
  * structure text. FALSE for anything else (touch, commands, a key name
@@ -401,6 +414,14 @@ encode_navigation_body (std::vector<guint8> & out, GstEvent * ev)
       for (size_t i = 0; i < n; i++)
         if (key[i] <= 0x20 || key[i] >= 0x7f)
           return false;
+      /* A keycode field travels in the name ("evdev-N"); one that says
+       * otherwise, or comes with another name, goes as text. */
+      const GstStructure *st = gst_event_get_structure (ev);
+      guint keycode = 0;
+      guint64 named = 0;
+      if (gst_structure_has_field (st, "keycode") &&
+          (!gst_structure_get_uint (st, "keycode", &keycode) || !evdev_key_name (key, &named) || named != keycode))
+        return false;
       kind = gst_navigation_event_get_type (ev) == GST_NAVIGATION_EVENT_KEY_PRESS
           ? NavigationKind::KeyPress : NavigationKind::KeyRelease;
       break;
@@ -523,8 +544,14 @@ decode_navigation_body (const std::string & body, std::string & error)
         error = "navigation frame: key name is not printable ASCII";
         return nullptr;
       }
-    return kind == NavigationKind::KeyPress ? gst_navigation_event_new_key_press (key.c_str (), state)
+    GstEvent *ev = kind == NavigationKind::KeyPress ? gst_navigation_event_new_key_press (key.c_str (), state)
         : gst_navigation_event_new_key_release (key.c_str (), state);
+    /* A key by its evdev code travels as its name "evdev-N": the code
+     * comes back as the keycode field wayraysrc reads. */
+    guint64 code = 0;
+    if (evdev_key_name (key, &code))
+      gst_structure_set (gst_event_writable_structure (ev), "keycode", G_TYPE_UINT, (guint) code, nullptr);
+    return ev;
   }
   bool button = kind == NavigationKind::ButtonPress || kind == NavigationKind::ButtonRelease;
   size_t want = (button ? 4 : 0) + 16 + (kind == NavigationKind::Scroll ? 16 : 0);

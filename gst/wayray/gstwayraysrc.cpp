@@ -212,6 +212,8 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
 
   const auto rw_ready = (GParamFlags) (G_PARAM_READWRITE | GST_PARAM_MUTABLE_READY |
       G_PARAM_STATIC_STRINGS);
+  const auto rw_playing = (GParamFlags) (G_PARAM_READWRITE | GST_PARAM_MUTABLE_PLAYING |
+      G_PARAM_STATIC_STRINGS);
 
   g_object_class_install_property (gobject_class, PROP_SOCKET_NAME,
       g_param_spec_string ("socket-name", "Socket name",
@@ -234,16 +236,17 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_KEYMAP_LAYOUT,
       g_param_spec_string ("keymap-layout", "Keymap layout",
           "XKB layout of the session keyboard, e.g. \"us\" or \"de,us\" (empty: "
-          "XKB_DEFAULT_LAYOUT or us)", nullptr, rw_ready));
+          "XKB_DEFAULT_LAYOUT or us). The keymap properties may change while the session "
+          "runs: its applications get the new keymap at once", nullptr, rw_playing));
   g_object_class_install_property (gobject_class, PROP_KEYMAP_VARIANT,
       g_param_spec_string ("keymap-variant", "Keymap variant",
-          "XKB variant of the layout, e.g. \"nodeadkeys\"", nullptr, rw_ready));
+          "XKB variant of the layout, e.g. \"nodeadkeys\"", nullptr, rw_playing));
   g_object_class_install_property (gobject_class, PROP_KEYMAP_OPTIONS,
       g_param_spec_string ("keymap-options", "Keymap options",
-          "XKB options, e.g. \"ctrl:nocaps\"", nullptr, rw_ready));
+          "XKB options, e.g. \"ctrl:nocaps\"", nullptr, rw_playing));
   g_object_class_install_property (gobject_class, PROP_KEYMAP_MODEL,
       g_param_spec_string ("keymap-model", "Keymap model",
-          "XKB keyboard model, e.g. \"pc105\"", nullptr, rw_ready));
+          "XKB keyboard model, e.g. \"pc105\"", nullptr, rw_playing));
   g_object_class_install_property (gobject_class, PROP_RENDERER,
       g_param_spec_enum ("renderer", "Renderer",
           "How frames are drawn: pixman draws straight into the pushed buffers "
@@ -319,6 +322,7 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
 {
   GstWayraySrcPrivate *priv = GST_WAYRAY_SRC (object)->priv;
   std::lock_guard<std::mutex> g (priv->prop_lock);
+  bool keymap_changed = false;
   switch (prop_id) {
     case PROP_SOCKET_NAME:
       set_string (priv->socket_name, value);
@@ -335,15 +339,19 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
     }
     case PROP_KEYMAP_LAYOUT:
       set_string (priv->keymap_layout, value);
+      keymap_changed = true;
       break;
     case PROP_KEYMAP_VARIANT:
       set_string (priv->keymap_variant, value);
+      keymap_changed = true;
       break;
     case PROP_KEYMAP_OPTIONS:
       set_string (priv->keymap_options, value);
+      keymap_changed = true;
       break;
     case PROP_KEYMAP_MODEL:
       set_string (priv->keymap_model, value);
+      keymap_changed = true;
       break;
     case PROP_RENDERER:
       priv->renderer = (GstWayrayRenderer) g_value_get_enum (value);
@@ -352,6 +360,10 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
   }
+  /* A running session's keyboard takes the new keymap at once. */
+  if (keymap_changed && priv->compositor)
+    priv->compositor->set_keymap (priv->keymap_layout, priv->keymap_variant, priv->keymap_options,
+        priv->keymap_model);
 }
 
 static void

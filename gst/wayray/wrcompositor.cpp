@@ -296,6 +296,8 @@ struct Compositor::Impl {
   /* -- set-up and tear-down, on the compositor thread -- */
 
   bool setup ();
+  bool apply_keymap (const std::string &layout, const std::string &variant, const std::string &options,
+      const std::string &model, std::string *error);
   void teardown ();
   void run ();
 
@@ -338,6 +340,30 @@ struct Compositor::Impl {
 };
 
 /* ---- Set-up ----------------------------------------------------------- */
+
+/* Compiles an XKB keymap from names (empty: libxkbcommon's defaults,
+ * XKB_DEFAULT_* included) and gives it to the session keyboard; the seat
+ * sends it to every client. The keyboard keeps its keymap on failure. */
+bool
+Compositor::Impl::apply_keymap (const std::string &layout, const std::string &variant, const std::string &options,
+    const std::string &model, std::string *error)
+{
+  auto name = [] (const std::string &s) { return s.empty () ? nullptr : s.c_str (); };
+  xkb_rule_names names = { name (config.xkb_rules), name (model), name (layout), name (variant), name (options) };
+  xkb_context *xkb = xkb_context_new (XKB_CONTEXT_NO_FLAGS);
+  xkb_keymap *keymap = xkb ? xkb_keymap_new_from_names (xkb, &names, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
+  if (xkb)
+    xkb_context_unref (xkb);
+  if (!keymap) {
+    *error = "could not compile the keymap (layout '" + layout + "', variant '" + variant + "', options '" +
+        options + "'): check the keymap properties";
+    return false;
+  }
+  wlr_keyboard_set_keymap (keyboard_dev->keyboard, keymap);
+  xkb_keymap_unref (keymap);
+  keysym_cache.clear ();        /* symbols sit on other keys now */
+  return true;
+}
 
 bool
 Compositor::Impl::setup ()
@@ -425,25 +451,8 @@ Compositor::Impl::setup ()
   /* Seat: a keyboard with the configured keymap and a pointer. */
   seat = wlr_seat_create (display, "seat0");
   keyboard_dev = wlr_headless_add_input_device (backend, WLR_INPUT_DEVICE_KEYBOARD);
-  xkb_rule_names names = {
-    config.xkb_rules.empty () ? nullptr : config.xkb_rules.c_str (),
-    config.xkb_model.empty () ? nullptr : config.xkb_model.c_str (),
-    config.xkb_layout.empty () ? nullptr : config.xkb_layout.c_str (),
-    config.xkb_variant.empty () ? nullptr : config.xkb_variant.c_str (),
-    config.xkb_options.empty () ? nullptr : config.xkb_options.c_str (),
-  };
-  xkb_context *xkb = xkb_context_new (XKB_CONTEXT_NO_FLAGS);
-  xkb_keymap *keymap = xkb ? xkb_keymap_new_from_names (xkb, &names, XKB_KEYMAP_COMPILE_NO_FLAGS) : nullptr;
-  if (!keymap) {
-    start_error = "could not compile the keymap (layout '" + config.xkb_layout +
-        "', variant '" + config.xkb_variant + "'): check the keymap properties";
-    if (xkb)
-      xkb_context_unref (xkb);
+  if (!apply_keymap (config.xkb_layout, config.xkb_variant, config.xkb_options, config.xkb_model, &start_error))
     return false;
-  }
-  wlr_keyboard_set_keymap (keyboard_dev->keyboard, keymap);
-  xkb_keymap_unref (keymap);
-  xkb_context_unref (xkb);
   wlr_keyboard_set_repeat_info (keyboard_dev->keyboard, 25, 600);
   wlr_seat_set_keyboard (seat, keyboard_dev);
   wlr_seat_set_capabilities (seat, WL_SEAT_CAPABILITY_POINTER | WL_SEAT_CAPABILITY_KEYBOARD);
@@ -1446,6 +1455,21 @@ Compositor::key (guint32 evdev_keycode, bool pressed)
 }
 
 void
+Compositor::set_keymap (const std::string &layout, const std::string &variant, const std::string &options,
+    const std::string &model)
+{
+  Impl *p = impl_.get ();
+  p->post ([p, layout, variant, options, model] {
+    std::string error;
+    if (p->apply_keymap (layout, variant, options, model, &error))
+      GST_INFO_OBJECT (p->owner, "keymap now layout '%s' variant '%s' options '%s'", layout.c_str (),
+          variant.c_str (), options.c_str ());
+    else
+      GST_WARNING_OBJECT (p->owner, "%s; the keymap stays", error.c_str ());
+  });
+}
+
+void
 Compositor::key_by_name (const std::string &name, bool pressed)
 {
   Impl *p = impl_.get ();
@@ -1461,16 +1485,25 @@ Compositor::key_by_name (const std::string &name, bool pressed)
       GST_WARNING_OBJECT (p->owner, "key '%s' is not on the session's keymap, dropped", name.c_str ());
       return;
     }
-    /* A symbol on the shifted level, typed without Shift held: hold it
-     * around the key so the application sees the symbol that was asked. */
+    /* A symbol on another level than the first, typed without the
+     * modifiers that reach it: hold them around the key so the
+     * application sees the symbol that was asked (level 1: Shift; 2:
+     * AltGr, ISO_Level3_Shift; 3: both). */
     wlr_keyboard *kb = p->keyboard_dev->keyboard;
     bool shift_held = xkb_state_mod_name_is_active (kb->xkb_state, XKB_MOD_NAME_SHIFT,
         XKB_STATE_MODS_EFFECTIVE) > 0;
-    bool add_shift = level == 1 && !shift_held && pressed;
     const guint32 KEY_LEFTSHIFT = 42;
+    bool add_shift = (level == 1 || level == 3) && !shift_held && pressed;
+    guint32 level3 = 0, l3_level = 0;
+    bool add_level3 = level >= 2 && pressed &&
+        p->keysym_to_keycode (XKB_KEY_ISO_Level3_Shift, &level3, &l3_level) && l3_level == 0;
     if (add_shift)
       p->inject_key (KEY_LEFTSHIFT, true);
+    if (add_level3)
+      p->inject_key (level3, true);
     p->inject_key (keycode, pressed);
+    if (add_level3)
+      p->inject_key (level3, false);
     if (add_shift)
       p->inject_key (KEY_LEFTSHIFT, false);
   });

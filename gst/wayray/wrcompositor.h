@@ -87,6 +87,10 @@ class Compositor {
   void pointer_axis (double dx, double dy);
   void key (guint32 evdev_keycode, bool pressed);
   void key_by_name (const std::string &keysym_name, bool pressed);
+  /* A new keymap for the session keyboard (the client's layout); a
+   * keymap that does not compile is logged and the old one stays. */
+  void set_keymap (const std::string &layout, const std::string &variant, const std::string &options,
+      const std::string &model);
 
   struct Impl;
 

@@ -21,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import accounts  # noqa: E402
+import wrclient  # noqa: E402
 from accounts import check, info, run, make_users, remove_users, open_path, pids_of_uid  # noqa: E402
 from wrclient import parse_listing, read_ppm, wait_for  # noqa: E402
 
@@ -87,7 +88,9 @@ class Seat:
             return f.read()
 
     def client(self, size="%dx%d" % SIZE, extra=()):
-        c = accounts.Client(self.env, self.port, self.token, "desk-" + self.name, size)
+        c = wrclient.Client(CLIENT, self.env, self.port, self.token, size,
+                            ["--headless", "--name", "desk-" + self.name] + list(extra))
+        c.out = lambda: "\n".join(c.lines)
         self.clients.append(c)
         return c
 
@@ -131,6 +134,22 @@ def type_and_wait(c, pw, line, name, want, timeout=15):
     return home_file(pw, name)
 
 
+def key_y_gives(c, pw, name):
+    """What the key marked Y on a US keyboard (evdev code 21) types in the
+    session's terminal, written to the user's file @name."""
+    c.send("type echo")
+    c.send("keycode 57")       # space: "type" ends at the line's last letter
+    c.send("keycode 21")
+    c.send("type  > ~/%s\\n" % name)
+    wait_for(lambda: home_file(pw, name).strip() != "", 10)
+    if not home_file(pw, name).strip():
+        c.send("wait-idle 300")
+        c.expect("^idle$", 5)
+        c.send("snapshot /tmp/dt/key-%s.ppm" % name)
+        c.expect("^snapshot", 5)
+    return home_file(pw, name).strip()
+
+
 def processes_of(pw, comm):
     out = run(["pgrep", "-u", str(pw.pw_uid), "-x", comm]).stdout.split()
     return [int(p) for p in out]
@@ -142,7 +161,7 @@ def desktop_session(tmp, pw, pam_dir, port, desktop):
     try:
         if not check("%s: wayrayd starts" % desktop, seat.start(), seat.log()[-2000:]):
             return
-        c = seat.client()
+        c = seat.client(extra=["--keymap-layout", "de"])
         check("%s: the client shows the session's first frame" % desktop,
               c.expect(r"state attached .* new=1", 30) and c.expect(r"^first-frame", 30), c.out())
         # The desktop ran the session command (a terminal) as the user.
@@ -154,6 +173,9 @@ def desktop_session(tmp, pw, pam_dir, port, desktop):
         time.sleep(1.5)        # the terminal mapped and took the keyboard focus
         out = type_and_wait(c, pw, "echo typed-$((6*7)) > ~/typed", "typed", "typed-42")
         check("%s: typing reaches the terminal the desktop started" % desktop, "typed-42" in out, out)
+        got = key_y_gives(c, pw, "key-de")
+        check("%s: the client's layout (de) is the session's: the key marked Y types z" % desktop, got == "z",
+              repr(got) + seat.log()[-600:])
 
         pic = snapshot(c, tmp, desktop + "-desktop")
         w, h, px = pic if pic else (0, 0, b"")
@@ -279,7 +301,7 @@ def configuration(tmp):
         f.write("[session]\nkeymap-layout=us;rm\n")
     out = run([WAYRAYD, "--config", cfg, "--check"], env=env)
     check("a keymap-layout that is no XKB name is refused",
-          out.returncode == 2 and "keymap-layout 'us;rm' is not an XKB layout name" in out.stderr, out.stderr)
+          out.returncode == 2 and "keymap-layout 'us;rm' (variant '', options '') is not made of XKB names" in out.stderr, out.stderr)
 
 
 def kiosk_session(tmp, pw, pam_dir, port):
@@ -304,6 +326,28 @@ def kiosk_session(tmp, pw, pam_dir, port):
         check("kiosk: the terminal was resized with the session (its columns grew)",
               before.isdigit() and after.isdigit() and int(after) > int(before) * 1.2, "%r then %r" % (before, after))
         check("kiosk: the daemon logs the resize", "resized to 1280x720 by its client" in seat.log(), seat.log()[-800:])
+        got = key_y_gives(c, pw, "key-us")
+        check("kiosk: with the seat's layout (us) the key marked Y types y", got == "y", repr(got))
+        c.quit()
+        c = seat.client(extra=["--keymap-layout", "de", "--keymap-variant", "nodeadkeys"])
+        check("kiosk: a second client takes the session over",
+              c.expect(r"state attached .* new=0", 30) and c.expect(r"^first-frame", 30), c.out())
+        got = key_y_gives(c, pw, "key-de")
+        check("kiosk: the second client's layout (de) is the session's: the key marked Y types z", got == "z",
+              repr(got) + seat.log()[-600:])
+        check("kiosk: the daemon logs the client's layout",
+              "keyboard layout de(nodeadkeys) (the client's)" in seat.log(), seat.log()[-600:])
+        c.quit()
+        c = seat.client(extra=["--keymap-layout", "none"])
+        c.expect(r"^first-frame", 30)
+        got = key_y_gives(c, pw, "key-default")
+        check("kiosk: a client that says no layout gets the session's default, not the last client's",
+              got == "y" and "keyboard layout us (the session's default)" in seat.log(), repr(got))
+        c.quit()
+        c = seat.client(extra=["--keymap-layout", "de;rm -rf"])
+        c.expect(r"^first-frame", 30)
+        check("kiosk: a layout that is no XKB name is ignored, with a log line",
+              wait_for(lambda: "ignoring its keymap: not XKB names" in seat.log(), 10), seat.log()[-600:])
         c.send("resize 20000x10")
         check("kiosk: a size out of range is refused by the client", c.expect(r"^error: resize WxH", 5) is not None,
               c.out()[-300:])
