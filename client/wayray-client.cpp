@@ -63,6 +63,8 @@ struct Client {
   bool decoder_known = false;
   std::string video_profiles;   /* --video-profiles, else the decoder's */
   ClientKeymap keymap;          /* sent in the hello: the session's keyboard layout */
+  int picture_w = 0, picture_h = 0;  /* the size of the last picture (under lock) */
+  gint64 resize_sent_us = 0;    /* when "resize" last asked for another size */
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
   AudioOptions audio;
@@ -543,6 +545,18 @@ on_frame (GstAppSink *appsink, gpointer data)
   c->last = s;
   c->frames++;
   c->last_frame_us = now;
+  /* A picture of another size: the session was resized. Reported with
+   * the time since the last resize this client asked for. */
+  GstVideoInfo vi;
+  if (gst_video_info_from_caps (&vi, gst_sample_get_caps (s)) &&
+      (vi.width != c->picture_w || vi.height != c->picture_h)) {
+    bool first = c->picture_w == 0;
+    c->picture_w = vi.width;
+    c->picture_h = vi.height;
+    double since = c->resize_sent_us ? (now - c->resize_sent_us) / 1000.0 : -1;
+    if (!first)
+      run_on_main ([vi, since] { g_print ("picture %dx%d %.1f\n", vi.width, vi.height, since); });
+  }
   if (!c->first_frame_reported) {
     c->first_frame_reported = true;
     double ms = (now - c->knock_us) / 1000.0;
@@ -953,6 +967,10 @@ handle_command (Client *c, const std::string &line)
     if (sscanf (line.c_str () + 7, "%dx%d", &w, &h) != 2 || w < 16 || h < 16 || w > 8192 || h > 8192) {
       g_print ("error: resize WxH (16..8192 each)\n");
       return;
+    }
+    {
+      std::lock_guard<std::mutex> g (c->lock);
+      c->resize_sent_us = g_get_monotonic_time ();
     }
     send_screen_size (c, w, h);
     g_print ("resize sent\n");

@@ -103,26 +103,37 @@ Session::set_size (int w, int h)
 }
 
 void
+Session::apply_requested_size ()
+{
+  if (!verified || (want_w == width && want_h == height))
+    return;
+  set_size (want_w, want_h);
+  if (width == want_w && height == want_h) {
+    g_print ("session %d (%s): resized to %dx%d by its client\n", id, token_name.c_str (), width, height);
+    resizes++;
+    host->session_changed (id);
+  }
+}
+
+void
 Session::request_size (int w, int h)
 {
   if (w < 16 || h < 16 || w > 8192 || h > 8192)
     return;
   want_w = w;
   want_h = h;
+  /* The first request after a quiet spell is carried out at once (a
+   * window put full screen); those that follow within kResizeSettleMs (a
+   * window being dragged) wait until the size holds still, so the
+   * applications are not asked to redraw at every step. */
   if (resize_timer)
     g_source_remove (resize_timer);
+  else
+    apply_requested_size ();
   resize_timer = g_timeout_add (kResizeSettleMs, [] (gpointer data) -> gboolean {
         Session *s = static_cast<Session *> (data);
         s->resize_timer = 0;
-        if (s->verified && (s->want_w != s->width || s->want_h != s->height)) {
-          s->set_size (s->want_w, s->want_h);
-          if (s->width == s->want_w && s->height == s->want_h) {
-            g_print ("session %d (%s): resized to %dx%d by its client\n", s->id, s->token_name.c_str (), s->width,
-                s->height);
-            s->resizes++;
-            s->host->session_changed (s->id);
-          }
-        }
+        s->apply_requested_size ();
         return G_SOURCE_REMOVE;
       }, this);
 }

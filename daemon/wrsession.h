@@ -92,9 +92,11 @@ struct Session {
   void open_gate ();
   void set_size (int w, int h);
   /* The attached client's screen changed size (its `wayray-resize`
-   * event): the session follows once the size has held still for
-   * kResizeSettleMs. Sizes outside 16..8192 are ignored. */
+   * event): the session follows at once after a quiet spell, else once
+   * the size has held still for kResizeSettleMs. Sizes outside 16..8192
+   * are ignored. */
   void request_size (int w, int h);
+  void apply_requested_size ();
   static constexpr guint kResizeSettleMs = 150;
   guint resize_timer = 0;
   /* The desktop cannot change its screen size once started (weston 10's

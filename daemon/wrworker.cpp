@@ -305,6 +305,8 @@ class Worker : public SessionHost {
     std::string why = desktop_programs_missing (setup.kind);
     if (!why.empty ())
       why = "not installed: " + why;
+    else if (setup.kind == DesktopKind::Sway && getuid () == 0)
+      why = "sway refuses to run as root";
     std::string exec;
     if (why.empty () && desktop.prepare (setup, exec, why)) {
       cfg.session_command = exec;

@@ -82,12 +82,12 @@ class Seat:
             f.write(text)
         return path
 
-    def start(self, command, **relay):
+    def start(self, command, desktop="kiosk", extra="", **relay):
         self.relay = Relay(self.port, **relay)
         with open(self.cfg, "w") as f:
             f.write("[daemon]\nlisten-address=127.0.0.1\nport=%d\npublic-port=%d\ntoken-store=%s/tokens\n"
-                    "runtime-directory=%s/seat\ncontrol-socket=%s/ctl\n[session]\ndesktop=kiosk\ncommand=%s\nkeymap-layout=us\n"
-                    "allow-root=true\n" % (self.port, self.relay.port, self.tmp, self.tmp, self.run, command))
+                    "runtime-directory=%s/seat\ncontrol-socket=%s/ctl\n[session]\ndesktop=%s\ncommand=%s\nkeymap-layout=us\n"
+                    "allow-root=true\n%s" % (self.port, self.relay.port, self.tmp, self.tmp, self.run, desktop, command, extra))
         if os.path.exists(os.path.join(self.tmp, "tokens")):
             os.unlink(os.path.join(self.tmp, "tokens"))
         token = self.ctl("token-add", "bench", "--user", ME).strip()

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""bench-desktop: what a window costs in a desktop session, and how fast a
+session follows its client's screen.
+
+wayrayd with the shipped server-session.pipeline, a headless wayray-client
+at 1280x720 through the counting relay (QUIC on loopback), no sound.
+
+Measured:
+  * a 320x240 animation (the benchmarks' `animation` scene: videotestsrc
+    pattern=ball at 30 fps through waylandsink) as the session command,
+    with desktop=weston (a window of its own size among the desktop) and
+    with the kiosk policy (the window blown up to the whole screen): bytes
+    per second on the link (both ways, UDP payload + 28) and CPU seconds
+    per second of the session's worker (compositing, tiling, encoding) and
+    of the whole session (worker, desktop, application), over 10 s after
+    5 s of warm-up.
+  * resize -> first picture at the new size at the client, desktop=sway
+    and kiosk (weston 10 cannot resize its screen): the client asks for
+    1024x768 and 1280x720 in turn, N times; from sending the request to
+    its first picture of the new size, each after 400 ms of quiet (the
+    session carries out such a request at once; only a burst waits for
+    its 150 ms of settling). Median, p90, max.
+
+Usage: bench-desktop [--resizes N]
+"""
+import argparse
+import os
+import statistics
+import time
+
+from wrbench import Seat, descendants, tree_cpu, cpu_seconds
+
+ANIMATION = ("gst-launch-1.0 -q videotestsrc pattern=ball is-live=true ! "
+             "video/x-raw,width=320,height=240,framerate=30/1 ! waylandsink")
+TERMINAL = "foot --override=cursor.blink=no --override=dpi-aware=no"
+
+
+def animation(desktop):
+    seat = Seat("wayray-bench-desk-")
+    c = seat.start(ANIMATION, desktop=desktop, extra="sound=false\n")
+    try:
+        if not c.expect(r"^first-frame", 30):
+            raise SystemExit("%s: no first frame" % desktop)
+        time.sleep(5)
+        worker = seat.worker_pid()
+        tree = [worker] + descendants(worker)
+        up0, down0, _, _ = seat.relay.counts()
+        w0, t0, s0 = cpu_seconds(worker), tree_cpu(tree), time.monotonic()
+        time.sleep(10)
+        tree = [worker] + descendants(worker)
+        up1, down1, _, _ = seat.relay.counts()
+        w1, t1, s1 = cpu_seconds(worker), tree_cpu(tree), time.monotonic()
+        secs = s1 - s0
+        return ((up1 - up0 + down1 - down0) / secs, (w1 - w0) / secs, (t1 - t0) / secs)
+    finally:
+        seat.stop(c)
+
+
+def resizes(desktop, n):
+    seat = Seat("wayray-bench-resize-")
+    c = seat.start(TERMINAL, desktop=desktop, extra="sound=false\n")
+    times = []
+    try:
+        if not c.expect(r"^first-frame", 30):
+            raise SystemExit("%s: no first frame" % desktop)
+        time.sleep(3)
+        for i in range(n):
+            size = "1024x768" if i % 2 == 0 else "1280x720"
+            c.send("resize " + size)
+            m = c.expect(r"^picture %s ([0-9.]+)" % size, 10)
+            if not m:
+                raise SystemExit("%s: no picture at %s" % (desktop, size))
+            times.append(float(m.group(1)))
+            time.sleep(0.4)
+    finally:
+        seat.stop(c)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--resizes", type=int, default=20)
+    args = ap.parse_args()
+    print("bench-desktop: a 320x240 ball at 30 fps, client 1280x720, QUIC on loopback")
+    rows = {d: animation(d) for d in ("weston", "kiosk")}
+    print("%-8s %12s %14s %14s" % ("desktop", "link kB/s", "worker CPU %", "session CPU %"))
+    for d, (bps, w, t) in rows.items():
+        print("%-8s %12.1f %14.1f %14.1f" % (d, bps / 1000, w * 100, t * 100))
+    wb, kb = rows["weston"][0], rows["kiosk"][0]
+    print("kiosk / weston bytes: %.1fx; worker CPU %.1fx" % (kb / wb if wb else 0,
+                                                              rows["kiosk"][1] / rows["weston"][1] if rows["weston"][1] else 0))
+    print()
+    print("resize -> first picture at the new size (ms), %d resizes each" % args.resizes)
+    for d in ("sway", "kiosk"):
+        if d == "sway" and os.getuid() == 0:
+            print("%-8s skipped: sway refuses to run as root (run the benchmark as another user)" % d)
+            continue
+        t = sorted(resizes(d, args.resizes))
+        print("%-8s median %6.1f  p90 %6.1f  max %6.1f" % (d, statistics.median(t), t[int(len(t) * 0.9) - 1], t[-1]))
+
+
+if __name__ == "__main__":
+    main()
