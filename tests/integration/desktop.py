@@ -155,7 +155,19 @@ def processes_of(pw, comm):
     return [int(p) for p in out]
 
 
-def desktop_session(tmp, pw, pam_dir, port, desktop):
+def display_of(pid):
+    """DISPLAY in the environment of process @pid."""
+    try:
+        env = open("/proc/%d/environ" % pid, "rb").read().split(b"\0")
+    except OSError:
+        return ""
+    for e in env:
+        if e.startswith(b"DISPLAY="):
+            return e[8:].decode()
+    return ""
+
+
+def desktop_session(tmp, pw, pam_dir, port, desktop, other):
     """One desktop's whole story, as user @pw."""
     seat = Seat(tmp, desktop, port, desktop, pw, pam_dir)
     try:
@@ -233,6 +245,12 @@ def desktop_session(tmp, pw, pam_dir, port, desktop):
             return p and box_of(p, GREEN)[0] > 100 * 50
 
         check("%s: the X11 window is in the client's picture" % desktop, wait_for(green, 20, 0.5))
+        xterms = processes_of(pw, "xterm")
+        display = display_of(xterms[0]) if xterms else ""
+        stranger = run(["runuser", "-u", other.pw_name, "--", "env", "DISPLAY=" + display, "xdpyinfo"], timeout=20)
+        check("%s: another user cannot connect to the session's Xwayland (%s)" % (desktop, display),
+              display != "" and stranger.returncode != 0 and "Authorization required" in stranger.stderr,
+              stranger.stderr[-300:])
         time.sleep(0.5)
         out = type_and_wait(c, pw, "from-x11-OK", "x11", "from-x11")
         check("%s: the X11 window takes what is typed" % desktop, out.strip() == "from-x11-OK", repr(out))
@@ -373,14 +391,14 @@ def main():
     try:
         open_path([accounts.BUILD, os.path.join(accounts.SOURCE, "pipelines")], changed)
         configuration(tmp)
-        make_users(tag, "d", users)
+        make_users(tag, "do", users)
         pam_dir = os.path.join(tmp, "pam.d")
         os.mkdir(pam_dir, 0o755)
         with open(os.path.join(pam_dir, accounts.PAM_SERVICE), "w") as f:
             f.write("auth required pam_unix.so\naccount required pam_unix.so\nsession required pam_permit.so\nsession optional pam_systemd.so\n")
         for i, desktop in enumerate(("weston", "sway")):
             if not only or desktop in only:
-                desktop_session(tmp, users["d"], pam_dir, port + i * 3, desktop)
+                desktop_session(tmp, users["d"], pam_dir, port + i * 3, desktop, users["o"])
         if not only or "kiosk" in only:
             kiosk_session(tmp, users["d"], pam_dir, port + 6)
     finally:
