@@ -22,6 +22,7 @@
 #include "config.h"
 #include "wrcodecs.h"
 #include "wraudio.h"
+#include "wrclipboard.h"
 #include "wrkeymap.h"
 #include "wrechowatch.h"
 #include "wrcontrol.h"
@@ -81,6 +82,14 @@ struct Client {
 
   /* Session. */
   GstElement *session = nullptr, *sink = nullptr, *ticket_src = nullptr;
+  /* The clipboard with the session (its `clipboard` stream both ways),
+   * and, headless, this end's own selections: text or a file's bytes. */
+  GstElement *clip_src = nullptr;
+  ClipboardLink clip;
+  struct LocalSelection {
+    std::string type;
+    std::string bytes;
+  } local_selection[2];
   /* The pipeline file's valves named gate*: open while attached. */
   std::vector<GstElement *> gates;
 
@@ -355,6 +364,8 @@ Client::stop_session ()
     sink = nullptr;
   }
   ticket_src = nullptr;
+  clip_src = nullptr;
+  clip.reset ();
   for (GstElement *g : gates)
     gst_object_unref (g);
   gates.clear ();
@@ -590,6 +601,7 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
         g_source_remove (c->admit_timeout);
       c->admit_timeout = 0;
       c->show_status ("");
+      c->clip.resend ();
       c->state ("state attached session-port=" + std::to_string (c->session_port) +
           " new=" + (c->new_session ? "1" : "0") + " size=" + std::to_string (c->width) + "x" +
           std::to_string (c->height));
@@ -714,11 +726,31 @@ Client::start_session ()
   if (!known_hosts.empty ())
     g_object_set (qsink, "known-hosts-file", known_hosts.c_str (), nullptr);
   GstElement *notices = control_sink_new (nullptr);
-  gst_bin_add_many (GST_BIN (session), ticket_src, qsink, notices, nullptr);
+  clip_src = control_source_new (nullptr, WAYRAY_CLIPBOARD_CAPS);
+  GstElement *clip_in = control_sink_new (nullptr, 0);
+  gst_bin_add_many (GST_BIN (session), ticket_src, qsink, notices, clip_src, clip_in, nullptr);
   link_to_stream (ticket_src, qsink, "ticket");
+  link_to_stream (clip_src, qsink, "clipboard");
+  g_object_set_data (G_OBJECT (net), "wayray-clipboard-in", clip_in);
   g_signal_connect (net, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
-        link_stream_pad (el, pad, "notice", GST_ELEMENT (data));
+        auto *clip = static_cast<GstElement *> (g_object_get_data (G_OBJECT (el), "wayray-clipboard-in"));
+        link_stream_pad (el, pad, { { "notice", GST_ELEMENT (data) }, { "clipboard", clip } });
       }), notices);
+  g_signal_connect (clip_in, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
+        GstSample *sample = gst_app_sink_pull_sample (s);
+        GstBuffer *buf = sample ? gst_buffer_ref (gst_sample_get_buffer (sample)) : nullptr;
+        if (sample)
+          gst_sample_unref (sample);
+        Client *c = static_cast<Client *> (data);
+        run_on_main ([c, buf] {
+              /* What the session says counts once it admitted us. */
+              if (buf && c->attached && !c->clip.receive (buf))
+                g_printerr ("wayray-client: a malformed clipboard message was dropped\n");
+              if (buf)
+                gst_buffer_unref (buf);
+            });
+        return GST_FLOW_OK;
+      }), this);
   gst_object_unref (net);
   g_signal_connect (notices, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
         GstStructure *msg = control_message_pull (s);
@@ -904,6 +936,100 @@ send_screen_size (Client *c, int w, int h)
           gst_structure_new ("wayray-resize", "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr)));
 }
 
+/* "\n" in a command's text is a newline, and back for answers. */
+static std::string
+unescape_newlines (const std::string &s)
+{
+  std::string out;
+  for (size_t i = 0; i < s.size (); i++) {
+    if (s[i] == '\\' && i + 1 < s.size () && s[i + 1] == 'n') {
+      out += '\n';
+      i++;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+static std::string
+escape_newlines (const std::string &s)
+{
+  std::string out;
+  for (char ch : s)
+    out += ch == '\n' ? std::string ("\\n") : std::string (1, ch);
+  return out;
+}
+
+/* Headless clipboard commands (docs/wayray-client.md):
+ *   clipboard-set TEXT, primary-set TEXT      this end's selection is TEXT
+ *   clipboard-set-file TYPE FILE              ... FILE's bytes as TYPE
+ *   clipboard-get, primary-get                paste the session's as text
+ *   clipboard-get-file TYPE FILE              ... as TYPE into FILE */
+static void
+clipboard_command (Client *c, const std::string &line)
+{
+  Selection sel = line.rfind ("primary-", 0) == 0 ? Selection::Primary : Selection::Clipboard;
+  const std::string name = selection_name (sel);
+  const std::string verb = line.substr (line.find ('-') + 1);
+  auto set = [c, sel, name] (const std::string &type, const std::string &bytes) {
+    c->local_selection[(int) sel] = { type, bytes };
+    c->clip.local_offered (sel, { type });
+    g_print ("%s-set\n", name.c_str ());
+  };
+  if (verb.rfind ("set ", 0) == 0) {
+    set (kClipboardText, unescape_newlines (verb.substr (4)));
+  } else if (verb.rfind ("set-file ", 0) == 0 || verb.rfind ("get-file ", 0) == 0) {
+    gchar **parts = g_strsplit (verb.c_str () + 9, " ", 2);
+    std::string type = parts[0] ? parts[0] : "", path = parts[0] && parts[1] ? parts[1] : "";
+    g_strfreev (parts);
+    if ((type != kClipboardText && type != kClipboardPng) || path.empty ()) {
+      g_print ("error: %s-%s TYPE FILE (TYPE %s or %s)\n", name.c_str (), verb.substr (0, 8).c_str (),
+          kClipboardText, kClipboardPng);
+      return;
+    }
+    if (verb[0] == 's') {
+      gchar *data = nullptr;
+      gsize len = 0;
+      if (!g_file_get_contents (path.c_str (), &data, &len, nullptr) || len > kClipboardMaxBytes) {
+        g_print ("%s-error cannot read %s (or larger than %u MiB)\n", name.c_str (), path.c_str (),
+            (guint) (kClipboardMaxBytes >> 20));
+        g_free (data);
+        return;
+      }
+      set (type, std::string (data, len));
+      g_free (data);
+      return;
+    }
+    c->clip.fetch (sel, type, [name, path] (GBytes *data, const std::string &error) {
+          gsize len = 0;
+          const gchar *bytes = data ? (const gchar *) g_bytes_get_data (data, &len) : nullptr;
+          if (!data)
+            g_print ("%s-error %s\n", name.c_str (), error.c_str ());
+          else if (!g_file_set_contents (path.c_str (), bytes ? bytes : "", len, nullptr))
+            g_print ("%s-error cannot write %s\n", name.c_str (), path.c_str ());
+          else
+            g_print ("%s-file %" G_GSIZE_FORMAT "\n", name.c_str (), len);
+          if (data)
+            g_bytes_unref (data);
+        });
+  } else if (verb == "get") {
+    c->clip.fetch (sel, kClipboardText, [name] (GBytes *data, const std::string &error) {
+          if (!data) {
+            g_print ("%s-error %s\n", name.c_str (), error.c_str ());
+            return;
+          }
+          gsize len = 0;
+          const gchar *bytes = (const gchar *) g_bytes_get_data (data, &len);
+          std::string text (bytes ? bytes : "", len);
+          g_bytes_unref (data);
+          g_print ("%s %s\n", name.c_str (), escape_newlines (text).c_str ());
+        });
+  } else {
+    g_print ("error: unknown command '%s'\n", line.c_str ());
+  }
+}
+
 static void
 handle_command (Client *c, const std::string &line)
 {
@@ -945,6 +1071,8 @@ handle_command (Client *c, const std::string &line)
       gst_element_send_event (c->sink, gst_navigation_event_new_mouse_button_release (1, x, y, (GstNavigationModifierType) 0));
     }
     g_print ("clicked\n");
+  } else if (line.rfind ("clipboard-", 0) == 0 || line.rfind ("primary-", 0) == 0) {
+    clipboard_command (c, line);
   } else if (line.rfind ("keycode ", 0) == 0) {
     /* A key by its place on the keyboard (evdev code), as the console's
      * keyboard sends it: the session's keymap says what it means. */
@@ -1105,6 +1233,30 @@ main (int argc, char **argv)
   g_option_context_free (ctx);
 
   Client c;
+  /* The clipboard: the session's side comes over its stream; this end's,
+   * headless, is what the commands set. */
+  c.clip.send = [&c] (GstBuffer *buf) {
+    if (c.clip_src)
+      gst_app_src_push_buffer (GST_APP_SRC (c.clip_src), buf);
+    else
+      gst_buffer_unref (buf);
+  };
+  c.clip.peer_offered = [&c] (Selection sel, const std::vector<std::string> &types) {
+    if (!c.headless)
+      return;
+    std::string list;
+    for (const std::string &t : types)
+      list += (list.empty () ? "" : ",") + t;
+    g_print ("%s-offer %s\n", selection_name (sel), list.empty () ? "(none)" : list.c_str ());
+  };
+  c.clip.read_local = [&c] (Selection sel, const std::string &type, ClipboardLink::Done done) {
+    const Client::LocalSelection &l = c.local_selection[(int) sel];
+    if (l.type != type) {
+      done (nullptr, "not held here");
+      return;
+    }
+    done (g_bytes_new (l.bytes.data (), l.bytes.size ()), "");
+  };
   the_client = &c;
   std::string target = argv[1];
   size_t colon = target.rfind (':');

@@ -33,21 +33,21 @@ control_message_parse (GstBuffer *buf)
 }
 
 GstElement *
-control_source_new (const char *name)
+control_source_new (const char *name, const char *caps_string)
 {
   GstElement *src = gst_element_factory_make ("appsrc", name);
-  GstCaps *caps = gst_caps_from_string (WAYRAY_CONTROL_CAPS);
+  GstCaps *caps = gst_caps_from_string (caps_string);
   g_object_set (src, "caps", caps, "format", GST_FORMAT_TIME, "is-live", TRUE, "do-timestamp", TRUE, nullptr);
   gst_caps_unref (caps);
   return src;
 }
 
 GstElement *
-control_sink_new (const char *name)
+control_sink_new (const char *name, guint max_buffers)
 {
   GstElement *sink = gst_element_factory_make ("appsink", name);
-  g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", 4, "drop", TRUE,
-      nullptr);
+  g_object_set (sink, "emit-signals", TRUE, "sync", FALSE, "async", FALSE, "max-buffers", max_buffers, "drop",
+      max_buffers > 0, nullptr);
   /* A peer ending its stream (EOS) must not end the sink for the next
    * connection on the same stream name. */
   GstPad *pad = gst_element_get_static_pad (sink, "sink");
@@ -87,18 +87,41 @@ ensure_connection_meta ()
 }
 
 void
+buffer_set_connection (GstBuffer *buf, guint64 conn_id)
+{
+  ensure_connection_meta ();
+  GstCustomMeta *m = gst_buffer_add_custom_meta (buf, CONNECTION_META);
+  if (m) {
+    GstStructure *st = gst_custom_meta_get_structure (m);
+    gst_structure_set_name (st, "wayray-connection");
+    gst_structure_set (st, "id", G_TYPE_UINT64, conn_id, nullptr);
+  }
+}
+
+MessageOrigin
+buffer_origin (GstBuffer *buf)
+{
+  MessageOrigin origin;
+  ensure_connection_meta ();
+  GstCustomMeta *m = buf ? gst_buffer_get_custom_meta (buf, CONNECTION_META) : nullptr;
+  if (m) {
+    const GstStructure *st = gst_custom_meta_get_structure (m);
+    gst_structure_get_uint64 (st, "id", &origin.conn_id);
+    const gchar *peer = gst_structure_get_string (st, "peer");
+    origin.peer = peer ? peer : "";
+    gboolean admitted = FALSE;
+    gst_structure_get_boolean (st, "admitted", &admitted);
+    origin.admitted = admitted;
+  }
+  return origin;
+}
+
+void
 control_source_push (GstElement *appsrc, GstStructure *msg, guint64 conn_id)
 {
   GstBuffer *buf = control_message_new (msg);
-  if (conn_id) {
-    ensure_connection_meta ();
-    GstCustomMeta *m = gst_buffer_add_custom_meta (buf, CONNECTION_META);
-    if (m) {
-      GstStructure *st = gst_custom_meta_get_structure (m);
-      gst_structure_set_name (st, "wayray-connection");
-      gst_structure_set (st, "id", G_TYPE_UINT64, conn_id, nullptr);
-    }
-  }
+  if (conn_id)
+    buffer_set_connection (buf, conn_id);
   gst_app_src_push_buffer (GST_APP_SRC (appsrc), buf);
   gst_structure_free (msg);
 }
@@ -110,20 +133,8 @@ control_message_pull (GstAppSink *sink, MessageOrigin *origin)
   if (!sample)
     return nullptr;
   GstBuffer *buf = gst_sample_get_buffer (sample);
-  if (origin) {
-    *origin = MessageOrigin ();
-    ensure_connection_meta ();
-    GstCustomMeta *m = buf ? gst_buffer_get_custom_meta (buf, CONNECTION_META) : nullptr;
-    if (m) {
-      const GstStructure *st = gst_custom_meta_get_structure (m);
-      gst_structure_get_uint64 (st, "id", &origin->conn_id);
-      const gchar *peer = gst_structure_get_string (st, "peer");
-      origin->peer = peer ? peer : "";
-      gboolean admitted = FALSE;
-      gst_structure_get_boolean (st, "admitted", &admitted);
-      origin->admitted = admitted;
-    }
-  }
+  if (origin)
+    *origin = buffer_origin (buf);
   GstStructure *s = buf ? control_message_parse (buf) : nullptr;
   gst_sample_unref (sample);
   return s;
@@ -132,11 +143,20 @@ control_message_pull (GstAppSink *sink, MessageOrigin *origin)
 void
 link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target)
 {
+  link_stream_pad (quicsrc, pad, { { want, target } });
+}
+
+void
+link_stream_pad (GstElement *quicsrc, GstPad *pad, std::initializer_list<std::pair<const char *, GstElement *>> targets)
+{
   if (gst_pad_is_linked (pad))
     return;
   GstElement *bin = GST_ELEMENT (gst_object_get_parent (GST_OBJECT (quicsrc)));
-  GstElement *to = target;
-  if (g_strcmp0 (GST_PAD_NAME (pad), want) != 0) {
+  GstElement *to = nullptr;
+  for (const auto &t : targets)
+    if (t.second && g_strcmp0 (GST_PAD_NAME (pad), t.first) == 0)
+      to = t.second;
+  if (!to) {
     to = gst_element_factory_make ("fakesink", nullptr);
     g_object_set (to, "sync", FALSE, "async", FALSE, nullptr);
     gst_bin_add (GST_BIN (bin), to);

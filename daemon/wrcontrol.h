@@ -10,7 +10,9 @@
 #include <gst/gst.h>
 
 #include <functional>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 namespace wayray {
 
@@ -23,15 +25,16 @@ GstBuffer *control_message_new (const GstStructure *s);
  * not a structure). */
 GstStructure *control_message_parse (GstBuffer *buf);
 
-/* A live appsrc with the control caps, for sending messages. */
-GstElement *control_source_new (const char *name);
+/* A live appsrc with the control caps (or @caps), for sending messages. */
+GstElement *control_source_new (const char *name, const char *caps = WAYRAY_CONTROL_CAPS);
 /* Pushes @msg (taking it) into a control_source_new () element; with a
  * @conn_id, the quicsink sends it on that connection only (the answer to a
  * hello goes to the connection that sent it). */
 void control_source_push (GstElement *appsrc, GstStructure *msg, guint64 conn_id = 0);
 /* An appsink for control messages, emitting "new-sample"; a peer's EOS
- * does not end it. */
-GstElement *control_sink_new (const char *name);
+ * does not end it. It keeps @max_buffers at most, dropping the oldest
+ * (0: every message is kept until pulled). */
+GstElement *control_sink_new (const char *name, guint max_buffers = 4);
 /* Links @src to a new request pad of @quicsink named @stream. */
 bool link_to_stream (GstElement *src, GstElement *quicsink, const char *stream);
 /* Where a message came from: the quic elements' connection (server side). */
@@ -40,6 +43,10 @@ struct MessageOrigin {
   std::string peer;      /* "ADDRESS:PORT" */
   bool admitted = false;
 };
+/* Where @buf came from (the quic elements' connection meta). */
+MessageOrigin buffer_origin (GstBuffer *buf);
+/* Sends @buf on connection @conn_id only (a quicsink serving several). */
+void buffer_set_connection (GstBuffer *buf, guint64 conn_id);
 /* Pulls and parses one message from an appsink; NULL if malformed.
  * @origin (optional) is filled either way. */
 GstStructure *control_message_pull (GstAppSink *sink, MessageOrigin *origin = nullptr);
@@ -50,6 +57,10 @@ GstStructure *control_message_pull (GstAppSink *sink, MessageOrigin *origin = nu
  * already linked, and drains any other stream into a fakesink so an
  * unexpected stream cannot stall or fail the pipeline. */
 void link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstElement *target);
+/* The same for several streams (a quicsrc's one handler): each named
+ * stream to its target (NULL targets count as absent). */
+void link_stream_pad (GstElement *quicsrc, GstPad *pad,
+    std::initializer_list<std::pair<const char *, GstElement *>> targets);
 
 /* What a client sends on the session port instead of the bare ticket:
  * hex SHA-256 of the token followed by the ticket. A ticket that reached

@@ -241,6 +241,7 @@ Session::attach ()
 {
   set_size (pending_w, pending_h);
   set_keymap (pending_keymap);
+  clipboard.attach (admitted_conn);
   client = pending_client;
   attaches++;
   /* Video only for a client whose decoder takes what this session's
@@ -261,7 +262,8 @@ Session::attach ()
 static void
 on_netin_pad (GstElement *netin, GstPad *pad, gpointer data)
 {
-  link_stream_pad (netin, pad, "ticket", static_cast<Session *> (data)->ticket_sink);
+  Session *s = static_cast<Session *> (data);
+  link_stream_pad (netin, pad, { { "ticket", s->ticket_sink }, { "clipboard", s->clipboard.sink () } });
 }
 
 static GstPadProbeReturn
@@ -359,6 +361,7 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
           g_print ("session %d (%s): %s detached (%s); the session keeps running\n", id,
               s->token_name.c_str (), s->client.c_str (), reason ? reason : "disconnected");
           s->client.clear ();
+          s->clipboard.detach ();
         }
         host->session_changed (id);
       }
@@ -404,6 +407,8 @@ Session::start (GError **error)
     return false;
   }
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
+  if (!clipboard.start (pipeline, src, net))
+    g_printerr ("session %d: no clipboard (%s has no selection signals)\n", id, GST_OBJECT_NAME (src));
   /* The session's connections wait for admission: only a ticket's. They
    * reach it on the seat's port, through the router's relay. */
   for (GstElement *e : { net, netin }) {
@@ -525,6 +530,7 @@ Session::detach (const std::string &reason)
   close_gate (reason.c_str ());
   pending_ticket.clear ();
   client.clear ();
+  clipboard.detach ();
   host->session_changed (id);
 }
 

@@ -10,6 +10,7 @@
 
 #include "wrcontrol.h"
 #include "wrdaemon.h"
+#include "wrsessionclipboard.h"
 #include "wrvideorate.h"
 
 #include <gst/gst.h>
@@ -59,6 +60,7 @@ struct Session {
   GstElement *ctl = nullptr, *ticket_sink = nullptr;
   guint bus_watch = 0;
   VideoRate video_rate;         /* the encoder's bitrate, when there is video */
+  SessionClipboard clipboard;   /* with the attached client */
 
   /* Attachment, main thread only (except `verified`, read by probes). */
   std::string pending_ticket;

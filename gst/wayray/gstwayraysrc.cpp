@@ -91,6 +91,18 @@ enum
   PROP_EXEC_PID,
 };
 
+enum
+{
+  SIGNAL_SELECTION_CHANGED,
+  SIGNAL_SELECTION_READ,
+  SIGNAL_SELECTION_WANTED,
+  SIGNAL_OFFER_SELECTION,
+  SIGNAL_READ_SELECTION,
+  SIGNAL_SELECTION_DATA,
+  N_SIGNALS
+};
+static guint signals[N_SIGNALS];
+
 typedef enum
 {
   GST_WAYRAY_RENDERER_AUTO,
@@ -177,6 +189,10 @@ struct _GstWayraySrc
 
 #define gst_wayray_src_parent_class parent_class
 G_DEFINE_TYPE (GstWayraySrc, gst_wayray_src, GST_TYPE_PUSH_SRC);
+
+static void gst_wayray_src_offer_selection (GstWayraySrc * self, gint sel, const gchar * const *types);
+static guint gst_wayray_src_read_selection (GstWayraySrc * self, gint sel, const gchar * type);
+static void gst_wayray_src_selection_data (GstWayraySrc * self, guint request, GBytes * data);
 GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (wayraysrc, "wayraysrc", GST_RANK_NONE,
     GST_TYPE_WAYRAY_SRC, GST_DEBUG_CATEGORY_INIT (gst_wayray_src_debug, "wayraysrc", 0,
         "WayRay session compositor source"));
@@ -289,8 +305,55 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
   basesrc_class->negotiate = GST_DEBUG_FUNCPTR (gst_wayray_src_negotiate);
   pushsrc_class->create = GST_DEBUG_FUNCPTR (gst_wayray_src_create);
 
+  /* The session's selections (docs/wayraysrc.md, "Clipboard"); 0 is the
+   * clipboard, 1 the primary selection. The notifications come from the
+   * compositor thread. */
+  signals[SIGNAL_SELECTION_CHANGED] = g_signal_new ("selection-changed", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_INT, G_TYPE_STRV);
+  signals[SIGNAL_SELECTION_READ] = g_signal_new ("selection-read", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr, G_TYPE_NONE, 3, G_TYPE_UINT, G_TYPE_BYTES, G_TYPE_STRING);
+  signals[SIGNAL_SELECTION_WANTED] = g_signal_new ("selection-wanted", G_TYPE_FROM_CLASS (klass),
+      G_SIGNAL_RUN_LAST, 0, nullptr, nullptr, nullptr, G_TYPE_NONE, 3, G_TYPE_INT, G_TYPE_STRING, G_TYPE_UINT);
+  signals[SIGNAL_OFFER_SELECTION] = g_signal_new_class_handler ("offer-selection", G_TYPE_FROM_CLASS (klass),
+      (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), G_CALLBACK (gst_wayray_src_offer_selection), nullptr,
+      nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_INT, G_TYPE_STRV);
+  signals[SIGNAL_READ_SELECTION] = g_signal_new_class_handler ("read-selection", G_TYPE_FROM_CLASS (klass),
+      (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), G_CALLBACK (gst_wayray_src_read_selection), nullptr,
+      nullptr, nullptr, G_TYPE_UINT, 2, G_TYPE_INT, G_TYPE_STRING);
+  signals[SIGNAL_SELECTION_DATA] = g_signal_new_class_handler ("selection-data", G_TYPE_FROM_CLASS (klass),
+      (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION), G_CALLBACK (gst_wayray_src_selection_data), nullptr,
+      nullptr, nullptr, G_TYPE_NONE, 2, G_TYPE_UINT, G_TYPE_BYTES);
+
   gst_type_mark_as_plugin_api (GST_TYPE_WAYRAY_RENDERER, (GstPluginAPIFlags) 0);
   gst_wayray_damage_meta_get_info ();
+}
+
+static void
+gst_wayray_src_offer_selection (GstWayraySrc * self, gint sel, const gchar * const *types)
+{
+  std::vector<std::string> list;
+  for (; types && *types; types++)
+    list.push_back (*types);
+  std::lock_guard<std::mutex> g (self->priv->prop_lock);
+  if (self->priv->compositor)
+    self->priv->compositor->offer_selection (sel, list);
+}
+
+static guint
+gst_wayray_src_read_selection (GstWayraySrc * self, gint sel, const gchar * type)
+{
+  std::lock_guard<std::mutex> g (self->priv->prop_lock);
+  if (!self->priv->compositor || !type)
+    return 0;
+  return self->priv->compositor->read_selection (sel, type);
+}
+
+static void
+gst_wayray_src_selection_data (GstWayraySrc * self, guint request, GBytes * data)
+{
+  std::lock_guard<std::mutex> g (self->priv->prop_lock);
+  if (self->priv->compositor)
+    self->priv->compositor->provide_selection (request, data);
 }
 
 static void
@@ -541,6 +604,22 @@ gst_wayray_src_start (GstBaseSrc * bsrc)
       gst_structure_set (s, "exit-code", G_TYPE_INT, WEXITSTATUS (status), nullptr);
     GST_INFO_OBJECT (self, "session command (pid %d) ended with status %d", pid, status);
     gst_element_post_message (GST_ELEMENT (self), gst_message_new_element (GST_OBJECT (self), s));
+  };
+
+  cb.selection_changed = [self] (int sel, const std::vector<std::string> &types) {
+    std::vector<const gchar *> strv;
+    for (const std::string &t : types)
+      strv.push_back (t.c_str ());
+    strv.push_back (nullptr);
+    g_signal_emit (self, signals[SIGNAL_SELECTION_CHANGED], 0, sel, strv.data ());
+  };
+  cb.selection_read = [self] (guint request, GBytes *data, const std::string &error) {
+    g_signal_emit (self, signals[SIGNAL_SELECTION_READ], 0, request, data, data ? nullptr : error.c_str ());
+    if (data)
+      g_bytes_unref (data);
+  };
+  cb.selection_wanted = [self] (int sel, const std::string &type, guint request) {
+    g_signal_emit (self, signals[SIGNAL_SELECTION_WANTED], 0, sel, type.c_str (), request);
   };
 
   auto compositor = std::make_unique<wayray::Compositor> (GST_OBJECT (self), config, cb);

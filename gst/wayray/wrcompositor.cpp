@@ -166,6 +166,26 @@ Compositor::Impl::setup ()
     auto ev = static_cast<wlr_seat_request_set_selection_event *> (data);
     wlr_seat_set_selection (seat, ev->source, ev->serial);
   });
+  /* The selections as the element shows them to the outside (and the
+   * primary selection protocol for the applications). */
+  Selections::Callbacks scb;
+  scb.changed = [this] (int sel, const std::vector<std::string> &types) {
+    if (cb.selection_changed)
+      cb.selection_changed (sel, types);
+  };
+  scb.read_done = [this] (guint request, GBytes *data, const std::string &error) {
+    if (cb.selection_read)
+      cb.selection_read (request, data, error);
+    else if (data)
+      g_bytes_unref (data);
+  };
+  scb.wanted = [this] (int sel, const std::string &type, guint request) {
+    if (cb.selection_wanted)
+      cb.selection_wanted (sel, type, request);
+    else
+      selections->provide (request, nullptr);
+  };
+  selections = std::make_unique<Selections> (display, seat, std::move (scb));
 
   xcursor_manager = wlr_xcursor_manager_create (nullptr, 24);
   wlr_xcursor_manager_load (xcursor_manager, 1);
@@ -224,6 +244,7 @@ Compositor::Impl::teardown ()
   output_frame.disconnect ();
   request_set_cursor.disconnect ();
   request_set_selection.disconnect ();
+  selections.reset ();
   cursor_surface_commit.disconnect ();
   cursor_surface_destroy.disconnect ();
   for (View *v : views)
@@ -459,6 +480,45 @@ Compositor::key_by_name (const std::string &name, bool pressed)
 {
   Impl *p = impl_.get ();
   p->post ([p, name, pressed] { p->key_by_name (name, pressed); });
+}
+
+void
+Compositor::offer_selection (int sel, const std::vector<std::string> &types)
+{
+  Impl *p = impl_.get ();
+  p->post ([p, sel, types] {
+    if (p->selections)
+      p->selections->offer (sel, types);
+  });
+}
+
+guint
+Compositor::read_selection (int sel, const std::string &type)
+{
+  Impl *p = impl_.get ();
+  guint id = p->next_read_id++;
+  if (id >= Selections::kWriteIds) {
+    p->next_read_id = 1;
+    id = p->next_read_id++;
+  }
+  p->post ([p, id, sel, type] {
+    if (p->selections)
+      p->selections->read (id, sel, type);
+  });
+  return id;
+}
+
+void
+Compositor::provide_selection (guint request, GBytes *data)
+{
+  Impl *p = impl_.get ();
+  GBytes *ref = data ? g_bytes_ref (data) : nullptr;
+  p->post ([p, request, ref] {
+    if (p->selections)
+      p->selections->provide (request, ref);
+    if (ref)
+      g_bytes_unref (ref);
+  });
 }
 
 }  // namespace wayray

@@ -57,6 +57,13 @@ struct CompositorCallbacks {
    * the compositor then draws nothing new and holds the applications'
    * frame callbacks (they draw nothing either) until frame_taken (). */
   std::function<bool ()> busy;
+  /* The selections (0: clipboard, 1: primary; see wrselection.h): an
+   * application set one offering @types (empty: none); a read finished
+   * (@data owned by the callee, or @error); an application pastes the
+   * outside's offer as @type (answer with provide_selection). */
+  std::function<void (int sel, const std::vector<std::string> &types)> selection_changed;
+  std::function<void (guint request, GBytes *data, const std::string &error)> selection_read;
+  std::function<void (int sel, const std::string &type, guint request)> selection_wanted;
 };
 
 class Compositor {
@@ -87,6 +94,13 @@ class Compositor {
   void pointer_axis (double dx, double dy);
   void key (guint32 evdev_keycode, bool pressed);
   void key_by_name (const std::string &keysym_name, bool pressed);
+  /* Selections, carried out on the compositor thread: the outside offers
+   * @types as selection @sel (empty: nothing); read the applications'
+   * selection (the answer comes to selection_read with the id returned);
+   * the bytes for a paste (NULL: it failed). */
+  void offer_selection (int sel, const std::vector<std::string> &types);
+  guint read_selection (int sel, const std::string &type);
+  void provide_selection (guint request, GBytes *data);
   /* A new keymap for the session keyboard (the client's layout); a
    * keymap that does not compile is logged and the old one stays. */
   void set_keymap (const std::string &layout, const std::string &variant, const std::string &options,

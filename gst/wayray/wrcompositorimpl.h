@@ -13,6 +13,7 @@
  *   wrseat.cpp        keyboard, keymap, pointer, input injection
  *   wrcursor.cpp      cursor images
  *   wrexec.cpp        the session command's process group
+ *   wrselection.cpp   the clipboard and primary selection (its own class)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -20,12 +21,14 @@
 
 #include "wrcompositor.h"
 
+#include "wrselection.h"
 #include "wrwlroots.h"
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -101,6 +104,8 @@ struct Compositor::Impl {
   wlr_scene_output *scene_output = nullptr;
   wlr_xdg_shell *xdg_shell = nullptr;
   wlr_seat *seat = nullptr;
+  std::unique_ptr<Selections> selections;   /* wrselection.cpp */
+  std::atomic<guint> next_read_id { 1 };
   wlr_input_device *keyboard_dev = nullptr;
   wlr_xcursor_manager *xcursor_manager = nullptr;
   wlr_presentation *presentation = nullptr;
