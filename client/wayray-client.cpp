@@ -1023,7 +1023,11 @@ clipboard_command (Client *c, const std::string &line)
           const gchar *bytes = (const gchar *) g_bytes_get_data (data, &len);
           std::string text (bytes ? bytes : "", len);
           g_bytes_unref (data);
-          g_print ("%s %s\n", name.c_str (), escape_newlines (text).c_str ());
+          /* The bytes as they are (g_print would convert them to the
+           * locale's character set). */
+          std::string line = name + " " + escape_newlines (text) + "\n";
+          fwrite (line.data (), 1, line.size (), stdout);
+          fflush (stdout);
         });
   } else {
     g_print ("error: unknown command '%s'\n", line.c_str ());

@@ -322,6 +322,107 @@ def configuration(tmp):
           out.returncode == 2 and "keymap-layout 'us;rm' (variant '', options '') is not made of XKB names" in out.stderr, out.stderr)
 
 
+def clipboard_checks(seat, c, tmp, pw):
+    """The clipboard and primary selection both ways between the session
+    (wl-copy, wl-paste in it, as its user) and the headless client: text,
+    PNG, the size limit, and nothing of the client's left after it goes."""
+    rows = seat.sessions()
+    sock = rows[0].get("socket", "") if rows else ""
+    senv = {"PATH": "/usr/bin:/bin", "WAYLAND_DISPLAY": sock, "HOME": pw.pw_dir}
+
+    def in_session(args, **kw):
+        return run(["runuser", "-u", pw.pw_name, "--", "env"] + ["%s=%s" % kv for kv in senv.items()] + args,
+                   **kw)
+
+    def copy_in_session(args, data):
+        # wl-copy stays to serve pastes; it goes when something else is copied.
+        p = subprocess.Popen(["runuser", "-u", pw.pw_name, "--", "env"] + ["%s=%s" % kv for kv in senv.items()]
+                             + ["wl-copy"] + args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        p.stdin.write(data)
+        p.stdin.close()
+        return p
+
+    text = "grüße, κόσμε\\nsecond line"
+    c.send("clipboard-set " + text)
+    c.expect("^clipboard-set$", 5)
+    got = None
+    for _ in range(20):
+        out = in_session(["wl-paste", "-n"])
+        if out.returncode == 0:
+            got = out.stdout
+            break
+        time.sleep(0.2)
+    check("clipboard: the client's text (UTF-8, two lines) pastes in the session",
+          got == "grüße, κόσμε\nsecond line", repr(got))
+    c.send("primary-set primary-from-client")
+    c.expect("^primary-set$", 5)
+    time.sleep(0.3)
+    out = in_session(["wl-paste", "-n", "--primary"])
+    check("primary selection: the client's pastes in the session", out.stdout == "primary-from-client",
+          out.stdout + out.stderr)
+
+    copiers = [copy_in_session([], "from the session, ünïcode\n".encode())]
+    check("clipboard: a copy in the session is offered to the client (types only)",
+          c.expect(r"^clipboard-offer text/plain;charset=utf-8$", 10) is not None, c.out()[-300:])
+    c.send("clipboard-get")
+    m = c.expect(r"^clipboard (.*)$", 15)
+    check("clipboard: the client pastes the session's text", m and m.group(1) == "from the session, ünïcode\\n",
+          c.out()[-300:])
+    copiers.append(copy_in_session(["--primary"], b"primary-from-session"))
+    c.expect(r"^primary-offer ", 10)
+    c.send("primary-get")
+    m = c.expect(r"^primary (.*)$", 15)
+    check("primary selection: the client pastes the session's", m and m.group(1) == "primary-from-session",
+          c.out()[-300:])
+
+    # A PNG both ways, byte for byte.
+    png = os.path.join(tmp, "pixel.png")
+    subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=1", "pattern=smpte", "!",
+                    "video/x-raw,width=64,height=48", "!", "pngenc", "!", "filesink", "location=" + png], check=True)
+    want = open(png, "rb").read()
+    c.send("clipboard-set-file image/png " + png)
+    c.expect("^clipboard-set$", 5)
+    time.sleep(0.3)
+    out = subprocess.run(["runuser", "-u", pw.pw_name, "--", "env"] + ["%s=%s" % kv for kv in senv.items()]
+                         + ["wl-paste", "--type", "image/png"], capture_output=True, timeout=30)
+    check("clipboard: the client's PNG pastes in the session byte for byte", out.stdout == want,
+          "%d bytes, want %d" % (len(out.stdout), len(want)))
+    copiers.append(copy_in_session(["--type", "image/png"], want))
+    c.expect(r"^clipboard-offer image/png$", 10)
+    back = os.path.join(tmp, "back.png")
+    c.send("clipboard-get-file image/png " + back)
+    m = c.expect(r"^clipboard-(file|error) (.*)$", 15)
+    check("clipboard: the session's PNG reaches the client byte for byte",
+          m and m.group(1) == "file" and os.path.exists(back) and open(back, "rb").read() == want, c.out()[-300:])
+
+    # The limit: 16 MiB, each way, with the reason.
+    big = os.path.join(tmp, "big.txt")
+    with open(big, "wb") as f:
+        f.write(b"x" * (17 * 1024 * 1024))
+    c.send("clipboard-set-file text/plain;charset=utf-8 " + big)
+    check("clipboard: the client refuses to offer more than 16 MiB",
+          c.expect(r"^clipboard-error cannot read .* \(or larger than 16 MiB\)", 10) is not None, c.out()[-300:])
+    copiers.append(copy_in_session([], b"y" * (17 * 1024 * 1024)))
+    c.expect(r"^clipboard-offer text/plain", 10)
+    c.send("clipboard-get")
+    check("clipboard: a session's copy over 16 MiB is refused with the reason",
+          c.expect(r"^clipboard-error the other side: larger than 16 MiB", 20) is not None, c.out()[-300:])
+
+    # The client's selection leaves with it.
+    c.send("clipboard-set bye")
+    c.expect("^clipboard-set$", 5)
+    time.sleep(0.3)
+    c.quit()
+    time.sleep(1)
+    out = in_session(["wl-paste", "-n"])
+    check("clipboard: once the client is gone, its selection is no longer pasted in the session",
+          out.returncode != 0 and out.stdout == "", out.stdout[:100] + out.stderr)
+    for p in copiers:
+        p.kill()
+        p.wait()
+
+
 def kiosk_session(tmp, pw, pam_dir, port):
     """The kiosk policy follows the client's screen too: the terminal
     fills the new size."""
@@ -369,6 +470,9 @@ def kiosk_session(tmp, pw, pam_dir, port):
         c.send("resize 20000x10")
         check("kiosk: a size out of range is refused by the client", c.expect(r"^error: resize WxH", 5) is not None,
               c.out()[-300:])
+        clipboard_checks(seat, c, tmp, pw)
+        c = seat.client()
+        c.expect(r"^first-frame", 30)
     finally:
         seat.stop()
         for p in processes_of(pw, "foot"):
