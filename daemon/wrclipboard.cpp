@@ -246,9 +246,13 @@ ClipboardLink::receive (GstBuffer *buf)
     if (ok) {
       std::vector<std::string> list;
       gchar **parts = g_strsplit (types, ",", 9);
-      for (gchar **t = parts; *t; t++)
-        if (known_type (*t))
+      for (gchar **t = parts; *t; t++) {
+        bool seen = false;
+        for (const std::string &have : list)
+          seen = seen || have == *t;
+        if (known_type (*t) && !seen)
           list.push_back (*t);
+      }
       g_strfreev (parts);
       peer_serial_[(int) sel] = serial;
       peer_types_[(int) sel] = list;
