@@ -65,6 +65,7 @@ struct Client {
   std::string video_profiles;   /* --video-profiles, else the decoder's */
   ClientKeymap keymap;          /* sent in the hello: the session's keyboard layout */
   int picture_w = 0, picture_h = 0;  /* the size of the last picture (under lock) */
+  int scale = 1;                /* --scale: the screen's scale factor (HiDPI) */
   gint64 resize_sent_us = 0;    /* when "resize" last asked for another size */
   int width = 1920, height = 1080;
   bool headless = false, console = false, reconnect = true;
@@ -291,6 +292,8 @@ Client::knock ()
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
       "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264",
       "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
+  if (scale > 1)
+    gst_structure_set (hello, "scale", G_TYPE_INT, scale, nullptr);
   if (!keymap.layout.empty ())
     gst_structure_set (hello, "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (), "keymap-variant", G_TYPE_STRING,
         keymap.variant.c_str (), "keymap-options", G_TYPE_STRING, keymap.options.c_str (), nullptr);
@@ -1189,6 +1192,7 @@ main (int argc, char **argv)
   gboolean no_audio = FALSE, no_microphone = FALSE;
   gchar *audio_sink = nullptr, *audio_source = nullptr, *audio_file = nullptr, *microphone_file = nullptr;
   gchar *keymap_layout = nullptr, *keymap_variant = nullptr, *keymap_options = nullptr;
+  gint scale = 1;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
     {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080)", "WxH"},
@@ -1219,6 +1223,8 @@ main (int argc, char **argv)
         "Headless: write what would be played to this WAV file (16-bit stereo, 48 kHz)", "OUT.wav"},
     {"microphone-file", 0, 0, G_OPTION_ARG_FILENAME, &microphone_file,
         "Headless: play this WAV file as the microphone, in real time, once", "IN.wav"},
+    {"scale", 0, 0, G_OPTION_ARG_INT, &scale,
+        "Scale factor of this screen (HiDPI, 1..4): the session's applications draw at it", "N"},
     {"keymap-layout", 0, 0, G_OPTION_ARG_STRING, &keymap_layout,
         "XKB layout of this keyboard, for the session (default: XKBLAYOUT of /etc/default/keyboard; "
         "none: the server's default)", "LAYOUT"},
@@ -1325,6 +1331,11 @@ main (int argc, char **argv)
         return EXIT_USAGE;
       }
   }
+  if (scale < 1 || scale > 4) {
+    g_printerr ("wayray-client: --scale wants 1, 2, 3 or 4\n");
+    return EXIT_USAGE;
+  }
+  c.scale = scale;
   /* The keyboard in front of the user: what the machine is configured
    * with, unless told. "none" leaves the choice to the server. */
   c.keymap = system_keymap ();

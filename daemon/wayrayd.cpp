@@ -273,7 +273,8 @@ Daemon::proxy_ready (SessionProxy *p)
   g_print ("session %d (%s as %s): %s on port %u, socket %s, worker %d\n", p->id, p->token_name.c_str (),
       p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->worker);
   if (p->welcome) {
-    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who, p->welcome_video, p->welcome_keymap);
+    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who, p->welcome_video, p->welcome_keymap,
+        p->welcome_scale);
     reply (p->welcome, p->welcome_conn);
     p->welcome = nullptr;
   }
@@ -315,7 +316,7 @@ Daemon::proxy_setup (SessionProxy *p)
       "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, p->token_name.c_str (), "port", G_TYPE_UINT, p->port,
       "route", G_TYPE_STRING, p->route.c_str (),
       "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, p->welcome_w,
-      "height", G_TYPE_INT, p->welcome_h, "seat", G_TYPE_STRING, cfg.seat.c_str (),
+      "height", G_TYPE_INT, p->welcome_h, "scale", G_TYPE_INT, p->welcome_scale, "seat", G_TYPE_STRING, cfg.seat.c_str (),
       "command", G_TYPE_STRING, cfg.session_command.c_str (),
       "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (),
       "keymap-variant", G_TYPE_STRING, keymap.variant.c_str (),
@@ -430,6 +431,10 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     return std::string (v ? v : "");
   };
   Keymap keymap { field ("keymap-layout"), field ("keymap-variant"), field ("keymap-options") };
+  /* The screen's scale factor (HiDPI): 1 to 4, anything else is 1. */
+  int scale = 1;
+  if (!gst_structure_get_int (msg, "scale", &scale) || scale < 1 || scale > 4)
+    scale = 1;
   if (!keymap.empty () && !keymap.valid ()) {
     g_print ("%s: ignoring its keymap: not XKB names\n", who.c_str ());
     keymap = Keymap ();
@@ -531,6 +536,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     p->welcome_who = who;
     p->welcome_video = video;
     p->welcome_keymap = keymap;
+    p->welcome_scale = scale;
   };
   if (s && s->user != user) {
     /* The token was given to another account while its session ran. */
@@ -539,7 +545,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     return;
   }
   if (s && s->ready) {
-    s->expect (proof, w, h, who, video, keymap);
+    s->expect (proof, w, h, who, video, keymap, scale);
     reply (welcome (s, FALSE), conn);
     return;
   }

@@ -171,7 +171,7 @@ Keymap::valid () const
 }
 
 Desktop::Told
-Desktop::set_keymap (const Keymap &keymap, int pid, std::string &error)
+Desktop::configure (const Keymap &keymap, int scale, int pid, std::string &error)
 {
   if (kind_ != DesktopKind::Sway)
     return Told::Done;
@@ -186,7 +186,7 @@ Desktop::set_keymap (const Keymap &keymap, int pid, std::string &error)
    * are plain XKB names (Keymap::valid). */
   const std::string cmd = "input type:keyboard xkb_layout " + keymap.layout + ", input type:keyboard xkb_variant " +
       (keymap.variant.empty () ? "\"\"" : keymap.variant) + ", input type:keyboard xkb_options " +
-      (keymap.options.empty () ? "\"\"" : keymap.options);
+      (keymap.options.empty () ? "\"\"" : keymap.options) + ", output * scale " + std::to_string (CLAMP (scale, 1, 4));
   const gchar *argv[] = { "swaymsg", "-s", sock.c_str (), cmd.c_str (), nullptr };
   gchar *out = nullptr, *err = nullptr;
   gint status = 0;
@@ -255,6 +255,8 @@ Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &err
         if (!setup.keymap.options.empty ())
           text += "input type:keyboard xkb_options " + setup.keymap.options + "\n";
       }
+      if (setup.scale > 1)
+        text += "output * scale " + std::to_string (CLAMP (setup.scale, 1, 4)) + "\n";
       if (!setup.command.empty ())
         text += "exec " + start + "\n";
       config = dir_ + "/sway.conf";

@@ -56,6 +56,7 @@ struct DesktopSetup {
   int id = 0;
   std::string command;           /* the session command; "" = none */
   Keymap keymap;                 /* for a desktop that keeps its own (sway) */
+  int scale = 1;                 /* the output's scale, likewise */
   std::string config_file;       /* the operator's own weston.ini or sway config; "" = ours */
 };
 
@@ -75,12 +76,13 @@ class Desktop {
   const std::string &directory () const { return dir_; }
   /* The socket name a desktop's applications connect to, when known. */
   const std::string &socket_name () const { return socket_; }
-  /* A nested desktop that keeps its own keymap (sway) is told the new
-   * one through its IPC socket; @pid is the desktop's process. Weston
-   * takes wayraysrc's keymap by itself. NotYet while the desktop has not
-   * started (no pid, no socket yet): ask again later. */
+  /* A nested desktop that keeps its own keymap and output scale (sway) is
+   * told the new ones through its IPC socket; @pid is the desktop's
+   * process. Weston takes wayraysrc's keymap by itself (and keeps scale
+   * 1). NotYet while the desktop has not started (no pid, no socket yet):
+   * ask again later. */
   enum class Told { Done, NotYet, Failed };
-  Told set_keymap (const Keymap &keymap, int pid, std::string &error);
+  Told configure (const Keymap &keymap, int scale, int pid, std::string &error);
   /* The end of the desktop's own log (weston's), at most @max bytes:
    * why it ended, for the daemon's log. */
   std::string log_tail (size_t max) const;

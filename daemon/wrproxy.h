@@ -70,6 +70,7 @@ struct SessionProxy {
   guint64 welcome_conn = 0;     /* the front-door connection to answer on */
   std::string welcome_proof, welcome_who, welcome_video;
   Keymap welcome_keymap;
+  int welcome_scale = 1;
   int welcome_w = 0, welcome_h = 0;
 
   ~SessionProxy ();
@@ -84,7 +85,7 @@ struct SessionProxy {
   bool send_fd (GstStructure *msg, int pass_fd);
   /* @video: the video codecs the client decodes ("h264", or empty). */
   void expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video,
-      const Keymap &keymap);
+      const Keymap &keymap, int scale);
   /* SIGTERM to the starter, which ends the worker and the PAM session. */
   void terminate ();
   /* One line for `wayrayctl list`. */

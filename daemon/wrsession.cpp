@@ -233,7 +233,24 @@ Session::set_keymap (const Keymap &want)
       km.options.c_str (), nullptr);
   g_print ("session %d (%s): keyboard layout %s%s\n", id, token_name.c_str (), km.describe ().c_str (),
       want.empty () ? " (the session's default)" : " (the client's)");
-  host->keymap_changed (id, km);
+  host->desktop_changed (id, km, scale);
+}
+
+void
+Session::set_scale (int sc)
+{
+  if (sc == scale)
+    return;
+  if (scale_by == ScaleBy::Nobody) {
+    g_print ("session %d (%s): stays at scale %d, not %d: its desktop cannot change it\n", id, token_name.c_str (),
+        scale, sc);
+    return;
+  }
+  scale = sc;
+  if (scale_by == ScaleBy::Compositor)
+    g_object_set (src, "scale", sc, nullptr);
+  g_print ("session %d (%s): scale %d (the client's)\n", id, token_name.c_str (), sc);
+  host->desktop_changed (id, keymap, scale);
 }
 
 void
@@ -241,6 +258,7 @@ Session::attach ()
 {
   set_size (pending_w, pending_h);
   set_keymap (pending_keymap);
+  set_scale (pending_scale);
   clipboard.attach (admitted_conn);
   client = pending_client;
   attaches++;
@@ -512,9 +530,10 @@ Session::stats ()
 
 void
 Session::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video,
-    const Keymap &km)
+    const Keymap &km, int sc)
 {
   pending_keymap = km;
+  pending_scale = sc;
   pending_ticket = proof;
   pending_w = w;
   pending_h = h;

@@ -33,9 +33,9 @@ class SessionHost {
   virtual void session_ended (int id, const std::string &why) = 0;
   /* Attached, detached: listings should change. */
   virtual void session_changed (int id) = 0;
-  /* The session's keyboard got another keymap (a client's): a nested
-   * desktop that keeps its own is told. */
-  virtual void keymap_changed (int id, const Keymap &keymap) = 0;
+  /* The session's keyboard got another keymap, or its output another
+   * scale (a client's): a nested desktop that keeps its own is told. */
+  virtual void desktop_changed (int id, const Keymap &keymap, int scale) = 0;
   /* The session @id if it still exists (for callbacks that outlive it). */
   virtual Session *find_session (int id) = 0;
 };
@@ -122,7 +122,16 @@ struct Session {
   /* @video: the video codecs the client decodes ("h264", or empty: the
    * session's damagetilers send everything losslessly while it is attached). */
   void expect (const std::string &proof, int w, int h, const std::string &client, const std::string &video,
-      const Keymap &keymap);
+      const Keymap &keymap, int scale);
+  /* The attached client's scale factor (HiDPI), for wayraysrc's output and
+   * the nested desktop. */
+  void set_scale (int scale);
+  int scale = 1, pending_scale = 1;
+  /* Who draws at the client's scale: wayraysrc's output (kiosk), the
+   * nested desktop's own output (sway; wayraysrc stays at 1, or the
+   * desktop's picture would be drawn at half the pixels and blown up), or
+   * nobody (weston 10 cannot change it). */
+  enum class ScaleBy { Compositor, Desktop, Nobody } scale_by = ScaleBy::Compositor;
   /* The client's keymap, or the session's default for a client that says
    * none (so the next client never types with the last one's). */
   void set_keymap (const Keymap &keymap);

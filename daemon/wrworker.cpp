@@ -128,6 +128,8 @@ class Worker : public SessionHost {
   SoundServer sound;            /* the session's own, when [session] sound */
   Desktop desktop;              /* the nested desktop's files, when one runs */
   Keymap desktop_keymap;        /* what the desktop is to be told */
+  int desktop_scale = 1;
+  int setup_scale = 1;          /* the first client's, for the desktop's start */
   guint keymap_timer = 0;
   int keymap_tries = 0;
 
@@ -152,8 +154,9 @@ class Worker : public SessionHost {
     g_main_loop_quit (loop);
   }
 
-  void keymap_changed (int id, const Keymap &keymap) override {
+  void desktop_changed (int id, const Keymap &keymap, int scale) override {
     desktop_keymap = keymap;
+    desktop_scale = scale;
     keymap_tries = 0;
     if (!keymap_timer && !tell_desktop_keymap ())
       keymap_timer = g_timeout_add (100, [] (gpointer data) -> gboolean {
@@ -173,11 +176,11 @@ class Worker : public SessionHost {
     if (session)
       g_object_get (session->src, "exec-pid", &pid, nullptr);
     std::string why;
-    Desktop::Told told = desktop.set_keymap (desktop_keymap, pid, why);
+    Desktop::Told told = desktop.configure (desktop_keymap, desktop_scale, pid, why);
     if (told == Desktop::Told::NotYet && ++keymap_tries < 150)
       return false;
     if (told != Desktop::Told::Done)
-      g_printerr ("session %d: the desktop keeps its keymap: %s\n", session ? session->id : 0,
+      g_printerr ("session %d: the desktop keeps its keymap and scale: %s\n", session ? session->id : 0,
           told == Desktop::Told::NotYet ? "it did not start within 15 s" : why.c_str ());
     return true;
   }
@@ -229,6 +232,8 @@ class Worker : public SessionHost {
     session = std::make_unique<Session> ();
     session->host = this;
     gst_structure_get_int (s, "id", &session->id);
+    gst_structure_get_int (s, "scale", &setup_scale);
+    setup_scale = CLAMP (setup_scale, 1, 4);
     /* The session's sound server first: its applications and the
      * pipeline's PipeWire elements find it through the environment. */
     if (cfg.sound) {
@@ -301,6 +306,7 @@ class Worker : public SessionHost {
     setup.seat = cfg.seat;
     setup.command = cfg.session_command;
     setup.keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
+    setup.scale = setup_scale;
     setup.config_file = cfg.desktop_config;
     std::string why = desktop_programs_missing (setup.kind);
     if (!why.empty ())
@@ -311,6 +317,8 @@ class Worker : public SessionHost {
     if (why.empty () && desktop.prepare (setup, exec, why)) {
       cfg.session_command = exec;
       session->fixed_size = setup.kind == DesktopKind::Weston;
+      session->scale_by = setup.kind == DesktopKind::Weston ? Session::ScaleBy::Nobody
+          : setup.kind == DesktopKind::Sway ? Session::ScaleBy::Desktop : Session::ScaleBy::Compositor;
       return;
     }
     g_printerr ("session %d: the kiosk policy instead of desktop %s: %s\n", session->id, cfg.desktop.c_str (),
@@ -341,8 +349,11 @@ class Worker : public SessionHost {
       gst_structure_get_int (s, "height", &h);
       Keymap km { structure_string (s, "keymap-layout"), structure_string (s, "keymap-variant"),
         structure_string (s, "keymap-options") };
+      int scale = 1;
+      gst_structure_get_int (s, "scale", &scale);
       if (proof)
-        session->expect (proof, w, h, client ? client : "", video ? video : "", km.valid () ? km : Keymap ());
+        session->expect (proof, w, h, client ? client : "", video ? video : "", km.valid () ? km : Keymap (),
+            CLAMP (scale, 1, 4));
     } else if (gst_structure_has_name (s, "detach")) {
       session->detach (reason ? reason : "detached");
     } else if (gst_structure_has_name (s, "end") && !ending) {

@@ -86,6 +86,7 @@ enum
   PROP_KEYMAP_OPTIONS,
   PROP_KEYMAP_MODEL,
   PROP_RENDERER,
+  PROP_SCALE,
   PROP_FRAMES_PUSHED,
   PROP_FRAMES_RENDERED,
   PROP_EXEC_PID,
@@ -151,6 +152,7 @@ struct GstWayraySrcPrivate
   std::string exec;
   std::vector<std::string> exec_env;
   std::string keymap_layout, keymap_variant, keymap_options, keymap_model;
+  int scale = 1;
   GstWayrayRenderer renderer = DEFAULT_RENDERER;
 
   /* Hand-over from the compositor thread to the streaming thread. */
@@ -263,6 +265,10 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
   g_object_class_install_property (gobject_class, PROP_KEYMAP_MODEL,
       g_param_spec_string ("keymap-model", "Keymap model",
           "XKB keyboard model, e.g. \"pc105\"", nullptr, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_SCALE,
+      g_param_spec_int ("scale", "Output scale",
+          "Scale of the session's output (HiDPI): applications draw this many pixels per "
+          "logical pixel; the picture keeps its size. May change while running", 1, 4, 1, rw_playing));
   g_object_class_install_property (gobject_class, PROP_RENDERER,
       g_param_spec_enum ("renderer", "Renderer",
           "How frames are drawn: pixman draws straight into the pushed buffers "
@@ -419,6 +425,11 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
     case PROP_RENDERER:
       priv->renderer = (GstWayrayRenderer) g_value_get_enum (value);
       break;
+    case PROP_SCALE:
+      priv->scale = g_value_get_int (value);
+      if (priv->compositor)
+        priv->compositor->set_scale (priv->scale);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -453,6 +464,9 @@ gst_wayray_src_get_property (GObject * object, guint prop_id, GValue * value, GP
       g_strv_builder_unref (b);
       break;
     }
+    case PROP_SCALE:
+      g_value_set_int (value, priv->scale);
+      break;
     case PROP_KEYMAP_LAYOUT:
       g_value_set_string (value, str (priv->keymap_layout));
       break;
@@ -515,6 +529,7 @@ gst_wayray_src_start (GstBaseSrc * bsrc)
     config.xkb_variant = priv->keymap_variant;
     config.xkb_options = priv->keymap_options;
     config.xkb_model = priv->keymap_model;
+    config.scale = priv->scale;
     switch (priv->renderer) {
       case GST_WAYRAY_RENDERER_AUTO:
         config.use_pixman = !have_render_node ();

@@ -212,6 +212,11 @@ Compositor::Impl::setup ()
     return false;
   }
   apply_mode (config.width, config.height, config.fps_n, config.fps_d);
+  if (config.scale != 1) {
+    int s = config.scale;
+    config.scale = 1;
+    apply_scale (s);
+  }
 
   /* The session command starts once the output has its negotiated size
    * (the first resize()), so applications start at the right size. Its
@@ -518,6 +523,16 @@ Compositor::provide_selection (guint request, GBytes *data)
       p->selections->provide (request, ref);
     if (ref)
       g_bytes_unref (ref);
+  });
+}
+
+void
+Compositor::set_scale (int scale)
+{
+  Impl *p = impl_.get ();
+  p->post ([p, scale] {
+    if (p->output && scale != p->config.scale)
+      p->apply_scale (scale);
   });
 }
 

@@ -27,6 +27,7 @@ struct CompositorConfig {
   bool use_pixman = true;
   bool read_back = false;       /* read back even with pixman (tests that path) */
   int width = 1920, height = 1080;
+  int scale = 1;                /* the output's scale: applications draw at it (HiDPI) */
   int fps_n = 60, fps_d = 1;
 };
 
@@ -84,6 +85,9 @@ class Compositor {
 
   /* Thread-safe requests, carried out on the compositor thread. */
   void resize (int width, int height, int fps_n, int fps_d);
+  /* The output's scale (1..4): applications get it as wl_output's scale
+   * and draw that many pixels per logical one; the picture's size stays. */
+  void set_scale (int scale);
   void request_full_frame ();
   /* The frame handed over last was taken (or dropped): drawing goes on. */
   void frame_taken ();

@@ -24,6 +24,7 @@
 #include "wrselection.h"
 #include "wrwlroots.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -172,6 +173,9 @@ struct Compositor::Impl {
   /* -- set-up and tear-down, on the compositor thread (wrcompositor.cpp) -- */
 
   bool setup ();
+  void apply_scale (int scale);   /* wroutput.cpp */
+  int logical_width () const { return std::max (1, config.width / std::max (1, config.scale)); }
+  int logical_height () const { return std::max (1, config.height / std::max (1, config.scale)); }
   void teardown ();
   void run ();
 

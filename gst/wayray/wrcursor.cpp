@@ -91,7 +91,7 @@ Compositor::Impl::show_default_cursor ()
   cursor_default = true;
   cursor_visible = true;
 
-  wlr_xcursor *xc = wlr_xcursor_manager_get_xcursor (xcursor_manager, "left_ptr", 1);
+  wlr_xcursor *xc = wlr_xcursor_manager_get_xcursor (xcursor_manager, "left_ptr", (float) config.scale);
   if (!xc || xc->image_count == 0) {
     cursor_visible = false;
     publish_cursor (nullptr, 0, 0, 0, 0);

@@ -57,6 +57,26 @@ Compositor::Impl::apply_mode (int width, int height, int fps_n, int fps_d)
 }
 
 void
+Compositor::Impl::apply_scale (int scale)
+{
+  scale = std::clamp (scale, 1, 4);
+  config.scale = scale;
+  wlr_output_set_scale (output, (float) scale);
+  if (!wlr_output_commit (output)) {
+    GST_WARNING_OBJECT (owner, "could not set the output scale to %d", scale);
+    return;
+  }
+  /* The default cursor at the scale's size too. */
+  wlr_xcursor_manager_load (xcursor_manager, (float) scale);
+  history.clear ();
+  full_damage = true;
+  for (View *v : views)
+    configure_view (v);
+  wlr_output_schedule_frame (output);
+  GST_INFO_OBJECT (owner, "output scale %d (%dx%d logical)", scale, logical_width (), logical_height ());
+}
+
+void
 Compositor::Impl::recommit_front ()
 {
   /* A screencopy client waits for a committed buffer; give it the current

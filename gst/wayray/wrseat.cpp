@@ -144,7 +144,8 @@ void
 Compositor::Impl::process_motion (guint32 time)
 {
   double sx = 0, sy = 0;
-  wlr_scene_node *node = wlr_scene_node_at (&scene->node, px, py, &sx, &sy);
+  /* px, py are the picture's pixels; the scene is in logical ones. */
+  wlr_scene_node *node = wlr_scene_node_at (&scene->node, px / config.scale, py / config.scale, &sx, &sy);
   wlr_surface *surface = nullptr;
   if (node && node->type == WLR_SCENE_NODE_SURFACE)
     surface = wlr_scene_surface_from_node (node)->surface;

@@ -32,7 +32,7 @@ Compositor::Impl::configure_view (View *view)
   /* Toplevels fill the output. The scene node already offsets the surface
    * by its window geometry, so the window (not a shadow around it) lines up
    * with the output's corner at (0, 0). */
-  wlr_xdg_toplevel_set_size (view->xdg, config.width, config.height);
+  wlr_xdg_toplevel_set_size (view->xdg, logical_width (), logical_height ());
   wlr_xdg_toplevel_set_maximized (view->xdg, true);
 }
 
@@ -67,7 +67,7 @@ Compositor::Impl::handle_new_xdg_surface (wlr_xdg_surface *xdg)
 
     /* The box is in the toplevel's window-geometry space, whose origin is
      * the output's corner. */
-    wlr_box box = { 0, 0, config.width, config.height };
+    wlr_box box = { 0, 0, logical_width (), logical_height () };
     wlr_xdg_popup_unconstrain_from_box (xdg->popup, &box);
     return;
   }

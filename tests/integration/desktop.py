@@ -11,7 +11,9 @@ Xwayland) that shows and takes input; the kiosk policy for comparison.
 Run by meson (`meson test desktop`) as root; prints one line per check and
 closes with "N passed, N failed".
 """
+import glob
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -282,6 +284,25 @@ def desktop_session(tmp, pw, pam_dir, port, desktop, other):
         wants = [(0x1f, 0x3a, 0x52)] if desktop == "weston" else [RED, BLUE]
         check("%s: the desktop draws to the picture's right edge" % desktop, corner in wants,
               "%s near the bottom right" % (corner,))
+
+        if desktop == "sway":
+            # HiDPI: sway scales its own output; wayraysrc stays at 1.
+            c.quit()
+            c = seat.client(extra=["--scale", "2"])
+            c.expect(r"^first-frame", 30)
+            # sway's IPC socket, in the session's runtime directory.
+            pid = processes_of(pw, "sway")
+            found = glob.glob(os.path.join(seat.tmp, seat.name + "-seat", "**", "sway-ipc.%d.%d.sock"
+                                           % (pw.pw_uid, pid[0])), recursive=True) if pid else []
+            sock = found[0] if found else ""
+
+            def sway_scale():
+                out = run(["runuser", "-u", pw.pw_name, "--", "swaymsg", "-s", sock, "-t", "get_outputs", "-r"])
+                m = re.search(r'"scale": ([0-9.]+)', out.stdout)
+                return float(m.group(1)) if m else 0.0
+
+            check("sway: a client at --scale 2 makes sway's output scale 2", sock and wait_for(lambda: sway_scale() == 2.0, 10),
+                  "%s: %s" % (sock, seat.log()[-400:]))
     finally:
         seat.stop()
         for p in processes_of(pw, "foot") + processes_of(pw, "xterm"):
@@ -471,8 +492,30 @@ def kiosk_session(tmp, pw, pam_dir, port):
         check("kiosk: a size out of range is refused by the client", c.expect(r"^error: resize WxH", 5) is not None,
               c.out()[-300:])
         clipboard_checks(seat, c, tmp, pw)
+
+        # HiDPI: a client at scale 2 gets an output of scale 2; the
+        # terminal draws its text twice the size (about half the columns).
+        c = seat.client(extra=["--scale", "2"])
+        c.expect(r"^first-frame", 30)
+        rows = seat.sessions()
+        sock = rows[0].get("socket", "") if rows else ""
+        wait_for(lambda: "scale 2 (the client's)" in seat.log(), 10)
+        info_out = run(["wayland-info"], env=dict(seat.env, WAYLAND_DISPLAY=sock)).stdout
+        check("kiosk: a client at --scale 2 gives the session's output scale 2",
+              re.search(r"scale: 2", info_out) is not None and "scale 2 (the client's)" in seat.log(),
+              info_out[-600:])
+        time.sleep(1)
+        cols = type_and_wait(c, pw, "tput cols > ~/cols3", "cols3", "\n").strip()
+        # About half: the font is rasterized at twice the size, its cells
+        # rounded to whole pixels.
+        check("kiosk: at scale 2 the terminal has about half the columns of scale 1 at the same size",
+              cols.isdigit() and before.isdigit() and 0.45 <= int(cols) / int(before) <= 0.6,
+              "%r at 2, %r at 1" % (cols, before))
+        c.quit()
         c = seat.client()
         c.expect(r"^first-frame", 30)
+        check("kiosk: the next client at scale 1 gets scale 1 back",
+              wait_for(lambda: "scale 1 (the client's)" in seat.log(), 10), seat.log()[-400:])
     finally:
         seat.stop()
         for p in processes_of(pw, "foot"):
