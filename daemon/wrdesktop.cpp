@@ -81,6 +81,40 @@ bar {
 }
 )";
 
+/* sway's clipboard and primary selection joined to wayraysrc's (which the
+ * client's clipboard reaches): one watcher per selection and direction
+ * (wl-paste --watch, data control on both sides), each change copied to
+ * the other side by clipboard-copy, which drops what it copied itself
+ * (the other side's watcher sees it next), empty selections and more
+ * than 16 MiB. */
+const char *const kClipboardBridge = R"SH(#!/bin/sh
+# Written by wayrayd for this session (docs/desktop.md, "Clipboard").
+inner="$WAYLAND_DISPLAY"
+outer="$1"
+for p in "" --primary; do
+  wl-paste $p --watch "$(dirname "$0")/clipboard-copy" "$outer" "$p" &
+  WAYLAND_DISPLAY="$outer" wl-paste $p --watch "$(dirname "$0")/clipboard-copy" "$inner" "$p" &
+done
+wait
+)SH";
+const char *const kClipboardCopy = R"SH(#!/bin/sh
+# Written by wayrayd for this session (docs/desktop.md, "Clipboard").
+# stdin: a new selection; $1: the display to copy it to; $2: "" or --primary
+d="$(dirname "$0")"
+tmp=$(mktemp "$d/clip.XXXXXX") || exit 0
+head -c 16777217 > "$tmp"
+size=$(stat -c %s "$tmp")
+if [ "$size" -eq 0 ] || [ "$size" -gt 16777216 ]; then rm -f "$tmp"; exit 0; fi
+hash=$(sha256sum < "$tmp" | cut -c1-64)
+last="$d/clip-last$2"
+if [ "$hash" = "$(cat "$last" 2>/dev/null)" ]; then rm -f "$tmp"; exit 0; fi
+echo "$hash" > "$last"
+type="text/plain;charset=utf-8"
+case "$(file -b --mime-type "$tmp")" in image/png) type=image/png ;; esac
+WAYLAND_DISPLAY="$1" wl-copy $2 --type "$type" < "$tmp"
+rm -f "$tmp"
+)SH";
+
 bool
 installed (const char *program)
 {
@@ -257,6 +291,14 @@ Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &err
       }
       if (setup.scale > 1)
         text += "output * scale " + std::to_string (CLAMP (setup.scale, 1, 4)) + "\n";
+      if (!setup.parent_socket.empty () && installed ("wl-paste") && installed ("wl-copy") && installed ("file")) {
+        if (!write_session_file (dir_ + "/clipboard-bridge", kClipboardBridge, error) ||
+            !write_session_file (dir_ + "/clipboard-copy", kClipboardCopy, error))
+          return false;
+        g_chmod ((dir_ + "/clipboard-bridge").c_str (), 0700);
+        g_chmod ((dir_ + "/clipboard-copy").c_str (), 0700);
+        text += "exec " + quote (dir_ + "/clipboard-bridge") + " " + quote (setup.parent_socket) + "\n";
+      }
       if (!setup.command.empty ())
         text += "exec " + start + "\n";
       config = dir_ + "/sway.conf";

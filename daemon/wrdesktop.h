@@ -57,6 +57,7 @@ struct DesktopSetup {
   std::string command;           /* the session command; "" = none */
   Keymap keymap;                 /* for a desktop that keeps its own (sway) */
   int scale = 1;                 /* the output's scale, likewise */
+  std::string parent_socket;     /* wayraysrc's socket (a path), for the clipboard bridge */
   std::string config_file;       /* the operator's own weston.ini or sway config; "" = ours */
 };
 

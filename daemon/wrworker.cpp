@@ -252,7 +252,6 @@ class Worker : public SessionHost {
       if (!is_worker_variable (*e))
         session->app_env.push_back (*e);
     g_strfreev (env);
-    prepare_desktop ();
     session->token_name = str ("token");
     session->route = str ("route");
     session->relay_fd = relay_fd;
@@ -265,6 +264,7 @@ class Worker : public SessionHost {
     /* The pipeline file starts wayraysrc with ${KEYMAP_LAYOUT} alone. */
     session->default_keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
     session->keymap = Keymap { cfg.keymap_layout, "", "" };
+    prepare_desktop ();
     GError *err = nullptr;
     if (!session->start (&err)) {
       send (gst_structure_new ("failed", "reason", G_TYPE_STRING, err->message, nullptr));
@@ -307,6 +307,9 @@ class Worker : public SessionHost {
     setup.command = cfg.session_command;
     setup.keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
     setup.scale = setup_scale;
+    const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
+    if (xdg && !session->socket_name.empty ())
+      setup.parent_socket = std::string (xdg) + "/" + session->socket_name;
     setup.config_file = cfg.desktop_config;
     std::string why = desktop_programs_missing (setup.kind);
     if (!why.empty ())

@@ -169,6 +169,44 @@ def display_of(pid):
     return ""
 
 
+def environ_of(pid):
+    try:
+        env = open("/proc/%d/environ" % pid, "rb").read().split(b"\0")
+    except OSError:
+        return {}
+    return dict(e.decode(errors="replace").split("=", 1) for e in env if b"=" in e)
+
+
+def nested_clipboard(c, pw):
+    """sway's clipboard is the client's, both ways (through the session's
+    bridge), with wl-copy and wl-paste run inside sway as the user."""
+    foot = processes_of(pw, "foot")
+    fenv = environ_of(foot[0]) if foot else {}
+    uenv = ["%s=%s" % (k, fenv.get(k, "")) for k in ("WAYLAND_DISPLAY", "XDG_RUNTIME_DIR")] + ["HOME=" + pw.pw_dir]
+
+    def paste(*args):
+        return run(["runuser", "-u", pw.pw_name, "--", "env"] + uenv + ["wl-paste", "-n"] + list(args))
+
+    c.send("clipboard-set to-sway")
+    c.expect("^clipboard-set$", 5)
+    check("sway: the client's clipboard pastes inside sway",
+          wait_for(lambda: paste().stdout == "to-sway", 10), paste().stdout + paste().stderr)
+    c.send("primary-set primary-to-sway")
+    c.expect("^primary-set$", 5)
+    check("sway: the client's primary selection pastes inside sway",
+          wait_for(lambda: paste("--primary").stdout == "primary-to-sway", 10), paste("--primary").stderr)
+    p = subprocess.Popen(["runuser", "-u", pw.pw_name, "--", "env"] + uenv + ["wl-copy", "from-sway"])
+    p.wait(timeout=10)
+    c.expect(r"^clipboard-offer text/plain", 10)
+
+    def got():
+        c.send("clipboard-get")
+        m = c.expect(r"^clipboard (.*)$|^clipboard-error", 10)
+        return m and m.group(0) == "clipboard from-sway"
+
+    check("sway: a copy inside sway pastes at the client", wait_for(got, 10, 0.5), c.out()[-300:])
+
+
 def desktop_session(tmp, pw, pam_dir, port, desktop, other):
     """One desktop's whole story, as user @pw."""
     seat = Seat(tmp, desktop, port, desktop, pw, pam_dir)
@@ -190,6 +228,8 @@ def desktop_session(tmp, pw, pam_dir, port, desktop, other):
         got = key_y_gives(c, pw, "key-de")
         check("%s: the client's layout (de) is the session's: the key marked Y types z" % desktop, got == "z",
               repr(got) + seat.log()[-600:])
+        if desktop == "sway":
+            nested_clipboard(c, pw)
 
         pic = snapshot(c, tmp, desktop + "-desktop")
         w, h, px = pic if pic else (0, 0, b"")
