@@ -425,6 +425,8 @@ Session::start (GError **error)
     return false;
   }
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
+  if (!xwayland && g_object_class_find_property (G_OBJECT_GET_CLASS (src), "xwayland"))
+    g_object_set (src, "xwayland", FALSE, nullptr);
   if (!clipboard.start (pipeline, src, net))
     g_printerr ("session %d: no clipboard (%s has no selection signals)\n", id, GST_OBJECT_NAME (src));
   /* The session's connections wait for admission: only a ticket's. They

@@ -132,6 +132,9 @@ struct Session {
    * desktop's picture would be drawn at half the pixels and blown up), or
    * nobody (weston 10 cannot change it). */
   enum class ScaleBy { Compositor, Desktop, Nobody } scale_by = ScaleBy::Compositor;
+  /* wayraysrc's own Xwayland: for the kiosk policy (a nested desktop runs
+   * its own). */
+  bool xwayland = true;
   /* The client's keymap, or the session's default for a client that says
    * none (so the next client never types with the last one's). */
   void set_keymap (const Keymap &keymap);

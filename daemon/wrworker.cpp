@@ -320,6 +320,7 @@ class Worker : public SessionHost {
     if (why.empty () && desktop.prepare (setup, exec, why)) {
       cfg.session_command = exec;
       session->fixed_size = setup.kind == DesktopKind::Weston;
+      session->xwayland = setup.kind == DesktopKind::Kiosk;
       session->scale_by = setup.kind == DesktopKind::Weston ? Session::ScaleBy::Nobody
           : setup.kind == DesktopKind::Sway ? Session::ScaleBy::Desktop : Session::ScaleBy::Compositor;
       return;

@@ -87,6 +87,7 @@ enum
   PROP_KEYMAP_MODEL,
   PROP_RENDERER,
   PROP_SCALE,
+  PROP_XWAYLAND,
   PROP_FRAMES_PUSHED,
   PROP_FRAMES_RENDERED,
   PROP_EXEC_PID,
@@ -153,6 +154,7 @@ struct GstWayraySrcPrivate
   std::vector<std::string> exec_env;
   std::string keymap_layout, keymap_variant, keymap_options, keymap_model;
   int scale = 1;
+  bool xwayland = true;
   GstWayrayRenderer renderer = DEFAULT_RENDERER;
 
   /* Hand-over from the compositor thread to the streaming thread. */
@@ -248,7 +250,8 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
       g_param_spec_boxed ("exec-environment", "Exec environment",
           "The whole environment of the exec command, as NAME=value strings, instead of "
           "this process's own (empty or unset: inherit). WAYLAND_DISPLAY and "
-          "XDG_SESSION_TYPE=wayland are set either way, DISPLAY is removed. "
+          "XDG_SESSION_TYPE=wayland are set either way, DISPLAY is the session's Xwayland "
+          "(or removed without it). "
           "wayrayd uses it to give sessions a login's environment.",
           G_TYPE_STRV, rw_ready));
   g_object_class_install_property (gobject_class, PROP_KEYMAP_LAYOUT,
@@ -269,6 +272,10 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
       g_param_spec_int ("scale", "Output scale",
           "Scale of the session's output (HiDPI): applications draw this many pixels per "
           "logical pixel; the picture keeps its size. May change while running", 1, 4, 1, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_XWAYLAND,
+      g_param_spec_boolean ("xwayland", "Xwayland",
+          "X11 programs in the session through Xwayland, started when the first one connects "
+          "(the exec command gets DISPLAY); windows in the kiosk policy like any other", TRUE, rw_ready));
   g_object_class_install_property (gobject_class, PROP_RENDERER,
       g_param_spec_enum ("renderer", "Renderer",
           "How frames are drawn: pixman draws straight into the pushed buffers "
@@ -425,6 +432,9 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
     case PROP_RENDERER:
       priv->renderer = (GstWayrayRenderer) g_value_get_enum (value);
       break;
+    case PROP_XWAYLAND:
+      priv->xwayland = g_value_get_boolean (value);
+      break;
     case PROP_SCALE:
       priv->scale = g_value_get_int (value);
       if (priv->compositor)
@@ -464,6 +474,9 @@ gst_wayray_src_get_property (GObject * object, guint prop_id, GValue * value, GP
       g_strv_builder_unref (b);
       break;
     }
+    case PROP_XWAYLAND:
+      g_value_set_boolean (value, priv->xwayland);
+      break;
     case PROP_SCALE:
       g_value_set_int (value, priv->scale);
       break;
@@ -530,6 +543,7 @@ gst_wayray_src_start (GstBaseSrc * bsrc)
     config.xkb_options = priv->keymap_options;
     config.xkb_model = priv->keymap_model;
     config.scale = priv->scale;
+    config.xwayland = priv->xwayland;
     switch (priv->renderer) {
       case GST_WAYRAY_RENDERER_AUTO:
         config.use_pixman = !have_render_node ();

@@ -113,7 +113,7 @@ Compositor::Impl::setup ()
     return false;
   }
 
-  wlr_compositor_create (display, renderer);    /* also wl_subcompositor */
+  compositor = wlr_compositor_create (display, renderer);    /* also wl_subcompositor */
   wlr_data_device_manager_create (display);
   wlr_viewporter_create (display);
   wlr_screencopy_manager_v1_create (display);
@@ -187,6 +187,8 @@ Compositor::Impl::setup ()
   };
   selections = std::make_unique<Selections> (display, seat, std::move (scb));
 
+  if (config.xwayland)
+    start_xwayland ();
   xcursor_manager = wlr_xcursor_manager_create (nullptr, 24);
   wlr_xcursor_manager_load (xcursor_manager, 1);
 
@@ -240,6 +242,7 @@ Compositor::Impl::setup ()
 void
 Compositor::Impl::teardown ()
 {
+  stop_xwayland ();
   if (display)
     wl_display_destroy_clients (display);
   end_exec ();

@@ -28,6 +28,7 @@ struct CompositorConfig {
   bool read_back = false;       /* read back even with pixman (tests that path) */
   int width = 1920, height = 1080;
   int scale = 1;                /* the output's scale: applications draw at it (HiDPI) */
+  bool xwayland = true;         /* X11 windows through Xwayland (started on first use) */
   int fps_n = 60, fps_d = 1;
 };
 

@@ -13,6 +13,7 @@
  *   wrseat.cpp        keyboard, keymap, pointer, input injection
  *   wrcursor.cpp      cursor images
  *   wrexec.cpp        the session command's process group
+ *   wrxwayland.cpp    X11 windows (Xwayland) in the kiosk policy
  *   wrselection.cpp   the clipboard and primary selection (its own class)
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -80,12 +81,16 @@ struct Slot;                    /* wrslots.h */
 
 /* ---- The compositor --------------------------------------------------- */
 
+/* A toplevel window: an xdg-shell toplevel, or an X11 window through
+ * Xwayland (wrxwayland.cpp). */
 struct View {
   Compositor::Impl *c = nullptr;
   wlr_xdg_surface *xdg = nullptr;
+  wlr_xwayland_surface *xsurface = nullptr;
   wlr_scene_node *node = nullptr;
   bool mapped = false;
-  Listener map, unmap, destroy;
+  Listener map, unmap, destroy, request_configure, set_geometry;
+  wlr_surface *surface () const { return xdg ? xdg->surface : xsurface ? xsurface->surface : nullptr; }
 };
 
 struct Compositor::Impl {
@@ -104,6 +109,8 @@ struct Compositor::Impl {
   wlr_scene *scene = nullptr;
   wlr_scene_output *scene_output = nullptr;
   wlr_xdg_shell *xdg_shell = nullptr;
+  wlr_compositor *compositor = nullptr;
+  wlr_xwayland *xwayland = nullptr;     /* wrxwayland.cpp; NULL: none */
   wlr_seat *seat = nullptr;
   std::unique_ptr<Selections> selections;   /* wrselection.cpp */
   std::atomic<guint> next_read_id { 1 };
@@ -114,7 +121,7 @@ struct Compositor::Impl {
   bool zero_copy () const { return pixman && !config.read_back; }
 
   Listener output_frame, new_xdg_surface, request_set_cursor, request_set_selection;
-  Listener new_decoration;
+  Listener new_decoration, new_xwayland_surface;
   Listener cursor_surface_commit, cursor_surface_destroy;
 
   std::list<View *> views;        /* toplevels, newest first */
@@ -198,6 +205,10 @@ struct Compositor::Impl {
   void focus_view (View *view);
   void configure_view (View *view);
   View *top_view ();
+  void start_xwayland ();        /* wrxwayland.cpp */
+  void stop_xwayland ();
+  void handle_new_xwayland_surface (wlr_xwayland_surface *xs);
+  void view_activate (View *view, bool on);
   void cycle_views ();
 
   /* -- input (wrseat.cpp) -- */

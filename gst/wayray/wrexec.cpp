@@ -47,7 +47,11 @@ Compositor::Impl::spawn_exec (std::string *err)
       envp[i] = g_strdup (config.exec_env[i].c_str ());
   }
   envp = g_environ_setenv (envp, "WAYLAND_DISPLAY", socket.c_str (), TRUE);
-  envp = g_environ_unsetenv (envp, "DISPLAY");
+  /* X11 programs reach the session's own Xwayland, or nothing. */
+  if (xwayland && xwayland->display_name)
+    envp = g_environ_setenv (envp, "DISPLAY", xwayland->display_name, TRUE);
+  else
+    envp = g_environ_unsetenv (envp, "DISPLAY");
   envp = g_environ_setenv (envp, "XDG_SESSION_TYPE", "wayland", TRUE);
 
   gboolean ok = g_spawn_async (nullptr, argv, envp,

@@ -32,8 +32,22 @@ Compositor::Impl::configure_view (View *view)
   /* Toplevels fill the output. The scene node already offsets the surface
    * by its window geometry, so the window (not a shadow around it) lines up
    * with the output's corner at (0, 0). */
+  if (view->xsurface) {
+    wlr_xwayland_surface_configure (view->xsurface, 0, 0, logical_width (), logical_height ());
+    wlr_xwayland_surface_set_maximized (view->xsurface, true);
+    return;
+  }
   wlr_xdg_toplevel_set_size (view->xdg, logical_width (), logical_height ());
   wlr_xdg_toplevel_set_maximized (view->xdg, true);
+}
+
+void
+Compositor::Impl::view_activate (View *view, bool on)
+{
+  if (view->xsurface)
+    wlr_xwayland_surface_activate (view->xsurface, on);
+  else
+    wlr_xdg_toplevel_set_activated (view->xdg, on);
 }
 
 void
@@ -41,7 +55,7 @@ Compositor::Impl::focus_view (View *view)
 {
   View *prev_top = top_view ();
   if (prev_top && prev_top != view)
-    wlr_xdg_toplevel_set_activated (prev_top->xdg, false);
+    view_activate (prev_top, false);
   if (!view) {
     wlr_seat_keyboard_notify_clear_focus (seat);
     process_motion (monotonic_ms ());
@@ -49,10 +63,11 @@ Compositor::Impl::focus_view (View *view)
   }
   views.remove (view);
   views.push_front (view);
-  wlr_scene_node_raise_to_top (view->node);
-  wlr_xdg_toplevel_set_activated (view->xdg, true);
+  if (view->node)
+    wlr_scene_node_raise_to_top (view->node);
+  view_activate (view, true);
   wlr_keyboard *kb = keyboard_dev->keyboard;
-  wlr_seat_keyboard_notify_enter (seat, view->xdg->surface, kb->keycodes, kb->num_keycodes, &kb->modifiers);
+  wlr_seat_keyboard_notify_enter (seat, view->surface (), kb->keycodes, kb->num_keycodes, &kb->modifiers);
   process_motion (monotonic_ms ());
 }
 

@@ -1,7 +1,8 @@
 /* The one place WayRay includes wlroots from C++.
  *
  * wlroots 0.15 headers use C99 `[static N]` array parameters, which C++ does
- * not accept, so `static` is defined away while they are included; system
+ * not accept, so `static` is defined away while they are included (and
+ * `class`, a member name in the Xwayland header); system
  * and C++ headers come first so the define cannot reach them.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
@@ -17,6 +18,7 @@
 #include <drm_fourcc.h>
 #include <pixman.h>
 #include <wayland-server-core.h>
+#include <xcb/xcb.h>
 #include <xkbcommon/xkbcommon.h>
 
 extern "C" {
@@ -55,6 +57,10 @@ extern "C" {
 #include <wlr/util/log.h>
 #include <wlr/util/region.h>
 #include <wlr/xcursor.h>
+/* Its surface has a member named `class`. */
+#define class class_
+#include <wlr/xwayland.h>
+#undef class
 #undef static
 }
 

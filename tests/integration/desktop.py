@@ -484,7 +484,7 @@ def clipboard_checks(seat, c, tmp, pw):
         p.wait()
 
 
-def kiosk_session(tmp, pw, pam_dir, port):
+def kiosk_session(tmp, pw, pam_dir, port, other):
     """The kiosk policy follows the client's screen too: the terminal
     fills the new size."""
     seat = Seat(tmp, "kiosk", port, "kiosk", pw, pam_dir)
@@ -531,6 +531,28 @@ def kiosk_session(tmp, pw, pam_dir, port):
         c.send("resize 20000x10")
         check("kiosk: a size out of range is refused by the client", c.expect(r"^error: resize WxH", 5) is not None,
               c.out()[-300:])
+        # X11 programs in the kiosk policy: wayraysrc's own Xwayland.
+        with open(os.path.join(pw.pw_dir, "kx11.sh"), "w") as f:
+            f.write("exec xterm -bg '#00ff00' -fg black -e sh -c 'read line; echo \"$line\" > ~/kx11'\n")
+        c.send("type sh ~/kx11.sh 2> ~/kx11.log &\\n")
+        ok = wait_for(lambda: processes_of(pw, "xterm") and processes_of(pw, "Xwayland"), 20)
+        check("kiosk: xterm starts on the session's Xwayland", ok, home_file(pw, "kx11.log")[-800:])
+
+        def green():
+            p = snapshot(c, tmp, "kiosk-xterm")
+            return p and box_of(p, GREEN)[0] > 0.8 * p[0] * p[1]
+
+        check("kiosk: the X11 window fills the client's picture", wait_for(green, 20, 0.5))
+        xterms = processes_of(pw, "xterm")
+        display = display_of(xterms[0]) if xterms else ""
+        stranger = run(["runuser", "-u", other.pw_name, "--", "env", "DISPLAY=" + display, "xdpyinfo"], timeout=20)
+        check("kiosk: another user cannot connect to the session's Xwayland (%s)" % display,
+              display != "" and stranger.returncode != 0, stranger.stderr[-300:])
+        out = type_and_wait(c, pw, "typed-in-x11", "kx11", "typed-in-x11")
+        check("kiosk: the X11 window takes what is typed", out.strip() == "typed-in-x11", repr(out))
+        wait_for(lambda: not processes_of(pw, "xterm"), 10)
+        time.sleep(0.5)
+
         clipboard_checks(seat, c, tmp, pw)
 
         # HiDPI: a client at scale 2 gets an output of scale 2; the
@@ -587,7 +609,7 @@ def main():
             if not only or desktop in only:
                 desktop_session(tmp, users["d"], pam_dir, port + i * 3, desktop, users["o"])
         if not only or "kiosk" in only:
-            kiosk_session(tmp, users["d"], pam_dir, port + 6)
+            kiosk_session(tmp, users["d"], pam_dir, port + 6, users["o"])
     finally:
         remove_users(users)
         for d, mode in changed.items():
