@@ -278,8 +278,8 @@ def desktop_session(tmp, pw, pam_dir, port, desktop, other):
                   red[0] > 0 and blue[0] > 0 and (red[3] < blue[1] or blue[3] < red[1]), "red %s blue %s" % (red, blue))
 
         # An X11 program through Xwayland: it shows, and takes what is typed.
-        ok = wait_for(lambda: processes_of(pw, "xterm"), 20)
-        check("%s: xterm starts on the desktop's Xwayland" % desktop, ok and processes_of(pw, "Xwayland"),
+        ok = wait_for(lambda: processes_of(pw, "xterm") and processes_of(pw, "Xwayland"), 20)
+        check("%s: xterm starts on the desktop's Xwayland" % desktop, ok,
               home_file(pw, "x11.log")[-1500:])
 
         def green():
