@@ -14,6 +14,9 @@ Measured:
     per second of the session's worker (compositing, tiling, encoding) and
     of the whole session (worker, desktop, application), over 10 s after
     5 s of warm-up.
+  * key -> echo: a key typed at the client to the first picture that shows
+    it (the terminal's echo), weston and kiosk, N keys each. Median, p90,
+    max.
   * resize -> first picture at the new size at the client, desktop=sway
     and kiosk (weston 10 cannot resize its screen): the client asks for
     1024x768 and 1280x720 in turn, N times; from sending the request to
@@ -21,7 +24,7 @@ Measured:
     session carries out such a request at once; only a burst waits for
     its 150 ms of settling). Median, p90, max.
 
-Usage: bench-desktop [--resizes N]
+Usage: bench-desktop [--resizes N] [--keys N]
 """
 import argparse
 import os
@@ -77,9 +80,33 @@ def resizes(desktop, n):
     return times
 
 
+def keys(desktop, n):
+    """Key -> its echo in the terminal, at the client (ms), n keys."""
+    seat = Seat("wayray-bench-keys-")
+    c = seat.start(TERMINAL + " bash --norc --noprofile", desktop=desktop, extra="sound=false\n")
+    times = []
+    try:
+        if not c.expect(r"^first-frame", 30):
+            raise SystemExit("%s: no first frame" % desktop)
+        time.sleep(6)         # the desktop, then the terminal with the keyboard
+        for i in range(n):
+            # Below weston's panel (its clock), where weston put the
+            # terminal; the kiosk's fills the screen.
+            region = "0 40 1280 680" if desktop == "weston" else "0 0 1280 720"
+            c.send("key-in %s %s" % (region, "abcdefghij"[i % 10]))
+            m = c.expect(r"^latency ([0-9.]+)", 10)
+            if m:
+                times.append(float(m.group(1)))
+            time.sleep(0.3)
+    finally:
+        seat.stop(c)
+    return times
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--resizes", type=int, default=20)
+    ap.add_argument("--keys", type=int, default=20)
     args = ap.parse_args()
     print("bench-desktop: a 320x240 ball at 30 fps, client 1280x720, QUIC on loopback")
     rows = {d: animation(d) for d in ("weston", "kiosk")}
@@ -89,6 +116,15 @@ def main():
     wb, kb = rows["weston"][0], rows["kiosk"][0]
     print("kiosk / weston bytes: %.1fx; worker CPU %.1fx" % (kb / wb if wb else 0,
                                                               rows["kiosk"][1] / rows["weston"][1] if rows["weston"][1] else 0))
+    print()
+    print("key -> its echo in a terminal at the client (ms), %d keys each" % args.keys)
+    for d in ("weston", "kiosk"):
+        t = sorted(keys(d, args.keys))
+        if not t:
+            print("%-8s no echo seen" % d)
+            continue
+        print("%-8s median %6.1f  p90 %6.1f  max %6.1f  (%d of %d)" % (d, statistics.median(t), t[max(0, int(len(t) * 0.9) - 1)],
+                                                                        t[-1], len(t), args.keys))
     print()
     print("resize -> first picture at the new size (ms), %d resizes each" % args.resizes)
     for d in ("sway", "kiosk"):
