@@ -739,21 +739,11 @@ Client::start_session ()
         auto *clip = static_cast<GstElement *> (g_object_get_data (G_OBJECT (el), "wayray-clipboard-in"));
         link_stream_pad (el, pad, { { "notice", GST_ELEMENT (data) }, { "clipboard", clip } });
       }), notices);
-  g_signal_connect (clip_in, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
-        GstSample *sample = gst_app_sink_pull_sample (s);
-        GstBuffer *buf = sample ? gst_buffer_ref (gst_sample_get_buffer (sample)) : nullptr;
-        if (sample)
-          gst_sample_unref (sample);
-        Client *c = static_cast<Client *> (data);
-        run_on_main ([c, buf] {
-              /* What the session says counts once it admitted us. */
-              if (buf && c->attached && !c->clip.receive (buf))
-                g_printerr ("wayray-client: a malformed clipboard message was dropped\n");
-              if (buf)
-                gst_buffer_unref (buf);
-            });
-        return GST_FLOW_OK;
-      }), this);
+  on_buffers_on_main (clip_in, [this] (GstBuffer *buf) {
+    /* What the session says counts once it admitted us. */
+    if (attached && !clip.receive (buf))
+      g_printerr ("wayray-client: a malformed clipboard message was dropped\n");
+  });
   gst_object_unref (net);
   g_signal_connect (notices, "new-sample", G_CALLBACK (+[] (GstAppSink *s, gpointer data) -> GstFlowReturn {
         GstStructure *msg = control_message_pull (s);

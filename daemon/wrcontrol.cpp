@@ -169,6 +169,28 @@ link_stream_pad (GstElement *quicsrc, GstPad *pad, std::initializer_list<std::pa
   gst_object_unref (bin);
 }
 
+void
+on_buffers_on_main (GstElement *appsink, std::function<void (GstBuffer *)> fn)
+{
+  auto *handler = new std::function<void (GstBuffer *)> (std::move (fn));
+  g_signal_connect_data (appsink, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
+        GstSample *sample = gst_app_sink_pull_sample (sink);
+        GstBuffer *buf = sample ? gst_buffer_ref (gst_sample_get_buffer (sample)) : nullptr;
+        if (sample)
+          gst_sample_unref (sample);
+        auto *h = static_cast<std::function<void (GstBuffer *)> *> (data);
+        if (buf) {
+          std::function<void (GstBuffer *)> call = *h;
+          run_on_main ([call, buf] {
+                call (buf);
+                gst_buffer_unref (buf);
+              });
+        }
+        return GST_FLOW_OK;
+      }), handler, [] (gpointer data, GClosure *) { delete static_cast<std::function<void (GstBuffer *)> *> (data); },
+      (GConnectFlags) 0);
+}
+
 std::string
 ticket_proof (const std::string &token, const std::string &ticket)
 {

@@ -67,6 +67,11 @@ void link_stream_pad (GstElement *quicsrc, GstPad *pad,
  * the wrong hands is worthless without the token. */
 std::string ticket_proof (const std::string &token, const std::string &ticket);
 
+/* Every buffer a control_sink_new () element receives, handed to @fn on
+ * the default main context (which takes a reference of its own if it keeps
+ * the buffer). */
+void on_buffers_on_main (GstElement *appsink, std::function<void (GstBuffer *)> fn);
+
 /* Runs @fn on the default main context (call from any thread). */
 void run_on_main (std::function<void ()> fn);
 

@@ -45,21 +45,11 @@ SessionClipboard::start (GstElement *pipeline, GstElement *src, GstElement *net)
   if (!link_to_stream (out_, net, "clipboard"))
     return false;
   src_ = GST_ELEMENT (gst_object_ref (src));
-  g_signal_connect (in_, "new-sample", G_CALLBACK (+[] (GstAppSink *sink, gpointer data) -> GstFlowReturn {
-        GstSample *sample = gst_app_sink_pull_sample (sink);
-        GstBuffer *buf = sample ? gst_buffer_ref (gst_sample_get_buffer (sample)) : nullptr;
-        if (sample)
-          gst_sample_unref (sample);
-        auto *self = static_cast<SessionClipboard *> (data);
-        std::shared_ptr<bool> alive = self->alive_;
-        if (buf)
-          run_on_main ([self, alive, buf] {
-                if (*alive)
-                  self->receive (buf);
-                gst_buffer_unref (buf);
-              });
-        return GST_FLOW_OK;
-      }), this);
+  std::shared_ptr<bool> alive = alive_;
+  on_buffers_on_main (in_, [this, alive] (GstBuffer *buf) {
+    if (*alive)
+      receive (buf);
+  });
 
   /* To the client: only the admitted connection gets anything. */
   link_.send = [this] (GstBuffer *buf) {
