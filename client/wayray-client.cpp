@@ -137,6 +137,8 @@ struct Client {
   }
 };
 
+static void send_screen_size (Client *c, int w, int h);
+
 static Client *the_client;
 
 /* How long the session may take to admit a client after its ticket. */
@@ -479,6 +481,26 @@ Client::start_display (GError **err)
     GstBus *bus = gst_element_get_bus (display);
     gst_bus_add_watch (bus, display_bus, this);
     gst_object_unref (bus);
+    /* A window the user resizes resizes the session (live, no reconnect);
+     * the X sinks say their window's size. */
+    if (!console && g_object_class_find_property (G_OBJECT_GET_CLASS (display_sink), "window-width"))
+      g_timeout_add (250, [] (gpointer data) -> gboolean {
+            Client *c = static_cast<Client *> (data);
+            guint64 w = 0, h = 0;
+            if (!c->display_sink)
+              return G_SOURCE_REMOVE;
+            g_object_get (c->display_sink, "window-width", &w, "window-height", &h, nullptr);
+            if (c->attached && w >= 16 && h >= 16 && w <= 8192 && h <= 8192 &&
+                ((int) w != c->width || (int) h != c->height)) {
+              /* Also what the next hello asks for (a reconnect, another
+               * session). */
+              c->width = (int) w;
+              c->height = (int) h;
+              send_screen_size (c, c->width, c->height);
+              c->state ("state window " + std::to_string (w) + "x" + std::to_string (h));
+            }
+            return G_SOURCE_CONTINUE;
+          }, this);
     if (gst_element_set_state (display, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE)
       return true;
     stop_display ();

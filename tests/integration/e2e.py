@@ -122,6 +122,11 @@ def window_client(env, port, token, tmp, clients, end_session, drawn):
         subprocess.run(["xdotool", "type", "--delay", "30", "echo window-typed > %s\n" % marker], env=envx)
         check("keys typed into the client window reach the session",
               wait_for(lambda: os.path.exists(marker) and open(marker).read().strip() == "window-typed"))
+        # Resizing the window resizes the session, live.
+        subprocess.run(["xdotool", "windowsize", wid, "640", "400"], env=envx)
+        check("resizing the client window resizes the session, without a reconnect",
+              wc.expect(r"^picture 640x400", 15) is not None and not any("reconnecting" in l for l in wc.lines),
+              "\n".join(wc.lines[-10:]))
 
         # The session dies (its worker is killed): the client reconnects to a
         # new one and keeps its window, which shows the state meanwhile.
