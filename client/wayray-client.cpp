@@ -21,6 +21,7 @@
  */
 #include "config.h"
 #include "wrcodecs.h"
+#include "wrmonitors.h"
 #include "wraudio.h"
 #include "wrclipboard.h"
 #include "wrkeymap.h"
@@ -68,6 +69,9 @@ struct Client {
   int scale = 1;                /* --scale: the screen's scale factor (HiDPI) */
   gint64 resize_sent_us = 0;    /* when "resize" last asked for another size */
   int width = 1920, height = 1080;
+  /* The screen's monitors (--size W1xH1,W2xH2): the picture spans them and
+   * the session gets one output each; empty: one monitor. */
+  wayray::MonitorLayout monitors;
   bool headless = false, console = false, reconnect = true;
   AudioOptions audio;
   WavWriter audio_out;          /* --audio-file */
@@ -137,7 +141,7 @@ struct Client {
   }
 };
 
-static void send_screen_size (Client *c, int w, int h);
+static void send_screen_size (Client *c, int w, int h, const wayray::MonitorLayout &monitors = {});
 
 static Client *the_client;
 
@@ -296,6 +300,8 @@ Client::knock ()
       "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
   if (scale > 1)
     gst_structure_set (hello, "scale", G_TYPE_INT, scale, nullptr);
+  if (monitors.size () > 1)
+    gst_structure_set (hello, "monitors", G_TYPE_STRING, wayray::monitor_layout_format (monitors).c_str (), nullptr);
   if (!keymap.layout.empty ())
     gst_structure_set (hello, "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (), "keymap-variant", G_TYPE_STRING,
         keymap.variant.c_str (), "keymap-options", G_TYPE_STRING, keymap.options.c_str (), nullptr);
@@ -496,6 +502,7 @@ Client::start_display (GError **err)
                * session). */
               c->width = (int) w;
               c->height = (int) h;
+              c->monitors.clear ();   /* a window the user resized spans no monitors */
               send_screen_size (c, c->width, c->height);
               c->state ("state window " + std::to_string (w) + "x" + std::to_string (h));
             }
@@ -943,12 +950,14 @@ check_idle (gpointer data)
  * upstream `wayray-resize` event on the display stream, which the session
  * follows once the size holds still (docs/session-protocol.md). */
 static void
-send_screen_size (Client *c, int w, int h)
+send_screen_size (Client *c, int w, int h, const wayray::MonitorLayout &monitors)
 {
   if (!c->sink)
     return;
-  gst_element_send_event (c->sink, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM,
-          gst_structure_new ("wayray-resize", "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr)));
+  GstStructure *st = gst_structure_new ("wayray-resize", "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr);
+  if (monitors.size () > 1)
+    gst_structure_set (st, "monitors", G_TYPE_STRING, wayray::monitor_layout_format (monitors).c_str (), nullptr);
+  gst_element_send_event (c->sink, gst_event_new_custom (GST_EVENT_CUSTOM_UPSTREAM, st));
 }
 
 /* "\n" in a command's text is a newline, and back for answers. */
@@ -1109,17 +1118,21 @@ handle_command (Client *c, const std::string &line)
     }
     g_print ("typed\n");
   } else if (line.rfind ("resize ", 0) == 0) {
-    /* The screen changed size: the session follows, no reconnect. */
+    /* The screen changed size (or its monitors): the session follows, no
+     * reconnect. */
     int w = 0, h = 0;
-    if (sscanf (line.c_str () + 7, "%dx%d", &w, &h) != 2 || w < 16 || h < 16 || w > 8192 || h > 8192) {
-      g_print ("error: resize WxH (16..8192 each)\n");
+    wayray::MonitorLayout layout;
+    std::string error;
+    if (!wayray::monitor_layout_parse (line.substr (7), &layout, &error)) {
+      g_print ("error: resize WxH[,WxH...]: %s\n", error.c_str ());
       return;
     }
+    wayray::monitor_layout_bounds (layout, &w, &h);
     {
       std::lock_guard<std::mutex> g (c->lock);
       c->resize_sent_us = g_get_monotonic_time ();
     }
-    send_screen_size (c, w, h);
+    send_screen_size (c, w, h, layout);
     g_print ("resize sent\n");
   } else if (line.rfind ("wait-idle ", 0) == 0) {
     c->idle_wait_ms = g_ascii_strtoll (line.c_str () + 10, nullptr, 10);
@@ -1207,7 +1220,9 @@ main (int argc, char **argv)
   gint scale = 1;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
-    {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080)", "WxH"},
+    {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080); "
+        "with several monitors one size each, left to right, or with places (1920x1080+0+0,...): "
+        "the session gets one output per monitor", "WxH[,WxH...]"},
     {"headless", 0, 0, G_OPTION_ARG_NONE, &headless, "No window: commands on stdin, reports on stdout", nullptr},
     {"console", 0, 0, G_OPTION_ARG_NONE, &console, "Full screen on a bare console through kmssink", nullptr},
     {"pipeline", 0, 0, G_OPTION_ARG_STRING, &pipeline, "Client pipeline file (default client-session)", "NAME"},
@@ -1301,9 +1316,16 @@ main (int argc, char **argv)
     g_printerr ("wayray-client: no token (--token or $WAYRAY_TOKEN)\n");
     return EXIT_USAGE;
   }
-  if (size && sscanf (size, "%dx%d", &c.width, &c.height) != 2) {
-    g_printerr ("wayray-client: --size wants WxH, e.g. 1280x720\n");
-    return EXIT_USAGE;
+  if (size) {
+    std::string error;
+    if (!wayray::monitor_layout_parse (size, &c.monitors, &error)) {
+      g_printerr ("wayray-client: --size wants WxH, e.g. 1280x720, or one WxH per monitor, e.g. "
+          "1920x1080,1280x1024: %s\n", error.c_str ());
+      return EXIT_USAGE;
+    }
+    wayray::monitor_layout_bounds (c.monitors, &c.width, &c.height);
+    if (c.monitors.size () < 2)
+      c.monitors.clear ();
   }
   c.headless = headless;
   c.audio.speakers = !no_audio;

@@ -26,6 +26,7 @@
 #include "wrdaemon.h"
 #include "wrdoorlimit.h"
 #include "wrpipelinefile.h"
+#include "wrscreen.h"
 #include "wrsession.h"
 #include "wrdesktop.h"
 #include "wrsound.h"
@@ -118,7 +119,8 @@ struct Daemon : ProxyHost {
   void reply (GstStructure *msg, guint64 conn_id);
   void reply (GstStructure *msg);
   SessionProxy *session_for_token (const std::string &name);
-  SessionProxy *spawn_session (const std::string &token, const Account &account, int w, int h, GError **error);
+  SessionProxy *spawn_session (const std::string &token, const Account &account, const ClientScreen &screen,
+      GError **error);
   bool prepare_runtime (GError **error);
   void share_registry ();
   void adopt_sessions ();
@@ -273,8 +275,7 @@ Daemon::proxy_ready (SessionProxy *p)
   g_print ("session %d (%s as %s): %s on port %u, socket %s, worker %d\n", p->id, p->token_name.c_str (),
       p->user.c_str (), p->adopted ? "adopted" : "started", p->port, p->socket_path.c_str (), p->worker);
   if (p->welcome) {
-    p->expect (p->welcome_proof, p->welcome_w, p->welcome_h, p->welcome_who, p->welcome_video, p->welcome_keymap,
-        p->welcome_scale);
+    p->expect (p->welcome_proof, p->welcome_screen, p->welcome_who, p->welcome_video, p->welcome_keymap);
     reply (p->welcome, p->welcome_conn);
     p->welcome = nullptr;
   }
@@ -312,11 +313,10 @@ Daemon::proxy_setup (SessionProxy *p)
 {
   std::string base = p->runtime_dir + "/wayray-session-" + std::to_string (p->id);
   const Keymap keymap = default_keymap (cfg, p->user);
-  return gst_structure_new ("setup",
+  GstStructure *setup = gst_structure_new ("setup",
       "id", G_TYPE_INT, p->id, "token", G_TYPE_STRING, p->token_name.c_str (), "port", G_TYPE_UINT, p->port,
       "route", G_TYPE_STRING, p->route.c_str (),
-      "socket", G_TYPE_STRING, p->socket_name.c_str (), "width", G_TYPE_INT, p->welcome_w,
-      "height", G_TYPE_INT, p->welcome_h, "scale", G_TYPE_INT, p->welcome_scale, "seat", G_TYPE_STRING, cfg.seat.c_str (),
+      "socket", G_TYPE_STRING, p->socket_name.c_str (), "seat", G_TYPE_STRING, cfg.seat.c_str (),
       "command", G_TYPE_STRING, cfg.session_command.c_str (),
       "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (),
       "keymap-variant", G_TYPE_STRING, keymap.variant.c_str (),
@@ -332,10 +332,12 @@ Daemon::proxy_setup (SessionProxy *p)
       "framerate", G_TYPE_UINT, cfg.framerate,
       "pipeline-path", G_TYPE_STRING, server_file.path.c_str (),
       "pipeline-text", G_TYPE_STRING, server_file.text.c_str (), nullptr);
+  p->welcome_screen.put (setup);
+  return setup;
 }
 
 SessionProxy *
-Daemon::spawn_session (const std::string &token, const Account &account, int w, int h, GError **error)
+Daemon::spawn_session (const std::string &token, const Account &account, const ClientScreen &screen, GError **error)
 {
   auto p = std::make_unique<SessionProxy> ();
   p->host = this;
@@ -347,8 +349,7 @@ Daemon::spawn_session (const std::string &token, const Account &account, int w, 
   p->route = new_route ();
   p->seat_runtime = cfg.runtime_directory;
   p->socket_name = "wayray-" + cfg.seat + "-" + std::to_string (p->id);
-  p->welcome_w = w;
-  p->welcome_h = h;
+  p->welcome_screen = screen;
 
   /* The session's own key, signed by the seat's: the seat key never
    * reaches anything the session's user can read. Its name is random, and
@@ -412,10 +413,8 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
   std::string nonce = nonce_s ? nonce_s : "";
   const gchar *token = gst_structure_get_string (msg, "token");
   const gchar *client = gst_structure_get_string (msg, "client");
-  gint version = 0, w = 0, h = 0;
+  gint version = 0;
   gst_structure_get_int (msg, "version", &version);
-  gst_structure_get_int (msg, "width", &w);
-  gst_structure_get_int (msg, "height", &h);
   /* The client's own name is only a label: the address is the peer's. */
   std::string label = client ? client : "client";
   for (char &c : label)
@@ -431,10 +430,12 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     return std::string (v ? v : "");
   };
   Keymap keymap { field ("keymap-layout"), field ("keymap-variant"), field ("keymap-options") };
-  /* The screen's scale factor (HiDPI): 1 to 4, anything else is 1. */
-  int scale = 1;
-  if (!gst_structure_get_int (msg, "scale", &scale) || scale < 1 || scale > 4)
-    scale = 1;
+  /* The screen: its size (else the seat's default), its scale factor
+   * (HiDPI, 1 to 4, anything else is 1) and its monitors. */
+  std::string screen_note;
+  const ClientScreen screen = ClientScreen::take (msg, cfg.default_width, cfg.default_height, &screen_note);
+  if (!screen_note.empty ())
+    g_print ("%s: ignoring its monitors: %s\n", who.c_str (), screen_note.c_str ());
   if (!keymap.empty () && !keymap.valid ()) {
     g_print ("%s: ignoring its keymap: not XKB names\n", who.c_str ());
     keymap = Keymap ();
@@ -494,10 +495,6 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     refuse ("not a WayRay version 1 hello");
     return;
   }
-  if (w < 16 || h < 16 || w > 8192 || h > 8192) {
-    w = cfg.default_width;
-    h = cfg.default_height;
-  }
   std::string name, user;
   GError *err = nullptr;
   if (!token || !token_store_verify (cfg.token_store, token, &name, &user, &err)) {
@@ -516,7 +513,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
         "ticket", G_TYPE_STRING, ticket.c_str (),
         "fingerprint", G_TYPE_STRING, fingerprint.c_str (),
         "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), "new-session", G_TYPE_BOOLEAN, created,
-        "width", G_TYPE_INT, w, "height", G_TYPE_INT, h, nullptr);
+        "width", G_TYPE_INT, screen.width, "height", G_TYPE_INT, screen.height, nullptr);
   };
   auto wait_for_worker = [&] (SessionProxy *p, bool created) {
     /* This hello's answer replaces any one waiting; that one's client is
@@ -531,12 +528,10 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     p->welcome = welcome (p, created);
     p->welcome_conn = conn;
     p->welcome_proof = proof;
-    p->welcome_w = w;
-    p->welcome_h = h;
+    p->welcome_screen = screen;
     p->welcome_who = who;
     p->welcome_video = video;
     p->welcome_keymap = keymap;
-    p->welcome_scale = scale;
   };
   if (s && s->user != user) {
     /* The token was given to another account while its session ran. */
@@ -545,7 +540,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     return;
   }
   if (s && s->ready) {
-    s->expect (proof, w, h, who, video, keymap, scale);
+    s->expect (proof, screen, who, video, keymap);
     reply (welcome (s, FALSE), conn);
     return;
   }
@@ -585,7 +580,7 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
     }
   }
   /* A new session: its worker answers once it listens. */
-  s = spawn_session (name, account, w, h, &err);
+  s = spawn_session (name, account, screen, &err);
   if (!s) {
     refuse (std::string ("the session could not start: ") + err->message);
     g_error_free (err);

@@ -205,7 +205,7 @@ Keymap::valid () const
 }
 
 Desktop::Told
-Desktop::configure (const Keymap &keymap, int scale, int pid, std::string &error)
+Desktop::configure (const Keymap &keymap, int scale, int outputs, int pid, std::string &error)
 {
   if (kind_ != DesktopKind::Sway)
     return Told::Done;
@@ -218,9 +218,18 @@ Desktop::configure (const Keymap &keymap, int scale, int pid, std::string &error
     return Told::NotYet;
   /* One IPC message, three commands; swaymsg quotes nothing, the names
    * are plain XKB names (Keymap::valid). */
-  const std::string cmd = "input type:keyboard xkb_layout " + keymap.layout + ", input type:keyboard xkb_variant " +
+  std::string cmd = "input type:keyboard xkb_layout " + keymap.layout + ", input type:keyboard xkb_variant " +
       (keymap.variant.empty () ? "\"\"" : keymap.variant) + ", input type:keyboard xkb_options " +
       (keymap.options.empty () ? "\"\"" : keymap.options) + ", output * scale " + std::to_string (CLAMP (scale, 1, 4));
+  /* One output per monitor: sway's Wayland backend names them WL-1,
+   * WL-2, ...; wayraysrc puts each window of sway's on a monitor of its
+   * own. Outputs beyond the monitors are turned off (their windows
+   * unmap), not destroyed: sway 1.7 cannot. */
+  outputs = CLAMP (outputs, 1, 8);
+  for (; outputs_made_ < outputs; outputs_made_++)
+    cmd += ", create_output";
+  for (int i = 1; i <= outputs_made_; i++)
+    cmd += ", output WL-" + std::to_string (i) + (i <= outputs ? " enable" : " disable");
   const gchar *argv[] = { "swaymsg", "-s", sock.c_str (), cmd.c_str (), nullptr };
   gchar *out = nullptr, *err = nullptr;
   gint status = 0;
@@ -308,7 +317,9 @@ Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &err
     /* wlroots' Wayland backend (not the headless one a test or a
      * parent's environment may name), drawing with pixman into shared
      * memory as wayraysrc does. */
-    exec = "env WLR_BACKENDS=wayland WLR_RENDERER=pixman sway --config " + quote (config);
+    outputs_made_ = CLAMP (setup.outputs, 1, 8);
+    exec = "env WLR_BACKENDS=wayland WLR_RENDERER=pixman WLR_WL_OUTPUTS=" + std::to_string (outputs_made_) +
+        " sway --config " + quote (config);
   }
   return true;
 }

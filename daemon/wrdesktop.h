@@ -57,6 +57,7 @@ struct DesktopSetup {
   std::string command;           /* the session command; "" = none */
   Keymap keymap;                 /* for a desktop that keeps its own (sway) */
   int scale = 1;                 /* the output's scale, likewise */
+  int outputs = 1;               /* the client's monitors: sway opens one output each */
   std::string parent_socket;     /* wayraysrc's socket (a path), for the clipboard bridge */
   std::string config_file;       /* the operator's own weston.ini or sway config; "" = ours */
 };
@@ -77,13 +78,14 @@ class Desktop {
   const std::string &directory () const { return dir_; }
   /* The socket name a desktop's applications connect to, when known. */
   const std::string &socket_name () const { return socket_; }
-  /* A nested desktop that keeps its own keymap and output scale (sway) is
-   * told the new ones through its IPC socket; @pid is the desktop's
-   * process. Weston takes wayraysrc's keymap by itself (and keeps scale
-   * 1). NotYet while the desktop has not started (no pid, no socket yet):
-   * ask again later. */
+  /* A nested desktop that keeps its own keymap, output scale and outputs
+   * (sway) is told the new ones through its IPC socket: @outputs of its
+   * outputs on (made when it has fewer), the others off; @pid is the
+   * desktop's process. Weston takes wayraysrc's keymap by itself (and
+   * keeps scale 1 and one output). NotYet while the desktop has not
+   * started (no pid, no socket yet): ask again later. */
   enum class Told { Done, NotYet, Failed };
-  Told configure (const Keymap &keymap, int scale, int pid, std::string &error);
+  Told configure (const Keymap &keymap, int scale, int outputs, int pid, std::string &error);
   /* The end of the desktop's own log (weston's), at most @max bytes:
    * why it ended, for the daemon's log. */
   std::string log_tail (size_t max) const;
@@ -91,6 +93,7 @@ class Desktop {
  private:
   std::string dir_, socket_;
   DesktopKind kind_ = DesktopKind::Kiosk;
+  int outputs_made_ = 1;         /* sway's outputs (WL-1 ... WL-N), on or off */
 };
 
 }  // namespace wayray

@@ -97,13 +97,15 @@ SessionProxy::send_fd (GstStructure *msg, int pass_fd)
 }
 
 void
-SessionProxy::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video,
-    const Keymap &keymap, int scale)
+SessionProxy::expect (const std::string &proof, const ClientScreen &screen, const std::string &who,
+    const std::string &video, const Keymap &keymap)
 {
-  send (gst_structure_new ("expect", "proof", G_TYPE_STRING, proof.c_str (), "width", G_TYPE_INT, w,
-          "height", G_TYPE_INT, h, "client", G_TYPE_STRING, who.c_str (), "video-codecs", G_TYPE_STRING,
-          video.c_str (), "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (), "keymap-variant", G_TYPE_STRING,
-          keymap.variant.c_str (), "keymap-options", G_TYPE_STRING, keymap.options.c_str (), "scale", G_TYPE_INT, scale, nullptr));
+  GstStructure *msg = gst_structure_new ("expect", "proof", G_TYPE_STRING, proof.c_str (),
+      "client", G_TYPE_STRING, who.c_str (), "video-codecs", G_TYPE_STRING,
+      video.c_str (), "keymap-layout", G_TYPE_STRING, keymap.layout.c_str (), "keymap-variant", G_TYPE_STRING,
+      keymap.variant.c_str (), "keymap-options", G_TYPE_STRING, keymap.options.c_str (), nullptr);
+  screen.put (msg);
+  send (msg);
 }
 
 void

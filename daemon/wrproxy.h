@@ -11,6 +11,7 @@
 #pragma once
 
 #include "wrdesktop.h"
+#include "wrscreen.h"
 
 #include <gst/gst.h>
 #include <sys/types.h>
@@ -70,8 +71,7 @@ struct SessionProxy {
   guint64 welcome_conn = 0;     /* the front-door connection to answer on */
   std::string welcome_proof, welcome_who, welcome_video;
   Keymap welcome_keymap;
-  int welcome_scale = 1;
-  int welcome_w = 0, welcome_h = 0;
+  ClientScreen welcome_screen;
 
   ~SessionProxy ();
 
@@ -84,8 +84,8 @@ struct SessionProxy {
   /* @msg with @pass_fd alongside (SCM_RIGHTS); the caller keeps its copy. */
   bool send_fd (GstStructure *msg, int pass_fd);
   /* @video: the video codecs the client decodes ("h264", or empty). */
-  void expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video,
-      const Keymap &keymap, int scale);
+  void expect (const std::string &proof, const ClientScreen &screen, const std::string &who,
+      const std::string &video, const Keymap &keymap);
   /* SIGTERM to the starter, which ends the worker and the PAM session. */
   void terminate ();
   /* One line for `wayrayctl list`. */

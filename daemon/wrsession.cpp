@@ -103,10 +103,31 @@ Session::set_size (int w, int h)
 }
 
 void
+Session::log_monitors () const
+{
+  if (!monitors.empty ())
+    g_print ("session %d (%s): %zu monitors, %s\n", id, token_name.c_str (), monitors.size (),
+        monitor_layout_format (monitors).c_str ());
+}
+
+void
+Session::set_monitors (const MonitorLayout &layout)
+{
+  if (layout == monitors || fixed_size)
+    return;
+  monitors = layout;
+  g_object_set (src, "monitors", layout.empty () ? nullptr : monitor_layout_format (layout).c_str (), nullptr);
+  log_monitors ();
+  host->desktop_changed (id, keymap, scale, (int) std::max<size_t> (1, layout.size ()));
+}
+
+void
 Session::apply_requested_size ()
 {
-  if (!verified || (want_w == width && want_h == height))
+  if (!verified || (want_w == width && want_h == height && want_monitors == monitors))
     return;
+  /* The layout first: wayraysrc uses it once the picture has its size. */
+  set_monitors (want_monitors);
   set_size (want_w, want_h);
   if (width == want_w && height == want_h) {
     g_print ("session %d (%s): resized to %dx%d by its client\n", id, token_name.c_str (), width, height);
@@ -116,12 +137,13 @@ Session::apply_requested_size ()
 }
 
 void
-Session::request_size (int w, int h)
+Session::request_size (int w, int h, const MonitorLayout &layout)
 {
   if (w < 16 || h < 16 || w > 8192 || h > 8192)
     return;
   want_w = w;
   want_h = h;
+  want_monitors = layout;
   /* The first request after a quiet spell is carried out at once (a
    * window put full screen); those that follow within kResizeSettleMs (a
    * window being dragged) wait until the size holds still, so the
@@ -233,7 +255,7 @@ Session::set_keymap (const Keymap &want)
       km.options.c_str (), nullptr);
   g_print ("session %d (%s): keyboard layout %s%s\n", id, token_name.c_str (), km.describe ().c_str (),
       want.empty () ? " (the session's default)" : " (the client's)");
-  host->desktop_changed (id, km, scale);
+  host->desktop_changed (id, km, scale, (int) std::max<size_t> (1, monitors.size ()));
 }
 
 void
@@ -250,15 +272,16 @@ Session::set_scale (int sc)
   if (scale_by == ScaleBy::Compositor)
     g_object_set (src, "scale", sc, nullptr);
   g_print ("session %d (%s): scale %d (the client's)\n", id, token_name.c_str (), sc);
-  host->desktop_changed (id, keymap, scale);
+  host->desktop_changed (id, keymap, scale, (int) std::max<size_t> (1, monitors.size ()));
 }
 
 void
 Session::attach ()
 {
-  set_size (pending_w, pending_h);
+  set_monitors (pending_screen.monitors);
+  set_size (pending_screen.width, pending_screen.height);
   set_keymap (pending_keymap);
-  set_scale (pending_scale);
+  set_scale (pending_screen.scale);
   clipboard.attach (admitted_conn);
   client = pending_client;
   attaches++;
@@ -272,7 +295,8 @@ Session::attach ()
       !h264 ? "lossless; the client decodes no H.264" :
       !decodable ? "lossless; the client's H.264 decoder does not take profile " + h264_profile :
       "lossless; the pipeline has no video path";
-  g_print ("session %d (%s): attached %s at %dx%d (%s)\n", id, token_name.c_str (), client.c_str (), width, height,
+  g_print ("session %d (%s): attached %s at %dx%d%s (%s)\n", id, token_name.c_str (), client.c_str (), width, height,
+      monitors.empty () ? "" : (" on " + std::to_string (monitors.size ()) + " monitors").c_str (),
       how.c_str ());
   host->session_changed (id);
 }
@@ -296,9 +320,17 @@ drop_unverified_input (GstPad *pad, GstPadProbeInfo *info, gpointer data)
     if (s->verified && gst_structure_get_int (st, "width", &w) && gst_structure_get_int (st, "height", &h)) {
       SessionHost *host = s->host;
       int id = s->id;
-      run_on_main ([host, id, w, h] {
+      /* With several monitors, their layout (its bounding box is the
+       * size; one that is not, or does not parse, is dropped). */
+      std::string note;
+      ClientScreen screen = ClientScreen::take (st, w, h, &note);
+      if (!note.empty ())
+        g_print ("session %d (%s): ignoring the client's monitors: %s\n", s->id, s->token_name.c_str (),
+            note.c_str ());
+      MonitorLayout layout = screen.monitors;
+      run_on_main ([host, id, w, h, layout] {
             if (Session *found = host->find_session (id))
-              found->request_size (w, h);
+              found->request_size (w, h, layout);
           });
     }
     return GST_PAD_PROBE_DROP;
@@ -427,6 +459,12 @@ Session::start (GError **error)
   g_signal_connect (netin, "pad-added", G_CALLBACK (on_netin_pad), this);
   if (!xwayland && g_object_class_find_property (G_OBJECT_GET_CLASS (src), "xwayland"))
     g_object_set (src, "xwayland", FALSE, nullptr);
+  /* The first client's monitors, before the session command starts (a
+   * nested desktop then opens its outputs one per monitor). */
+  if (!monitors.empty ()) {
+    g_object_set (src, "monitors", monitor_layout_format (monitors).c_str (), nullptr);
+    log_monitors ();
+  }
   if (!clipboard.start (pipeline, src, net))
     g_printerr ("session %d: no clipboard (%s has no selection signals)\n", id, GST_OBJECT_NAME (src));
   /* The session's connections wait for admission: only a ticket's. They
@@ -531,14 +569,12 @@ Session::stats ()
 }
 
 void
-Session::expect (const std::string &proof, int w, int h, const std::string &who, const std::string &video,
-    const Keymap &km, int sc)
+Session::expect (const std::string &proof, const ClientScreen &screen, const std::string &who,
+    const std::string &video, const Keymap &km)
 {
   pending_keymap = km;
-  pending_scale = sc;
+  pending_screen = screen;
   pending_ticket = proof;
-  pending_w = w;
-  pending_h = h;
   pending_client = who;
   pending_video = video;
   ticket_ok = false;

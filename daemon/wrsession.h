@@ -10,6 +10,7 @@
 
 #include "wrcontrol.h"
 #include "wrdaemon.h"
+#include "wrscreen.h"
 #include "wrsessionclipboard.h"
 #include "wrvideorate.h"
 
@@ -33,9 +34,10 @@ class SessionHost {
   virtual void session_ended (int id, const std::string &why) = 0;
   /* Attached, detached: listings should change. */
   virtual void session_changed (int id) = 0;
-  /* The session's keyboard got another keymap, or its output another
-   * scale (a client's): a nested desktop that keeps its own is told. */
-  virtual void desktop_changed (int id, const Keymap &keymap, int scale) = 0;
+  /* The session's keyboard got another keymap, its output another scale
+   * or its client another number of monitors: a nested desktop that keeps
+   * its own is told. */
+  virtual void desktop_changed (int id, const Keymap &keymap, int scale, int outputs) = 0;
   /* The session @id if it still exists (for callbacks that outlive it). */
   virtual Session *find_session (int id) = 0;
 };
@@ -64,7 +66,7 @@ struct Session {
 
   /* Attachment, main thread only (except `verified`, read by probes). */
   std::string pending_ticket;
-  int pending_w = 0, pending_h = 0;
+  ClientScreen pending_screen;
   std::string pending_client, pending_video;
   /* What the first client decodes ("h264:PROFILE,..."): the session's
    * encoder makes the best profile it takes (h264_profile), for good;
@@ -97,7 +99,7 @@ struct Session {
    * event): the session follows at once after a quiet spell, else once
    * the size has held still for kResizeSettleMs. Sizes outside 16..8192
    * are ignored. */
-  void request_size (int w, int h);
+  void request_size (int w, int h, const MonitorLayout &monitors);
   void apply_requested_size ();
   static constexpr guint kResizeSettleMs = 150;
   guint resize_timer = 0;
@@ -106,6 +108,12 @@ struct Session {
    * clients' screens. */
   bool fixed_size = false;
   int want_w = 0, want_h = 0;
+  MonitorLayout want_monitors;
+  /* The client's monitors: wayraysrc gets one output per monitor (and a
+   * nested sway as many of its own); not for a desktop of fixed size. */
+  void set_monitors (const MonitorLayout &layout);
+  void log_monitors () const;
+  MonitorLayout monitors;
   guint64 resizes = 0;
   void on_ticket (GstStructure *msg, const MessageOrigin &origin);
   /* The seat's router: its connections come through @fd (the elements
@@ -121,12 +129,12 @@ struct Session {
   /* The next client proves its token with ticket_proof (token, ticket). */
   /* @video: the video codecs the client decodes ("h264", or empty: the
    * session's damagetilers send everything losslessly while it is attached). */
-  void expect (const std::string &proof, int w, int h, const std::string &client, const std::string &video,
-      const Keymap &keymap, int scale);
+  void expect (const std::string &proof, const ClientScreen &screen, const std::string &client,
+      const std::string &video, const Keymap &keymap);
   /* The attached client's scale factor (HiDPI), for wayraysrc's output and
    * the nested desktop. */
   void set_scale (int scale);
-  int scale = 1, pending_scale = 1;
+  int scale = 1;
   /* Who draws at the client's scale: wayraysrc's output (kiosk), the
    * nested desktop's own output (sway; wayraysrc stays at 1, or the
    * desktop's picture would be drawn at half the pixels and blown up), or

@@ -129,7 +129,8 @@ class Worker : public SessionHost {
   Desktop desktop;              /* the nested desktop's files, when one runs */
   Keymap desktop_keymap;        /* what the desktop is to be told */
   int desktop_scale = 1;
-  int setup_scale = 1;          /* the first client's, for the desktop's start */
+  int desktop_outputs = 1;
+  ClientScreen setup_screen;    /* the first client's, for the desktop's start */
   guint keymap_timer = 0;
   int keymap_tries = 0;
 
@@ -154,9 +155,10 @@ class Worker : public SessionHost {
     g_main_loop_quit (loop);
   }
 
-  void desktop_changed (int id, const Keymap &keymap, int scale) override {
+  void desktop_changed (int id, const Keymap &keymap, int scale, int outputs) override {
     desktop_keymap = keymap;
     desktop_scale = scale;
+    desktop_outputs = outputs;
     keymap_tries = 0;
     if (!keymap_timer && !tell_desktop_keymap ())
       keymap_timer = g_timeout_add (100, [] (gpointer data) -> gboolean {
@@ -176,7 +178,7 @@ class Worker : public SessionHost {
     if (session)
       g_object_get (session->src, "exec-pid", &pid, nullptr);
     std::string why;
-    Desktop::Told told = desktop.configure (desktop_keymap, desktop_scale, pid, why);
+    Desktop::Told told = desktop.configure (desktop_keymap, desktop_scale, desktop_outputs, pid, why);
     if (told == Desktop::Told::NotYet && ++keymap_tries < 150)
       return false;
     if (told != Desktop::Told::Done)
@@ -232,8 +234,7 @@ class Worker : public SessionHost {
     session = std::make_unique<Session> ();
     session->host = this;
     gst_structure_get_int (s, "id", &session->id);
-    gst_structure_get_int (s, "scale", &setup_scale);
-    setup_scale = CLAMP (setup_scale, 1, 4);
+    setup_screen = ClientScreen::take (s, 1920, 1080);
     /* The session's sound server first: its applications and the
      * pipeline's PipeWire elements find it through the environment. */
     if (cfg.sound) {
@@ -258,13 +259,15 @@ class Worker : public SessionHost {
     relay_fd = -1;
     gst_structure_get_uint (s, "port", &session->port);
     session->socket_name = str ("socket");
-    gst_structure_get_int (s, "width", &session->width);
-    gst_structure_get_int (s, "height", &session->height);
+    session->width = setup_screen.width;
+    session->height = setup_screen.height;
     session->first_video = str ("client-video");
     /* The pipeline file starts wayraysrc with ${KEYMAP_LAYOUT} alone. */
     session->default_keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
     session->keymap = Keymap { cfg.keymap_layout, "", "" };
     prepare_desktop ();
+    if (!session->fixed_size)
+      session->monitors = setup_screen.monitors;
     GError *err = nullptr;
     if (!session->start (&err)) {
       send (gst_structure_new ("failed", "reason", G_TYPE_STRING, err->message, nullptr));
@@ -306,7 +309,8 @@ class Worker : public SessionHost {
     setup.seat = cfg.seat;
     setup.command = cfg.session_command;
     setup.keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
-    setup.scale = setup_scale;
+    setup.scale = setup_screen.scale;
+    setup.outputs = setup_screen.outputs ();
     const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
     if (xdg && !session->socket_name.empty ())
       setup.parent_socket = std::string (xdg) + "/" + session->socket_name;
@@ -348,16 +352,11 @@ class Worker : public SessionHost {
       const gchar *proof = gst_structure_get_string (s, "proof");
       const gchar *client = gst_structure_get_string (s, "client");
       const gchar *video = gst_structure_get_string (s, "video-codecs");
-      int w = 0, h = 0;
-      gst_structure_get_int (s, "width", &w);
-      gst_structure_get_int (s, "height", &h);
       Keymap km { structure_string (s, "keymap-layout"), structure_string (s, "keymap-variant"),
         structure_string (s, "keymap-options") };
-      int scale = 1;
-      gst_structure_get_int (s, "scale", &scale);
       if (proof)
-        session->expect (proof, w, h, client ? client : "", video ? video : "", km.valid () ? km : Keymap (),
-            CLAMP (scale, 1, 4));
+        session->expect (proof, ClientScreen::take (s, session->width, session->height), client ? client : "",
+            video ? video : "", km.valid () ? km : Keymap ());
     } else if (gst_structure_has_name (s, "detach")) {
       session->detach (reason ? reason : "detached");
     } else if (gst_structure_has_name (s, "end") && !ending) {

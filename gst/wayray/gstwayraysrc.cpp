@@ -87,6 +87,7 @@ enum
   PROP_KEYMAP_MODEL,
   PROP_RENDERER,
   PROP_SCALE,
+  PROP_MONITORS,
   PROP_XWAYLAND,
   PROP_FRAMES_PUSHED,
   PROP_FRAMES_RENDERED,
@@ -154,6 +155,7 @@ struct GstWayraySrcPrivate
   std::vector<std::string> exec_env;
   std::string keymap_layout, keymap_variant, keymap_options, keymap_model;
   int scale = 1;
+  wayray::MonitorLayout monitors;
   bool xwayland = true;
   GstWayrayRenderer renderer = DEFAULT_RENDERER;
 
@@ -272,6 +274,12 @@ gst_wayray_src_class_init (GstWayraySrcClass * klass)
       g_param_spec_int ("scale", "Output scale",
           "Scale of the session's output (HiDPI): applications draw this many pixels per "
           "logical pixel; the picture keeps its size. May change while running", 1, 4, 1, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_MONITORS,
+      g_param_spec_string ("monitors", "Monitors",
+          "The client's monitors, \"WxH[+X+Y],...\" (without a position, right of the one "
+          "before): while the picture is their bounding box, the session has one output per "
+          "monitor, laid out the same, and each window fills one of them; otherwise one output "
+          "fills the picture. Empty: one output. May change while running", nullptr, rw_playing));
   g_object_class_install_property (gobject_class, PROP_XWAYLAND,
       g_param_spec_boolean ("xwayland", "Xwayland",
           "X11 programs in the session through Xwayland, started when the first one connects "
@@ -440,6 +448,19 @@ gst_wayray_src_set_property (GObject * object, guint prop_id, const GValue * val
       if (priv->compositor)
         priv->compositor->set_scale (priv->scale);
       break;
+    case PROP_MONITORS: {
+      const gchar *text = g_value_get_string (value);
+      wayray::MonitorLayout layout;
+      std::string error;
+      if (text && *text && !wayray::monitor_layout_parse (text, &layout, &error)) {
+        GST_WARNING_OBJECT (object, "%s; the monitors stay", error.c_str ());
+        break;
+      }
+      priv->monitors = layout;
+      if (priv->compositor)
+        priv->compositor->set_monitors (layout);
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
       break;
@@ -479,6 +500,10 @@ gst_wayray_src_get_property (GObject * object, guint prop_id, GValue * value, GP
       break;
     case PROP_SCALE:
       g_value_set_int (value, priv->scale);
+      break;
+    case PROP_MONITORS:
+      g_value_set_string (value, priv->monitors.empty () ? nullptr :
+          wayray::monitor_layout_format (priv->monitors).c_str ());
       break;
     case PROP_KEYMAP_LAYOUT:
       g_value_set_string (value, str (priv->keymap_layout));
@@ -543,6 +568,7 @@ gst_wayray_src_start (GstBaseSrc * bsrc)
     config.xkb_options = priv->keymap_options;
     config.xkb_model = priv->keymap_model;
     config.scale = priv->scale;
+    config.monitors = priv->monitors;
     config.xwayland = priv->xwayland;
     switch (priv->renderer) {
       case GST_WAYRAY_RENDERER_AUTO:
@@ -697,10 +723,18 @@ gst_wayray_src_stop (GstBaseSrc * bsrc)
 static GstCaps *
 gst_wayray_src_fixate (GstBaseSrc * bsrc, GstCaps * caps)
 {
+  /* Left free, the picture spans the monitors. */
+  GstWayraySrcPrivate *priv = GST_WAYRAY_SRC (bsrc)->priv;
+  int w = DEFAULT_WIDTH, h = DEFAULT_HEIGHT;
+  {
+    std::lock_guard<std::mutex> g (priv->prop_lock);
+    if (!priv->monitors.empty ())
+      wayray::monitor_layout_bounds (priv->monitors, &w, &h);
+  }
   caps = gst_caps_make_writable (caps);
   GstStructure *s = gst_caps_get_structure (caps, 0);
-  gst_structure_fixate_field_nearest_int (s, "width", DEFAULT_WIDTH);
-  gst_structure_fixate_field_nearest_int (s, "height", DEFAULT_HEIGHT);
+  gst_structure_fixate_field_nearest_int (s, "width", w);
+  gst_structure_fixate_field_nearest_int (s, "height", h);
   gst_structure_fixate_field_nearest_fraction (s, "framerate", DEFAULT_FPS, 1);
   return GST_BASE_SRC_CLASS (parent_class)->fixate (bsrc, caps);
 }

@@ -136,16 +136,13 @@ Compositor::Impl::setup ()
     handle_new_decoration (static_cast<wlr_xdg_toplevel_decoration_v1 *> (data));
   });
 
-  output = wlr_headless_add_output (backend, config.width, config.height);
-  if (!output || !wlr_output_init_render (output, allocator, renderer)) {
+  /* The first output (more come with monitors, in apply_mode); its frame
+   * events pace rendering for all of them. */
+  if (!sync_screens (current_layout (), 60000)) {
     start_error = "could not create the headless output";
     return false;
   }
-  output_frame.connect (&output->events.frame, [this] (void *) { handle_output_frame (); });
-  wlr_output_layout_add_auto (layout, output);
-  scene_output = wlr_scene_get_scene_output (scene, output);
-  if (!scene_output)
-    scene_output = wlr_scene_output_create (scene, output);
+  output_frame.connect (&primary ()->events.frame, [this] (void *) { handle_output_frame (); });
 
   /* Seat: a keyboard with the configured keymap and a pointer. */
   seat = wlr_seat_create (display, "seat0");
@@ -213,6 +210,7 @@ Compositor::Impl::setup ()
     start_error = "could not start the headless backend";
     return false;
   }
+  started_backend = true;
   apply_mode (config.width, config.height, config.fps_n, config.fps_d);
   if (config.scale != 1) {
     int s = config.scale;
@@ -261,10 +259,9 @@ Compositor::Impl::teardown ()
 
   drop_slots ();
   front = nullptr;
-  if (copy_target) {
-    wlr_buffer_drop (copy_target);
-    copy_target = nullptr;
-  }
+  for (auto &sc : screens)
+    if (sc->copy_target)
+      wlr_buffer_drop (sc->copy_target);
   history.clear ();
 
   if (xcursor_manager)
@@ -276,7 +273,7 @@ Compositor::Impl::teardown ()
   if (backend)
     wlr_backend_destroy (backend);      /* outputs and input devices */
   backend = nullptr;
-  output = nullptr;
+  screens.clear ();
   /* The layout before the scene: wlroots 0.15's scene/layout helper only
    * unhooks itself when the layout goes. */
   if (layout)
@@ -417,9 +414,9 @@ Compositor::frame_taken ()
 {
   Impl *p = impl_.get ();
   p->post ([p] {
-    if (p->holding && p->output) {
+    if (p->holding && p->primary ()) {
       p->holding = false;
-      wlr_output_schedule_frame (p->output);
+      wlr_output_schedule_frame (p->primary ());
     }
   });
 }
@@ -436,7 +433,7 @@ Compositor::request_full_frame ()
   Impl *p = impl_.get ();
   p->post ([p] {
     p->full_damage = true;
-    wlr_output_schedule_frame (p->output);
+    wlr_output_schedule_frame (p->primary ());
   });
 }
 
@@ -534,8 +531,22 @@ Compositor::set_scale (int scale)
 {
   Impl *p = impl_.get ();
   p->post ([p, scale] {
-    if (p->output && scale != p->config.scale)
+    if (p->primary () && scale != p->config.scale)
       p->apply_scale (scale);
+  });
+}
+
+void
+Compositor::set_monitors (const MonitorLayout &monitors)
+{
+  Impl *p = impl_.get ();
+  p->post ([p, monitors] {
+    if (monitors == p->monitors)
+      return;
+    MonitorLayout before = p->current_layout ();
+    p->monitors = monitors;
+    if (p->primary () && p->current_layout () != before)
+      p->apply_mode (p->config.width, p->config.height, p->config.fps_n, p->config.fps_d);
   });
 }
 

@@ -8,6 +8,8 @@
 
 #include <gst/gst.h>
 
+#include "wrmonitors.h"
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +30,9 @@ struct CompositorConfig {
   bool read_back = false;       /* read back even with pixman (tests that path) */
   int width = 1920, height = 1080;
   int scale = 1;                /* the output's scale: applications draw at it (HiDPI) */
+  /* The client's monitors: one output each while their bounding box is
+   * the picture's size (else one output fills the picture). */
+  MonitorLayout monitors;
   bool xwayland = true;         /* X11 windows through Xwayland (started on first use) */
   int fps_n = 60, fps_d = 1;
 };
@@ -89,6 +94,10 @@ class Compositor {
   /* The output's scale (1..4): applications get it as wl_output's scale
    * and draw that many pixels per logical one; the picture's size stays. */
   void set_scale (int scale);
+  /* The client's monitors (wrmonitors.h): the session gets one output per
+   * monitor, laid out the same, whenever the picture is their bounding
+   * box; empty or another picture size: one output. */
+  void set_monitors (const MonitorLayout &monitors);
   void request_full_frame ();
   /* The frame handed over last was taken (or dropped): drawing goes on. */
   void frame_taken ();

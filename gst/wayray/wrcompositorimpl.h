@@ -8,7 +8,8 @@
  *   wrcompositor.cpp  set-up, tear-down, the compositor thread, the public
  *                     Compositor methods
  *   wrslots.cpp       frame buffers ("slots") and the read-back target
- *   wroutput.cpp      the output: rendering, damage history, mode
+ *   wroutput.cpp      the outputs (one per monitor): rendering, damage
+ *                     history, mode and layout
  *   wrviews.cpp       xdg-shell views, decorations and the kiosk policy
  *   wrseat.cpp        keyboard, keymap, pointer, input injection
  *   wrcursor.cpp      cursor images
@@ -22,6 +23,7 @@
 
 #include "wrcompositor.h"
 
+#include "wrmonitors.h"
 #include "wrselection.h"
 #include "wrwlroots.h"
 
@@ -79,6 +81,16 @@ struct Region {
 
 struct Slot;                    /* wrslots.h */
 
+/* One monitor of the client: an output of the session, showing the part
+ * @rect (picture pixels) of the picture. The first one's frame events pace
+ * rendering for all. */
+struct Screen {
+  wlr_output *output = nullptr;
+  wlr_scene_output *scene_output = nullptr;
+  MonitorRect rect;
+  wlr_buffer *copy_target = nullptr;    /* read-back path: its render buffer */
+};
+
 /* ---- The compositor --------------------------------------------------- */
 
 /* A toplevel window: an xdg-shell toplevel, or an X11 window through
@@ -89,7 +101,9 @@ struct View {
   wlr_xwayland_surface *xsurface = nullptr;
   wlr_scene_node *node = nullptr;
   bool mapped = false;
-  Listener map, unmap, destroy, request_configure, set_geometry;
+  bool was_mapped = false;
+  int screen = -1;                /* the monitor it fills; -1: none chosen yet */
+  Listener map, unmap, destroy, request_configure, set_geometry, request_fullscreen;
   wlr_surface *surface () const { return xdg ? xdg->surface : xsurface ? xsurface->surface : nullptr; }
 };
 
@@ -104,10 +118,14 @@ struct Compositor::Impl {
   wlr_backend *backend = nullptr;
   wlr_renderer *renderer = nullptr;
   wlr_allocator *allocator = nullptr;
-  wlr_output *output = nullptr;
+  /* One per monitor, the first always there (wroutput.cpp). */
+  std::vector<std::unique_ptr<Screen>> screens;
+  wlr_output *primary () const { return screens.empty () ? nullptr : screens[0]->output; }
+  /* The monitors asked for; used while their bounding box is the
+   * picture's size, else the picture is one monitor. */
+  MonitorLayout monitors;
   wlr_output_layout *layout = nullptr;
   wlr_scene *scene = nullptr;
-  wlr_scene_output *scene_output = nullptr;
   wlr_xdg_shell *xdg_shell = nullptr;
   wlr_compositor *compositor = nullptr;
   wlr_xwayland *xwayland = nullptr;     /* wrxwayland.cpp; NULL: none */
@@ -118,6 +136,7 @@ struct Compositor::Impl {
   wlr_xcursor_manager *xcursor_manager = nullptr;
   wlr_presentation *presentation = nullptr;
   bool pixman = false;
+  bool started_backend = false;   /* outputs take modes only after it */
   bool zero_copy () const { return pixman && !config.read_back; }
 
   Listener output_frame, new_xdg_surface, request_set_cursor, request_set_selection;
@@ -129,7 +148,6 @@ struct Compositor::Impl {
   /* Rendering state. */
   std::vector<Slot *> slots;      /* the pool, all of the current size */
   Slot *front = nullptr;          /* last committed to the output */
-  wlr_buffer *copy_target = nullptr;  /* zero-copy off: the render buffer */
   guint64 seq = 0;                /* frames rendered */
   std::atomic<guint64> rendered { 0 };  /* the same, for other threads */
   bool holding = false;           /* a frame was due but the last one is not taken */
@@ -170,7 +188,7 @@ struct Compositor::Impl {
   std::string runtime_dir;
 
   Impl (GstObject *o, CompositorConfig c, CompositorCallbacks callbacks)
-      : owner (o), config (std::move (c)), cb (std::move (callbacks)) {}
+      : owner (o), config (std::move (c)), cb (std::move (callbacks)) { monitors = config.monitors; }
 
   /* -- the compositor thread (wrcompositor.cpp) -- */
   void wake_locked ();           /* with `lock` held */
@@ -181,29 +199,43 @@ struct Compositor::Impl {
 
   bool setup ();
   void apply_scale (int scale);   /* wroutput.cpp */
-  int logical_width () const { return std::max (1, config.width / std::max (1, config.scale)); }
-  int logical_height () const { return std::max (1, config.height / std::max (1, config.scale)); }
   void teardown ();
   void run ();
 
   /* -- buffer slots (wrslots.cpp) -- */
   Slot *acquire_slot ();
   void drop_slots ();
-  bool ensure_copy_target ();
+  bool ensure_copy_target (Screen &screen);
+  /* What @screen renders into: the slot itself when the screen is the
+   * whole picture, else a buffer over the screen's part of it. */
+  wlr_buffer *screen_target (Slot *slot, size_t index);
 
   /* -- output and rendering (wroutput.cpp) -- */
   void handle_output_frame ();
   void render_frame ();
-  void paint (Region region);
+  void paint (Screen &screen, Region region);
   void apply_mode (int width, int height, int fps_n, int fps_d);
-  void recommit_front ();
-  bool commit_picture (wlr_buffer *picture, Region &damage);
+  /* The screens of the current picture size (monitors, or one). */
+  MonitorLayout current_layout () const;
+  bool sync_screens (const MonitorLayout &want, int refresh_mhz);
+  void drop_screen (size_t index);
+  void place_screens ();
+  /* A screen's box in the layout (logical pixels). */
+  wlr_box screen_box (size_t index) const;
+  int screen_at (double x, double y) const;   /* picture pixels; -1: none */
+  void recommit_front (size_t index);
+  bool commit_picture (Screen &screen, wlr_buffer *picture, Region &damage);
 
   /* -- views (wrviews.cpp) -- */
   void handle_new_xdg_surface (wlr_xdg_surface *xdg);
   static void handle_new_decoration (wlr_xdg_toplevel_decoration_v1 *deco);
   void focus_view (View *view);
   void configure_view (View *view);
+  /* Chooses the view's monitor: an empty one first, else the pointer's. */
+  void choose_screen (View *view);
+  int view_screen (View *view);
+  void focus_screen_at_pointer ();
+  void spread_views ();
   View *top_view ();
   void start_xwayland ();        /* wrxwayland.cpp */
   void stop_xwayland ();

@@ -172,6 +172,8 @@ Compositor::Impl::pointer_motion (double x, double y)
 void
 Compositor::Impl::pointer_button (guint32 evdev_button, bool pressed)
 {
+  if (pressed)
+    focus_screen_at_pointer ();
   wlr_seat_pointer_notify_button (seat, monotonic_ms (), evdev_button,
       pressed ? WLR_BUTTON_PRESSED : WLR_BUTTON_RELEASED);
   wlr_seat_pointer_notify_frame (seat);

@@ -8,6 +8,7 @@
 #include "wrcompositorimpl.h"
 
 #include <cstdlib>
+#include <cstring>
 
 namespace wayray {
 
@@ -58,6 +59,40 @@ const wlr_buffer_impl slot_impl = {
   .end_data_ptr_access = slot_end_data_ptr_access,
 };
 
+/* A part of a slot: the same memory from an offset, with the slot's
+ * stride. */
+struct SlotPart {
+  wlr_buffer base;              /* first: a wlr_buffer* is a SlotPart* */
+  Slot *slot;
+  size_t offset;
+};
+
+void
+part_buffer_destroy (wlr_buffer *buffer)
+{
+  SlotPart *part = reinterpret_cast<SlotPart *> (buffer);
+  slot_unref (part->slot);
+  delete part;
+}
+
+bool
+part_begin_data_ptr_access (wlr_buffer *buffer, uint32_t flags, void **data, uint32_t *format, size_t *stride)
+{
+  SlotPart *part = reinterpret_cast<SlotPart *> (buffer);
+  *data = part->slot->data + part->offset;
+  *format = part->slot->format;
+  *stride = part->slot->stride;
+  return true;
+}
+
+const wlr_buffer_impl part_impl = {
+  .destroy = part_buffer_destroy,
+  .get_dmabuf = nullptr,
+  .get_shm = nullptr,
+  .begin_data_ptr_access = part_begin_data_ptr_access,
+  .end_data_ptr_access = slot_end_data_ptr_access,
+};
+
 }  // namespace
 
 Slot *
@@ -78,6 +113,50 @@ slot_new (int width, int height, uint32_t format)
   return slot;
 }
 
+wlr_buffer *
+slot_part_new (Slot *slot, int x, int y, int width, int height)
+{
+  SlotPart *part = new SlotPart ();
+  part->slot = slot;
+  part->offset = (size_t) y * slot->stride + (size_t) x * 4;
+  slot->refs++;
+  wlr_buffer_init (&part->base, &part_impl, width, height);
+  return &part->base;
+}
+
+bool
+slot_locked (const Slot *slot)
+{
+  if (slot->base.n_locks > 0)
+    return true;
+  for (wlr_buffer *p : slot->parts)
+    if (p && p->n_locks > 0)
+      return true;
+  return false;
+}
+
+void
+slot_drop_parts (Slot *slot)
+{
+  for (wlr_buffer *p : slot->parts)
+    if (p)
+      wlr_buffer_drop (p);
+  slot->parts.clear ();
+}
+
+wlr_buffer *
+Compositor::Impl::screen_target (Slot *slot, size_t index)
+{
+  const MonitorRect &r = screens[index]->rect;
+  if (screens.size () == 1 && r.x == 0 && r.y == 0 && r.width == config.width && r.height == config.height)
+    return &slot->base;
+  if (slot->parts.size () <= index)
+    slot->parts.resize (index + 1, nullptr);
+  if (!slot->parts[index])
+    slot->parts[index] = slot_part_new (slot, r.x, r.y, r.width, r.height);
+  return slot->parts[index];
+}
+
 void
 slot_memory_released (gpointer data)
 {
@@ -89,8 +168,10 @@ slot_memory_released (gpointer data)
 void
 Compositor::Impl::drop_slots ()
 {
-  for (Slot *s : slots)
+  for (Slot *s : slots) {
+    slot_drop_parts (s);
     wlr_buffer_drop (&s->base);
+  }
   slots.clear ();
 }
 
@@ -102,7 +183,7 @@ Compositor::Impl::acquire_slot ()
    * with the newest picture: it needs the least repainting. */
   Slot *best = nullptr;
   for (Slot *s : slots) {
-    if (s->in_gst || s->base.n_locks > 0)
+    if (s->in_gst || slot_locked (s))
       continue;
     if (!best || s->seq > best->seq)
       best = s;
@@ -114,7 +195,8 @@ Compositor::Impl::acquire_slot ()
   if (slots.size () > MAX_IDLE_SLOTS) {
     for (auto it = slots.begin (); it != slots.end ();) {
       Slot *s = *it;
-      if (!s->in_gst && s->base.n_locks == 0 && slots.size () > MAX_IDLE_SLOTS) {
+      if (!s->in_gst && !slot_locked (s) && slots.size () > MAX_IDLE_SLOTS) {
+        slot_drop_parts (s);
         wlr_buffer_drop (&s->base);
         it = slots.erase (it);
       } else {
@@ -123,18 +205,25 @@ Compositor::Impl::acquire_slot ()
     }
   }
   Slot *s = slot_new (config.width, config.height);
-  if (s)
-    slots.push_back (s);
+  if (!s)
+    return nullptr;
+  /* Where no monitor is (monitors of unequal heights), the picture
+   * stays black. */
+  if (screens.size () > 1)
+    memset (s->data, 0, s->size);
+  slots.push_back (s);
   return s;
 }
 
 bool
-Compositor::Impl::ensure_copy_target ()
+Compositor::Impl::ensure_copy_target (Screen &screen)
 {
+  wlr_buffer *&copy_target = screen.copy_target;
   if (copy_target)
     return true;
+  const int width = screen.rect.width, height = screen.rect.height;
   if (pixman) {
-    Slot *s = slot_new (config.width, config.height);
+    Slot *s = slot_new (width, height);
     copy_target = s ? &s->base : nullptr;
   } else {
     /* A GPU buffer from the output's allocator, linear so it reads back
@@ -146,7 +235,7 @@ Compositor::Impl::ensure_copy_target ()
     fmt->capacity = 2;
     fmt->modifiers[0] = DRM_FORMAT_MOD_LINEAR;
     fmt->modifiers[1] = DRM_FORMAT_MOD_INVALID;
-    copy_target = wlr_allocator_create_buffer (allocator, config.width, config.height, fmt);
+    copy_target = wlr_allocator_create_buffer (allocator, width, height, fmt);
     free (fmt);
   }
   return copy_target != nullptr;

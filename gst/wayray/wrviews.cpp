@@ -1,6 +1,7 @@
 /* The shell: xdg-shell toplevels and popups as views in the scene, their
- * decorations, and the kiosk policy (every toplevel fills the output, the
- * newest mapped one has the focus, Alt+Tab cycles).
+ * decorations, and the kiosk policy (every toplevel fills a monitor's
+ * output, the newest mapped one has the focus, a click focuses another
+ * monitor's window, Alt+Tab cycles).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -26,19 +27,89 @@ Compositor::Impl::top_view ()
   return nullptr;
 }
 
+/* The monitor a view fills: the first one no other window holds, else
+ * the one under the pointer (so a desktop's windows, one per output, land
+ * one per monitor, and a new program opens where the user is). */
+void
+Compositor::Impl::choose_screen (View *view)
+{
+  std::vector<bool> held (screens.size (), false);
+  for (View *v : views)
+    if (v != view && v->screen >= 0 && v->screen < (int) screens.size () && (v->mapped || !v->was_mapped))
+      held[v->screen] = true;
+  for (size_t i = 0; i < screens.size (); i++)
+    if (!held[i]) {
+      view->screen = (int) i;
+      return;
+    }
+  view->screen = std::max (0, screen_at (px, py));
+}
+
+int
+Compositor::Impl::view_screen (View *view)
+{
+  if (view->screen < 0 || view->screen >= (int) screens.size ())
+    choose_screen (view);
+  return view->screen;
+}
+
 void
 Compositor::Impl::configure_view (View *view)
 {
-  /* Toplevels fill the output. The scene node already offsets the surface
-   * by its window geometry, so the window (not a shadow around it) lines up
-   * with the output's corner at (0, 0). */
+  /* Toplevels fill their monitor's output. The scene node already offsets
+   * the surface by its window geometry, so the window (not a shadow around
+   * it) lines up with the output's corner. */
+  wlr_box box = screen_box (view_screen (view));
   if (view->xsurface) {
-    wlr_xwayland_surface_configure (view->xsurface, 0, 0, logical_width (), logical_height ());
+    wlr_xwayland_surface_configure (view->xsurface, box.x, box.y, box.width, box.height);
     wlr_xwayland_surface_set_maximized (view->xsurface, true);
+    if (view->node)
+      wlr_scene_node_set_position (view->node, box.x, box.y);
     return;
   }
-  wlr_xdg_toplevel_set_size (view->xdg, logical_width (), logical_height ());
+  if (view->node)
+    wlr_scene_node_set_position (view->node, box.x, box.y);
+  wlr_xdg_toplevel_set_size (view->xdg, box.width, box.height);
   wlr_xdg_toplevel_set_maximized (view->xdg, true);
+}
+
+/* New monitors take windows from crowded ones: the lowest window of a
+ * monitor that shows several moves to each empty monitor (so a desktop's
+ * second output, or a second terminal, fills a monitor that just came). */
+void
+Compositor::Impl::spread_views ()
+{
+  for (size_t i = 0; i < screens.size (); i++) {
+    std::vector<int> count (screens.size (), 0);
+    for (View *v : views)
+      if (v->mapped && v->screen >= 0 && v->screen < (int) screens.size ())
+        count[v->screen]++;
+    if (count[i] > 0)
+      continue;
+    View *lowest = nullptr;
+    for (View *v : views)           /* newest first: the last match is the lowest */
+      if (v->mapped && v->screen >= 0 && v->screen < (int) screens.size () && count[v->screen] > 1)
+        lowest = v;
+    if (!lowest)
+      return;
+    lowest->screen = (int) i;
+  }
+}
+
+/* A click on another monitor gives the keyboard to the window on top
+ * there. */
+void
+Compositor::Impl::focus_screen_at_pointer ()
+{
+  int at = screen_at (px, py);
+  View *top = top_view ();
+  if (at < 0 || screens.size () < 2 || (top && top->screen == at))
+    return;
+  for (View *v : views)
+    if (v->mapped && v->screen == at) {
+      focus_view (v);
+      return;
+    }
 }
 
 void
@@ -81,8 +152,19 @@ Compositor::Impl::handle_new_xdg_surface (wlr_xdg_surface *xdg)
     xdg->data = wlr_scene_xdg_surface_create (parent_node, xdg);
 
     /* The box is in the toplevel's window-geometry space, whose origin is
-     * the output's corner. */
-    wlr_box box = { 0, 0, logical_width (), logical_height () };
+     * its output's corner. */
+    wlr_box box = { 0, 0, 1, 1 };
+    for (View *v : views)
+      if (v->xdg && v->xdg->surface == xdg->popup->parent) {
+        wlr_box sb = screen_box (view_screen (v));
+        box.width = sb.width;
+        box.height = sb.height;
+      }
+    if (box.width == 1) {
+      wlr_box sb = screen_box (0);
+      box.width = sb.width;
+      box.height = sb.height;
+    }
     wlr_xdg_popup_unconstrain_from_box (xdg->popup, &box);
     return;
   }
@@ -97,9 +179,24 @@ Compositor::Impl::handle_new_xdg_surface (wlr_xdg_surface *xdg)
   views.push_back (view);
 
   view->map.connect (&xdg->events.map, [this, view] (void *) {
+    /* Mapped again (a desktop's output turned back on): to a free
+     * monitor if its own is taken meanwhile. */
+    if (view->was_mapped)
+      choose_screen (view);
     view->mapped = true;
+    view->was_mapped = true;
     configure_view (view);
     focus_view (view);
+  });
+  /* Full screen on a given output: the window moves to that monitor. */
+  view->request_fullscreen.connect (&xdg->toplevel->events.request_fullscreen, [this, view] (void *data) {
+    auto ev = static_cast<wlr_xdg_toplevel_set_fullscreen_event *> (data);
+    for (size_t i = 0; ev->fullscreen && ev->output && i < screens.size (); i++)
+      if (screens[i]->output == ev->output && view->screen != (int) i) {
+        view->screen = (int) i;
+        GST_INFO_OBJECT (owner, "a window moves to monitor %zu", i + 1);
+      }
+    configure_view (view);
   });
   view->unmap.connect (&xdg->events.unmap, [this, view] (void *) {
     view->mapped = false;

@@ -51,7 +51,9 @@ Compositor::Impl::handle_new_xwayland_surface (wlr_xwayland_surface *xs)
       wlr_scene_node_raise_to_top (view->node);
       return;
     }
-    wlr_scene_node_set_position (view->node, 0, 0);
+    if (view->was_mapped)
+      choose_screen (view);
+    view->was_mapped = true;
     views.remove (view);
     views.push_front (view);
     configure_view (view);

@@ -586,6 +586,112 @@ def kiosk_session(tmp, pw, pam_dir, port, other):
             except OSError:
                 pass
 
+MON = (640, 480)
+
+
+def halves(p):
+    """Where red is in a picture of two monitors side by side: the red
+    pixels on the first and on the second monitor."""
+    w, h, px = p
+    left = box_of((MON[0], h, b"".join(px[y * w * 3:y * w * 3 + MON[0] * 3] for y in range(h))), RED)[0]
+    right = box_of((w - MON[0], h, b"".join(px[y * w * 3 + MON[0] * 3:(y + 1) * w * 3] for y in range(h))), RED)[0]
+    return left, right
+
+
+def outputs_listed(seat, env_extra=None):
+    """wayland-info in the session: the outputs' names and logical places."""
+    rows = seat.sessions()
+    sock = rows[0].get("socket", "") if rows else ""
+    out = run(["wayland-info"], env=dict(seat.env, WAYLAND_DISPLAY=sock, **(env_extra or {}))).stdout
+    return out.count("interface: 'wl_output'"), re.findall(r"logical_x: (\d+), logical_y: (\d+)", out), out
+
+
+def monitors_session(tmp, pw, pam_dir, port, desktop):
+    """A client with two monitors: the session has two outputs laid out the
+    same, windows fill one monitor each and move between them."""
+    two = "%dx%d,%dx%d" % (MON + MON)
+    seat = Seat(tmp, "mon-" + desktop, port, desktop, pw, pam_dir)
+    try:
+        if not check("%s, two monitors: wayrayd starts" % desktop, seat.start(), seat.log()[-2000:]):
+            return
+        c = seat.client(size=two)
+        check("%s, two monitors: the client shows the session's first frame" % desktop,
+              c.expect(r"state attached .* new=1", 30) and c.expect(r"^first-frame", 30), c.out())
+        wait_for(lambda: processes_of(pw, "foot"), 20)
+        time.sleep(1.5)
+        p = snapshot(c, tmp, desktop + "-two")
+        check("%s, two monitors: the picture spans both (%dx%d)" % (desktop, 2 * MON[0], MON[1]),
+              p is not None and p[:2] == (2 * MON[0], MON[1]), p and "%dx%d" % p[:2])
+        check("%s, two monitors: the daemon logs the layout" % desktop,
+              "2 monitors, 640x480+0+0,640x480+640+0" in seat.log(), seat.log()[-600:])
+        if desktop == "kiosk":
+            n, places, out = outputs_listed(seat)
+            check("kiosk, two monitors: applications see two outputs, the second at x=640",
+                  n == 2 and ("640", "0") in places, out[-1500:])
+            c.send("type " + solid_window(RED, 320, 240) + " &\\n")
+            on_second = lambda: (lambda s: s and s[0] < 50 and s[1] > 0.9 * MON[0] * MON[1])(  # noqa: E731
+                halves(snapshot(c, tmp, "kiosk-red") or (2 * MON[0], MON[1], bytes(2 * MON[0] * MON[1] * 3))))
+            check("kiosk, two monitors: a new window fills the empty second monitor, not the first",
+                  wait_for(on_second, 20, 0.5), seat.log()[-600:])
+            c.send("resize %dx%d" % MON)
+            one = lambda: (lambda s: s and s[:2] == MON and box_of(s, RED)[0] > 0.9 * MON[0] * MON[1])(  # noqa: E731
+                snapshot(c, tmp, "kiosk-one"))
+            check("kiosk: down to one monitor, the window moves onto it", wait_for(one, 15, 0.5), seat.log()[-600:])
+            n, places, out = outputs_listed(seat)
+            check("kiosk: applications see one output again", n == 1, out[-800:])
+            c.send("resize " + two)
+            split = lambda: (lambda s: s[0] > 0.9 * MON[0] * MON[1] or s[1] > 0.9 * MON[0] * MON[1])(  # noqa: E731
+                halves(snapshot(c, tmp, "kiosk-two-again") or (2 * MON[0], MON[1], bytes(2 * MON[0] * MON[1] * 3))))
+            ok = wait_for(split, 15, 0.5)
+            s = halves(snapshot(c, tmp, "kiosk-two-again"))
+            check("kiosk: back on two monitors, the two windows are one on each",
+                  ok and min(s) < 50, "%r" % (s,))
+            n, places, out = outputs_listed(seat)
+            check("kiosk: applications see two outputs again", n == 2, out[-800:])
+        else:
+            pid = processes_of(pw, "sway")
+            found = glob.glob(os.path.join(seat.tmp, seat.name + "-seat", "**", "sway-ipc.%d.%d.sock"
+                                           % (pw.pw_uid, pid[0])), recursive=True) if pid else []
+            sock = found[0] if found else ""
+
+            def sway(*args):
+                return run(["runuser", "-u", pw.pw_name, "--", "swaymsg", "-s", sock] + list(args))
+
+            def active_outputs():
+                return re.findall(r'"name": "(WL-\d+)"[^{}]*?"active": true', sway("-t", "get_outputs", "-r").stdout,
+                                  re.S)
+
+            check("sway, two monitors: sway has two outputs", wait_for(lambda: len(active_outputs()) == 2, 15),
+                  sway("-t", "get_outputs").stdout[-800:])
+            c.send("type " + solid_window(RED, 320, 240) + " &\\n")
+            wait_for(lambda: (lambda s: s[0] + s[1] > 1000)(halves(snapshot(c, tmp, "sway-red"))), 20, 0.5)
+            before = halves(snapshot(c, tmp, "sway-red"))
+            moved = sway("move", "container", "to", "output", "WL-2")
+            on_second = lambda: (lambda s: s[0] < 50 and s[1] > 1000)(halves(snapshot(c, tmp, "sway-moved")))  # noqa: E731
+            check("sway, two monitors: a window moved to the second output shows on the second monitor",
+                  before[0] > 1000 and wait_for(on_second, 15, 0.5),
+                  "before %r, %s %s" % (before, moved.stdout, moved.stderr))
+            c.send("resize %dx%d" % MON)
+            check("sway: down to one monitor, sway's second output is turned off",
+                  wait_for(lambda: active_outputs() == ["WL-1"], 15), sway("-t", "get_outputs").stdout[-600:])
+            one = lambda: (lambda s: s and s[:2] == MON and box_of(s, RED)[0] > 1000)(  # noqa: E731
+                snapshot(c, tmp, "sway-one"))
+            check("sway: the window of the second output comes to the one monitor", wait_for(one, 15, 0.5),
+                  seat.log()[-600:])
+            c.send("resize " + two)
+            check("sway: two monitors again, sway's second output is back",
+                  wait_for(lambda: len(active_outputs()) == 2, 15), sway("-t", "get_outputs").stdout[-600:])
+        c.send("resize 100x100+0+0,100x100+50+0")
+        check("%s: overlapping monitors are refused by the client" % desktop,
+              c.expect(r"^error: resize WxH.*overlap", 5) is not None, c.out()[-300:])
+    finally:
+        seat.stop()
+        for p in processes_of(pw, "foot") + processes_of(pw, "gst-launch-1.0"):
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+
 
 def main():
     if os.geteuid() != 0:
@@ -610,6 +716,9 @@ def main():
                 desktop_session(tmp, users["d"], pam_dir, port + i * 3, desktop, users["o"])
         if not only or "kiosk" in only:
             kiosk_session(tmp, users["d"], pam_dir, port + 6, users["o"])
+        for i, desktop in enumerate(("kiosk", "sway")):
+            if not only or "monitors" in only or desktop + "-monitors" in only:
+                monitors_session(tmp, users["d"], pam_dir, port + 9 + i * 3, desktop)
     finally:
         remove_users(users)
         for d, mode in changed.items():
