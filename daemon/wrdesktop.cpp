@@ -223,13 +223,18 @@ Desktop::configure (const Keymap &keymap, int scale, int outputs, int pid, std::
       (keymap.options.empty () ? "\"\"" : keymap.options) + ", output * scale " + std::to_string (CLAMP (scale, 1, 4));
   /* One output per monitor: sway's Wayland backend names them WL-1,
    * WL-2, ...; wayraysrc puts each window of sway's on a monitor of its
-   * own. Outputs beyond the monitors are turned off (their windows
-   * unmap), not destroyed: sway 1.7 cannot. */
+   * own. Sway 1.7 can neither remove nor turn off an output of its
+   * Wayland backend: with fewer monitors, the extra outputs' windows stay
+   * (wayraysrc puts them behind the first) and their workspaces move to
+   * the first output. */
   outputs = CLAMP (outputs, 1, 8);
   for (; outputs_made_ < outputs; outputs_made_++)
     cmd += ", create_output";
-  for (int i = 1; i <= outputs_made_; i++)
-    cmd += ", output WL-" + std::to_string (i) + (i <= outputs ? " enable" : " disable");
+  for (int i = outputs + 1; i <= outputs_on_; i++)
+    cmd += ", focus output WL-" + std::to_string (i) + ", move workspace to output WL-1";
+  if (outputs < outputs_on_)
+    cmd += ", focus output WL-1";
+  outputs_on_ = outputs;
   const gchar *argv[] = { "swaymsg", "-s", sock.c_str (), cmd.c_str (), nullptr };
   gchar *out = nullptr, *err = nullptr;
   gint status = 0;
@@ -317,7 +322,7 @@ Desktop::prepare (const DesktopSetup &setup, std::string &exec, std::string &err
     /* wlroots' Wayland backend (not the headless one a test or a
      * parent's environment may name), drawing with pixman into shared
      * memory as wayraysrc does. */
-    outputs_made_ = CLAMP (setup.outputs, 1, 8);
+    outputs_made_ = outputs_on_ = CLAMP (setup.outputs, 1, 8);
     exec = "env WLR_BACKENDS=wayland WLR_RENDERER=pixman WLR_WL_OUTPUTS=" + std::to_string (outputs_made_) +
         " sway --config " + quote (config);
   }

@@ -80,7 +80,8 @@ class Desktop {
   const std::string &socket_name () const { return socket_; }
   /* A nested desktop that keeps its own keymap, output scale and outputs
    * (sway) is told the new ones through its IPC socket: @outputs of its
-   * outputs on (made when it has fewer), the others off; @pid is the
+   * outputs shown (made when it has fewer; the workspaces of those no
+   * longer shown move to the first); @pid is the
    * desktop's process. Weston takes wayraysrc's keymap by itself (and
    * keeps scale 1 and one output). NotYet while the desktop has not
    * started (no pid, no socket yet): ask again later. */
@@ -93,7 +94,8 @@ class Desktop {
  private:
   std::string dir_, socket_;
   DesktopKind kind_ = DesktopKind::Kiosk;
-  int outputs_made_ = 1;         /* sway's outputs (WL-1 ... WL-N), on or off */
+  int outputs_made_ = 1;         /* sway's outputs (WL-1 ... WL-N) */
+  int outputs_on_ = 1;           /* of which shown on a monitor (the first ones) */
 };
 
 }  // namespace wayray

@@ -224,6 +224,9 @@ struct Compositor::Impl {
   wlr_box screen_box (size_t index) const;
   int screen_at (double x, double y) const;   /* picture pixels; -1: none */
   void recommit_front (size_t index);
+  /* A monitor other than the first whose output has a frame pending:
+   * it cannot take a commit now. */
+  bool screen_busy (const Screen &screen) const;
   bool commit_picture (Screen &screen, wlr_buffer *picture, Region &damage);
 
   /* -- views (wrviews.cpp) -- */

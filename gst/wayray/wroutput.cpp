@@ -137,9 +137,28 @@ Compositor::Impl::apply_mode (int width, int height, int fps_n, int fps_d)
   config.fps_d = fps_d;
 
   MonitorLayout want = current_layout ();
+  /* Windows of monitors that go away join the first, behind what it
+   * shows: each monitor left keeps its picture and the keyboard stays
+   * where it is, unless it was on a monitor that went. */
+  std::vector<View *> homeless;
+  for (View *v : views)
+    if (v->screen >= (int) want.size ())
+      homeless.push_back (v);
+  View *top_before = top_view ();
   if (!sync_screens (want, refresh_mhz)) {
     cb.error ("could not set the outputs to " + monitor_layout_format (want));
     return;
+  }
+  for (View *v : homeless) {
+    views.remove (v);
+    views.push_back (v);
+    if (v->node)
+      wlr_scene_node_lower_to_bottom (v->node);
+  }
+  if (!homeless.empty () && top_view () != top_before) {
+    if (top_before)
+      view_activate (top_before, false);
+    focus_view (top_view ());
   }
 
   drop_slots ();
@@ -175,12 +194,20 @@ Compositor::Impl::apply_scale (int scale)
   GST_INFO_OBJECT (owner, "output scale %d", scale);
 }
 
+bool
+Compositor::Impl::screen_busy (const Screen &screen) const
+{
+  return screen.output != primary () && screen.output->frame_pending;
+}
+
 void
 Compositor::Impl::recommit_front (size_t index)
 {
   /* A screencopy client waits for a committed buffer; give it the current
    * picture without rendering anything new. */
   Screen &s = *screens[index];
+  if (screen_busy (s))
+    return;
   wlr_buffer *buf = s.copy_target ? s.copy_target : (front ? screen_target (front, index) : nullptr);
   if (!buf)
     return;
@@ -360,7 +387,13 @@ Compositor::Impl::render_frame ()
     }
 
     /* Commit to the output: presentation feedback, screencopy, and
-     * wlr_output_damage starts collecting the next frame's damage. */
+     * wlr_output_damage starts collecting the next frame's damage. The
+     * first output paces rendering; another one whose own frame is still
+     * pending misses this commit (the picture has what it drew). */
+    if (screen_busy (s)) {
+      pixman_region32_clear (&s.scene_output->damage->current);
+      continue;
+    }
     if (!commit_picture (s, s.copy_target ? s.copy_target : target, local_damage)) {
       GST_WARNING_OBJECT (owner, "output commit failed");
       /* Keep the damage for the next frame. */
