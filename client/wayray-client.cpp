@@ -72,6 +72,7 @@ struct Client {
   /* The screen's monitors (--size W1xH1,W2xH2): the picture spans them and
    * the session gets one output each; empty: one monitor. */
   wayray::MonitorLayout monitors;
+  guint window_poll = 0;        /* the window-size poll, while one runs */
   bool headless = false, console = false, reconnect = true;
   AudioOptions audio;
   WavWriter audio_out;          /* --audio-file */
@@ -489,12 +490,17 @@ Client::start_display (GError **err)
     gst_object_unref (bus);
     /* A window the user resizes resizes the session (live, no reconnect);
      * the X sinks say their window's size. */
-    if (!console && g_object_class_find_property (G_OBJECT_GET_CLASS (display_sink), "window-width"))
-      g_timeout_add (250, [] (gpointer data) -> gboolean {
+    if (!console && !window_poll && g_object_class_find_property (G_OBJECT_GET_CLASS (display_sink), "window-width"))
+      window_poll = g_timeout_add (250, [] (gpointer data) -> gboolean {
             Client *c = static_cast<Client *> (data);
             guint64 w = 0, h = 0;
-            if (!c->display_sink)
+            /* One poll for the client's life: it ends only with a display
+             * whose sink has no window size (a rebuilt display keeps it). */
+            if (!c->display_sink ||
+                !g_object_class_find_property (G_OBJECT_GET_CLASS (c->display_sink), "window-width")) {
+              c->window_poll = 0;
               return G_SOURCE_REMOVE;
+            }
             g_object_get (c->display_sink, "window-width", &w, "window-height", &h, nullptr);
             if (c->attached && w >= 16 && h >= 16 && w <= 8192 && h <= 8192 &&
                 ((int) w != c->width || (int) h != c->height)) {

@@ -88,7 +88,7 @@ Session::set_size (int w, int h)
 {
   if (w == width && h == height)
     return;
-  if (fixed_size && pipeline) {
+  if (screen_by == ScreenBy::Fixed && pipeline) {
     g_print ("session %d (%s): stays %dx%d, not %dx%d: its desktop cannot change its screen size\n", id,
         token_name.c_str (), width, height, w, h);
     return;
@@ -113,7 +113,7 @@ Session::log_monitors () const
 void
 Session::set_monitors (const MonitorLayout &layout)
 {
-  if (layout == monitors || fixed_size)
+  if (layout == monitors || screen_by == ScreenBy::Fixed)
     return;
   monitors = layout;
   g_object_set (src, "monitors", layout.empty () ? nullptr : monitor_layout_format (layout).c_str (), nullptr);
@@ -263,13 +263,13 @@ Session::set_scale (int sc)
 {
   if (sc == scale)
     return;
-  if (scale_by == ScaleBy::Nobody) {
+  if (screen_by == ScreenBy::Fixed) {
     g_print ("session %d (%s): stays at scale %d, not %d: its desktop cannot change it\n", id, token_name.c_str (),
         scale, sc);
     return;
   }
   scale = sc;
-  if (scale_by == ScaleBy::Compositor)
+  if (screen_by == ScreenBy::Compositor)
     g_object_set (src, "scale", sc, nullptr);
   g_print ("session %d (%s): scale %d (the client's)\n", id, token_name.c_str (), sc);
   host->desktop_changed (id, keymap, scale, (int) std::max<size_t> (1, monitors.size ()));

@@ -103,10 +103,6 @@ struct Session {
   void apply_requested_size ();
   static constexpr guint kResizeSettleMs = 150;
   guint resize_timer = 0;
-  /* The desktop cannot change its screen size once started (weston 10's
-   * Wayland backend): the session keeps its first size, whatever the
-   * clients' screens. */
-  bool fixed_size = false;
   int want_w = 0, want_h = 0;
   MonitorLayout want_monitors;
   /* The client's monitors: wayraysrc gets one output per monitor (and a
@@ -135,11 +131,17 @@ struct Session {
    * the nested desktop. */
   void set_scale (int scale);
   int scale = 1;
-  /* Who draws at the client's scale: wayraysrc's output (kiosk), the
-   * nested desktop's own output (sway; wayraysrc stays at 1, or the
-   * desktop's picture would be drawn at half the pixels and blown up), or
-   * nobody (weston 10 cannot change it). */
-  enum class ScaleBy { Compositor, Desktop, Nobody } scale_by = ScaleBy::Compositor;
+  /* Who follows the client's screen:
+   * - Compositor (kiosk): wayraysrc's outputs take its size, monitors and
+   *   scale;
+   * - Desktop (sway): wayraysrc's outputs take its size and monitors, the
+   *   nested desktop its scale on its own outputs (wayraysrc stays at 1,
+   *   or the desktop's picture would be drawn at half the pixels and blown
+   *   up);
+   * - Fixed (weston 10, whose Wayland backend cannot change its screen
+   *   once started): the session keeps the first client's size, one
+   *   output and scale 1, whatever the later clients' screens. */
+  enum class ScreenBy { Compositor, Desktop, Fixed } screen_by = ScreenBy::Compositor;
   /* wayraysrc's own Xwayland: for the kiosk policy (a nested desktop runs
    * its own). */
   bool xwayland = true;

@@ -266,7 +266,7 @@ class Worker : public SessionHost {
     session->default_keymap = Keymap { cfg.keymap_layout, cfg.keymap_variant, cfg.keymap_options };
     session->keymap = Keymap { cfg.keymap_layout, "", "" };
     prepare_desktop ();
-    if (!session->fixed_size)
+    if (session->screen_by != Session::ScreenBy::Fixed)
       session->monitors = setup_screen.monitors;
     GError *err = nullptr;
     if (!session->start (&err)) {
@@ -323,10 +323,9 @@ class Worker : public SessionHost {
     std::string exec;
     if (why.empty () && desktop.prepare (setup, exec, why)) {
       cfg.session_command = exec;
-      session->fixed_size = setup.kind == DesktopKind::Weston;
       session->xwayland = setup.kind == DesktopKind::Kiosk;
-      session->scale_by = setup.kind == DesktopKind::Weston ? Session::ScaleBy::Nobody
-          : setup.kind == DesktopKind::Sway ? Session::ScaleBy::Desktop : Session::ScaleBy::Compositor;
+      session->screen_by = setup.kind == DesktopKind::Weston ? Session::ScreenBy::Fixed
+          : setup.kind == DesktopKind::Sway ? Session::ScreenBy::Desktop : Session::ScreenBy::Compositor;
       return;
     }
     g_printerr ("session %d: the kiosk policy instead of desktop %s: %s\n", session->id, cfg.desktop.c_str (),

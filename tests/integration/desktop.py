@@ -319,11 +319,19 @@ def desktop_session(tmp, pw, pam_dir, port, desktop, other):
         ok = run(["grim", "-t", "ppm", shot], env=dict(seat.env, WAYLAND_DISPLAY=sock)).returncode == 0
         check("%s: grim inside the session returns %dx%d" % ((desktop,) + want_size),
               ok and read_ppm(shot)[:2] == want_size)
-        w, h, px = snapshot(c, tmp, desktop + "-resized") or (0, 0, b"")
-        y = h - 100 if desktop == "weston" else h // 2       # sway letterboxes the tiled video
-        corner = tuple(px[(y * w + w - 10) * 3:(y * w + w - 10) * 3 + 3]) if w else ()
         wants = [(0x1f, 0x3a, 0x52)] if desktop == "weston" else [RED, BLUE]
-        check("%s: the desktop draws to the picture's right edge" % desktop, corner in wants,
+        corner = ()
+
+        def right_edge():
+            # The windows redraw at their new size at their own pace (the
+            # videos at 5 frames a second).
+            nonlocal corner
+            w, h, px = snapshot(c, tmp, desktop + "-resized") or (0, 0, b"")
+            y = h - 100 if desktop == "weston" else h // 2       # sway letterboxes the tiled video
+            corner = tuple(px[(y * w + w - 10) * 3:(y * w + w - 10) * 3 + 3]) if w else ()
+            return corner in wants
+
+        check("%s: the desktop draws to the picture's right edge" % desktop, wait_for(right_edge, 10, 0.5),
               "%s near the bottom right" % (corner,))
 
         if desktop == "sway":
