@@ -22,6 +22,9 @@
 #include "config.h"
 #include "wrcodecs.h"
 #include "wrmonitors.h"
+#ifdef HAVE_GTK
+#include "wrwindow.h"
+#endif
 #include "wraudio.h"
 #include "wrclipboard.h"
 #include "wrkeymap.h"
@@ -65,6 +68,7 @@ struct Client {
   bool decoder_known = false;
   std::string video_profiles;   /* --video-profiles, else the decoder's */
   ClientKeymap keymap;          /* sent in the hello: the session's keyboard layout */
+  bool keymap_given = false;    /* --keymap-layout: not the window system's */
   int picture_w = 0, picture_h = 0;  /* the size of the last picture (under lock) */
   int scale = 1;                /* --scale: the screen's scale factor (HiDPI) */
   gint64 resize_sent_us = 0;    /* when "resize" last asked for another size */
@@ -104,6 +108,12 @@ struct Client {
    * it, with the client's state written over it while detached). */
   GstElement *display = nullptr, *display_src = nullptr, *display_sink = nullptr,
       *status = nullptr;
+#ifdef HAVE_GTK
+  /* The toolkit window around gtksink (the window client's first
+   * choice): clipboard, full screen, status overlay (wrwindow.h). */
+  std::unique_ptr<ToolkitWindow> window;
+  bool open_window ();
+#endif
   guint session_port = 0;
   std::string ticket, fingerprint, certificate_name, nonce;
   std::string route;   /* the session's connection-ID prefix on the seat's port */
@@ -431,14 +441,19 @@ display_bus (GstBus *bus, GstMessage *msg, gpointer data)
 
 /* The sinks a window may be shown by, best first: the window system the
  * client runs in, never a framebuffer or console fallback that
- * autovideosink might pick when no window system answers. The X sinks come
- * first: they report keyboard and pointer (GstNavigation), GStreamer
- * 1.22's waylandsink does not, so it serves only where there is no X
- * (Xwayland sets DISPLAY). */
+ * autovideosink might pick when no window system answers. gtksink in a
+ * toolkit window comes first (X11 or Wayland: input, clipboard, full
+ * screen; wrwindow.h); then the X sinks, which report keyboard and pointer
+ * (GstNavigation); GStreamer 1.22's waylandsink does not, so it serves
+ * only where there is neither GTK nor X (Xwayland sets DISPLAY). */
 static std::vector<std::string>
 window_sinks ()
 {
   std::vector<std::string> sinks;
+#ifdef HAVE_GTK
+  if (g_getenv ("DISPLAY") || g_getenv ("WAYLAND_DISPLAY"))
+    sinks.push_back ("gtksink");
+#endif
   if (g_getenv ("DISPLAY")) {
     sinks.push_back ("xvimagesink");
     sinks.push_back ("ximagesink");
@@ -471,11 +486,20 @@ Client::start_display (GError **err)
       continue;
     gst_object_unref (factory_check);
     tried += (tried.empty () ? "" : ", ") + sink;
+    const bool toolkit = sink == "gtksink";
+#ifdef HAVE_GTK
+    /* GTK opens the display itself; a display server still starting
+     * refuses it as it refuses the X sinks. */
+    if (toolkit && !ToolkitWindow::toolkit_ready ())
+      continue;
+#endif
+    /* The toolkit window draws the status itself; the others write it
+     * over the picture. */
     std::string desc = "appsrc name=src is-live=true format=time do-timestamp=true "
-        "max-buffers=2 leaky-type=downstream "
-        "! textoverlay name=status silent=true valignment=center halignment=center "
-        "font-desc=\"Sans 9\" shaded-background=true "
-        "! videoconvert ! " + sink + " name=wayray-out sync=false";
+        "max-buffers=2 leaky-type=downstream ! " +
+        std::string (toolkit ? "" : "textoverlay name=status silent=true valignment=center halignment=center "
+            "font-desc=\"Sans 9\" shaded-background=true ! ") +
+        "videoconvert ! " + sink + " name=wayray-out sync=false";
     display = gst_parse_launch_full (desc.c_str (), nullptr, GST_PARSE_FLAG_FATAL_ERRORS, err);
     if (!display)
       return false;
@@ -514,6 +538,12 @@ Client::start_display (GError **err)
             }
             return G_SOURCE_CONTINUE;
           }, this);
+#ifdef HAVE_GTK
+    if (toolkit && !open_window ()) {
+      stop_display ();
+      continue;
+    }
+#endif
     if (gst_element_set_state (display, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE)
       return true;
     stop_display ();
@@ -537,11 +567,52 @@ Client::stop_display ()
   gst_bus_remove_watch (bus);
   gst_object_unref (bus);
   gst_element_set_state (display, GST_STATE_NULL);
+#ifdef HAVE_GTK
+  window.reset ();
+#endif
   for (GstElement *e : { display_src, display_sink, status, display })
     if (e)
       gst_object_unref (e);
   display = display_src = display_sink = status = nullptr;
 }
+
+#ifdef HAVE_GTK
+/* The toolkit window around the display's gtksink: its size is the
+ * session's, its clipboard the session's, and the window system's
+ * keyboard layout is the one sent (unless --keymap-layout). */
+bool
+Client::open_window ()
+{
+  if (!keymap_given) {
+    ClientKeymap km = ToolkitWindow::toolkit_keymap ();
+    if (!km.layout.empty ())
+      keymap = km;
+  }
+  ToolkitWindow::Callbacks cb;
+  cb.resized = [this] (int w, int h) {
+    if (w < 16 || h < 16 || w > 8192 || h > 8192 || (w == width && h == height && monitors.empty ()))
+      return;
+    /* Also what the next hello asks for (a reconnect, another session);
+     * a window the user resized spans no monitors. */
+    width = w;
+    height = h;
+    monitors.clear ();
+    if (attached)
+      send_screen_size (this, w, h);
+    state ("state window " + std::to_string (w) + "x" + std::to_string (h));
+  };
+  cb.closed = [this] { finish (EXIT_OK, "the window was closed"); };
+  cb.offered = [this] (Selection sel, const std::vector<std::string> &types) { clip.local_offered (sel, types); };
+  cb.fetch = [this] (Selection sel, const std::string &type, ClipboardLink::Done done) {
+    clip.fetch (sel, type, std::move (done));
+  };
+  window = std::make_unique<ToolkitWindow> ();
+  if (window->open (display_sink, "WayRay — " + host, width, height, std::move (cb)))
+    return true;
+  window.reset ();
+  return false;
+}
+#endif
 
 /* Hands a picture to the display pipeline, which stamps it with its own
  * clock (the buffer copy shares the pixels; only the timestamps differ). */
@@ -562,6 +633,12 @@ Client::show_status (const std::string &text)
 {
   if (!display)
     return;
+#ifdef HAVE_GTK
+  if (window) {
+    window->set_status (text);
+    return;
+  }
+#endif
   g_object_set (status, "text", text.c_str (), "silent", text.empty (), nullptr);
   GstSample *again = nullptr;
   {
@@ -640,6 +717,12 @@ session_bus (GstBus *bus, GstMessage *msg, gpointer data)
       c->admit_timeout = 0;
       c->show_status ("");
       c->clip.resend ();
+#ifdef HAVE_GTK
+      /* The window may have taken another size since the hello (a window
+       * manager placing it): the session follows. */
+      if (c->window)
+        send_screen_size (c, c->width, c->height, c->monitors);
+#endif
       c->state ("state attached session-port=" + std::to_string (c->session_port) +
           " new=" + (c->new_session ? "1" : "0") + " size=" + std::to_string (c->width) + "x" +
           std::to_string (c->height));
@@ -1285,6 +1368,10 @@ main (int argc, char **argv)
       gst_buffer_unref (buf);
   };
   c.clip.peer_offered = [&c] (Selection sel, const std::vector<std::string> &types) {
+#ifdef HAVE_GTK
+    if (c.window)
+      c.window->session_offered (sel, types);
+#endif
     if (!c.headless)
       return;
     std::string list;
@@ -1293,6 +1380,12 @@ main (int argc, char **argv)
     g_print ("%s-offer %s\n", selection_name (sel), list.empty () ? "(none)" : list.c_str ());
   };
   c.clip.read_local = [&c] (Selection sel, const std::string &type, ClipboardLink::Done done) {
+#ifdef HAVE_GTK
+    if (c.window) {
+      c.window->read_desktop (sel, type, std::move (done));
+      return;
+    }
+#endif
     const Client::LocalSelection &l = c.local_selection[(int) sel];
     if (l.type != type) {
       done (nullptr, "not held here");
@@ -1380,6 +1473,7 @@ main (int argc, char **argv)
    * with, unless told. "none" leaves the choice to the server. */
   c.keymap = system_keymap ();
   if (keymap_layout) {
+    c.keymap_given = true;
     c.keymap = ClientKeymap { keymap_layout, keymap_variant ? keymap_variant : "",
       keymap_options ? keymap_options : "" };
     if (c.keymap.layout == "none")

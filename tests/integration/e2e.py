@@ -86,10 +86,14 @@ def gst_launch_env(env):
                 ASAN_OPTIONS="detect_leaks=0")
 
 
-def window_client(env, port, token, tmp, clients, end_session, drawn):
-    """A client in window mode (autovideosink) on a virtual X server; keys
+def window_client(env, port, token, tmp, clients, end_session, drawn, socket):
+    """A client in window mode (its GTK window) on a virtual X server; keys
     typed into its window reach the session. When its session goes away the
-    client reconnects in the same window (end_session() kills the worker)."""
+    client reconnects in the same window (end_session() kills the worker).
+    The clipboard and primary selection cross both ways between the X
+    desktop (xclip) and the session (wl-copy, wl-paste on socket()); F11
+    puts the window full screen under a window manager (openbox), and the
+    session follows."""
     # The client starts before its X server, as on a thin client whose X
     # comes up beside it: the window is refused until the server is up, and
     # the client keeps trying. -noreset: the server stays up between clients.
@@ -101,7 +105,8 @@ def window_client(env, port, token, tmp, clients, end_session, drawn):
     wc = Client(dict(envx, GST_DEBUG="2"), port, token, "800x600", stdin=False, stderr=open(errlog, "w"))
     clients.append(wc)
     check("a window client waits for its X server",
-          wait_for(lambda: "would not start (tried xvimagesink, ximagesink); trying again" in open(errlog, errors="replace").read()),
+          wait_for(lambda: "would not start (tried gtksink, xvimagesink, ximagesink); trying again"
+                   in open(errlog, errors="replace").read()),
           open(errlog, errors="replace").read()[-2000:])
     xlog = os.path.join(tmp, "xvfb.log")
     xvfb = subprocess.Popen(["Xvfb", display, "-noreset", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
@@ -144,10 +149,69 @@ def window_client(env, port, token, tmp, clients, end_session, drawn):
         subprocess.run(["xdotool", "type", "--delay", "30", "echo window-again > %s\n" % marker2], env=envx)
         check("whose keys reach the new session",
               wait_for(lambda: os.path.exists(marker2) and open(marker2).read().strip() == "window-again"))
+        window_clipboard(env, envx, socket, tmp)
+        window_fullscreen(envx, wid, wc, tmp)
         wc.quit()
     finally:
         xvfb.terminate()
         xvfb.wait()
+
+
+def window_clipboard(env, envx, socket, tmp):
+    """Copy and paste between the X desktop the window client runs on and
+    its session, both selections, both ways."""
+    senv = dict(env, WAYLAND_DISPLAY=socket())
+    for sel, xsel, flag in (("clipboard", "clipboard", []), ("primary selection", "primary", ["-p"])):
+        text = "from the X desktop's %s, grüße" % xsel
+        subprocess.run(["xclip", "-selection", xsel, "-i"], input=text.encode(), env=envx, timeout=10)
+        paste = lambda: subprocess.run(["wl-paste", "-n"] + flag, env=senv, capture_output=True,  # noqa: E731
+                                       timeout=15).stdout.decode(errors="replace")
+        check("window client: the X desktop's %s pastes in the session" % sel, wait_for(lambda: paste() == text, 15),
+              repr(paste()))
+        text = "from the session's %s, κόσμε" % xsel
+        copier = subprocess.Popen(["wl-copy"] + flag + [text], env=senv, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        xpaste = lambda: subprocess.run(["xclip", "-selection", xsel, "-o"], env=envx, capture_output=True,  # noqa: E731
+                                        timeout=15).stdout.decode(errors="replace")
+        check("window client: the session's %s pastes on the X desktop" % sel, wait_for(lambda: xpaste() == text, 15),
+              repr(xpaste()))
+        copier.terminate()
+    png = subprocess.run(["gst-launch-1.0", "-q", "videotestsrc", "num-buffers=1", "!", "video/x-raw,width=64,height=48",
+                          "!", "pngenc", "!", "fdsink"], capture_output=True, env=gst_launch_env(env)).stdout
+    copier = subprocess.Popen(["wl-copy", "-t", "image/png"], env=senv, stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    copier.stdin.write(png)
+    copier.stdin.close()
+    xpng = lambda: subprocess.run(["xclip", "-selection", "clipboard", "-t", "image/png", "-o"], env=envx,  # noqa: E731
+                                  capture_output=True, timeout=15).stdout
+    check("window client: the session's PNG pastes on the X desktop byte for byte (%d bytes)" % len(png),
+          len(png) > 0 and wait_for(lambda: xpng() == png, 15), "%d bytes back" % len(xpng()))
+    copier.terminate()
+
+
+def window_fullscreen(envx, wid, wc, tmp):
+    """F11 puts the window full screen (here under openbox, a window
+    manager that does full screen): the session takes the screen's size;
+    F11 again gives the window back its size."""
+    if not shutil.which("openbox"):
+        check("openbox is installed (the window manager of the full-screen check)", False, "./dev deps")
+        return
+    wm = subprocess.Popen(["openbox", "--sm-disable"], env=dict(envx, HOME=tmp), stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        frame = wc.lines[:]
+        # Keys as a keyboard types them (XTEST), into the active window.
+        subprocess.run(["xdotool", "windowactivate", "--sync", wid], env=envx, timeout=10)
+        subprocess.run(["xdotool", "key", "F11"], env=envx, timeout=10)
+        check("window client: F11 puts it full screen and the session takes the screen's size (1024x768)",
+              wc.expect(r"^picture 1024x768", 15) is not None, "\n".join(l for l in wc.lines if l not in frame)[-600:])
+        subprocess.run(["xdotool", "key", "F11"], env=envx, timeout=10)
+        check("window client: F11 again leaves full screen, the session follows the window",
+              wc.expect(r"^picture (?!1024x768)\d+x\d+", 15) is not None, "\n".join(wc.lines[-6:]))
+    finally:
+        wm.terminate()
+        wm.wait()
 
 
 def video_session(env, tmp, port):
@@ -795,8 +859,11 @@ def main():
                 worker = int(rows[0].get("worker", "0")) if rows else 0
                 if worker > 0:
                     os.kill(worker, signal.SIGKILL)
+            def alice_socket():
+                rows = [r for r in sessions(env, cfg) if r.get("token") == "alice" and r.get("socket")]
+                return rows[0]["socket"] if rows else ""
             window_client(env, base, tokens["alice"], tmp, clients, end_alice,
-                          lambda: app_drawn(env, cfg, "alice", tmp))
+                          lambda: app_drawn(env, cfg, "alice", tmp), alice_socket)
         else:
             check("Xvfb and xdotool are installed", False, "install xvfb and xdotool")
 
@@ -974,7 +1041,10 @@ def main():
     else:
         check("systemd-analyze is installed", False, "install the systemd package")
 
-    shutil.rmtree(tmp, ignore_errors=True)
+    if not os.environ.get("WAYRAY_TEST_KEEP"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print("#      kept %s for inspection" % tmp)
 
 
 if __name__ == "__main__":
