@@ -264,6 +264,15 @@ Client::knock ()
 {
   retry_source = 0;
   state ("state connecting " + host + ":" + std::to_string (port));
+#ifdef HAVE_GTK
+  /* In a window, the layout the window system has now (the user may
+   * have changed it since the last login). */
+  if (window && !keymap_given) {
+    ClientKeymap km = ToolkitWindow::toolkit_keymap ();
+    if (!km.layout.empty ())
+      keymap = km;
+  }
+#endif
   door = gst_pipeline_new ("front-door");
   GstElement *out = control_source_new (nullptr);
   GstElement *net = gst_element_factory_make ("quicsink", nullptr);
@@ -578,16 +587,11 @@ Client::stop_display ()
 
 #ifdef HAVE_GTK
 /* The toolkit window around the display's gtksink: its size is the
- * session's, its clipboard the session's, and the window system's
- * keyboard layout is the one sent (unless --keymap-layout). */
+ * session's, its clipboard the session's (the window system's keyboard
+ * layout is read at each knock). */
 bool
 Client::open_window ()
 {
-  if (!keymap_given) {
-    ClientKeymap km = ToolkitWindow::toolkit_keymap ();
-    if (!km.layout.empty ())
-      keymap = km;
-  }
   ToolkitWindow::Callbacks cb;
   cb.resized = [this] (int w, int h) {
     if (w < 16 || h < 16 || w > 8192 || h > 8192 || (w == width && h == height && monitors.empty ()))

@@ -86,7 +86,7 @@ def gst_launch_env(env):
                 ASAN_OPTIONS="detect_leaks=0")
 
 
-def window_client(env, port, token, tmp, clients, end_session, drawn, socket):
+def window_client(env, port, token, tmp, clients, end_session, drawn, socket, daemon_log):
     """A client in window mode (its GTK window) on a virtual X server; keys
     typed into its window reach the session. When its session goes away the
     client reconnects in the same window (end_session() kills the worker).
@@ -133,6 +133,8 @@ def window_client(env, port, token, tmp, clients, end_session, drawn, socket):
               wc.expect(r"^picture 640x400", 15) is not None and not any("reconnecting" in l for l in wc.lines),
               "\n".join(wc.lines[-10:]))
 
+        # The X server's keyboard layout becomes de: the next login says so.
+        subprocess.run(["setxkbmap", "-layout", "de"], env=envx, timeout=10)
         # The session dies (its worker is killed): the client reconnects to a
         # new one and keeps its window, which shows the state meanwhile.
         end_session()
@@ -143,6 +145,9 @@ def window_client(env, port, token, tmp, clients, end_session, drawn, socket):
         wids = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "."], env=envx,
                               capture_output=True, text=True).stdout.split()
         check("and keeps the same window", wids == [wid], "%s before, %s after" % (wid, wids))
+        check("its new login carries the X server's keyboard layout (de)",
+              wait_for(lambda: re.search(r"keyboard layout de \(the client's\)", daemon_log()), 10),
+              daemon_log()[-800:])
         check("whose terminal is drawn in the new session", wait_for(drawn, timeout=30))
         subprocess.run(["xdotool", "mousemove", "--window", wid, "120", "120"], env=envx)
         marker2 = os.path.join(tmp, "window2.txt")
@@ -863,7 +868,8 @@ def main():
                 rows = [r for r in sessions(env, cfg) if r.get("token") == "alice" and r.get("socket")]
                 return rows[0]["socket"] if rows else ""
             window_client(env, base, tokens["alice"], tmp, clients, end_alice,
-                          lambda: app_drawn(env, cfg, "alice", tmp), alice_socket)
+                          lambda: app_drawn(env, cfg, "alice", tmp), alice_socket,
+                          lambda: open(daemon_log, errors="replace").read())
         else:
             check("Xvfb and xdotool are installed", False, "install xvfb and xdotool")
 
