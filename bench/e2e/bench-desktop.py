@@ -125,7 +125,9 @@ def resize_as_user(d, n):
         accounts.make_users(secrets.token_hex(3), "b", users)
         here = os.path.abspath(__file__)
         accounts.open_path([os.path.dirname(here), BUILD], changed)
-        out = subprocess.run(["runuser", "-u", users["b"].pw_name, "--", sys.executable, here, "--only-resize", d,
+        # The system's Python: another one may live in root's home.
+        python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        out = subprocess.run(["runuser", "-u", users["b"].pw_name, "--", python, here, "--only-resize", d,
                               "--resizes", str(n)], capture_output=True, text=True, cwd="/tmp",
                              env=dict(os.environ, HOME=users["b"].pw_dir, TMPDIR="/tmp"))
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith(d)]
