@@ -22,6 +22,7 @@
 #include "config.h"
 #include "wrcodecs.h"
 #include "wrmonitors.h"
+#include "wrtlscert.h"
 #ifdef HAVE_GTK
 #include "wrwindow.h"
 #endif
@@ -59,6 +60,10 @@ struct Client {
   std::string host;
   guint port = 4433;
   std::string token, name, pipeline_name = "client-session", known_hosts;
+  /* The seat's certificate fingerprint, given (--fingerprint,
+   * WAYRAY_FINGERPRINT, wayray.fingerprint= on the kernel command line):
+   * pinned at the front door, so a stateless terminal trusts no first use. */
+  std::string pinned;
   std::string transport = "auto";   /* the quic elements' transport: auto, quic or tcp */
   std::string video_decoder = "auto";
   /* The H.264 decoder the session pipeline gets (none when its file has no
@@ -285,7 +290,9 @@ Client::knock ()
   for (GstElement *e : { net, in }) {
     g_object_set (e, "mode", 1 /* client */, "host", host.c_str (), "port", port, nullptr);
     gst_util_set_object_arg (G_OBJECT (e), "transport", transport.c_str ());
-    if (!known_hosts.empty ())
+    if (!pinned.empty ())
+      g_object_set (e, "pinned-fingerprint", pinned.c_str (), nullptr);
+    else if (!known_hosts.empty ())
       g_object_set (e, "known-hosts-file", known_hosts.c_str (), nullptr);
   }
   gst_bin_add_many (GST_BIN (door), out, net, in, answer, nullptr);
@@ -1301,9 +1308,29 @@ on_stdin (GIOChannel *ch, GIOCondition cond, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* The value of NAME=VALUE on the kernel command line ($WAYRAY_KERNEL_CMDLINE
+ * names another file to read, for containers and tests); "" when absent. */
+static std::string
+kernel_command_line_value (const std::string &name)
+{
+  const char *path = g_getenv ("WAYRAY_KERNEL_CMDLINE");
+  gchar *text = nullptr;
+  if (!g_file_get_contents (path && *path ? path : "/proc/cmdline", &text, nullptr, nullptr))
+    return "";
+  std::string value;
+  gchar **words = g_strsplit_set (g_strstrip (text), " \t\n", -1);
+  for (gchar **w = words; *w; w++)
+    if (g_str_has_prefix (*w, (name + "=").c_str ()))
+      value = *w + name.size () + 1;
+  g_strfreev (words);
+  g_free (text);
+  return value;
+}
+
 int
 main (int argc, char **argv)
 {
+  gchar *fingerprint_arg = nullptr;
   gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
   gchar *decoder = nullptr, *transport = nullptr, *profiles = nullptr;
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
@@ -1320,6 +1347,9 @@ main (int argc, char **argv)
     {"console", 0, 0, G_OPTION_ARG_NONE, &console, "Full screen on a bare console through kmssink", nullptr},
     {"pipeline", 0, 0, G_OPTION_ARG_STRING, &pipeline, "Client pipeline file (default client-session)", "NAME"},
     {"known-hosts", 0, 0, G_OPTION_ARG_FILENAME, &known, "Known-hosts file for trust on first use", "FILE"},
+    {"fingerprint", 0, 0, G_OPTION_ARG_STRING, &fingerprint_arg, "The server's certificate fingerprint (SHA-256, "
+        "`wayrayctl fingerprint`): trusted instead of a known-hosts file (also $WAYRAY_FINGERPRINT or "
+        "wayray.fingerprint= on the kernel command line)", "HEX"},
     {"name", 0, 0, G_OPTION_ARG_STRING, &name, "This client's name, shown by wayrayctl (default: host name)", "NAME"},
     {"no-reconnect", 0, 0, G_OPTION_ARG_NONE, &no_reconnect, "Exit instead of reconnecting", nullptr},
     {"transport", 0, 0, G_OPTION_ARG_STRING, &transport,
@@ -1458,6 +1488,28 @@ main (int argc, char **argv)
     c.pipeline_name = pipeline;
   if (known)
     c.known_hosts = known;
+  {
+    /* The fingerprint to pin: the option, the environment, the kernel
+     * command line (a network-booted terminal's), in that order. */
+    std::string from, given = kernel_command_line_value ("wayray.fingerprint");
+    from = given.empty () ? "" : "the kernel command line";
+    if (g_getenv ("WAYRAY_FINGERPRINT") && *g_getenv ("WAYRAY_FINGERPRINT")) {
+      given = g_getenv ("WAYRAY_FINGERPRINT");
+      from = "WAYRAY_FINGERPRINT";
+    }
+    if (fingerprint_arg) {
+      given = fingerprint_arg;
+      from = "--fingerprint";
+    }
+    if (!given.empty ()) {
+      c.pinned = wrtls::normalize_fingerprint (given);
+      if (c.pinned.empty ()) {
+        g_printerr ("wayray-client: %s: '%s' is not a SHA-256 fingerprint (64 hex digits)\n", from.c_str (),
+            given.c_str ());
+        return EXIT_USAGE;
+      }
+    }
+  }
   if (decoder)
     c.video_decoder = decoder;
   if (profiles) {

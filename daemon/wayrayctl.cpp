@@ -7,6 +7,8 @@
  */
 #include "wraccounts.h"
 #include "wrdaemon.h"
+#include "wrsessioncert.h"
+#include "wrtlscert.h"
 #include "wrtokens.h"
 
 #include <gio/gio.h>
@@ -67,6 +69,9 @@ main (int argc, char **argv)
       "                     create (or replace) a token for the account USER (default: NAME);\n"
       "                     prints the token once\n"
       "  token-remove NAME  remove a token and end its session\n"
+      "  fingerprint        the seat certificate's SHA-256 fingerprint, which clients pin\n"
+      "                     (--fingerprint, WAYRAY_FINGERPRINT, wayray.fingerprint= on a\n"
+      "                     terminal's kernel command line)\n"
       "\n"
       "Anyone may list, detach, end and read the figures of their own sessions;\n"
       "root and members of the seat's admin-group manage every session.\n");
@@ -87,6 +92,18 @@ main (int argc, char **argv)
   }
 
   std::string path = socket_path ? socket_path : find_control_socket (cfg);
+  if (cmd == "fingerprint") {
+    /* The seat's certificate, as its front door presents it. */
+    std::string file = cfg.certificate_file.empty () ? default_seat_certificate_file () : cfg.certificate_file;
+    std::string why;
+    std::string fp = wrtls::certificate_file_fingerprint (file, &why);
+    if (fp.empty ()) {
+      g_printerr ("wayrayctl: %s (wayrayd makes it when it first starts)\n", why.c_str ());
+      return 1;
+    }
+    g_print ("%s\n", fp.c_str ());
+    return 0;
+  }
   if (cmd == "token-add" || cmd == "token-remove") {
     std::string file = store ? store : cfg.token_store;
     if (arg.empty ()) {

@@ -611,6 +611,9 @@ door_bus (GstBus *bus, GstMessage *msg, gpointer data)
           d->notified_ready = true;
           sd_notify (0, "READY=1");
           g_print ("wayrayd (seat %s) ready on port %u\n", d->cfg.seat.c_str (), d->cfg.port);
+          /* What stateless clients are given to trust this seat
+           * (--fingerprint, WAYRAY_FINGERPRINT, wayray.fingerprint=). */
+          g_print ("wayrayd (seat %s) certificate fingerprint %s\n", d->cfg.seat.c_str (), d->fingerprint.c_str ());
         }
       }
       break;

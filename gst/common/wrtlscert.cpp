@@ -31,6 +31,61 @@ default_private_key_file ()
   return config_file ("server-key.pem");
 }
 
+std::string
+fingerprint_of_der (const unsigned char *der, size_t len)
+{
+  unsigned char digest[32];
+  gnutls_hash_fast (GNUTLS_DIG_SHA256, der, len, digest);
+  static const char hex[] = "0123456789abcdef";
+  std::string s;
+  for (unsigned char c : digest) {
+    s += hex[c >> 4];
+    s += hex[c & 15];
+  }
+  return s;
+}
+
+std::string
+normalize_fingerprint (const std::string &in)
+{
+  std::string s = in;
+  if (g_ascii_strncasecmp (s.c_str (), "sha256:", 7) == 0)
+    s = s.substr (7);
+  std::string out;
+  for (char c : s) {
+    if (c == ':' || c == ' ')
+      continue;
+    if (!g_ascii_isxdigit (c))
+      return "";
+    out += g_ascii_tolower (c);
+  }
+  return out.size () == 64 ? out : "";
+}
+
+std::string
+certificate_file_fingerprint (const std::string &path, std::string *error)
+{
+  gnutls_datum_t pem = { nullptr, 0 };
+  int rv = gnutls_load_file (path.c_str (), &pem);
+  if (rv < 0) {
+    *error = "cannot read " + path + ": " + gnutls_strerror (rv);
+    return "";
+  }
+  gnutls_x509_crt_t crt = nullptr;
+  gnutls_datum_t der = { nullptr, 0 };
+  std::string fp;
+  if ((rv = gnutls_x509_crt_init (&crt)) < 0 || (rv = gnutls_x509_crt_import (crt, &pem, GNUTLS_X509_FMT_PEM)) < 0 ||
+      (rv = gnutls_x509_crt_export2 (crt, GNUTLS_X509_FMT_DER, &der)) < 0)
+    *error = path + " holds no certificate: " + gnutls_strerror (rv);
+  else
+    fp = fingerprint_of_der (der.data, der.size);
+  gnutls_free (der.data);
+  if (crt)
+    gnutls_x509_crt_deinit (crt);
+  gnutls_free (pem.data);
+  return fp;
+}
+
 int
 new_key_and_certificate (const std::string &common_name, time_t not_before, time_t not_after, bool ca,
     gnutls_x509_privkey_t *key, gnutls_x509_crt_t *crt)

@@ -24,6 +24,18 @@ std::string config_file (const char *leaf);
 std::string default_certificate_file ();
 std::string default_private_key_file ();
 
+/* SHA-256 of DER bytes as 64 lowercase hex characters: a certificate's
+ * fingerprint, as clients pin it. */
+std::string fingerprint_of_der (const unsigned char *der, size_t len);
+
+/* Accepts 64 hex digits with optional ':' separators and an optional
+ * "sha256:" prefix; returns "" when @in is not such a fingerprint. */
+std::string normalize_fingerprint (const std::string &in);
+
+/* The fingerprint of the (first) certificate in the PEM file @path; ""
+ * with @error saying why when it cannot be read. */
+std::string certificate_file_fingerprint (const std::string &path, std::string *error);
+
 /* A fresh ECDSA P-256 key and an unsigned certificate for it: version 3,
  * a random positive serial of full length, valid from @not_before to
  * @not_after, subject CN=@common_name, its subject key identifier, and

@@ -95,37 +95,6 @@ default_known_hosts_file ()
   return wrtls::config_file ("known_hosts");
 }
 
-std::string
-fingerprint_of_der (const unsigned char *der, size_t len)
-{
-  unsigned char digest[32];
-  gnutls_hash_fast (GNUTLS_DIG_SHA256, der, len, digest);
-  static const char hex[] = "0123456789abcdef";
-  std::string s;
-  for (unsigned char c : digest) {
-    s += hex[c >> 4];
-    s += hex[c & 15];
-  }
-  return s;
-}
-
-std::string
-normalize_fingerprint (const std::string & in)
-{
-  std::string s = in;
-  if (g_ascii_strncasecmp (s.c_str (), "sha256:", 7) == 0)
-    s = s.substr (7);
-  std::string out;
-  for (char c : s) {
-    if (c == ':' || c == ' ')
-      continue;
-    if (!g_ascii_isxdigit (c))
-      return "";
-    out += g_ascii_tolower (c);
-  }
-  return out.size () == 64 ? out : "";
-}
-
 bool
 load_server_credentials (const std::string & cert_file, const std::string & key_file,
     gnutls_certificate_credentials_t * cred, std::string & fingerprint, std::string & error)

@@ -30,12 +30,9 @@ std::string default_known_hosts_file ();
 bool load_server_credentials (const std::string & cert_file, const std::string & key_file,
     gnutls_certificate_credentials_t * cred, std::string & fingerprint, std::string & error);
 
-/* SHA-256 of DER bytes as 64 lowercase hex characters. */
-std::string fingerprint_of_der (const unsigned char *der, size_t len);
-
-/* Accepts 64 hex digits with optional ':' separators and an optional
- * "sha256:" prefix; returns "" when @in is not such a fingerprint. */
-std::string normalize_fingerprint (const std::string & in);
+/* Fingerprints: wrtlscert.h. */
+using wrtls::fingerprint_of_der;
+using wrtls::normalize_fingerprint;
 
 /* How the certificates a server presented (DER, leaf first, @n of them)
  * relate to the fingerprint a client trusts (pinned, or from known-hosts).

@@ -748,6 +748,44 @@ def main():
             p.kill()
             p.wait()
 
+        # --- a stateless terminal given the seat's fingerprint ----------------
+        # No known-hosts file and no trust on first use: the fingerprint from
+        # --fingerprint, WAYRAY_FINGERPRINT or the kernel command line.
+        out = subprocess.run([WAYRAYCTL, "--config", cfg, "fingerprint"], env=env, capture_output=True, text=True)
+        check("wayrayctl fingerprint prints the seat's certificate fingerprint, as the daemon logs it",
+              out.stdout.strip() == seat_fp != "" and ("certificate fingerprint " + seat_fp) in log(),
+              "%r vs %r" % (out.stdout + out.stderr, seat_fp))
+        fresh = os.path.join(tmp, "stateless")
+        os.makedirs(fresh, exist_ok=True)
+        senv = dict(env, XDG_CONFIG_HOME=fresh)
+        written = ":".join(seat_fp[i:i + 2] for i in range(0, len(seat_fp), 2)).upper()
+        s1 = Client(senv, base, tokens["alice"], "1920x1080", extra=["--fingerprint", written])
+        clients.append(s1)
+        check("a client given --fingerprint (colon-separated, upper case) logs in with no known-hosts file",
+              s1.expect(r"state attached .* new=0") is not None and b.expect(r"^detached: another client") is not None,
+              "\n".join(s1.lines))
+        check("and writes none (no trust on first use)",
+              not os.path.exists(os.path.join(fresh, "wayray", "known_hosts")), str(os.listdir(fresh)))
+        bad = "0" * 64
+        s2 = Client(dict(senv, WAYRAY_FINGERPRINT=bad), base, tokens["alice"], "1920x1080")
+        clients.append(s2)
+        try:
+            s2.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            s2.p.kill()
+        check("a client whose WAYRAY_FINGERPRINT is not the server's refuses it (exit 5) and logs in nowhere",
+              s2.p.returncode == 5 and s1.expect(r"^detached", 1) is None, str(s2.p.returncode))
+        cmdline = os.path.join(tmp, "cmdline")
+        with open(cmdline, "w") as f:
+            f.write("BOOT_IMAGE=/vmlinuz root=/dev/nfs quiet wayray.fingerprint=%s\n" % seat_fp)
+        s3 = Client(dict(senv, WAYRAY_KERNEL_CMDLINE=cmdline), base, tokens["alice"], "1920x1080")
+        clients.append(s3)
+        check("a client finds the fingerprint on its kernel command line (wayray.fingerprint=)",
+              s3.expect(r"state attached .* new=0") is not None and s1.expect(r"^detached: another client") is not None,
+              "\n".join(s3.lines))
+        s3.expect(r"^first-frame")
+        b = s3
+
         # --- the TCP fallback reaches the session on the same port ------------
         # The seat's endpoint reads the connection's route preamble and hands
         # the socket to the session's worker.
