@@ -22,6 +22,7 @@
 #include "config.h"
 #include "wrcodecs.h"
 #include "wrmonitors.h"
+#include "wrscram.h"
 #include "wrtlscert.h"
 #ifdef HAVE_GTK
 #include "wrwindow.h"
@@ -90,7 +91,12 @@ struct Client {
   int exit_code = EXIT_OK;
 
   /* Front door. */
-  GstElement *door = nullptr;
+  GstElement *door = nullptr, *door_out = nullptr, *door_net = nullptr;
+  /* The login (wrscram.h): the token never leaves; what was signed and the
+   * keys it gave, to check the server's signature and prove the ticket. */
+  std::string client_nonce, auth_message;
+  ScramKey client_key {}, server_key {};
+  bool proved = false;
   guint door_timeout = 0;
   guint admit_timeout = 0;   /* the session must admit us by then, else knock again */
   gint64 knock_us = 0;
@@ -145,6 +151,7 @@ struct Client {
   const CodecChoice &h264_decoder ();
   void stop_door ();
   void on_answer (GstStructure *msg);
+  void answer_challenge (GstStructure *msg);
   void start_session ();
   void stop_session ();
   void schedule_reconnect (const std::string &why);
@@ -191,6 +198,7 @@ Client::stop_door ()
     gst_object_unref (door);
     door = nullptr;
   }
+  door_out = door_net = nullptr;
 }
 
 static gboolean
@@ -296,6 +304,8 @@ Client::knock ()
       g_object_set (e, "known-hosts-file", known_hosts.c_str (), nullptr);
   }
   gst_bin_add_many (GST_BIN (door), out, net, in, answer, nullptr);
+  door_out = out;
+  door_net = net;
   link_to_stream (out, net, "hello");
   g_signal_connect (in, "pad-added", G_CALLBACK (+[] (GstElement *el, GstPad *pad, gpointer data) {
         link_stream_pad (el, pad, "welcome", GST_ELEMENT (data));
@@ -320,8 +330,12 @@ Client::knock ()
   gchar *n = g_uuid_string_random ();
   nonce = n;
   g_free (n);
-  GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 1, "nonce", G_TYPE_STRING, nonce.c_str (),
-      "token", G_TYPE_STRING, token.c_str (),
+  /* The token stays here: the hello names its id, and the server's
+   * challenge is answered with a proof bound to this connection. */
+  client_nonce = scram_random_hex (18);
+  proved = false;
+  GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 2, "nonce", G_TYPE_STRING, nonce.c_str (),
+      "token-id", G_TYPE_STRING, token_id (token).c_str (), "client-nonce", G_TYPE_STRING, client_nonce.c_str (),
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
       "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264",
       "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
@@ -358,13 +372,26 @@ Client::on_answer (GstStructure *msg)
     finish (EXIT_REFUSED, std::string ("refused: ") + (reason ? reason : "no reason given"));
     return;
   }
+  if (gst_structure_has_name (msg, "challenge")) {
+    answer_challenge (msg);
+    return;
+  }
   const gchar *t = gst_structure_get_string (msg, "ticket");
   const gchar *fp = gst_structure_get_string (msg, "fingerprint");
+  const gchar *sig = gst_structure_get_string (msg, "server-signature");
   guint p = 0;
   gboolean created = FALSE;
   if (!gst_structure_has_name (msg, "welcome") || !t || !fp || !gst_structure_get_uint (msg, "port", &p) || p == 0) {
     stop_door ();
     schedule_reconnect ("the server's answer was malformed");
+    return;
+  }
+  /* Only a server that holds the token's verifier can sign what was
+   * exchanged: anyone else answering in its place is refused. */
+  if (!proved || !sig || !scram_equal (sig, scram_server_signature (server_key, auth_message))) {
+    stop_door ();
+    finish (EXIT_TRUST, "refused the server: it could not prove it knows the token (its signature of the login "
+        "does not verify)");
     return;
   }
   gst_structure_get_boolean (msg, "new-session", &created);
@@ -380,6 +407,40 @@ Client::on_answer (GstStructure *msg)
   new_session = created;
   stop_door ();
   start_session ();
+}
+
+/* The server's challenge: the token's salt and iterations and its nonce.
+ * The proof covers both nonces, the salt, the iterations and this TLS
+ * connection's exporter value (wrscram.h). */
+void
+Client::answer_challenge (GstStructure *msg)
+{
+  const gchar *snonce = gst_structure_get_string (msg, "server-nonce");
+  const gchar *salt = gst_structure_get_string (msg, "salt");
+  guint iterations = 0;
+  gchar *binding = nullptr;
+  if (door_net)
+    g_signal_emit_by_name (door_net, "channel-binding", (guint64) 0, &binding);
+  std::string why;
+  if (proved || !snonce || !salt || !gst_structure_get_uint (msg, "iterations", &iterations) ||
+      !g_str_has_prefix (snonce, client_nonce.c_str ()) || strlen (snonce) <= client_nonce.size ())
+    why = "the server's challenge was malformed";
+  else if (!binding)
+    why = "this connection has no TLS exporter value to bind the login to";
+  else if (!scram_keys (token, salt, iterations, &client_key, &server_key))
+    why = "the server's challenge was malformed (salt or iterations)";
+  if (!why.empty ()) {
+    g_free (binding);
+    stop_door ();
+    schedule_reconnect (why);
+    return;
+  }
+  auth_message = scram_auth_message (token_id (token), client_nonce, snonce, salt, iterations, binding);
+  g_free (binding);
+  proved = true;
+  control_source_push (door_out, gst_structure_new ("proof", "nonce", G_TYPE_STRING, nonce.c_str (),
+          "server-nonce", G_TYPE_STRING, snonce, "client-proof", G_TYPE_STRING,
+          scram_client_proof (client_key, auth_message).c_str (), nullptr));
 }
 
 /* ---- Session ------------------------------------------------------------ */
@@ -917,7 +978,7 @@ Client::start_session ()
     state ("warning: no local input: built without libinput");
 #endif
   }
-  GstStructure *t = gst_structure_new ("ticket", "proof", G_TYPE_STRING, ticket_proof (token, ticket).c_str (),
+  GstStructure *t = gst_structure_new ("ticket", "proof", G_TYPE_STRING, ticket_proof (client_key, ticket).c_str (),
       nullptr);
   control_source_push (ticket_src, t);
   /* A session that does not admit us soon (the ticket lost with its

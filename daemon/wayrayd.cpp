@@ -26,6 +26,7 @@
 #include "wrdaemon.h"
 #include "wrdoorlimit.h"
 #include "wrpipelinefile.h"
+#include "wrscram.h"
 #include "wrscreen.h"
 #include "wrsession.h"
 #include "wrdesktop.h"
@@ -54,6 +55,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <vector>
 #include <functional>
 #include <map>
@@ -66,21 +68,6 @@ GST_DEBUG_CATEGORY (wayrayd_debug);
 #define GST_CAT_DEFAULT wayrayd_debug
 
 namespace wayray {
-
-static std::string
-random_hex (size_t bytes)
-{
-  std::string out;
-  std::vector<guint8> buf (bytes);
-  if (getrandom (buf.data (), bytes, 0) != (ssize_t) bytes)
-    g_error ("no randomness available");
-  static const char hex[] = "0123456789abcdef";
-  for (guint8 b : buf) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
 
 /* ---- The daemon --------------------------------------------------------- */
 
@@ -116,6 +103,16 @@ struct Daemon : ProxyHost {
   bool start_front_door (GError **error);
   void restart_front_door (guint delay_ms);
   void on_hello (GstStructure *msg, const MessageOrigin &origin);
+  /* Logins between their hello and their proof, by connection: the hello
+   * (what the client asked for), the token's entry, the nonces. */
+  struct PendingLogin {
+    std::unique_ptr<GstStructure, decltype (&gst_structure_free)> hello { nullptr, gst_structure_free };
+    TokenEntry entry;
+    std::string client_nonce, server_nonce;
+    gint64 since_us = 0;
+  };
+  std::map<guint64, PendingLogin> pending_logins;
+  static constexpr gint64 kProofWaitUs = 30 * G_USEC_PER_SEC;
   void reply (GstStructure *msg, guint64 conn_id);
   void reply (GstStructure *msg);
   SessionProxy *session_for_token (const std::string &name);
@@ -209,7 +206,7 @@ std::string
 Daemon::new_route ()
 {
   for (;;) {
-    std::string r = random_hex (4);
+    std::string r = scram_random_hex (4);
     bool used = r == "00000000";
     for (auto &kv : sessions)
       used |= kv.second->route == r;
@@ -356,7 +353,7 @@ Daemon::spawn_session (const std::string &token, const Account &account, const C
    * clients take the chain only with the name of the session they asked
    * for. */
   std::string chain, key;
-  p->certificate_name = "wayray-session-" + random_hex (16);
+  p->certificate_name = "wayray-session-" + scram_random_hex (16);
   if (!issue_session_certificate (seat_cert, seat_key, p->certificate_name, SESSION_CERTIFICATE_SECONDS, &chain,
           &key, error))
     return nullptr;
@@ -403,15 +400,28 @@ Daemon::door_failed (const std::string &source, guint64 conn, gint64 now, bool o
 }
 
 void
-Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
+Daemon::on_hello (GstStructure *in, const MessageOrigin &origin)
 {
+  /* A login is two messages on the hello stream: the hello (the token's
+   * id, the screen, the keyboard...) and, after the challenge, the proof
+   * (wrscram.h). For a proof, what the client asked for is its hello's. */
+  const bool is_proof = gst_structure_has_name (in, "proof");
+  PendingLogin pending;
+  const gint64 now_us = g_get_monotonic_time ();
+  for (auto it = pending_logins.begin (); it != pending_logins.end ();)
+    it = now_us - it->second.since_us > kProofWaitUs ? pending_logins.erase (it) : std::next (it);
+  if (auto it = pending_logins.find (origin.conn_id); it != pending_logins.end ()) {
+    if (is_proof)
+      pending = std::move (it->second);
+    pending_logins.erase (it);
+  }
+  const GstStructure *msg = is_proof && pending.hello ? pending.hello.get () : in;
   /* Every hello gets its answer on its own connection, carrying the
    * client's nonce. */
   const std::string peer = origin.peer.empty () ? "?" : origin.peer;
   const guint64 conn = origin.conn_id;
   const gchar *nonce_s = gst_structure_get_string (msg, "nonce");
   std::string nonce = nonce_s ? nonce_s : "";
-  const gchar *token = gst_structure_get_string (msg, "token");
   const gchar *client = gst_structure_get_string (msg, "client");
   gint version = 0;
   gst_structure_get_int (msg, "version", &version);
@@ -490,30 +500,70 @@ Daemon::on_hello (GstStructure *msg, const MessageOrigin &origin)
         std::to_string ((wait_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC) + " s");
     return;
   }
-  if (!gst_structure_has_name (msg, "hello") || version != 1) {
-    door_failed (source, conn, now, true);
-    refuse ("not a WayRay version 1 hello");
-    return;
-  }
-  std::string name, user;
   GError *err = nullptr;
-  if (!token || !token_store_verify (cfg.token_store, token, &name, &user, &err)) {
-    door_failed (source, conn, now, false);
-    refuse (err ? err->message : "unknown token");
-    g_clear_error (&err);
+  if (!is_proof) {
+    if (!gst_structure_has_name (msg, "hello") || version != 2) {
+      door_failed (source, conn, now, true);
+      refuse (version == 1 ? "this client sends its token; the server takes only a proof of it (update wayray-client)"
+                           : "not a WayRay version 2 hello");
+      return;
+    }
+    /* The token's entry, by its id; the client proves it holds the token
+     * in its answer to the challenge. */
+    const gchar *id = gst_structure_get_string (msg, "token-id");
+    const gchar *cnonce = gst_structure_get_string (msg, "client-nonce");
+    PendingLogin login;
+    if (!id || !cnonce || strlen (cnonce) < 16 || strlen (cnonce) > 128 ||
+        !token_store_find (cfg.token_store, id, &login.entry, &err)) {
+      door_failed (source, conn, now, false);
+      refuse (err ? err->message : "unknown token");
+      g_clear_error (&err);
+      return;
+    }
+    login.hello.reset (gst_structure_copy (msg));
+    login.client_nonce = cnonce;
+    login.server_nonce = login.client_nonce + scram_random_hex (18);
+    login.since_us = now_us;
+    const ScramVerifier &v = login.entry.verifier;
+    reply (gst_structure_new ("challenge", "nonce", G_TYPE_STRING, nonce.c_str (), "server-nonce", G_TYPE_STRING,
+            login.server_nonce.c_str (), "salt", G_TYPE_STRING, v.salt.c_str (), "iterations", G_TYPE_UINT,
+            v.iterations, nullptr), conn);
+    pending_logins[conn] = std::move (login);
     return;
   }
+  /* The proof: over this very connection (its TLS exporter value), for
+   * the challenge it was given. */
+  const gchar *snonce = gst_structure_get_string (in, "server-nonce");
+  const gchar *client_proof = gst_structure_get_string (in, "client-proof");
+  gchar *binding = nullptr;
+  if (door_in)
+    g_signal_emit_by_name (door_in, "channel-binding", conn, &binding);
+  ScramKey client_key {};
+  std::string auth = pending.hello && binding ? scram_auth_message (pending.entry.verifier.id, pending.client_nonce,
+      pending.server_nonce, pending.entry.verifier.salt, pending.entry.verifier.iterations, binding) : "";
+  g_free (binding);
+  if (!pending.hello || !snonce || !client_proof || pending.server_nonce != snonce ||
+      !scram_verify (pending.entry.verifier, auth, client_proof, &client_key)) {
+    door_failed (source, conn, now, false);
+    refuse (!pending.hello ? "a proof without a hello before it on this connection"
+                           : "the token's proof does not verify (a wrong token, or the login was made over "
+                             "another connection)");
+    return;
+  }
+  const std::string name = pending.entry.name, user = pending.entry.user;
+  const std::string server_signature = scram_server_signature (pending.entry.verifier.server_key, auth);
 
   SessionProxy *s = session_for_token (name);
-  std::string ticket = random_hex (16);
-  std::string proof = ticket_proof (token, ticket);
+  std::string ticket = scram_random_hex (16);
+  std::string proof = ticket_proof (client_key, ticket);
   auto welcome = [&] (SessionProxy *p, bool created) {
     return gst_structure_new ("welcome", "nonce", G_TYPE_STRING, nonce.c_str (), "session", G_TYPE_INT, p->id,
         "port", G_TYPE_UINT, cfg.public_port ? cfg.public_port : cfg.port, "route", G_TYPE_STRING, p->route.c_str (),
         "ticket", G_TYPE_STRING, ticket.c_str (),
         "fingerprint", G_TYPE_STRING, fingerprint.c_str (),
         "certificate-name", G_TYPE_STRING, p->certificate_name.c_str (), "new-session", G_TYPE_BOOLEAN, created,
-        "width", G_TYPE_INT, screen.width, "height", G_TYPE_INT, screen.height, nullptr);
+        "width", G_TYPE_INT, screen.width, "height", G_TYPE_INT, screen.height,
+        "server-signature", G_TYPE_STRING, server_signature.c_str (), nullptr);
   };
   auto wait_for_worker = [&] (SessionProxy *p, bool created) {
     /* This hello's answer replaces any one waiting; that one's client is
@@ -614,6 +664,9 @@ door_bus (GstBus *bus, GstMessage *msg, gpointer data)
           /* What stateless clients are given to trust this seat
            * (--fingerprint, WAYRAY_FINGERPRINT, wayray.fingerprint=). */
           g_print ("wayrayd (seat %s) certificate fingerprint %s\n", d->cfg.seat.c_str (), d->fingerprint.c_str ());
+          for (const std::string &old : token_store_old_entries (d->cfg.token_store))
+            g_printerr ("wayrayd: token '%s' in %s was issued before logins stopped carrying tokens and cannot log "
+                "in; issue it again: wayrayctl token-add %s\n", old.c_str (), d->cfg.token_store.c_str (), old.c_str ());
         }
       }
       break;

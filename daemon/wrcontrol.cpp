@@ -191,17 +191,6 @@ on_buffers_on_main (GstElement *appsink, std::function<void (GstBuffer *)> fn)
       (GConnectFlags) 0);
 }
 
-std::string
-ticket_proof (const std::string &token, const std::string &ticket)
-{
-  GChecksum *c = g_checksum_new (G_CHECKSUM_SHA256);
-  g_checksum_update (c, (const guchar *) token.data (), token.size ());
-  g_checksum_update (c, (const guchar *) ticket.data (), ticket.size ());
-  std::string out = g_checksum_get_string (c);
-  g_checksum_free (c);
-  return out;
-}
-
 void
 run_on_main (std::function<void ()> fn)
 {

@@ -62,11 +62,6 @@ void link_stream_pad (GstElement *quicsrc, GstPad *pad, const char *want, GstEle
 void link_stream_pad (GstElement *quicsrc, GstPad *pad,
     std::initializer_list<std::pair<const char *, GstElement *>> targets);
 
-/* What a client sends on the session port instead of the bare ticket:
- * hex SHA-256 of the token followed by the ticket. A ticket that reached
- * the wrong hands is worthless without the token. */
-std::string ticket_proof (const std::string &token, const std::string &ticket);
-
 /* Every buffer a control_sink_new () element receives, handed to @fn on
  * the default main context (which takes a reference of its own if it keeps
  * the buffer). */

@@ -314,10 +314,9 @@ session_variables (const DaemonConfig &cfg, const PipelineFile &file, int id, co
 bool
 check_daemon_config (const DaemonConfig &cfg, PipelineFile *server, GError **error)
 {
-  std::string name;
   GError *err = nullptr;
-  std::string user;
-  if (!token_store_verify (cfg.token_store, "", &name, &user, &err) &&
+  TokenEntry entry;
+  if (!token_store_find (cfg.token_store, "", &entry, &err) &&
       !g_error_matches (err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED)) {
     g_propagate_error (error, err);
     return false;

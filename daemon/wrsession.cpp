@@ -4,6 +4,8 @@
  */
 #include "wrsession.h"
 
+#include "wrscram.h"
+
 #include "wrcodecs.h"
 #include "wrcontrol.h"
 
@@ -18,17 +20,6 @@ GST_DEBUG_CATEGORY_EXTERN (wayrayd_debug);
 #define GST_CAT_DEFAULT wayrayd_debug
 
 namespace wayray {
-
-static bool
-equal_secret (const std::string &a, const std::string &b)
-{
-  if (a.size () != b.size ())
-    return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size (); i++)
-    diff |= a[i] ^ b[i];
-  return diff == 0;
-}
 
 Session::~Session ()
 {
@@ -202,7 +193,7 @@ Session::on_ticket (GstStructure *msg, const MessageOrigin &origin)
     return;                     /* the attached client repeating itself */
   const gchar *proof = gst_structure_get_string (msg, "proof");
   if (!gst_structure_has_name (msg, "ticket") || !proof || pending_ticket.empty () ||
-      !equal_secret (proof, pending_ticket)) {
+      !scram_equal (proof, pending_ticket)) {
     g_print ("session %d (%s): wrong or stale ticket from %s; closing that connection\n", id,
         token_name.c_str (), origin.peer.empty () ? "?" : origin.peer.c_str ());
     gboolean closed = FALSE;

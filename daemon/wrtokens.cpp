@@ -4,36 +4,12 @@
  */
 #include "wrtokens.h"
 
-#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <sstream>
 #include <vector>
 
 namespace wayray {
-
-static std::string
-hex (const guint8 *data, size_t len)
-{
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < len; i++) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 15];
-  }
-  return out;
-}
-
-static std::string
-hash (const std::string &salt, const std::string &token)
-{
-  GChecksum *c = g_checksum_new (G_CHECKSUM_SHA256);
-  g_checksum_update (c, (const guchar *) salt.data (), salt.size ());
-  g_checksum_update (c, (const guchar *) token.data (), token.size ());
-  std::string out = g_checksum_get_string (c);
-  g_checksum_free (c);
-  return out;
-}
 
 static bool
 read_lines (const std::string &store, std::vector<std::string> *lines, GError **error)
@@ -58,38 +34,46 @@ read_lines (const std::string &store, std::vector<std::string> *lines, GError **
 }
 
 bool
-token_store_verify (const std::string &store, const std::string &token, std::string *name, std::string *user,
-    GError **error)
+token_store_find (const std::string &store, const std::string &id, TokenEntry *entry, GError **error)
 {
   std::vector<std::string> lines;
   if (!read_lines (store, &lines, error))
     return false;
-  bool found = false;
   for (const std::string &line : lines) {
     if (line.empty () || line[0] == '#')
       continue;
     gchar **f = g_strsplit (line.c_str (), " ", 3);
-    /* NAME USER HASH, or the older NAME HASH. */
-    const gchar *account = f[0] && f[1] && f[2] ? f[1] : f[0];
-    const gchar *hashed = f[0] && f[1] ? (f[2] ? f[2] : f[1]) : nullptr;
-    gchar **h = hashed ? g_strsplit (hashed, ":", 3) : nullptr;
-    if (h && h[0] && h[1] && h[2] && g_strcmp0 (h[0], "sha256") == 0) {
-      std::string want = h[2], got = hash (h[1], token);
-      unsigned char diff = want.size () != got.size ();
-      for (size_t i = 0; i < want.size () && i < got.size (); i++)
-        diff |= want[i] ^ got[i];
-      if (!diff && !found) {
-        *name = f[0];
-        *user = account;
-        found = true;
-      }
+    ScramVerifier v;
+    bool match = f[0] && f[1] && f[2] && ScramVerifier::parse (f[2], &v) && !id.empty () && scram_equal (v.id, id);
+    if (match) {
+      entry->name = f[0];
+      entry->user = f[1];
+      entry->verifier = v;
     }
-    g_strfreev (h);
+    g_strfreev (f);
+    if (match)
+      return true;
+  }
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "unknown token");
+  return false;
+}
+
+std::vector<std::string>
+token_store_old_entries (const std::string &store)
+{
+  std::vector<std::string> lines, old;
+  if (!read_lines (store, &lines, nullptr))
+    return old;
+  for (const std::string &line : lines) {
+    if (line.empty () || line[0] == '#')
+      continue;
+    gchar **f = g_strsplit (line.c_str (), " ", 3);
+    const gchar *hashed = f[0] && f[1] ? (f[2] ? f[2] : f[1]) : nullptr;
+    if (hashed && g_str_has_prefix (hashed, "sha256:"))
+      old.push_back (f[0]);
     g_strfreev (f);
   }
-  if (!found)
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "unknown token");
-  return found;
+  return old;
 }
 
 static bool
@@ -138,14 +122,9 @@ token_store_add (const std::string &store, const std::string &name, const std::s
   for (auto &l : lines)
     if (l.rfind (name + " ", 0) != 0)
       kept.push_back (l);
-  guint8 raw[24], salt[16];
-  if (getrandom (raw, sizeof raw, 0) != sizeof raw || getrandom (salt, sizeof salt, 0) != sizeof salt) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED, "no randomness available");
-    return false;
-  }
-  *token = hex (raw, sizeof raw);
-  std::string s = hex (salt, sizeof salt);
-  kept.push_back (name + " " + user + " sha256:" + s + ":" + hash (s, *token));
+  /* 192 random bits; the store keeps its login verifier only. */
+  *token = scram_random_hex (24);
+  kept.push_back (name + " " + user + " " + ScramVerifier::make (*token).to_string ());
   return write_lines (store, kept, error);
 }
 

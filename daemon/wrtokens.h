@@ -1,8 +1,10 @@
-/* The token store: one line per token, "NAME USER sha256:SALT:HASH": the
- * token's name, the Unix account its sessions run as, and SHA-256 of SALT
- * followed by the token (hex). Tokens themselves are never stored. Lines
- * starting with # are comments; a line of the older form "NAME
- * sha256:SALT:HASH" has the account named NAME.
+/* The token store: one line per token, "NAME USER VERIFIER": the token's
+ * name, the Unix account its sessions run as, and what a login is checked
+ * against (wrscram.h: "scram-sha256:ID:ITERATIONS:SALT:STOREDKEY:SERVERKEY").
+ * Neither tokens nor anything a client could log in with are stored.
+ * Lines starting with # are comments. Entries of the form "NAME [USER]
+ * sha256:SALT:HASH" were written before logins stopped carrying the token:
+ * they can no longer log in (token_store_old_entries names them).
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -10,14 +12,24 @@
 
 #include <gio/gio.h>
 
+#include "wrscram.h"
+
 #include <string>
+#include <vector>
 
 namespace wayray {
 
-/* TRUE and the token's NAME and USER when @token matches an entry. FALSE
- * with an error ("unknown token", or why the store could not be read). */
-bool token_store_verify (const std::string &store, const std::string &token, std::string *name, std::string *user,
-    GError **error);
+struct TokenEntry {
+  std::string name, user;
+  ScramVerifier verifier;
+};
+
+/* The entry whose token has the id @id (token_id ()). FALSE with an
+ * error: "unknown token", or why the store could not be read. */
+bool token_store_find (const std::string &store, const std::string &id, TokenEntry *entry, GError **error);
+
+/* The names of entries in the old form (not usable any more). */
+std::vector<std::string> token_store_old_entries (const std::string &store);
 
 /* Adds NAME for the account USER with a new random token (returned),
  * replacing an entry of the same name. Creates the file with mode 0600. */

@@ -64,8 +64,8 @@ note = e2e.note
 
 TARGET_N = 16
 TARGET_MS = 3000
-HELLO = ("hello, version=(int)1, nonce=(string)%s, token=(string)%s, width=(int)64, height=(int)64, "
-         "client=(string)%s;")
+HELLO = ("hello, version=(int)2, nonce=(string)%s, token-id=(string)%s, client-nonce=(string)%s, width=(int)64, "
+         "height=(int)64, client=(string)%s;")
 ANSWER = re.compile(rb"(refused|welcome), nonce=\(string\)\"?([A-Za-z0-9]+)")
 
 
@@ -148,7 +148,7 @@ class HelloPeer(threading.Thread):
         self.sent = self.unanswered = self.foreign = self.starts = 0
         self.answers = []           # (time the answer came, ms after its hello)
         self.exits = []             # (exit code, last stderr line) of peer processes that ended by themselves
-        self.token = secrets.token_hex(24)
+        self.token = secrets.token_hex(16)     # an unknown token's id
         self.seq = 0
 
     def spawn(self):
@@ -187,7 +187,8 @@ class HelloPeer(threading.Thread):
                 self.seq += 1
                 nonce = "p%dx%d" % (self.idx, self.seq)
                 try:
-                    os.write(self.p.stdin.fileno(), (HELLO % (nonce, self.token, "storm-peer-%d" % self.idx)).encode())
+                    os.write(self.p.stdin.fileno(), (HELLO % (nonce, self.token, secrets.token_hex(18),
+                                                                "storm-peer-%d" % self.idx)).encode())
                 except OSError:
                     self.end_peer()
                     continue

@@ -151,6 +151,17 @@ admit_handler (GstElement * element, guint64 id)
   return FALSE;
 }
 
+gchar *
+channel_binding_handler (GstElement * element, guint64 id)
+{
+  auto ep = element_endpoint (element);
+  std::string hex, error = "the element is not running";
+  if (ep && ep->channel_binding (id, hex, error))
+    return g_strdup (hex.c_str ());
+  GST_INFO_OBJECT (element, "no channel binding for connection %" G_GUINT64_FORMAT ": %s", id, error.c_str ());
+  return nullptr;
+}
+
 gboolean
 close_handler (GstElement * element, guint64 id, const gchar * reason)
 {
@@ -191,6 +202,15 @@ install_common_signals (GType type, EndpointGetter get_endpoint)
    */
   g_signal_new_class_handler ("admit", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
       G_CALLBACK (admit_handler), nullptr, nullptr, nullptr, G_TYPE_BOOLEAN, 1, G_TYPE_UINT64);
+  /**
+   * channel-binding: the TLS exporter value (RFC 9266, 32 bytes as hex) of
+   * connection ID (a client: 0). Both ends get the same value, and no
+   * other connection does: a login proof made over it (wayrayd's front
+   * door) cannot be used on another. NULL when there is no such
+   * established connection.
+   */
+  g_signal_new_class_handler ("channel-binding", type, (GSignalFlags) (G_SIGNAL_RUN_LAST | G_SIGNAL_ACTION),
+      G_CALLBACK (channel_binding_handler), nullptr, nullptr, nullptr, G_TYPE_STRING, 1, G_TYPE_UINT64);
   /**
    * close-connection: closes connection ID, telling the peer REASON.
    */

@@ -460,6 +460,36 @@ Endpoint::close_connection (guint64 conn_id, const std::string & reason)
 }
 
 bool
+Endpoint::channel_binding (guint64 conn_id, std::string & hex, std::string & error)
+{
+  Impl &m = *impl_;
+  std::lock_guard<std::mutex> lk (m.mu);
+  Conn *c = conn_id ? m.find_conn (conn_id) : m.conn;
+  if (!c || c->closed || !c->tls) {
+    error = "connection " + std::to_string (conn_id) + " is gone";
+    return false;
+  }
+  if (!c->established) {
+    error = "connection " + std::to_string (conn_id) + " has not completed its handshake";
+    return false;
+  }
+  static const char label[] = "EXPORTER-Channel-Binding";
+  unsigned char out[32];
+  int rv = gnutls_prf_rfc5705 (c->tls, sizeof label - 1, label, 0, "", sizeof out, (char *) out);
+  if (rv < 0) {
+    error = std::string ("no exporter value: ") + gnutls_strerror (rv);
+    return false;
+  }
+  static const char digits[] = "0123456789abcdef";
+  hex.clear ();
+  for (unsigned char b : out) {
+    hex += digits[b >> 4];
+    hex += digits[b & 15];
+  }
+  return true;
+}
+
+bool
 Endpoint::admitted ()
 {
   std::lock_guard<std::mutex> lk (impl_->mu);

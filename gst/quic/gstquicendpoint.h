@@ -207,6 +207,11 @@ public:
   bool close_connection (guint64 conn_id, const std::string & reason);
   /* Client: the server admitted the connection. */
   bool admitted ();
+  /* The TLS exporter value of connection @conn_id (client: 0, its one
+   * connection) for RFC 9266's label, 32 bytes as hex: what binds a login
+   * to this very connection. FALSE + @error when it is gone or not
+   * established. */
+  bool channel_binding (guint64 conn_id, std::string & hex, std::string & error);
 
   /* Relay endpoint: takes @fd (a SOCK_SEQPACKET socket to the router) in
    * place of the one before. */

@@ -505,10 +505,11 @@ def run_test(tmp, tag, users, state):
     text = open(store).read()
     check("a missing account's token is not stored", missing not in text and "desk-x" not in text, text)
     check("token-add --user maps a token to another account",
-          re.search(r"^desk-a %s sha256:\S+:\S+$" % re.escape(A.pw_name), text, re.M) is not None
+          re.search(r"^desk-a %s scram-sha256:[0-9a-f]{32}:\d+:[0-9a-f]+:[0-9a-f]{64}:[0-9a-f]{64}$" % re.escape(A.pw_name),
+                    text, re.M) is not None
           and len(tokens["desk-a"]) == 48 and tokens["desk-a"] not in text, text)
     check("token-add without --user maps the token to the account of its name",
-          re.search(r"^%s %s sha256:\S+:\S+$" % ((re.escape(B.pw_name),) * 2), text, re.M) is not None, text)
+          re.search(r"^%s %s scram-sha256:\S+$" % ((re.escape(B.pw_name),) * 2), text, re.M) is not None, text)
     check("the token store is root's and private", (os.stat(store).st_mode & 0o077) == 0 and os.stat(store).st_uid == 0,
           oct(os.stat(store).st_mode))
 

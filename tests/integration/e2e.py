@@ -6,6 +6,7 @@ Run by meson (`meson test e2e`) with the build tree in the environment;
 prints one line per check and closes with "N passed, N failed".
 """
 import glob
+import hashlib
 import os
 import pwd
 import re
@@ -608,7 +609,7 @@ def main():
         tokens[name] = out.stdout.strip()
     store = open(os.path.join(tmp, "tokens")).read()
     check("token store keeps hashes, not tokens",
-          len(tokens["alice"]) == 48 and tokens["alice"] not in store and "alice %s sha256:" % ME in store, store)
+          len(tokens["alice"]) == 48 and tokens["alice"] not in store and "alice %s scram-sha256:" % ME in store, store)
     check("token store is private", (os.stat(os.path.join(tmp, "tokens")).st_mode & 0o077) == 0)
 
     daemon_log = os.path.join(tmp, "wayrayd.log")
@@ -786,6 +787,48 @@ def main():
         s3.expect(r"^first-frame")
         b = s3
 
+        # --- someone answering in the server's place learns nothing usable ---
+        # A fake front door with a certificate of its own, which a client
+        # that trusts on first use accepts: it collects the hello, which
+        # holds the token's id and not the token; the hello and a proof
+        # made up from it do not log in at the real door.
+        fake_port = base + 37
+        captured = os.path.join(tmp, "captured-hello.bin")
+        fake_env = dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "fake-door"))
+        fake = subprocess.Popen(["gst-launch-1.0", "-q", "quicsink", "mode=server", "host=127.0.0.1",
+                                 "port=%d" % fake_port, "quicsrc", "mode=server", "host=127.0.0.1",
+                                 "port=%d" % fake_port, "unadmitted-streams=hello", "name=s", "s.hello", "!",
+                                 "filesink", "location=" + captured, "sync=false", "buffer-mode=unbuffered"],
+                                env=gst_launch_env(fake_env),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        victim = Client(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "victim")), fake_port, tokens["alice"], "1280x720")
+        clients.append(victim)
+        got = wait_for(lambda: os.path.exists(captured) and b"hello" in open(captured, "rb").read(), 20)
+        victim.quit()
+        fake.kill()
+        fake.wait()
+        hello = open(captured, "rb").read() if got else b""
+        tid = hashlib.sha256(("wayray-token-id:" + tokens["alice"]).encode()).hexdigest()[:32]
+        check("a fake front door collects a hello that holds the token's id, not the token",
+              got and tokens["alice"].encode() not in hello and tid.encode() in hello, repr(hello[:300]))
+        replay = [os.path.join(tmp, "replay-%d.bin" % i) for i in range(2)]
+        with open(replay[0], "wb") as f:
+            f.write(hello.split(b";")[0] + b";")
+        with open(replay[1], "wb") as f:
+            f.write(b"proof, nonce=(string)x, server-nonce=(string)%s, client-proof=(string)%s;"
+                    % (re.search(rb"client-nonce=\(string\)([0-9a-f]+)", hello).group(1) if got else b"0", b"00" * 32))
+        before = log().count("the token's proof does not verify")
+        thief = subprocess.Popen(["gst-launch-1.0", "-q", "multifilesrc", "location=" + os.path.join(tmp, "replay-%d.bin"),
+                                  "index=0", "stop-index=1", "!", "application/x-wayray-control,version=(int)1", "!",
+                                  "n.hello", "quicsink", "name=n", "mode=client", "host=127.0.0.1", "port=%d" % base,
+                                  "pinned-fingerprint=" + seat_fp], env=gst_launch_env(env),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        refused = wait_for(lambda: log().count("the token's proof does not verify") > before, 15)
+        thief.kill()
+        thief.wait()
+        check("what it collected does not log in at the real front door (the proof does not verify)",
+              got and refused, log()[-600:])
+
         # --- the TCP fallback reaches the session on the same port ------------
         # The seat's endpoint reads the connection's route preamble and hands
         # the socket to the session's worker.
@@ -812,7 +855,11 @@ def main():
         # --- malformed hellos from a raw QUIC peer ---------------------------
         for name, payload, expected in (
                 ("garbage", os.urandom(100000), "malformed hello"),
-                ("version", b"hello, version=(int)2, token=(string)x;", "not a WayRay version 1 hello")):
+                ("version", b"hello, version=(int)3, token-id=(string)x;", "not a WayRay version 2 hello"),
+                ("token-carrying (version 1)", b"hello, version=(int)1, token=(string)x;",
+                 "this client sends its token; the server takes only a proof of it"),
+                ("proof without a hello", b"proof, nonce=(string)n, server-nonce=(string)x, client-proof=(string)00;",
+                 "a proof without a hello before it on this connection")):
             raw = os.path.join(tmp, name + ".bin")
             with open(raw, "wb") as f:
                 f.write(payload)
