@@ -829,6 +829,32 @@ def main():
         check("what it collected does not log in at the real front door (the proof does not verify)",
               got and refused, log()[-600:])
 
+        # A man in the middle who relays the whole login both ways, at once
+        # (tests/client/wr-door-relay): the client's proof is bound to its
+        # connection with the relay, so the server refuses it, and the
+        # client never gets a welcome.
+        relay_cfg = os.path.join(tmp, "relay-door")
+        relay = subprocess.Popen([os.path.join(BUILD, "tests", "client", "wr-door-relay"), str(base + 38), str(base),
+                                  seat_fp], env=dict(env, XDG_CONFIG_HOME=relay_cfg), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT)
+        time.sleep(1.5)
+        before = log().count("the token's proof does not verify")
+        victim = Client(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "victim2")), base + 38, tokens["alice"],
+                        "1280x720")
+        clients.append(victim)
+        said = victim.expect(r"^refused", 30)
+        try:
+            victim.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            victim.p.kill()
+        relay.kill()
+        relayed = relay.communicate()[0].decode(errors="replace")
+        check("a man in the middle relaying the login both ways cannot complete it: the server refuses the "
+              "relayed proof and the client exits 3",
+              "to-server proof" in relayed and said is not None and "the token's proof does not verify" in said.string
+              and victim.p.returncode == 3 and log().count("the token's proof does not verify") > before,
+              "relay: %s\nclient: %s" % (relayed[-400:], "\n".join(victim.lines[-4:])))
+
         # --- the TCP fallback reaches the session on the same port ------------
         # The seat's endpoint reads the connection's route preamble and hands
         # the socket to the session's worker.
