@@ -422,7 +422,10 @@ def adaptation_session(env, tmp, port):
             return free[0] is not None and free[0][0] * 100 >= free[0][1] * 95 and free[0][1] > 1500000
         # (after a congestion, say the start's first frames, it climbs by 2 %
         # a step for 10 s)
-        check("on a free link the video gets what a 1280x720 picture needs", wait_for(at_need, timeout=40),
+        # (how fast is the benchmarks' business: docs/benchmarks.md, "Video
+        # bitrate"; here only that it gets there, given time on a loaded
+        # machine or under the sanitizers)
+        check("on a free link the video gets what a 1280x720 picture needs", wait_for(at_need, timeout=90),
               str(free[0]))
         # A 0.8 Mbit/s bottleneck with a 64 KiB queue (x264enc makes about
         # 1.5 Mbit/s of this picture at the 2.8 Mbit/s it is allowed).
@@ -439,7 +442,9 @@ def adaptation_session(env, tmp, port):
         check("and the picture keeps coming over the capped link", *frames_grow(c, 2, 10))
         relay.set_rate(0)
         t0 = time.monotonic()
-        up = wait_for(at_need, timeout=40)
+        # From a deep dip (a slow machine's capped rate can fall far under
+        # the cap) the climb at a few per cent a step takes its time.
+        up = wait_for(at_need, timeout=90)
         check("lifting the cap brings it back to the need (%.1f s)" % (time.monotonic() - t0), up, str(free[0]))
     finally:
         if c:
