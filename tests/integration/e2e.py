@@ -422,8 +422,8 @@ def adaptation_session(env, tmp, port):
             return free[0] is not None and free[0][0] * 100 >= free[0][1] * 95 and free[0][1] > 1500000
         # (after a congestion, say the start's first frames, it climbs by 2 %
         # a step for 10 s)
-        # (how fast is the benchmarks' business: docs/benchmarks.md, "Video
-        # bitrate"; here only that it gets there, given time on a loaded
+        # (how fast is the benchmarks' business: docs/benchmarks.md, "A slow
+        # link"; here only that it gets there, given time on a loaded
         # machine or under the sanitizers)
         check("on a free link the video gets what a 1280x720 picture needs", wait_for(at_need, timeout=90),
               str(free[0]))
