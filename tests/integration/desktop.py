@@ -158,6 +158,24 @@ def processes_of(pw, comm):
     return [int(p) for p in out]
 
 
+def kill_processes(pw, *comms):
+    """Kills what @pw still runs of the programs @comms."""
+    for comm in comms:
+        for p in processes_of(pw, comm):
+            try:
+                os.kill(p, 9)
+            except OSError:
+                pass
+
+
+def sway_socket(seat, pw):
+    """The session's sway IPC socket, in its runtime directory ("" if none)."""
+    pid = processes_of(pw, "sway")
+    found = glob.glob(os.path.join(seat.tmp, seat.name + "-seat", "**", "sway-ipc.%d.%d.sock"
+                                   % (pw.pw_uid, pid[0])), recursive=True) if pid else []
+    return found[0] if found else ""
+
+
 def display_of(pid):
     """DISPLAY in the environment of process @pid."""
     try:
@@ -339,11 +357,7 @@ def desktop_session(tmp, pw, pam_dir, port, desktop, other):
             c.quit()
             c = seat.client(extra=["--scale", "2"])
             c.expect(r"^first-frame", 30)
-            # sway's IPC socket, in the session's runtime directory.
-            pid = processes_of(pw, "sway")
-            found = glob.glob(os.path.join(seat.tmp, seat.name + "-seat", "**", "sway-ipc.%d.%d.sock"
-                                           % (pw.pw_uid, pid[0])), recursive=True) if pid else []
-            sock = found[0] if found else ""
+            sock = sway_socket(seat, pw)
 
             def sway_scale():
                 out = run(["runuser", "-u", pw.pw_name, "--", "swaymsg", "-s", sock, "-t", "get_outputs", "-r"])
@@ -354,11 +368,7 @@ def desktop_session(tmp, pw, pam_dir, port, desktop, other):
                   "%s: %s" % (sock, seat.log()[-400:]))
     finally:
         seat.stop()
-        for p in processes_of(pw, "foot") + processes_of(pw, "xterm"):
-            try:
-                os.kill(p, 9)
-            except OSError:
-                pass
+        kill_processes(pw, "foot", "xterm")
     check("%s: nothing of the session is left when the seat shuts down" % desktop,
           wait_for(lambda: not processes_of(pw, "weston") and not processes_of(pw, "sway")
                    and not processes_of(pw, "Xwayland"), 15),
@@ -589,11 +599,7 @@ def kiosk_session(tmp, pw, pam_dir, port, other):
               wait_for(lambda: "scale 1 (the client's)" in seat.log(), 10), seat.log()[-400:])
     finally:
         seat.stop()
-        for p in processes_of(pw, "foot"):
-            try:
-                os.kill(p, 9)
-            except OSError:
-                pass
+        kill_processes(pw, "foot")
 
 MON = (640, 480)
 
@@ -659,10 +665,7 @@ def monitors_session(tmp, pw, pam_dir, port, desktop):
             n, places, out = outputs_listed(seat)
             check("kiosk: applications see two outputs again", n == 2, out[-800:])
         else:
-            pid = processes_of(pw, "sway")
-            found = glob.glob(os.path.join(seat.tmp, seat.name + "-seat", "**", "sway-ipc.%d.%d.sock"
-                                           % (pw.pw_uid, pid[0])), recursive=True) if pid else []
-            sock = found[0] if found else ""
+            sock = sway_socket(seat, pw)
 
             def sway(*args):
                 return run(["runuser", "-u", pw.pw_name, "--", "swaymsg", "-s", sock] + list(args))
@@ -697,11 +700,7 @@ def monitors_session(tmp, pw, pam_dir, port, desktop):
               c.expect(r"^error: resize WxH.*overlap", 5) is not None, c.out()[-300:])
     finally:
         seat.stop()
-        for p in processes_of(pw, "foot") + processes_of(pw, "gst-launch-1.0"):
-            try:
-                os.kill(p, 9)
-            except OSError:
-                pass
+        kill_processes(pw, "foot", "gst-launch-1.0")
 
 
 def main():
