@@ -439,7 +439,9 @@ def adaptation_session(env, tmp, port):
         down = wait_for(under_cap, timeout=20)
         check("a 0.8 Mbit/s cap brings the video bitrate under it (%.1f s, reports every 2 s)"
               % (time.monotonic() - t0), down, str(capped[0]))
-        check("and the picture keeps coming over the capped link", *frames_grow(c, 2, 10))
+        # (over 5 s: in the first seconds of the cap the queue built at the
+        # old rate drains, and a loaded machine may show only a few frames)
+        check("and the picture keeps coming over the capped link", *frames_grow(c, 5, 10))
         relay.set_rate(0)
         t0 = time.monotonic()
         # From a deep dip (a slow machine's capped rate can fall far under
