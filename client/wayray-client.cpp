@@ -9,7 +9,7 @@
  * away; it stops when the token is refused or another client took the
  * session.
  *
- *   wayray-client HOST[:PORT] [--token TOKEN] [--size WxH] [--headless] ...
+ *   wayray-client HOST[:PORT] [--token TOKEN | --smartcard[=READER]] [--size WxH] [--headless] ...
  *
  * Headless mode reads commands on stdin (type TEXT, key NAME, key-in X Y W H
  * NAME, click X Y, wait-idle MS, snapshot FILE, stats, quit) and reports on
@@ -36,6 +36,9 @@
 #ifdef HAVE_LIBINPUT
 #include "wrlibinput.h"
 #endif
+#ifdef HAVE_PCSC
+#include "wrsmartcard.h"
+#endif
 
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -61,6 +64,17 @@ struct Client {
   std::string host;
   guint port = 4433;
   std::string token, name, pipeline_name = "client-session", known_hosts;
+  /* --smartcard: the card in the reader is the token (wrcard.h). With no
+   * card the screen asks for one; taking it out ends the attachment at
+   * once, and a refusal waits for the card to come out. */
+  bool smartcard = false;
+  std::string reader_wanted;
+  bool card_in = false;
+  std::string card_reader;
+#ifdef HAVE_PCSC
+  std::unique_ptr<CardWatcher> cards;
+  void watch_cards ();
+#endif
   /* The seat's certificate fingerprint, given (--fingerprint,
    * WAYRAY_FINGERPRINT, wayray.fingerprint= on the kernel command line):
    * pinned at the front door, so a stateless terminal trusts no first use. */
@@ -159,6 +173,8 @@ struct Client {
   bool start_display (GError **err);
   void stop_display ();
   void show_status (const std::string &text);
+  void blank_picture ();
+  void hold (const std::string &line, const std::string &text);
   void state (const std::string &s) {
     g_print ("%s\n", s.c_str ());
   }
@@ -253,6 +269,12 @@ Client::begin ()
 {
   GError *err = nullptr;
   if (start_display (&err)) {
+#ifdef HAVE_PCSC
+    if (smartcard) {
+      watch_cards ();
+      return;
+    }
+#endif
     knock ();
     return;
   }
@@ -276,6 +298,8 @@ void
 Client::knock ()
 {
   retry_source = 0;
+  if (smartcard && !card_in)
+    return;                     /* the card went while a retry waited */
   state ("state connecting " + host + ":" + std::to_string (port));
 #ifdef HAVE_GTK
   /* In a window, the layout the window system has now (the user may
@@ -336,6 +360,7 @@ Client::knock ()
   proved = false;
   GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 2, "nonce", G_TYPE_STRING, nonce.c_str (),
       "token-id", G_TYPE_STRING, token_id (token).c_str (), "client-nonce", G_TYPE_STRING, client_nonce.c_str (),
+      "credential", G_TYPE_STRING, smartcard ? "card" : "token",
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
       "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264",
       "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
@@ -724,6 +749,93 @@ Client::show_status (const std::string &text)
   }
 }
 
+/* The picture goes: a black one of its size in the window or on the
+ * console, none for snapshots (a card taken out leaves nothing of the
+ * session on the screen). */
+void
+Client::blank_picture ()
+{
+  GstSample *old = nullptr;
+  {
+    std::lock_guard<std::mutex> g (lock);
+    old = last;
+    last = nullptr;
+    picture_w = picture_h = 0;
+  }
+  if (!old)
+    return;
+  GstVideoInfo vi;
+  if (display_src && gst_video_info_from_caps (&vi, gst_sample_get_caps (old))) {
+    GstBuffer *black = gst_buffer_new_allocate (nullptr, vi.size, nullptr);
+    gst_buffer_memset (black, 0, 0, vi.size);
+    GstSample *s = gst_sample_new (black, gst_sample_get_caps (old), nullptr, nullptr);
+    {
+      std::lock_guard<std::mutex> g (lock);
+      last = s;                 /* the status is written over it */
+    }
+    push_to_display (display_src, s);
+    gst_buffer_unref (black);
+  }
+  gst_sample_unref (old);
+}
+
+/* Away from the session with the card still in (or just out): the
+ * picture gone, nothing pending, @text on the screen. */
+void
+Client::hold (const std::string &line, const std::string &text)
+{
+  if (retry_source)
+    g_source_remove (retry_source);
+  retry_source = 0;
+  backoff_ms = 0;
+  stop_door ();
+  stop_session ();
+  blank_picture ();
+  show_status (text);
+  state (line);
+}
+
+#ifdef HAVE_PCSC
+/* The reader, from the first knock on: a card in is a login, a card out
+ * ends the attachment (the server keeps the session). */
+void
+Client::watch_cards ()
+{
+  if (cards)
+    return;
+  hold ("state insert-card", "Insert your card");
+  CardWatcher::Callbacks cb;
+  cb.status = [this] (const std::string &message) {
+    state ("card-reader " + message);
+    if (!card_in)
+      show_status ("Insert your card\n" + (message.rfind ("reader ", 0) == 0 ? "" : message));
+  };
+  cb.inserted = [this] (const std::string &reader, const CardIdentity &id, gint64 seen_us) {
+    card_in = true;
+    card_reader = reader;
+    token = card_secret (id);
+    g_print ("card inserted %s (%s) %.1f\n", id.to_string ().c_str (), reader.c_str (),
+        (g_get_monotonic_time () - seen_us) / 1000.0);
+    show_status ("Reading your card …");
+    knock ();
+  };
+  cb.unreadable = [this] (const std::string &reader, const std::string &why) {
+    card_in = true;             /* held until it comes out */
+    token.clear ();
+    g_print ("card unreadable (%s): %s\n", reader.c_str (), why.c_str ());
+    hold ("state card-held", "This card cannot be read:\n" + why + "\nTake out your card.");
+  };
+  cb.removed = [this] (const std::string &reader, gint64 seen_us) {
+    card_in = false;
+    token.clear ();
+    hold ("state insert-card", "Insert your card");
+    g_print ("card removed (%s) picture gone %.1f\n", reader.c_str (), (g_get_monotonic_time () - seen_us) / 1000.0);
+  };
+  cards = std::make_unique<CardWatcher> ();
+  cards->start (reader_wanted, std::move (cb));
+}
+#endif
+
 /* Every picture the session pipeline delivers, in any mode: kept for
  * snapshots and status overlays, shown in the window or on the console,
  * and timed (first frame, keystroke latency). */
@@ -1014,6 +1126,15 @@ Client::schedule_reconnect (const std::string &why)
 void
 Client::finish (int code, const std::string &why)
 {
+  /* With a card, a refusal or a detach is not the end: the screen says
+   * why until the card comes out, and the next card logs in. */
+  if (smartcard && card_in && (code == EXIT_REFUSED || code == EXIT_DETACHED)) {
+    g_print ("%s\n", why.c_str ());
+    hold ("state card-held", code == EXIT_REFUSED ? "This card cannot log in:\n" + why.substr (why.find (':') + 2) +
+        "\nTake out your card." : "Your session went to another terminal.\nTake out your card, and put it in "
+        "again to bring the session back here.");
+    return;
+  }
   if (!why.empty ())
     g_print ("%s\n", why.c_str ());
   exit_code = code;
@@ -1388,6 +1509,19 @@ kernel_command_line_value (const std::string &name)
   return value;
 }
 
+/* --smartcard[=READER] */
+static gchar *smartcard_reader;
+static gboolean smartcard_given;
+
+static gboolean
+smartcard_option (const gchar *, const gchar *value, gpointer, GError **)
+{
+  smartcard_given = TRUE;
+  g_free (smartcard_reader);
+  smartcard_reader = g_strdup (value ? value : "");
+  return TRUE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1401,6 +1535,9 @@ main (int argc, char **argv)
   gint scale = 1;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
+    {"smartcard", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer) smartcard_option,
+        "Log in with the smart card in the reader (pcscd), the first or the one named; the console's "
+        "default without a token", "[=READER]"},
     {"size", 0, 0, G_OPTION_ARG_STRING, &size, "Screen size asked for the session (default 1920x1080); "
         "with several monitors one size each, left to right, or with places (1920x1080+0+0,...): "
         "the session gets one output per monitor", "WxH[,WxH...]"},
@@ -1506,8 +1643,23 @@ main (int argc, char **argv)
     return EXIT_USAGE;
   }
   c.token = token ? token : (g_getenv ("WAYRAY_TOKEN") ? g_getenv ("WAYRAY_TOKEN") : "");
-  if (c.token.empty ()) {
-    g_printerr ("wayray-client: no token (--token or $WAYRAY_TOKEN)\n");
+  /* A console with no token is a terminal with a card reader. */
+  c.smartcard = smartcard_given || (console && c.token.empty ());
+  c.reader_wanted = smartcard_reader ? smartcard_reader : "";
+  if (c.smartcard && token) {
+    g_printerr ("wayray-client: --token and --smartcard: the card is the token; give one of them\n");
+    return EXIT_USAGE;
+  }
+  if (c.smartcard)
+    c.token.clear ();
+#ifndef HAVE_PCSC
+  if (c.smartcard) {
+    g_printerr ("wayray-client: this client was built without smart card support (libpcsclite)\n");
+    return EXIT_USAGE;
+  }
+#endif
+  if (c.token.empty () && !c.smartcard) {
+    g_printerr ("wayray-client: no token (--token, $WAYRAY_TOKEN or --smartcard)\n");
     return EXIT_USAGE;
   }
   if (size) {
@@ -1631,6 +1783,9 @@ main (int argc, char **argv)
       }, &c);
   g_main_loop_run (c.loop);
 
+#ifdef HAVE_PCSC
+  c.cards.reset ();
+#endif
   c.stop_door ();
   c.stop_session ();
   c.stop_display ();

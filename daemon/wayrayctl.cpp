@@ -2,10 +2,14 @@
  *
  *   wayrayctl [--seat NAME | --socket PATH] list | detach ID | end ID | stats ID | shutdown
  *   wayrayctl [--seat NAME | --config FILE | --store FILE] token-add NAME [--user USER] | token-remove NAME
+ *   wayrayctl [...] card-add NAME [--user USER] [--reader READER | --id ID] | card-remove NAME | card-read
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
 #include "wraccounts.h"
+#ifdef HAVE_PCSC
+#include "wrcard.h"
+#endif
 #include "wrdaemon.h"
 #include "wrsessioncert.h"
 #include "wrtlscert.h"
@@ -44,13 +48,63 @@ ask_daemon (const std::string &path, const std::string &line, std::string *answe
   return true;
 }
 
+/* card-read: the ID of the card in a reader; card-add: registers it (or
+ * the card whose ID is given) in the store. */
+static int
+card_command (const std::string &cmd, const std::string &name, const std::string &store, const gchar *user,
+    const gchar *reader, const gchar *card_id)
+{
+#ifdef HAVE_PCSC
+  if (cmd == "card-add" && name.empty ()) {
+    g_printerr ("wayrayctl: card-add needs a NAME\n");
+    return 2;
+  }
+  std::string account = user ? user : name;
+  if (cmd == "card-add" && !account_exists (account)) {
+    g_printerr ("wayrayctl: there is no account '%s'; name one with --user USER\n", account.c_str ());
+    return 1;
+  }
+  CardIdentity id;
+  std::string why, used;
+  if (card_id && cmd == "card-add") {
+    if (!card_identity_parse (card_id, &id, &why)) {
+      g_printerr ("wayrayctl: %s\n", why.c_str ());
+      return 2;
+    }
+  } else if (!card_read_in_reader (reader ? reader : "", &id, &used, &why)) {
+    g_printerr ("wayrayctl: %s\n", why.c_str ());
+    return 1;
+  }
+  if (cmd == "card-read") {
+    g_print ("%s\n", id.to_string ().c_str ());
+    return 0;
+  }
+  GError *err = nullptr;
+  if (!token_store_add_card (store, name, account, card_secret (id), &err)) {
+    g_printerr ("wayrayctl: %s\n", err->message);
+    g_error_free (err);
+    return 1;
+  }
+  g_print ("registered card %s as '%s' for '%s'\n", id.to_string ().c_str (), name.c_str (), account.c_str ());
+  return 0;
+#else
+  g_printerr ("wayrayctl: %s: this wayrayctl was built without smart card support (libpcsclite)\n", cmd.c_str ());
+  return 1;
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
-  gchar *seat = nullptr, *socket_path = nullptr, *config = nullptr, *store = nullptr, *user = nullptr;
+  gchar *seat = nullptr, *socket_path = nullptr, *config = nullptr, *store = nullptr, *user = nullptr,
+      *reader = nullptr, *card_id = nullptr;
   GOptionEntry entries[] = {
-    {"user", 'u', 0, G_OPTION_ARG_STRING, &user, "token-add: the account the token's sessions run as (default: NAME)",
-        "USER"},
+    {"user", 'u', 0, G_OPTION_ARG_STRING, &user,
+        "token-add, card-add: the account the sessions run as (default: NAME)", "USER"},
+    {"reader", 'r', 0, G_OPTION_ARG_STRING, &reader,
+        "card-add, card-read: the smart card reader (its name or the start of it; default: the first)", "READER"},
+    {"id", 0, 0, G_OPTION_ARG_STRING, &card_id, "card-add: the card's ID as card-read printed it, no card needed",
+        "ID"},
     {"seat", 's', 0, G_OPTION_ARG_STRING, &seat, "Seat name (default: 'default')", "NAME"},
     {"socket", 0, 0, G_OPTION_ARG_FILENAME, &socket_path, "wayrayd's control socket", "PATH"},
     {"config", 'c', 0, G_OPTION_ARG_FILENAME, &config, "wayrayd's configuration file", "FILE"},
@@ -69,6 +123,12 @@ main (int argc, char **argv)
       "                     create (or replace) a token for the account USER (default: NAME);\n"
       "                     prints the token once\n"
       "  token-remove NAME  remove a token and end its session\n"
+      "  card-add NAME [--user USER] [--reader READER | --id ID]\n"
+      "                     register the card in the reader (or the card whose ID is given)\n"
+      "                     for the account USER (default: NAME)\n"
+      "  card-read [--reader READER]\n"
+      "                     print the ID of the card in the reader\n"
+      "  card-remove NAME   remove a card and end its session\n"
       "  fingerprint        the seat certificate's SHA-256 fingerprint, which clients pin\n"
       "                     (--fingerprint, WAYRAY_FINGERPRINT, wayray.fingerprint= on a\n"
       "                     terminal's kernel command line)\n"
@@ -104,7 +164,9 @@ main (int argc, char **argv)
     g_print ("%s\n", fp.c_str ());
     return 0;
   }
-  if (cmd == "token-add" || cmd == "token-remove") {
+  if (cmd == "card-read" || cmd == "card-add")
+    return card_command (cmd, arg, store ? store : cfg.token_store, user, reader, card_id);
+  if (cmd == "token-add" || cmd == "token-remove" || cmd == "card-remove") {
     std::string file = store ? store : cfg.token_store;
     if (arg.empty ()) {
       g_printerr ("wayrayctl: %s needs a NAME\n", cmd.c_str ());

@@ -516,7 +516,11 @@ Daemon::on_hello (GstStructure *in, const MessageOrigin &origin)
     if (!id || !cnonce || strlen (cnonce) < 16 || strlen (cnonce) > 128 ||
         !token_store_find (cfg.token_store, id, &login.entry, &err)) {
       door_failed (source, conn, now, false);
-      refuse (err ? err->message : "unknown token");
+      /* A card's id that no entry has: an unregistered card. */
+      bool card = g_strcmp0 (gst_structure_get_string (msg, "credential"), "card") == 0;
+      refuse (card && g_error_matches (err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? "card not registered"
+                                                                                     : err ? err->message
+                                                                                           : "unknown token");
       g_clear_error (&err);
       return;
     }

@@ -42,13 +42,14 @@ token_store_find (const std::string &store, const std::string &id, TokenEntry *e
   for (const std::string &line : lines) {
     if (line.empty () || line[0] == '#')
       continue;
-    gchar **f = g_strsplit (line.c_str (), " ", 3);
+    gchar **f = g_strsplit (line.c_str (), " ", 4);
     ScramVerifier v;
     bool match = f[0] && f[1] && f[2] && ScramVerifier::parse (f[2], &v) && !id.empty () && scram_equal (v.id, id);
     if (match) {
       entry->name = f[0];
       entry->user = f[1];
       entry->verifier = v;
+      entry->card = f[3] && g_strcmp0 (f[3], "card") == 0;
     }
     g_strfreev (f);
     if (match)
@@ -104,11 +105,13 @@ valid_name (const std::string &name)
   return true;
 }
 
-bool
-token_store_add (const std::string &store, const std::string &name, const std::string &user, std::string *token,
-    GError **error)
+/* Replaces NAME's line (or adds one) with @secret's verifier. */
+static bool
+put_entry (const std::string &store, const std::string &name, const std::string &user, const std::string &secret,
+    bool card, GError **error)
 {
-  for (auto [what, v] : { std::make_pair ("token name", &name), std::make_pair ("user name", &user) }) {
+  for (auto [what, v] : { std::make_pair (card ? "card name" : "token name", &name),
+           std::make_pair ("user name", &user) }) {
     if (!valid_name (*v)) {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
           "%s '%s': use 1-64 letters, digits, '-', '_', '.', '@'", what, v->c_str ());
@@ -118,14 +121,36 @@ token_store_add (const std::string &store, const std::string &name, const std::s
   std::vector<std::string> lines;
   if (!read_lines (store, &lines, error))
     return false;
+  /* One card, one entry: the same secret under two names would make the
+   * login find whichever comes first. */
+  TokenEntry other;
+  if (card && token_store_find (store, token_id (secret), &other, nullptr) && other.name != name) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "this card is already registered as '%s' (for '%s')",
+        other.name.c_str (), other.user.c_str ());
+    return false;
+  }
   std::vector<std::string> kept;
   for (auto &l : lines)
     if (l.rfind (name + " ", 0) != 0)
       kept.push_back (l);
+  kept.push_back (name + " " + user + " " + ScramVerifier::make (secret).to_string () + (card ? " card" : ""));
+  return write_lines (store, kept, error);
+}
+
+bool
+token_store_add (const std::string &store, const std::string &name, const std::string &user, std::string *token,
+    GError **error)
+{
   /* 192 random bits; the store keeps its login verifier only. */
   *token = scram_random_hex (24);
-  kept.push_back (name + " " + user + " " + ScramVerifier::make (*token).to_string ());
-  return write_lines (store, kept, error);
+  return put_entry (store, name, user, *token, false, error);
+}
+
+bool
+token_store_add_card (const std::string &store, const std::string &name, const std::string &user,
+    const std::string &secret, GError **error)
+{
+  return put_entry (store, name, user, secret, true, error);
 }
 
 bool
@@ -138,7 +163,7 @@ token_store_remove (const std::string &store, const std::string &name, GError **
     if (l.rfind (name + " ", 0) != 0)
       kept.push_back (l);
   if (kept.size () == lines.size ()) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no token named '%s' in %s", name.c_str (), store.c_str ());
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "no token or card named '%s' in %s", name.c_str (), store.c_str ());
     return false;
   }
   return write_lines (store, kept, error);

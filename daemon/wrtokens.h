@@ -1,6 +1,8 @@
-/* The token store: one line per token, "NAME USER VERIFIER": the token's
- * name, the Unix account its sessions run as, and what a login is checked
- * against (wrscram.h: "scram-sha256:ID:ITERATIONS:SALT:STOREDKEY:SERVERKEY").
+/* The token store: one line per token, "NAME USER VERIFIER [card]": the
+ * token's name, the Unix account its sessions run as, and what a login is
+ * checked against (wrscram.h: "scram-sha256:ID:ITERATIONS:SALT:STOREDKEY:
+ * SERVERKEY"); "card" marks a registered smart card, whose secret is read
+ * from the card (wrcard.h) instead of handed out.
  * Neither tokens nor anything a client could log in with are stored.
  * Lines starting with # are comments. Entries of the form "NAME [USER]
  * sha256:SALT:HASH" were written before logins stopped carrying the token:
@@ -22,6 +24,7 @@ namespace wayray {
 struct TokenEntry {
   std::string name, user;
   ScramVerifier verifier;
+  bool card = false;
 };
 
 /* The entry whose token has the id @id (token_id ()). FALSE with an
@@ -35,6 +38,12 @@ std::vector<std::string> token_store_old_entries (const std::string &store);
  * replacing an entry of the same name. Creates the file with mode 0600. */
 bool token_store_add (const std::string &store, const std::string &name, const std::string &user,
     std::string *token, GError **error);
+
+/* Adds NAME for the account USER with the secret @secret (a registered
+ * card's, wrcard.h: card_secret ()), replacing an entry of the same name.
+ * A card already registered under another name is refused. */
+bool token_store_add_card (const std::string &store, const std::string &name, const std::string &user,
+    const std::string &secret, GError **error);
 
 bool token_store_remove (const std::string &store, const std::string &name, GError **error);
 

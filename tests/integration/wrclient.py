@@ -10,8 +10,10 @@ import time
 
 class Client:
     def __init__(self, exe, env, port, token, size, extra=(), stdin=True, stderr=None):
+        """@token None: the client logs in otherwise (--smartcard in @extra)."""
         self.p = subprocess.Popen(
-            [exe, "127.0.0.1:%d" % port, "--token", token, "--size", size] + list(extra),
+            [exe, "127.0.0.1:%d" % port] + (["--token", token] if token is not None else []) + ["--size", size]
+            + list(extra),
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=stderr or subprocess.DEVNULL, env=env)
         self.lines = []

@@ -1,0 +1,252 @@
+/* Registered smart cards: a card's identity through PC/SC.
+ *
+ * SPDX-License-Identifier: LGPL-2.1-or-later
+ */
+#include "wrcard.h"
+
+#include <glib.h>
+
+#include <cstring>
+
+namespace wayray {
+
+std::string
+pcsc_error (LONG rc)
+{
+  return pcsc_stringify_error (rc);
+}
+
+std::string
+card_secret (const CardIdentity &id)
+{
+  return "wayray-card:" + id.to_string ();
+}
+
+bool
+card_identity_parse (const std::string &text, CardIdentity *id, std::string *why)
+{
+  size_t colon = text.find (':');
+  std::string kind = colon == std::string::npos ? "" : text.substr (0, colon);
+  std::string value = colon == std::string::npos ? "" : text.substr (colon + 1);
+  bool ok = false;
+  if (kind == "iccid") {
+    ok = value.size () >= 8 && value.size () <= 20;
+    for (char c : value)
+      ok = ok && g_ascii_isdigit (c);
+  } else if (kind == "uid") {
+    ok = value.size () >= 8 && value.size () <= 20 && value.size () % 2 == 0;
+    for (char &c : value) {
+      ok = ok && g_ascii_isxdigit (c);
+      c = g_ascii_toupper (c);
+    }
+  }
+  if (!ok) {
+    *why = "'" + text + "' is not a card ID (iccid:8 to 20 digits, or uid:8 to 20 hex digits, "
+        "as wayrayctl card-read prints it)";
+    return false;
+  }
+  id->kind = kind;
+  id->value = value;
+  return true;
+}
+
+/* One command APDU and its answer, the status word apart. A card that
+ * asks for GET RESPONSE (61xx) or for another Le (6Cxx) is answered, a
+ * few times at most. */
+static bool
+transmit (SCARDHANDLE card, DWORD protocol, std::vector<BYTE> apdu, std::vector<BYTE> *data, unsigned *sw,
+    std::string *why)
+{
+  const SCARD_IO_REQUEST *pci = protocol == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
+  data->clear ();
+  for (int round = 0; round < 8; round++) {
+    BYTE buf[MAX_BUFFER_SIZE + 2];
+    DWORD len = sizeof buf;
+    LONG rc = SCardTransmit (card, pci, apdu.data (), apdu.size (), nullptr, buf, &len);
+    if (rc != SCARD_S_SUCCESS) {
+      *why = "the card did not answer (" + pcsc_error (rc) + ")";
+      return false;
+    }
+    if (len < 2) {
+      *why = "the card's answer was malformed";
+      return false;
+    }
+    *sw = buf[len - 2] << 8 | buf[len - 1];
+    data->insert (data->end (), buf, buf + len - 2);
+    if (data->size () > 1024) {
+      *why = "the card's answer was too long";
+      return false;
+    }
+    if ((*sw & 0xff00) == 0x6100)          /* more: GET RESPONSE */
+      apdu = { 0x00, 0xC0, 0x00, 0x00, (BYTE) (*sw & 0xff) };
+    else if ((*sw & 0xff00) == 0x6c00 && apdu.size () >= 5) {   /* wrong Le: this one */
+      apdu.back () = (BYTE) (*sw & 0xff);
+      data->clear ();
+    } else
+      return true;
+  }
+  *why = "the card kept asking for more exchanges";
+  return false;
+}
+
+/* EF.ICCID: ten BCD bytes, each low digit first, padded with F. */
+static bool
+read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *why)
+{
+  std::vector<BYTE> data;
+  unsigned sw = 0;
+  bool selected = false;
+  /* By file ID in the current DF (the MF after a reset), else by path
+   * from the MF; no FCI wanted (P2 0C). */
+  for (BYTE p1 : { 0x00, 0x08 }) {
+    if (!transmit (card, protocol, { 0x00, 0xA4, p1, 0x0C, 0x02, 0x2F, 0xE2 }, &data, &sw, why))
+      return false;
+    if (sw == 0x9000) {
+      selected = true;
+      break;
+    }
+  }
+  if (!selected) {
+    *why = "it has no EF.ICCID";
+    return false;
+  }
+  if (!transmit (card, protocol, { 0x00, 0xB0, 0x00, 0x00, 0x0A }, &data, &sw, why))
+    return false;
+  /* 6282: the file ended before Le; what came is the file. */
+  if ((sw != 0x9000 && sw != 0x6282) || data.empty ()) {
+    char s[8];
+    g_snprintf (s, sizeof s, "%04X", sw);
+    *why = std::string ("its EF.ICCID could not be read (status ") + s + ")";
+    return false;
+  }
+  digits->clear ();
+  for (BYTE b : data) {
+    for (int nibble : { b & 0x0f, b >> 4 }) {
+      if (nibble == 0x0f)
+        break;
+      if (nibble > 9) {
+        *why = "its EF.ICCID is not a serial number";
+        return false;
+      }
+      digits->push_back ('0' + nibble);
+    }
+  }
+  if (digits->size () < 8) {
+    *why = "its EF.ICCID is too short to name a card";
+    return false;
+  }
+  return true;
+}
+
+static bool
+read_uid (SCARDHANDLE card, DWORD protocol, std::string *hex, std::string *why)
+{
+  std::vector<BYTE> data;
+  unsigned sw = 0;
+  if (!transmit (card, protocol, { 0xFF, 0xCA, 0x00, 0x00, 0x00 }, &data, &sw, why))
+    return false;
+  if (sw != 0x9000 || data.size () < 4 || data.size () > 10) {
+    *why = "the reader gives no UID for it";
+    return false;
+  }
+  hex->clear ();
+  for (BYTE b : data) {
+    char s[3];
+    g_snprintf (s, sizeof s, "%02X", b);
+    *hex += s;
+  }
+  return true;
+}
+
+bool
+card_identity_read (SCARDHANDLE card, DWORD protocol, CardIdentity *id, std::string *why)
+{
+  std::string value, why_iccid, why_uid;
+  if (read_iccid (card, protocol, &value, &why_iccid)) {
+    *id = { "iccid", value };
+    return true;
+  }
+  if (read_uid (card, protocol, &value, &why_uid)) {
+    *id = { "uid", value };
+    return true;
+  }
+  *why = "this card has no ID WayRay can read (" + why_iccid + "; " + why_uid + ")";
+  return false;
+}
+
+bool
+card_readers (SCARDCONTEXT ctx, std::vector<std::string> *readers, std::string *why)
+{
+  readers->clear ();
+  DWORD len = 0;
+  LONG rc = SCardListReaders (ctx, nullptr, nullptr, &len);
+  if (rc == SCARD_E_NO_READERS_AVAILABLE)
+    return true;
+  if (rc != SCARD_S_SUCCESS) {
+    *why = "the readers could not be listed (" + pcsc_error (rc) + ")";
+    return false;
+  }
+  std::vector<char> buf (len + 1, '\0');
+  rc = SCardListReaders (ctx, nullptr, buf.data (), &len);
+  if (rc == SCARD_E_NO_READERS_AVAILABLE)
+    return true;
+  if (rc != SCARD_S_SUCCESS) {
+    *why = "the readers could not be listed (" + pcsc_error (rc) + ")";
+    return false;
+  }
+  /* A multi-string: names each ending in NUL, an empty one last. */
+  for (const char *p = buf.data (); *p; p += strlen (p) + 1)
+    readers->push_back (p);
+  return true;
+}
+
+std::string
+card_pick_reader (const std::vector<std::string> &readers, const std::string &wanted)
+{
+  for (const std::string &r : readers)
+    if (wanted.empty () || r == wanted)
+      return r;
+  for (const std::string &r : readers)
+    if (r.rfind (wanted, 0) == 0)
+      return r;
+  return "";
+}
+
+bool
+card_read_in_reader (const std::string &reader, CardIdentity *id, std::string *reader_used, std::string *why)
+{
+  SCARDCONTEXT ctx = 0;
+  LONG rc = SCardEstablishContext (SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx);
+  if (rc != SCARD_S_SUCCESS) {
+    *why = "the smart card service is not reachable (" + pcsc_error (rc) + "; is pcscd running?)";
+    return false;
+  }
+  std::vector<std::string> readers;
+  bool ok = card_readers (ctx, &readers, why);
+  std::string name = ok ? card_pick_reader (readers, reader) : "";
+  if (ok && name.empty ()) {
+    *why = readers.empty () ? "there is no smart card reader" : "there is no reader named '" + reader + "'";
+    ok = false;
+  }
+  SCARDHANDLE card = 0;
+  DWORD protocol = 0;
+  if (ok) {
+    rc = SCardConnect (ctx, name.c_str (), SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &card,
+        &protocol);
+    if (rc != SCARD_S_SUCCESS) {
+      *why = rc == SCARD_E_NO_SMARTCARD || rc == SCARD_W_REMOVED_CARD ? "there is no card in '" + name + "'"
+                                                                       : "the card in '" + name + "' could not be "
+                                                                             "reached (" + pcsc_error (rc) + ")";
+      ok = false;
+    }
+  }
+  if (ok) {
+    *reader_used = name;
+    ok = card_identity_read (card, protocol, id, why);
+    SCardDisconnect (card, SCARD_LEAVE_CARD);
+  }
+  SCardReleaseContext (ctx);
+  return ok;
+}
+
+}  // namespace wayray

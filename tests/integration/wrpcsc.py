@@ -1,0 +1,97 @@
+"""A private pcscd with virtual readers, and virtual cards to put in them,
+for the smart card test and benchmark.
+
+pcscd 1.9 always listens on /run/pcscd/pcscd.comm: it runs here in a mount
+namespace of its own where that directory is the test's, and clients find
+it through PCSCLITE_CSOCK_NAME (which libpcsclite reads). Its readers are
+vsmartcard's vpcd: "WayRay test reader 00 00" takes cards on PORT, "... 00 01"
+on PORT+1 (vpcd listens there; tests/smartcard/wrcard.py connects as the
+card)."""
+import os
+import signal
+import subprocess
+import time
+
+SOURCE = os.environ.get("WAYRAY_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+CARD = os.path.join(SOURCE, "tests", "smartcard", "wrcard.py")
+VPCD = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+READERS = ("WayRay test reader 00 00", "WayRay test reader 00 01")
+
+
+def missing():
+    """What this machine lacks to run a pcscd with virtual cards, or ""."""
+    for path, package in (("/usr/sbin/pcscd", "pcscd"), (VPCD, "vsmartcard-vpcd"),
+                          ("/usr/lib/python3/site-packages/virtualsmartcard", "python3-virtualsmartcard")):
+        if not os.path.exists(path):
+            return "%s is missing (install %s: ./dev deps)" % (path, package)
+    return ""
+
+
+class Pcscd:
+    def __init__(self, tmp, port):
+        self.dir = os.path.join(tmp, "pcscd")
+        self.port = port
+        run = os.path.join(self.dir, "run")
+        conf = os.path.join(self.dir, "reader.conf.d")
+        os.makedirs(run)
+        os.makedirs(conf)
+        with open(os.path.join(conf, "vpcd"), "w") as f:
+            f.write('FRIENDLYNAME "WayRay test reader"\nDEVICENAME /dev/null:0x%X\nLIBPATH %s\nCHANNELID 0x%X\n'
+                    % (port, VPCD, port))
+        os.makedirs("/run/pcscd", exist_ok=True)
+        self.socket = os.path.join(run, "pcscd.comm")
+        self.log = os.path.join(self.dir, "pcscd.log")
+        self.p = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" /run/pcscd && exec pcscd --foreground --config "$1"', run, conf],
+            stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.cards = {}
+
+    def env(self, base):
+        return dict(base, PCSCLITE_CSOCK_NAME=self.socket)
+
+    def ready(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.exists(self.socket) and self.p.poll() is None:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def insert(self, slot, iccid=None):
+        """Puts a card into reader @slot (0 or 1); with @iccid it has that
+        serial, else none. Returns when vpcd has it (the card's process is
+        connected); pcscd notices on its next look at the reader."""
+        self.remove(slot)
+        args = ["/usr/bin/python3", CARD, "--port", str(self.port + slot)]
+        if iccid:
+            args += ["--iccid", iccid]
+        for _ in range(50):
+            p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            line = p.stdout.readline()
+            if b"card inserted" in line:
+                self.cards[slot] = p
+                return time.monotonic()
+            p.wait()
+            time.sleep(0.1)           # vpcd not listening yet
+        raise RuntimeError("no card could be put in reader %d" % slot)
+
+    def remove(self, slot):
+        """Takes the card out of reader @slot; the time it left."""
+        p = self.cards.pop(slot, None)
+        if not p:
+            return None
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=10)
+        return time.monotonic()
+
+    def close(self):
+        for slot in list(self.cards):
+            self.remove(slot)
+        if self.p.poll() is None:
+            os.killpg(self.p.pid, signal.SIGTERM)
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.p.pid, signal.SIGKILL)
+                self.p.wait()
