@@ -39,6 +39,7 @@
 #ifdef HAVE_PCSC
 #include "wrsmartcard.h"
 #endif
+#include "wrcardkey.h"
 
 #include <gio/gio.h>
 #include <glib-unix.h>
@@ -52,6 +53,7 @@
 #include <functional>
 #include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
 #include <string>
 
@@ -74,7 +76,22 @@ struct Client {
 #ifdef HAVE_PCSC
   std::unique_ptr<CardWatcher> cards;
   void watch_cards ();
+  void card_arrived (const std::string &reader, bool have_id, const CardIdentity &id, const std::string &why);
+  void card_login (bool have_key, const std::string &key_why, bool have_id, const CardIdentity &id,
+      const std::string &why);
 #endif
+  /* A card with a key (wrcardkey.h): it signs the login; a PIN, when it
+   * wants one, is asked for before the knock. */
+  std::string pkcs11_module = DEFAULT_PKCS11_MODULE;
+  Pkcs11 p11;
+  CardKey card_key;
+  bool key_login = false, pin_wanted = false;
+  unsigned card_epoch = 0;      /* a card's jobs whose card went are dropped */
+  void ask_pin (const std::string &text);
+  void card_pin (const std::string &pin);
+  /* Runs @work on a thread of its own (the card is slow), then @done on
+   * the main loop if the card is still the same. */
+  void card_job (std::function<void ()> work, std::function<void ()> done);
   /* The seat's certificate fingerprint, given (--fingerprint,
    * WAYRAY_FINGERPRINT, wayray.fingerprint= on the kernel command line):
    * pinned at the front door, so a stateless terminal trusts no first use. */
@@ -166,6 +183,7 @@ struct Client {
   void stop_door ();
   void on_answer (GstStructure *msg);
   void answer_challenge (GstStructure *msg);
+  void answer_key_challenge (const gchar *snonce, const gchar *binding);
   void start_session ();
   void stop_session ();
   void schedule_reconnect (const std::string &why);
@@ -359,8 +377,9 @@ Client::knock ()
   client_nonce = scram_random_hex (18);
   proved = false;
   GstStructure *hello = gst_structure_new ("hello", "version", G_TYPE_INT, 2, "nonce", G_TYPE_STRING, nonce.c_str (),
-      "token-id", G_TYPE_STRING, token_id (token).c_str (), "client-nonce", G_TYPE_STRING, client_nonce.c_str (),
-      "credential", G_TYPE_STRING, smartcard ? "card" : "token",
+      "token-id", G_TYPE_STRING, (key_login ? card_key_id (card_key.spki) : token_id (token)).c_str (),
+      "client-nonce", G_TYPE_STRING, client_nonce.c_str (),
+      "credential", G_TYPE_STRING, key_login ? "card-key" : smartcard ? "card" : "token",
       "width", G_TYPE_INT, width, "height", G_TYPE_INT, height, "client", G_TYPE_STRING, name.c_str (),
       "video-codecs", G_TYPE_STRING, h264_decoder ().factory.empty () ? "" : "h264",
       "h264-profiles", G_TYPE_STRING, video_profiles.c_str (), nullptr);
@@ -413,7 +432,7 @@ Client::on_answer (GstStructure *msg)
   }
   /* Only a server that holds the token's verifier can sign what was
    * exchanged: anyone else answering in its place is refused. */
-  if (!proved || !sig || !scram_equal (sig, scram_server_signature (server_key, auth_message))) {
+  if (!proved || (!key_login && (!sig || !scram_equal (sig, scram_server_signature (server_key, auth_message))))) {
     stop_door ();
     finish (EXIT_TRUST, "refused the server: it could not prove it knows the token (its signature of the login "
         "does not verify)");
@@ -446,6 +465,11 @@ Client::answer_challenge (GstStructure *msg)
   gchar *binding = nullptr;
   if (door_net)
     g_signal_emit_by_name (door_net, "channel-binding", (guint64) 0, &binding);
+  if (g_strcmp0 (gst_structure_get_string (msg, "kind"), "key") == 0) {
+    answer_key_challenge (snonce, binding);
+    g_free (binding);
+    return;
+  }
   std::string why;
   if (proved || !snonce || !salt || !gst_structure_get_uint (msg, "iterations", &iterations) ||
       !g_str_has_prefix (snonce, client_nonce.c_str ()) || strlen (snonce) <= client_nonce.size ())
@@ -466,6 +490,50 @@ Client::answer_challenge (GstStructure *msg)
   control_source_push (door_out, gst_structure_new ("proof", "nonce", G_TYPE_STRING, nonce.c_str (),
           "server-nonce", G_TYPE_STRING, snonce, "client-proof", G_TYPE_STRING,
           scram_client_proof (client_key, auth_message).c_str (), nullptr));
+}
+
+/* A card with a key: its signature of the login (card_key_auth_message),
+ * made on the card; the ticket's key comes from it. */
+void
+Client::answer_key_challenge (const gchar *snonce, const gchar *binding)
+{
+  std::string why;
+  if (!key_login)
+    why = "the server wants a card's signature, and this login has no card with a key";
+  else if (proved || !snonce || !g_str_has_prefix (snonce, client_nonce.c_str ()) ||
+      strlen (snonce) <= client_nonce.size ())
+    why = "the server's challenge was malformed";
+  else if (!binding)
+    why = "this connection has no TLS exporter value to bind the login to";
+  if (!why.empty ()) {
+    stop_door ();
+    schedule_reconnect (why);
+    return;
+  }
+  proved = true;
+  auto auth = std::make_shared<std::string> (card_key_auth_message (card_key_id (card_key.spki), client_nonce, snonce,
+      binding));
+  auto sig = std::make_shared<std::string> ();
+  auto err = std::make_shared<std::string> ();
+  auto ok = std::make_shared<bool> (false);
+  std::string server_nonce = snonce, hello_nonce = nonce;
+  CardKey key = card_key;
+  card_job ([this, key, auth, sig, err, ok] { *ok = p11.sign (key, *auth, sig.get (), err.get ()); },
+      [this, auth, sig, err, ok, server_nonce, hello_nonce] {
+        if (!door || nonce != hello_nonce)
+          return;               /* that knock is over */
+        if (!*ok) {
+          stop_door ();
+          hold ("state card-held", "Your card did not sign the login:\n" + *err + "\nTake out your card.");
+          g_print ("card did not sign: %s\n", err->c_str ());
+          return;
+        }
+        auth_message = *auth;
+        client_key = card_key_ticket_key (*sig);
+        control_source_push (door_out, gst_structure_new ("proof", "nonce", G_TYPE_STRING, nonce.c_str (),
+                "server-nonce", G_TYPE_STRING, server_nonce.c_str (), "client-proof", G_TYPE_STRING,
+                hex_of (*sig).c_str (), nullptr));
+      });
 }
 
 /* ---- Session ------------------------------------------------------------ */
@@ -795,7 +863,115 @@ Client::hold (const std::string &line, const std::string &text)
   state (line);
 }
 
+void
+Client::card_job (std::function<void ()> work, std::function<void ()> done)
+{
+  unsigned epoch = card_epoch;
+  std::thread ([this, epoch, work = std::move (work), done = std::move (done)] () mutable {
+        work ();
+        run_on_main ([this, epoch, done = std::move (done)] {
+              if (epoch == card_epoch && card_in)
+                done ();
+            });
+      }).detach ();
+}
+
+/* The card wants its PIN: asked for on the screen (a PIN entry in the
+ * window), or with the `pin` command headless. */
+void
+Client::ask_pin (const std::string &text)
+{
+  pin_wanted = true;
+  show_status (text);
+  state ("state pin-wanted");
+#ifdef HAVE_GTK
+  if (window)
+    window->ask_secret ([this] (const std::string &pin) { card_pin (pin); });
+#endif
+}
+
+/* The PIN: the card checks it (a login to its token); then the knock. */
+void
+Client::card_pin (const std::string &pin)
+{
+  if (!pin_wanted) {
+    g_print ("error: no card wants a PIN now\n");
+    return;
+  }
+  pin_wanted = false;
+  show_status ("Checking your PIN …");
+  auto wrong = std::make_shared<bool> (false);
+  auto ok = std::make_shared<bool> (false);
+  auto why = std::make_shared<std::string> ();
+  CardKey key = card_key;
+  card_job ([this, key, pin, wrong, ok, why] { *ok = p11.login (key, pin, wrong.get (), why.get ()); },
+      [this, wrong, ok, why] {
+        if (*ok) {
+          state ("pin accepted");
+          knock ();
+        } else if (*wrong) {
+          state ("pin wrong");
+          ask_pin ("Wrong PIN. Enter your card's PIN");
+        } else {
+          g_print ("card refused the PIN: %s\n", why->c_str ());
+          hold ("state card-held", "Your card refused the PIN:\n" + *why + "\nTake out your card.");
+        }
+      });
+}
+
 #ifdef HAVE_PCSC
+/* A card came: one with a key logs in by signing (the PKCS#11 module's
+ * look at it runs on a thread), else one with an ID by that ID. */
+void
+Client::card_arrived (const std::string &reader, bool have_id, const CardIdentity &id, const std::string &why)
+{
+  card_in = true;
+  card_reader = reader;
+  key_login = pin_wanted = false;
+  token.clear ();
+  card_epoch++;
+  if (pkcs11_module == "none") {
+    card_login (false, "", have_id, id, why);
+    return;
+  }
+  show_status ("Reading your card …");
+  auto key = std::make_shared<CardKey> ();
+  auto key_why = std::make_shared<std::string> ();
+  auto found = std::make_shared<bool> (false);
+  std::string module = pkcs11_module;
+  card_job ([this, module, reader, key, key_why, found] {
+        *found = p11.load (module, key_why.get ()) && p11.find_key (reader, key.get (), key_why.get ());
+      }, [this, key, key_why, found, have_id, id, why] {
+        if (*found)
+          card_key = *key;
+        card_login (*found, *key_why, have_id, id, why);
+      });
+}
+
+void
+Client::card_login (bool have_key, const std::string &key_why, bool have_id, const CardIdentity &id,
+    const std::string &why)
+{
+  if (have_key) {
+    key_login = true;
+    g_print ("card key %s (%s)%s\n", card_key_id (card_key.spki).c_str (), card_key.label.c_str (),
+        card_key.needs_pin ? " PIN" : "");
+    if (card_key.needs_pin)
+      ask_pin ("Enter your card's PIN");
+    else
+      knock ();
+    return;
+  }
+  if (have_id) {
+    token = card_secret (id);
+    knock ();
+    return;
+  }
+  g_print ("card unreadable (%s): %s%s\n", card_reader.c_str (), why.c_str (),
+      key_why.empty () ? "" : ("; no key: " + key_why).c_str ());
+  hold ("state card-held", "This card cannot be read:\n" + why + "\nTake out your card.");
+}
+
 /* The reader, from the first knock on: a card in is a login, a card out
  * ends the attachment (the server keeps the session). */
 void
@@ -811,23 +987,25 @@ Client::watch_cards ()
       show_status ("Insert your card\n" + (message.rfind ("reader ", 0) == 0 ? "" : message));
   };
   cb.inserted = [this] (const std::string &reader, const CardIdentity &id, gint64 seen_us) {
-    card_in = true;
-    card_reader = reader;
-    token = card_secret (id);
     g_print ("card inserted %s (%s) %.1f\n", id.to_string ().c_str (), reader.c_str (),
         (g_get_monotonic_time () - seen_us) / 1000.0);
-    show_status ("Reading your card …");
-    knock ();
+    card_arrived (reader, true, id, "");
   };
   cb.unreadable = [this] (const std::string &reader, const std::string &why) {
-    card_in = true;             /* held until it comes out */
-    token.clear ();
-    g_print ("card unreadable (%s): %s\n", reader.c_str (), why.c_str ());
-    hold ("state card-held", "This card cannot be read:\n" + why + "\nTake out your card.");
+    g_print ("card inserted no-id (%s)\n", reader.c_str ());
+    card_arrived (reader, false, CardIdentity (), why);
   };
   cb.removed = [this] (const std::string &reader, gint64 seen_us) {
     card_in = false;
+    card_epoch++;
     token.clear ();
+    if (key_login)
+      p11.forget (card_key.slot);
+    key_login = pin_wanted = false;
+#ifdef HAVE_GTK
+    if (window)
+      window->ask_secret (nullptr);
+#endif
     hold ("state insert-card", "Insert your card");
     g_print ("card removed (%s) picture gone %.1f\n", reader.c_str (), (g_get_monotonic_time () - seen_us) / 1000.0);
   };
@@ -1467,6 +1645,8 @@ handle_command (Client *c, const std::string &line)
       return;
     }
     c->audio_out.wait_sound (level, [] (double ms) { run_on_main ([ms] { g_print ("sound %.3f\n", ms); }); });
+  } else if (line.rfind ("pin ", 0) == 0) {
+    c->card_pin (line.substr (4));
   } else if (line == "quit") {
     c->finish (EXIT_OK, "");
   } else if (!line.empty ()) {
@@ -1525,7 +1705,7 @@ smartcard_option (const gchar *, const gchar *value, gpointer, GError **)
 int
 main (int argc, char **argv)
 {
-  gchar *fingerprint_arg = nullptr;
+  gchar *fingerprint_arg = nullptr, *pkcs11_module = nullptr;
   gchar *token = nullptr, *size = nullptr, *pipeline = nullptr, *known = nullptr, *name = nullptr;
   gchar *decoder = nullptr, *transport = nullptr, *profiles = nullptr;
   gboolean headless = FALSE, console = FALSE, no_reconnect = FALSE;
@@ -1535,6 +1715,9 @@ main (int argc, char **argv)
   gint scale = 1;
   GOptionEntry entries[] = {
     {"token", 't', 0, G_OPTION_ARG_STRING, &token, "The token (default: $WAYRAY_TOKEN)", "TOKEN"},
+    {"pkcs11-module", 0, 0, G_OPTION_ARG_FILENAME, &pkcs11_module,
+        "With --smartcard: the PKCS#11 module for cards with a key (default: OpenSC's opensc-pkcs11.so; "
+        "none: only registered card IDs)", "PATH|none"},
     {"smartcard", 0, G_OPTION_FLAG_OPTIONAL_ARG, G_OPTION_ARG_CALLBACK, (gpointer) smartcard_option,
         "Log in with the smart card in the reader (pcscd), the first or the one named; the console's "
         "default without a token", "[=READER]"},
@@ -1646,6 +1829,8 @@ main (int argc, char **argv)
   /* A console with no token is a terminal with a card reader. */
   c.smartcard = smartcard_given || (console && c.token.empty ());
   c.reader_wanted = smartcard_reader ? smartcard_reader : "";
+  if (pkcs11_module)
+    c.pkcs11_module = pkcs11_module;
   if (c.smartcard && token) {
     g_printerr ("wayray-client: --token and --smartcard: the card is the token; give one of them\n");
     return EXIT_USAGE;

@@ -30,6 +30,8 @@ struct ToolkitWindow::Impl {
   Callbacks cb;
   GtkWidget *window = nullptr, *overlay = nullptr, *status = nullptr;
   GtkWidget *picture = nullptr;      /* gtksink's widget */
+  GtkWidget *secret = nullptr;       /* the PIN entry, while one is asked for */
+  std::function<void (const std::string &)> secret_done;
   bool is_fullscreen = false;
   GdkSeat *grabbed = nullptr;        /* the keyboard, while full screen */
   int last_w = 0, last_h = 0;
@@ -200,6 +202,27 @@ ToolkitWindow::open (GstElement *gtksink, const std::string &title, int width, i
       GTK_STYLE_PROVIDER_PRIORITY_APPLICATION);
   g_object_unref (css);
   gtk_overlay_add_overlay (GTK_OVERLAY (p->overlay), p->status);
+
+  /* The PIN entry: hidden until asked for, below the status. */
+  p->secret = gtk_entry_new ();
+  gtk_entry_set_visibility (GTK_ENTRY (p->secret), FALSE);
+  gtk_entry_set_max_length (GTK_ENTRY (p->secret), 64);
+  gtk_entry_set_input_purpose (GTK_ENTRY (p->secret), GTK_INPUT_PURPOSE_PIN);
+  gtk_widget_set_halign (p->secret, GTK_ALIGN_CENTER);
+  gtk_widget_set_valign (p->secret, GTK_ALIGN_CENTER);
+  gtk_widget_set_margin_top (p->secret, 120);
+  gtk_widget_set_no_show_all (p->secret, TRUE);
+  g_signal_connect (p->secret, "activate", G_CALLBACK (+[] (GtkEntry *entry, gpointer data) {
+        Impl *impl = static_cast<Impl *> (data);
+        std::string text = gtk_entry_get_text (entry);
+        gtk_entry_set_text (entry, "");
+        gtk_widget_hide (impl->secret);
+        auto done = std::move (impl->secret_done);
+        impl->secret_done = nullptr;
+        if (done)
+          done (text);
+      }), p);
+  gtk_overlay_add_overlay (GTK_OVERLAY (p->overlay), p->secret);
   gtk_container_add (GTK_CONTAINER (p->window), p->overlay);
 
   /* F11 belongs to the window (full screen); every other key goes to the
@@ -257,6 +280,21 @@ ToolkitWindow::set_status (const std::string &text)
     return;
   gtk_label_set_text (GTK_LABEL (p->status), text.c_str ());
   gtk_widget_set_visible (p->status, !text.empty ());
+}
+
+void
+ToolkitWindow::ask_secret (std::function<void (const std::string &)> done)
+{
+  Impl *p = impl_.get ();
+  if (!p->secret)
+    return;
+  p->secret_done = std::move (done);
+  gtk_entry_set_text (GTK_ENTRY (p->secret), "");
+  gtk_widget_set_visible (p->secret, p->secret_done != nullptr);
+  if (p->secret_done)
+    gtk_widget_grab_focus (p->secret);
+  else if (p->picture)
+    gtk_widget_grab_focus (p->picture);
 }
 
 void

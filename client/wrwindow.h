@@ -57,6 +57,10 @@ class ToolkitWindow {
   bool open (GstElement *gtksink, const std::string &title, int width, int height, Callbacks callbacks);
   /* Shows @text over the picture (empty: hides it). */
   void set_status (const std::string &text);
+  /* An entry for a secret (a card's PIN) under the status, with the
+   * keyboard: @done gets what was typed on Enter. ask_secret ({}) hides
+   * it. */
+  void ask_secret (std::function<void (const std::string &)> done);
   void set_fullscreen (bool on);
   bool fullscreen () const;
   /* The session offers @types as @sel: the desktop's selection becomes

@@ -2,7 +2,8 @@
  *
  *   wayrayctl [--seat NAME | --socket PATH] list | detach ID | end ID | stats ID | shutdown
  *   wayrayctl [--seat NAME | --config FILE | --store FILE] token-add NAME [--user USER] | token-remove NAME
- *   wayrayctl [...] card-add NAME [--user USER] [--reader READER | --id ID] | card-remove NAME | card-read
+ *   wayrayctl [...] card-add NAME [--user USER] [--reader READER | --id ID] [--key | --public-key FILE]
+ *   wayrayctl [...] card-remove NAME | card-read [--reader READER]
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -10,6 +11,7 @@
 #ifdef HAVE_PCSC
 #include "wrcard.h"
 #endif
+#include "wrcardkey.h"
 #include "wrdaemon.h"
 #include "wrsessioncert.h"
 #include "wrtlscert.h"
@@ -48,13 +50,43 @@ ask_daemon (const std::string &path, const std::string &line, std::string *answe
   return true;
 }
 
-/* card-read: the ID of the card in a reader; card-add: registers it (or
- * the card whose ID is given) in the store. */
-static int
-card_command (const std::string &cmd, const std::string &name, const std::string &store, const gchar *user,
-    const gchar *reader, const gchar *card_id)
+/* The key of the card in @reader (PKCS#11); "" with @why. */
+static std::string
+key_in_reader (const std::string &reader_wanted, const std::string &module, std::string *label, std::string *why)
 {
 #ifdef HAVE_PCSC
+  /* The reader's full name, as the module's slot describes it. */
+  SCARDCONTEXT ctx = 0;
+  std::vector<std::string> readers;
+  if (SCardEstablishContext (SCARD_SCOPE_SYSTEM, nullptr, nullptr, &ctx) != SCARD_S_SUCCESS) {
+    *why = "the smart card service is not reachable (is pcscd running?)";
+    return "";
+  }
+  bool listed = card_readers (ctx, &readers, why);
+  SCardReleaseContext (ctx);
+  std::string reader = listed ? card_pick_reader (readers, reader_wanted) : "";
+  if (listed && reader.empty ())
+    *why = readers.empty () ? "there is no smart card reader" : "there is no reader named '" + reader_wanted + "'";
+  if (reader.empty ())
+    return "";
+  Pkcs11 p11;
+  CardKey key;
+  if (!p11.load (module, why) || !p11.find_key (reader, &key, why))
+    return "";
+  *label = key.label + (key.rsa ? ", RSA" : ", ECDSA") + (key.needs_pin ? ", PIN" : ", no PIN");
+  return key.spki;
+#else
+  *why = "this wayrayctl was built without smart card support (libpcsclite)";
+  return "";
+#endif
+}
+
+/* card-read: the ID (and key) of the card in a reader; card-add:
+ * registers it, or the card whose ID or public key is given. */
+static int
+card_command (const std::string &cmd, const std::string &name, const std::string &store, const gchar *user,
+    const gchar *reader, const gchar *card_id, bool by_key, const gchar *key_file, const std::string &module)
+{
   if (cmd == "card-add" && name.empty ()) {
     g_printerr ("wayrayctl: card-add needs a NAME\n");
     return 2;
@@ -64,22 +96,57 @@ card_command (const std::string &cmd, const std::string &name, const std::string
     g_printerr ("wayrayctl: there is no account '%s'; name one with --user USER\n", account.c_str ());
     return 1;
   }
+  std::string why, label;
+  GError *err = nullptr;
+  if (cmd == "card-add" && by_key) {
+    std::string spki = key_file ? card_key_spki_from_file (key_file, &why)
+                                : key_in_reader (reader ? reader : "", module, &label, &why);
+    if (spki.empty ()) {
+      g_printerr ("wayrayctl: %s\n", why.c_str ());
+      return 1;
+    }
+    if (!token_store_add_card_key (store, name, account, spki, &err)) {
+      g_printerr ("wayrayctl: %s\n", err->message);
+      g_error_free (err);
+      return 1;
+    }
+    g_print ("registered the card key %s%s as '%s' for '%s'\n", card_key_id (spki).c_str (),
+        label.empty () ? "" : (" (" + label + ")").c_str (), name.c_str (), account.c_str ());
+    return 0;
+  }
+#ifdef HAVE_PCSC
   CardIdentity id;
-  std::string why, used;
+  std::string used;
+  bool have_id;
   if (card_id && cmd == "card-add") {
     if (!card_identity_parse (card_id, &id, &why)) {
       g_printerr ("wayrayctl: %s\n", why.c_str ());
       return 2;
     }
-  } else if (!card_read_in_reader (reader ? reader : "", &id, &used, &why)) {
+    have_id = true;
+  } else {
+    have_id = card_read_in_reader (reader ? reader : "", &id, &used, &why);
+  }
+  if (cmd == "card-read") {
+    /* A card with a key says so too (a card without the module's
+     * support, or without a key, says nothing more). */
+    std::string key_why;
+    std::string spki = why.rfind ("there is no", 0) == 0 ? "" : key_in_reader (reader ? reader : "", module, &label,
+        &key_why);
+    if (have_id)
+      g_print ("%s\n", id.to_string ().c_str ());
+    if (!spki.empty ())
+      g_print ("key %s (%s)\n", card_key_id (spki).c_str (), label.c_str ());
+    if (!have_id && spki.empty ()) {
+      g_printerr ("wayrayctl: %s\n", why.c_str ());
+      return 1;
+    }
+    return 0;
+  }
+  if (!have_id) {
     g_printerr ("wayrayctl: %s\n", why.c_str ());
     return 1;
   }
-  if (cmd == "card-read") {
-    g_print ("%s\n", id.to_string ().c_str ());
-    return 0;
-  }
-  GError *err = nullptr;
   if (!token_store_add_card (store, name, account, card_secret (id), &err)) {
     g_printerr ("wayrayctl: %s\n", err->message);
     g_error_free (err);
@@ -97,8 +164,15 @@ int
 main (int argc, char **argv)
 {
   gchar *seat = nullptr, *socket_path = nullptr, *config = nullptr, *store = nullptr, *user = nullptr,
-      *reader = nullptr, *card_id = nullptr;
+      *reader = nullptr, *card_id = nullptr, *public_key = nullptr, *module = nullptr;
+  gboolean with_key = FALSE;
   GOptionEntry entries[] = {
+    {"key", 0, 0, G_OPTION_ARG_NONE, &with_key,
+        "card-add: register the card's key (its certificate's public key, through PKCS#11), not its ID", nullptr},
+    {"public-key", 0, 0, G_OPTION_ARG_FILENAME, &public_key,
+        "card-add: register the card whose certificate or public key (PEM or DER) this file holds", "FILE"},
+    {"pkcs11-module", 0, 0, G_OPTION_ARG_FILENAME, &module,
+        "The PKCS#11 module for cards with a key (default: OpenSC's opensc-pkcs11.so)", "PATH"},
     {"user", 'u', 0, G_OPTION_ARG_STRING, &user,
         "token-add, card-add: the account the sessions run as (default: NAME)", "USER"},
     {"reader", 'r', 0, G_OPTION_ARG_STRING, &reader,
@@ -123,11 +197,11 @@ main (int argc, char **argv)
       "                     create (or replace) a token for the account USER (default: NAME);\n"
       "                     prints the token once\n"
       "  token-remove NAME  remove a token and end its session\n"
-      "  card-add NAME [--user USER] [--reader READER | --id ID]\n"
-      "                     register the card in the reader (or the card whose ID is given)\n"
-      "                     for the account USER (default: NAME)\n"
+      "  card-add NAME [--user USER] [--reader READER | --id ID] [--key | --public-key FILE]\n"
+      "                     register the card in the reader (or the card whose ID is given) for\n"
+      "                     the account USER (default: NAME); --key: the card's key, not its ID\n"
       "  card-read [--reader READER]\n"
-      "                     print the ID of the card in the reader\n"
+      "                     print the ID of the card in the reader, and its key\n"
       "  card-remove NAME   remove a card and end its session\n"
       "  fingerprint        the seat certificate's SHA-256 fingerprint, which clients pin\n"
       "                     (--fingerprint, WAYRAY_FINGERPRINT, wayray.fingerprint= on a\n"
@@ -165,7 +239,8 @@ main (int argc, char **argv)
     return 0;
   }
   if (cmd == "card-read" || cmd == "card-add")
-    return card_command (cmd, arg, store ? store : cfg.token_store, user, reader, card_id);
+    return card_command (cmd, arg, store ? store : cfg.token_store, user, reader, card_id,
+        with_key || public_key, public_key, module ? module : DEFAULT_PKCS11_MODULE);
   if (cmd == "token-add" || cmd == "token-remove" || cmd == "card-remove") {
     std::string file = store ? store : cfg.token_store;
     if (arg.empty ()) {

@@ -32,6 +32,7 @@
 #include "wrdesktop.h"
 #include "wrsound.h"
 #include "wrtokens.h"
+#include "wrcardkey.h"
 #include "wrworker.h"
 #include "wraccounts.h"
 #include "wrprivileges.h"
@@ -517,7 +518,8 @@ Daemon::on_hello (GstStructure *in, const MessageOrigin &origin)
         !token_store_find (cfg.token_store, id, &login.entry, &err)) {
       door_failed (source, conn, now, false);
       /* A card's id that no entry has: an unregistered card. */
-      bool card = g_strcmp0 (gst_structure_get_string (msg, "credential"), "card") == 0;
+      const gchar *credential = gst_structure_get_string (msg, "credential");
+      bool card = g_strcmp0 (credential, "card") == 0 || g_strcmp0 (credential, "card-key") == 0;
       refuse (card && g_error_matches (err, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED) ? "card not registered"
                                                                                      : err ? err->message
                                                                                            : "unknown token");
@@ -529,9 +531,13 @@ Daemon::on_hello (GstStructure *in, const MessageOrigin &origin)
     login.server_nonce = login.client_nonce + scram_random_hex (18);
     login.since_us = now_us;
     const ScramVerifier &v = login.entry.verifier;
-    reply (gst_structure_new ("challenge", "nonce", G_TYPE_STRING, nonce.c_str (), "server-nonce", G_TYPE_STRING,
-            login.server_nonce.c_str (), "salt", G_TYPE_STRING, v.salt.c_str (), "iterations", G_TYPE_UINT,
-            v.iterations, nullptr), conn);
+    if (!login.entry.public_key.empty ())   /* a card with a key signs (wrcardkey.h) */
+      reply (gst_structure_new ("challenge", "nonce", G_TYPE_STRING, nonce.c_str (), "server-nonce", G_TYPE_STRING,
+              login.server_nonce.c_str (), "kind", G_TYPE_STRING, "key", nullptr), conn);
+    else
+      reply (gst_structure_new ("challenge", "nonce", G_TYPE_STRING, nonce.c_str (), "server-nonce", G_TYPE_STRING,
+              login.server_nonce.c_str (), "salt", G_TYPE_STRING, v.salt.c_str (), "iterations", G_TYPE_UINT,
+              v.iterations, nullptr), conn);
     pending_logins[conn] = std::move (login);
     return;
   }
@@ -543,19 +549,41 @@ Daemon::on_hello (GstStructure *in, const MessageOrigin &origin)
   if (door_in)
     g_signal_emit_by_name (door_in, "channel-binding", conn, &binding);
   ScramKey client_key {};
-  std::string auth = pending.hello && binding ? scram_auth_message (pending.entry.verifier.id, pending.client_nonce,
-      pending.server_nonce, pending.entry.verifier.salt, pending.entry.verifier.iterations, binding) : "";
+  const bool key_login = !pending.entry.public_key.empty ();
+  std::string auth;
+  if (pending.hello && binding)
+    auth = key_login ? card_key_auth_message (pending.entry.verifier.id, pending.client_nonce, pending.server_nonce,
+                           binding)
+                     : scram_auth_message (pending.entry.verifier.id, pending.client_nonce, pending.server_nonce,
+                           pending.entry.verifier.salt, pending.entry.verifier.iterations, binding);
   g_free (binding);
-  if (!pending.hello || !snonce || !client_proof || pending.server_nonce != snonce ||
-      !scram_verify (pending.entry.verifier, auth, client_proof, &client_key)) {
+  /* A card with a key proves itself by its signature of the login; the
+   * ticket's key comes from that signature. */
+  std::string signature, why_not;
+  bool verified = false;
+  if (pending.hello && snonce && client_proof && pending.server_nonce == snonce && !auth.empty ()) {
+    if (!key_login)
+      verified = scram_verify (pending.entry.verifier, auth, client_proof, &client_key);
+    else if (bytes_of_hex (client_proof, &signature) && signature.size () <= 1024 &&
+        card_key_verify (pending.entry.public_key, auth, signature, &why_not)) {
+      verified = true;
+      client_key = card_key_ticket_key (signature);
+    }
+  }
+  if (!verified) {
     door_failed (source, conn, now, false);
     refuse (!pending.hello ? "a proof without a hello before it on this connection"
-                           : "the token's proof does not verify (a wrong token, or the login was made over "
-                             "another connection)");
+            : key_login ? "the card's signature does not verify (another card, or the login was made over another "
+                          "connection)"
+                        : "the token's proof does not verify (a wrong token, or the login was made over "
+                          "another connection)");
     return;
   }
   const std::string name = pending.entry.name, user = pending.entry.user;
-  const std::string server_signature = scram_server_signature (pending.entry.verifier.server_key, auth);
+  /* Only a token's verifier can sign for the server; a card's public key
+   * cannot, and the server is known by its certificate alone. */
+  const std::string server_signature = key_login ? "" : scram_server_signature (pending.entry.verifier.server_key,
+      auth);
 
   SessionProxy *s = session_for_token (name);
   std::string ticket = scram_random_hex (16);

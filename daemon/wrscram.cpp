@@ -239,4 +239,34 @@ scram_random_hex (size_t n)
   return to_hex (bytes.data (), n);
 }
 
+std::string
+hex_of (const std::string &bytes)
+{
+  return to_hex ((const guint8 *) bytes.data (), bytes.size ());
+}
+
+bool
+bytes_of_hex (const std::string &hex, std::string *bytes)
+{
+  std::vector<guint8> v;
+  if (!from_hex (hex, &v))
+    return false;
+  bytes->assign (v.begin (), v.end ());
+  return true;
+}
+
+std::string
+card_key_auth_message (const std::string &key_id, const std::string &client_nonce, const std::string &nonce,
+    const std::string &channel_binding)
+{
+  return "wayray-card-key,n=" + key_id + ",r=" + client_nonce + ",r=" + nonce + ",c=" + channel_binding;
+}
+
+ScramKey
+card_key_ticket_key (const std::string &signature)
+{
+  std::string in = "wayray-card-key-ticket:" + signature;
+  return sha256 ((const guint8 *) in.data (), in.size ());
+}
+
 }  // namespace wayray

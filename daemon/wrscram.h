@@ -86,4 +86,18 @@ std::string ticket_proof (const ScramKey &client_key, const std::string &ticket)
 /* Random bytes as hex (2 * @n digits). */
 std::string scram_random_hex (size_t n);
 
+/* Bytes as lower-case hex, and back (FALSE: not hex of whole bytes). */
+std::string hex_of (const std::string &bytes);
+bool bytes_of_hex (const std::string &hex, std::string *bytes);
+
+/* A card with a key (wrcardkey.h) logs in with its signature of this:
+ * the key's id, both nonces and the connection's exporter value (hex). */
+std::string card_key_auth_message (const std::string &key_id, const std::string &client_nonce,
+    const std::string &nonce, const std::string &channel_binding);
+
+/* The key a card's login gives the session ticket's proof (ticket_proof),
+ * from the signature both ends have seen: SHA-256("wayray-card-key-ticket:"
+ * ‖ signature). */
+ScramKey card_key_ticket_key (const std::string &signature);
+
 }  // namespace wayray

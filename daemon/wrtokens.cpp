@@ -4,6 +4,8 @@
  */
 #include "wrtokens.h"
 
+#include "wrcardkey.h"
+
 #include <sys/stat.h>
 
 #include <sstream>
@@ -33,6 +35,23 @@ read_lines (const std::string &store, std::vector<std::string> *lines, GError **
   return true;
 }
 
+/* "pubkey:ID:SPKI-HEX": a card's key (wrcardkey.h). */
+static bool
+parse_public_key (const std::string &field, std::string *id, std::string *spki)
+{
+  if (field.rfind ("pubkey:", 0) != 0)
+    return false;
+  size_t colon = field.find (':', 7);
+  if (colon == std::string::npos || colon - 7 != 32)
+    return false;
+  std::string hex = field.substr (colon + 1), der;
+  if (hex.empty () || hex.size () > 8192 || !bytes_of_hex (hex, &der))
+    return false;
+  *id = field.substr (7, 32);
+  *spki = der;
+  return card_key_id (der) == *id;
+}
+
 bool
 token_store_find (const std::string &store, const std::string &id, TokenEntry *entry, GError **error)
 {
@@ -44,12 +63,15 @@ token_store_find (const std::string &store, const std::string &id, TokenEntry *e
       continue;
     gchar **f = g_strsplit (line.c_str (), " ", 4);
     ScramVerifier v;
-    bool match = f[0] && f[1] && f[2] && ScramVerifier::parse (f[2], &v) && !id.empty () && scram_equal (v.id, id);
+    std::string spki;
+    bool match = f[0] && f[1] && f[2] && !id.empty () &&
+        (ScramVerifier::parse (f[2], &v) || parse_public_key (f[2], &v.id, &spki)) && scram_equal (v.id, id);
     if (match) {
       entry->name = f[0];
       entry->user = f[1];
       entry->verifier = v;
       entry->card = f[3] && g_strcmp0 (f[3], "card") == 0;
+      entry->public_key = spki;
     }
     g_strfreev (f);
     if (match)
@@ -105,10 +127,11 @@ valid_name (const std::string &name)
   return true;
 }
 
-/* Replaces NAME's line (or adds one) with @secret's verifier. */
+/* Replaces NAME's line (or adds one) with @credential (a verifier, or a
+ * card's public key), whose login id is @id. */
 static bool
-put_entry (const std::string &store, const std::string &name, const std::string &user, const std::string &secret,
-    bool card, GError **error)
+put_entry (const std::string &store, const std::string &name, const std::string &user, const std::string &id,
+    const std::string &credential, bool card, GError **error)
 {
   for (auto [what, v] : { std::make_pair (card ? "card name" : "token name", &name),
            std::make_pair ("user name", &user) }) {
@@ -121,10 +144,10 @@ put_entry (const std::string &store, const std::string &name, const std::string 
   std::vector<std::string> lines;
   if (!read_lines (store, &lines, error))
     return false;
-  /* One card, one entry: the same secret under two names would make the
+  /* One card, one entry: the same card under two names would make the
    * login find whichever comes first. */
   TokenEntry other;
-  if (card && token_store_find (store, token_id (secret), &other, nullptr) && other.name != name) {
+  if (card && token_store_find (store, id, &other, nullptr) && other.name != name) {
     g_set_error (error, G_IO_ERROR, G_IO_ERROR_EXISTS, "this card is already registered as '%s' (for '%s')",
         other.name.c_str (), other.user.c_str ());
     return false;
@@ -133,7 +156,7 @@ put_entry (const std::string &store, const std::string &name, const std::string 
   for (auto &l : lines)
     if (l.rfind (name + " ", 0) != 0)
       kept.push_back (l);
-  kept.push_back (name + " " + user + " " + ScramVerifier::make (secret).to_string () + (card ? " card" : ""));
+  kept.push_back (name + " " + user + " " + credential + (card ? " card" : ""));
   return write_lines (store, kept, error);
 }
 
@@ -143,14 +166,22 @@ token_store_add (const std::string &store, const std::string &name, const std::s
 {
   /* 192 random bits; the store keeps its login verifier only. */
   *token = scram_random_hex (24);
-  return put_entry (store, name, user, *token, false, error);
+  return put_entry (store, name, user, token_id (*token), ScramVerifier::make (*token).to_string (), false, error);
 }
 
 bool
 token_store_add_card (const std::string &store, const std::string &name, const std::string &user,
     const std::string &secret, GError **error)
 {
-  return put_entry (store, name, user, secret, true, error);
+  return put_entry (store, name, user, token_id (secret), ScramVerifier::make (secret).to_string (), true, error);
+}
+
+bool
+token_store_add_card_key (const std::string &store, const std::string &name, const std::string &user,
+    const std::string &spki, GError **error)
+{
+  std::string id = card_key_id (spki);
+  return put_entry (store, name, user, id, "pubkey:" + id + ":" + hex_of (spki), true, error);
 }
 
 bool

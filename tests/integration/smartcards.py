@@ -11,6 +11,7 @@ import hashlib
 import os
 import pwd
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -52,6 +53,17 @@ class Terminal(wrclient.Client):
         self.send("snapshot " + os.path.join(tmp, "gone.ppm"))
         return self.expect(r"^snapshot (written|failed)", 10) is not None and \
             self.lines[-1] == "snapshot failed: no frame yet"
+
+
+def drain(pipe, quiet=0.5):
+    """What @pipe has to say until it is quiet for @quiet seconds."""
+    out = b""
+    while select.select([pipe], [], [], quiet)[0]:
+        chunk = os.read(pipe.fileno(), 65536)
+        if not chunk:
+            break
+        out += chunk
+    return out.decode(errors="replace")
 
 
 def main():
@@ -201,6 +213,66 @@ def main():
         pcscd.remove(1)
         t2.expect(r"^state insert-card$", 10)
 
+        # --- cards with a key: PIV through OpenSC's PKCS#11 module -------------
+        keys = {}
+        for name in ("k1", "k2", "k3"):
+            pem, der = os.path.join(tmp, name + ".pem"), os.path.join(tmp, name + ".der")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-nodes", "-keyout", pem, "-subj", "/CN=wayray test %s" % name, "-days", "30",
+                            "-outform", "DER", "-out", der], check=True, capture_output=True)
+            keys[name] = (pem, der)
+        pcscd.insert(1, piv=keys["k1"], key_slot="9a", pin="123456")
+        m = t2.expect(r"^card key ([0-9a-f]{32}) \(.*\) PIN$", 30)
+        check("a PIV card's key is found through PKCS#11, and it wants its PIN", m is not None and
+              t2.expect(r"^state pin-wanted$", 5) is not None, "\n".join(t2.lines[-6:]))
+        r = ctl("card-read", "--reader", wrpcsc.READERS[1])
+        check("card-read names the card's key", r.returncode == 0 and m is not None and
+              r.stdout.strip() == "key %s (Certificate for PIV Authentication, ECDSA, PIN)" % m.group(1),
+              r.stdout + r.stderr)
+        r = ctl("card-add", "key-1", "--user", ME, "--key", "--reader", wrpcsc.READERS[1])
+        check("card-add --key registers the card's public key", r.returncode == 0 and m is not None and
+              "registered the card key %s" % m.group(1) in r.stdout, r.stdout + r.stderr)
+        store = open(os.path.join(tmp, "tokens")).read()
+        check("the store keeps the public key", re.search(r"^key-1 %s pubkey:[0-9a-f]{32}:[0-9a-f]+ card$"
+                                                          % re.escape(ME), store, re.M) is not None, store)
+        t2.send("pin 000000")
+        check("a wrong PIN is told, and the PIN asked again",
+              t2.expect(r"^pin wrong$", 20) is not None and t2.expect(r"^state pin-wanted$", 5) is not None,
+              "\n".join(t2.lines[-6:]))
+        check("nothing logged in meanwhile", len(parse_listing(ctl("list").stdout)) == 1)
+        t2.send("pin 123456")
+        check("the right PIN: the card signs the login, a new session for its account",
+              t2.expect(r"^pin accepted$", 20) is not None and
+              t2.expect(r"^state attached .* new=1 size=1024x768", 30) is not None and
+              t2.expect(r"^first-frame", 20) is not None, "\n".join(t2.lines[-8:]) + log()[-600:])
+        rows = {r.get("token"): r for r in parse_listing(ctl("list").stdout)}
+        check("listed under the card's name, as its user",
+              rows.get("key-1", {}).get("user") == ME and rows.get("key-1", {}).get("state") == "attached", str(rows))
+        pcscd.remove(1)
+        t2.expect(r"^state insert-card$", 10)
+        check("taking the key card out detaches its session",
+              wait_for(lambda: {r.get("token"): r.get("state") for r in parse_listing(ctl("list").stdout)}
+                       .get("key-1") == "detached", 10), ctl("list").stdout)
+
+        r = ctl("card-add", "key-2", "--user", ME, "--public-key", keys["k2"][1])
+        check("card-add --public-key registers a card from its certificate file", r.returncode == 0, r.stderr)
+        pcscd.insert(1, piv=keys["k2"], key_slot="9e")
+        check("a key that signs without a PIN (PIV card authentication, 9E) logs in at once",
+              t2.expect(r"^card key [0-9a-f]{32} \(.*\)$", 30) is not None and
+              t2.expect(r"^state attached .* new=1", 30) is not None and t2.expect(r"^first-frame", 20) is not None,
+              "\n".join(t2.lines[-8:]) + log()[-600:])
+        pcscd.remove(1)
+        t2.expect(r"^state insert-card$", 10)
+
+        before = log().count("card not registered")
+        pcscd.insert(1, piv=keys["k3"], key_slot="9e")
+        check("a card with a key nobody registered is refused: card not registered",
+              t2.expect(r"^refused: card not registered$", 30) is not None and
+              log().count("card not registered") > before, "\n".join(t2.lines[-6:]))
+        pcscd.remove(1)
+        t2.expect(r"^state insert-card$", 10)
+        t2.quit()
+
         # --- a fake front door learns nothing it can use ---------------------
         # The card's ID is a password: the hello names its id only, and a
         # man in the middle relaying the whole login cannot complete it.
@@ -216,14 +288,30 @@ def main():
         victim.expect(r"^state insert-card$", 20)
         pcscd.insert(0, CARD_A)
         said = victim.expect(r"^refused", 30)
-        relay.kill()
-        relayed = relay.communicate()[0].decode(errors="replace")
+        relayed = drain(relay.stdout)
         check("a man in the middle relaying a card's login cannot complete it",
               "to-server proof" in relayed and said is not None and "proof does not verify" in said.string
               and log().count("the token's proof does not verify") > before,
               "relay: %s\nclient: %s" % (relayed[-300:], "\n".join(victim.lines[-4:])))
+        victim.quit()
+        pcscd.remove(0)
+        before = log().count("the card's signature does not verify")
+        victim = Terminal(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "victim-key")), base + 5, wrpcsc.READERS[0],
+                          "800x600", "victim-key")
+        terminals.append(victim)
+        victim.expect(r"^state insert-card$", 20)
+        pcscd.insert(0, piv=keys["k2"], key_slot="9e")
+        said = victim.expect(r"^refused", 30)
+        check("nor a card's signed login: the signature covers the client's own connection",
+              said is not None and "the card's signature does not verify" in said.string and
+              log().count("the card's signature does not verify") > before, "\n".join(victim.lines[-4:]))
+        relay.kill()
+        relay.communicate()
+        pcscd.remove(0)
+        pcscd.insert(0, CARD_A)
         check("the session stays detached, untouched",
-              [r.get("state") for r in parse_listing(ctl("list").stdout)] == ["detached"], ctl("list").stdout)
+              {r.get("token"): r.get("state") for r in parse_listing(ctl("list").stdout)}.get("desk-a") == "detached",
+              ctl("list").stdout)
         victim.quit()
         # A fake front door (a QUIC server with a certificate of its own)
         # collects the card's hello: the id of the card's secret, not the
@@ -252,7 +340,8 @@ def main():
         # --- removal as the operator sees it ----------------------------------
         r = ctl("card-remove", "desk-a")
         check("card-remove removes the card and ends its session",
-              r.returncode == 0 and wait_for(lambda: parse_listing(ctl("list").stdout) == [], 15),
+              r.returncode == 0 and wait_for(lambda: "desk-a" not in [r.get("token") for r in
+                                                                      parse_listing(ctl("list").stdout)], 15),
               r.stdout + r.stderr + ctl("list").stdout)
         return 0
     finally:

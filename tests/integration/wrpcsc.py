@@ -58,14 +58,18 @@ class Pcscd:
             time.sleep(0.05)
         return False
 
-    def insert(self, slot, iccid=None):
+    def insert(self, slot, iccid=None, piv=None, key_slot="9a", pin="123456"):
         """Puts a card into reader @slot (0 or 1); with @iccid it has that
-        serial, else none. Returns when vpcd has it (the card's process is
-        connected); pcscd notices on its next look at the reader."""
+        serial, else none; with @piv, (key PEM, certificate DER), it is a
+        PIV card with that key in @key_slot. Returns when vpcd has it (the
+        card's process is connected); pcscd notices on its next look at the
+        reader."""
         self.remove(slot)
         args = ["/usr/bin/python3", CARD, "--port", str(self.port + slot)]
         if iccid:
             args += ["--iccid", iccid]
+        if piv:
+            args += ["--piv-key", piv[0], "--piv-cert", piv[1], "--slot", key_slot, "--pin", pin]
         for _ in range(50):
             p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             line = p.stdout.readline()
