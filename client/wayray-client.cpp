@@ -77,9 +77,11 @@ struct Client {
   std::unique_ptr<CardWatcher> cards;
   void watch_cards ();
   void card_arrived (const std::string &reader, bool have_id, const CardIdentity &id, const std::string &why);
-  void card_login (bool have_key, const std::string &key_why, bool have_id, const CardIdentity &id,
-      const std::string &why);
 #endif
+  void look_for_key ();
+  void card_login (bool have_key, const std::string &key_why);
+  bool key_tried = false;       /* the PKCS#11 module was asked for this card's key */
+  std::string card_id_why;      /* why the card has no ID, when it has none */
   /* A card with a key (wrcardkey.h): it signs the login; a PIN, when it
    * wants one, is asked for before the knock. */
   std::string pkcs11_module = DEFAULT_PKCS11_MODULE;
@@ -920,37 +922,53 @@ Client::card_pin (const std::string &pin)
 }
 
 #ifdef HAVE_PCSC
-/* A card came: one with a key logs in by signing (the PKCS#11 module's
- * look at it runs on a thread), else one with an ID by that ID. */
+/* A card came. One with an ID logs in by it at once; one without, or
+ * whose ID is not registered, is asked for a key through the PKCS#11
+ * module (slow: the module looks the card over), which signs the login. */
 void
 Client::card_arrived (const std::string &reader, bool have_id, const CardIdentity &id, const std::string &why)
 {
   card_in = true;
   card_reader = reader;
-  key_login = pin_wanted = false;
+  key_login = pin_wanted = key_tried = false;
   token.clear ();
   card_epoch++;
+  card_id_why = why;
+  if (have_id) {
+    token = card_secret (id);
+    knock ();
+    return;
+  }
+  look_for_key ();
+}
+#endif
+
+void
+Client::look_for_key ()
+{
+  key_tried = true;
+  key_login = false;
+  token.clear ();
   if (pkcs11_module == "none") {
-    card_login (false, "", have_id, id, why);
+    card_login (false, "");
     return;
   }
   show_status ("Reading your card …");
   auto key = std::make_shared<CardKey> ();
   auto key_why = std::make_shared<std::string> ();
   auto found = std::make_shared<bool> (false);
-  std::string module = pkcs11_module;
+  std::string module = pkcs11_module, reader = card_reader;
   card_job ([this, module, reader, key, key_why, found] {
         *found = p11.load (module, key_why.get ()) && p11.find_key (reader, key.get (), key_why.get ());
-      }, [this, key, key_why, found, have_id, id, why] {
+      }, [this, key, key_why, found] {
         if (*found)
           card_key = *key;
-        card_login (*found, *key_why, have_id, id, why);
+        card_login (*found, *key_why);
       });
 }
 
 void
-Client::card_login (bool have_key, const std::string &key_why, bool have_id, const CardIdentity &id,
-    const std::string &why)
+Client::card_login (bool have_key, const std::string &key_why)
 {
   if (have_key) {
     key_login = true;
@@ -962,16 +980,18 @@ Client::card_login (bool have_key, const std::string &key_why, bool have_id, con
       knock ();
     return;
   }
-  if (have_id) {
-    token = card_secret (id);
-    knock ();
-    return;
+  if (!card_id_why.empty ()) {
+    g_print ("card unreadable (%s): %s%s\n", card_reader.c_str (), card_id_why.c_str (),
+        key_why.empty () ? "" : ("; no key: " + key_why).c_str ());
+    hold ("state card-held", "This card cannot be read:\n" + card_id_why + "\nTake out your card.");
+  } else {
+    /* Its ID was not registered, and it has no key either. */
+    g_print ("refused: card not registered\n");
+    hold ("state card-held", "This card cannot log in:\ncard not registered\nTake out your card.");
   }
-  g_print ("card unreadable (%s): %s%s\n", card_reader.c_str (), why.c_str (),
-      key_why.empty () ? "" : ("; no key: " + key_why).c_str ());
-  hold ("state card-held", "This card cannot be read:\n" + why + "\nTake out your card.");
 }
 
+#ifdef HAVE_PCSC
 /* The reader, from the first knock on: a card in is a login, a card out
  * ends the attachment (the server keeps the session). */
 void
@@ -1306,6 +1326,12 @@ Client::finish (int code, const std::string &why)
 {
   /* With a card, a refusal or a detach is not the end: the screen says
    * why until the card comes out, and the next card logs in. */
+  if (smartcard && card_in && code == EXIT_REFUSED && !key_tried && why.find ("card not registered") != std::string::npos) {
+    /* Its ID is not registered: the card may have a key that is. */
+    stop_door ();
+    look_for_key ();
+    return;
+  }
   if (smartcard && card_in && (code == EXIT_REFUSED || code == EXIT_DETACHED)) {
     g_print ("%s\n", why.c_str ());
     hold ("state card-held", code == EXIT_REFUSED ? "This card cannot log in:\n" + why.substr (why.find (':') + 2) +
