@@ -24,6 +24,7 @@ namespace wayray {
 Session::~Session ()
 {
   video_rate.stop ();
+  late.stop ();
   if (resize_timer)
     g_source_remove (resize_timer);
   if (relay_fd >= 0)
@@ -511,6 +512,10 @@ Session::start (GError **error)
   bus_watch = gst_bus_add_watch (bus, session_bus, this);
   gst_object_unref (bus);
 
+  /* The session's sound capture waits for PipeWire to link it: it starts
+   * after the rest, so that a slow sound server does not hold the
+   * session. */
+  late.hold (pipeline, "pipewiresrc");
   if (gst_element_set_state (pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     GstMessage *m = gst_bus_pop_filtered (gst_element_get_bus (pipeline), GST_MESSAGE_ERROR);
     GError *err = nullptr;
@@ -525,6 +530,8 @@ Session::start (GError **error)
   }
   created_us = g_get_monotonic_time ();
   video_rate.start (pipeline);
+  const int sid = id;
+  late.start (pipeline, 5000, [sid] (const std::string &line) { g_print ("session %d: %s\n", sid, line.c_str ()); });
   return true;
 }
 

@@ -12,6 +12,7 @@
 #include "wrdaemon.h"
 #include "wrscreen.h"
 #include "wrsessionclipboard.h"
+#include "wrlatestart.h"
 #include "wrvideorate.h"
 
 #include <gst/gst.h>
@@ -62,6 +63,7 @@ struct Session {
   GstElement *ctl = nullptr, *ticket_sink = nullptr;
   guint bus_watch = 0;
   VideoRate video_rate;         /* the encoder's bitrate, when there is video */
+  LateStart late;               /* the capture of its speakers (wrlatestart.h) */
   SessionClipboard clipboard;   /* with the attached client */
 
   /* Attachment, main thread only (except `verified`, read by probes). */

@@ -357,6 +357,45 @@ def hotdesk(env, tmp, port):
         shutdown(env, cfg, daemon)
 
 
+def unlinked(env, tmp, port):
+    """A session whose capture of its speakers PipeWire never links (the
+    pipeline file names a sink that is not there; a slow session manager
+    looks the same for a while) starts at once: the capture starts after
+    the rest, and its failure is logged and tried again."""
+    pipelines = os.path.join(tmp, "unlinked-pipelines")
+    os.mkdir(pipelines)
+    text = open(os.path.join(e2e.SOURCE, "pipelines", "server-session.pipeline")).read()
+    if "target-object=${SPEAKERS}" not in text:
+        check("the server pipeline file captures ${SPEAKERS}", False, "no target-object=${SPEAKERS} in it")
+        return
+    with open(os.path.join(pipelines, "server-session.pipeline"), "w") as f:
+        f.write(text.replace("target-object=${SPEAKERS}", "target-object=wayray-no-such-sink"))
+    cfg = seat_config(env, tmp, port, "unlinked")
+    with open(cfg, "a") as f:
+        f.write("[pipelines]\ndirectory=%s\n" % pipelines)
+    token, daemon, log = start_seat(env, tmp, cfg, "unlinked")
+    c = None
+    try:
+        wait_for(lambda: "ready on port" in log(), timeout=20)
+        t0 = time.monotonic()
+        c, ok = attach_client(env, port, token, ["--no-microphone"], 1)
+        check("a session whose sound capture is never linked starts at once, with frames",
+              ok and time.monotonic() - t0 < 15, "%.1f s\n%s\n%s" % (time.monotonic() - t0, "\n".join(c.lines),
+                                                                  log()[-800:]))
+        check("the capture that does not start is logged and tried again",
+              wait_for(lambda: re.search(r"session 1: speakers did not start within \d+ s; trying again", log()),
+                       timeout=60), log()[-800:])
+        alive = c.p.poll() is None
+        if alive:
+            c.send("type echo still-here\\n")
+        check("and the session goes on meanwhile", alive and c.expect(r"^typed$", 10) is not None,
+              "\n".join(c.lines[-4:]))
+    finally:
+        if c:
+            c.quit()
+        shutdown(env, cfg, daemon)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="wayray-audio-")
     run = os.path.join(tmp, "run")
@@ -367,7 +406,7 @@ def main():
     env.pop("DISPLAY", None)
     port = 30000 + os.getpid() % 20000
     only = sys.argv[1:]
-    for fn in (playback, impaired, hotdesk):
+    for fn in (playback, impaired, hotdesk, unlinked):
         if not only or fn.__name__ in only:
             fn(env, tmp, port)
     passed = sum(1 for r in e2e.results if r)
