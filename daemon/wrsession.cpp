@@ -521,8 +521,23 @@ Session::start (GError **error)
     GError *err = nullptr;
     if (m)
       gst_message_parse_error (m, &err, nullptr);
+    /* An element that fails without a word: at least name it. */
+    std::string stuck;
+    if (!err) {
+      GstIterator *sit = gst_bin_iterate_recurse (GST_BIN (pipeline));
+      GValue sv = G_VALUE_INIT;
+      while (gst_iterator_next (sit, &sv) == GST_ITERATOR_OK) {
+        GstElement *e = GST_ELEMENT (g_value_get_object (&sv));
+        if (GST_STATE_RETURN (e) == GST_STATE_CHANGE_FAILURE)
+          stuck += (stuck.empty () ? "" : ", ") + std::string (GST_OBJECT_NAME (e));
+        g_value_reset (&sv);
+      }
+      g_value_unset (&sv);
+      gst_iterator_free (sit);
+    }
     g_set_error (error, GST_CORE_ERROR, GST_CORE_ERROR_STATE_CHANGE, "session pipeline would not start: %s",
-        err ? err->message : "unknown error");
+        err ? err->message : stuck.empty () ? "an element failed without a reason"
+                                            : (stuck + " failed without a reason").c_str ());
     g_clear_error (&err);
     if (m)
       gst_message_unref (m);
