@@ -16,40 +16,6 @@ pcsc_error (LONG rc)
   return pcsc_stringify_error (rc);
 }
 
-std::string
-card_secret (const CardIdentity &id)
-{
-  return "wayray-card:" + id.to_string ();
-}
-
-bool
-card_identity_parse (const std::string &text, CardIdentity *id, std::string *why)
-{
-  size_t colon = text.find (':');
-  std::string kind = colon == std::string::npos ? "" : text.substr (0, colon);
-  std::string value = colon == std::string::npos ? "" : text.substr (colon + 1);
-  bool ok = false;
-  if (kind == "iccid") {
-    ok = value.size () >= 8 && value.size () <= 20;
-    for (char c : value)
-      ok = ok && g_ascii_isdigit (c);
-  } else if (kind == "uid") {
-    ok = value.size () >= 8 && value.size () <= 20 && value.size () % 2 == 0;
-    for (char &c : value) {
-      ok = ok && g_ascii_isxdigit (c);
-      c = g_ascii_toupper (c);
-    }
-  }
-  if (!ok) {
-    *why = "'" + text + "' is not a card ID (iccid:8 to 20 digits, or uid:8 to 20 hex digits, "
-        "as wayrayctl card-read prints it)";
-    return false;
-  }
-  id->kind = kind;
-  id->value = value;
-  return true;
-}
-
 /* One command APDU and its answer, the status word apart. A card that
  * asks for GET RESPONSE (61xx) or for another Le (6Cxx) is answered, a
  * few times at most. */
@@ -119,23 +85,7 @@ read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *
     *why = std::string ("its EF.ICCID could not be read (status ") + s + ")";
     return false;
   }
-  digits->clear ();
-  for (BYTE b : data) {
-    for (int nibble : { b & 0x0f, b >> 4 }) {
-      if (nibble == 0x0f)
-        break;
-      if (nibble > 9) {
-        *why = "its EF.ICCID is not a serial number";
-        return false;
-      }
-      digits->push_back ('0' + nibble);
-    }
-  }
-  if (digits->size () < 8) {
-    *why = "its EF.ICCID is too short to name a card";
-    return false;
-  }
-  return true;
+  return card_iccid_from_bcd (data, digits, why);
 }
 
 static bool
@@ -145,17 +95,11 @@ read_uid (SCARDHANDLE card, DWORD protocol, std::string *hex, std::string *why)
   unsigned sw = 0;
   if (!transmit (card, protocol, { 0xFF, 0xCA, 0x00, 0x00, 0x00 }, &data, &sw, why))
     return false;
-  if (sw != 0x9000 || data.size () < 4 || data.size () > 10) {
+  if (sw != 0x9000) {
     *why = "the reader gives no UID for it";
     return false;
   }
-  hex->clear ();
-  for (BYTE b : data) {
-    char s[3];
-    g_snprintf (s, sizeof s, "%02X", b);
-    *hex += s;
-  }
-  return true;
+  return card_uid_from_bytes (data, hex, why);
 }
 
 bool

@@ -19,26 +19,14 @@
  */
 #pragma once
 
+#include "wrcardid.h"
+
 #include <PCSC/winscard.h>
 
 #include <string>
 #include <vector>
 
 namespace wayray {
-
-struct CardIdentity {
-  std::string kind;    /* "iccid" or "uid" */
-  std::string value;   /* ICCID digits, or the UID in upper-case hex */
-
-  /* "iccid:8949…" or "uid:04A2…", as `wayrayctl card-read` prints it. */
-  std::string to_string () const { return kind + ":" + value; }
-};
-
-/* Parses what to_string () gives (an administrator's --id). */
-bool card_identity_parse (const std::string &text, CardIdentity *id, std::string *why);
-
-/* What a login with the card proves and the store keeps a verifier of. */
-std::string card_secret (const CardIdentity &id);
 
 /* pcsc-lite's text for a PC/SC return code. */
 std::string pcsc_error (LONG rc);
