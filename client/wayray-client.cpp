@@ -49,6 +49,7 @@
 #include <gst/video/video.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <functional>
 #include <cstring>
@@ -89,6 +90,7 @@ struct Client {
   CardKey card_key;
   bool key_login = false, pin_wanted = false;
   unsigned card_epoch = 0;      /* a card's jobs whose card went are dropped */
+  std::atomic<int> card_jobs { 0 };   /* running: the client waits for them at exit */
   void ask_pin (const std::string &text);
   void card_pin (const std::string &pin);
   /* Runs @work on a thread of its own (the card is slow), then @done on
@@ -869,12 +871,14 @@ void
 Client::card_job (std::function<void ()> work, std::function<void ()> done)
 {
   unsigned epoch = card_epoch;
+  card_jobs++;
   std::thread ([this, epoch, work = std::move (work), done = std::move (done)] () mutable {
         work ();
         run_on_main ([this, epoch, done = std::move (done)] {
               if (epoch == card_epoch && card_in)
                 done ();
             });
+        card_jobs--;
       }).detach ();
 }
 
@@ -1997,6 +2001,9 @@ main (int argc, char **argv)
 #ifdef HAVE_PCSC
   c.cards.reset ();
 #endif
+  /* A card still signing or checking a PIN uses the PKCS#11 module. */
+  for (int i = 0; i < 500 && c.card_jobs > 0; i++)
+    g_usleep (10000);
   c.stop_door ();
   c.stop_session ();
   c.stop_display ();

@@ -55,6 +55,22 @@ class Terminal(wrclient.Client):
             self.lines[-1] == "snapshot failed: no frame yet"
 
 
+def processes_of(tmp):
+    """Processes whose runtime directory is under @tmp: the sessions'
+    applications and workers."""
+    found = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            env = open("/proc/%s/environ" % p, "rb").read()
+        except OSError:
+            continue
+        if ("XDG_RUNTIME_DIR=" + os.path.join(tmp, "seat") + "/").encode() in env:
+            found.append(int(p))
+    return found
+
+
 def drain(pipe, quiet=0.5):
     """What @pipe has to say until it is quiet for @quiet seconds."""
     out = b""
@@ -348,11 +364,14 @@ def main():
         for t in terminals:
             t.quit()
         if daemon:
-            daemon.terminate()
+            # Sessions outlive a daemon that stops: shutdown ends them too.
+            ctl("shutdown")
             try:
                 daemon.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 daemon.kill()
+            check("no session application is left behind", wait_for(lambda: not processes_of(tmp), 10),
+                  str(processes_of(tmp)))
         pcscd.close()
         subprocess.run(["pkill", "-f", "wrcard.py --port %d" % (base + 10)])
         passed = sum(results)
