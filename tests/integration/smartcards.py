@@ -19,6 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import e2e  # noqa: E402
 import wrclient  # noqa: E402
 import wrpcsc  # noqa: E402
 from wrclient import parse_listing, wait_for  # noqa: E402
@@ -337,7 +338,7 @@ def main():
                                  "port=%d" % (base + 6), "quicsrc", "mode=server", "host=127.0.0.1",
                                  "port=%d" % (base + 6), "unadmitted-streams=hello", "name=s", "s.hello", "!",
                                  "filesink", "location=" + captured, "sync=false", "buffer-mode=unbuffered"],
-                                env=dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "fake-door")),
+                                env=e2e.gst_launch_env(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "fake-door"))),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         victim = Terminal(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "victim2")), base + 6, wrpcsc.READERS[0],
                           "800x600", "victim2")
