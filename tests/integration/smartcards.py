@@ -83,6 +83,44 @@ def drain(pipe, quiet=0.5):
     return out.decode(errors="replace")
 
 
+def window_pin(env, port, pcscd, key, tmp, terminals):
+    """The window client (GTK, on a virtual X server) with a PIN-protected
+    card: the PIN typed into its window (an entry over the picture) logs
+    in, and taking the card out leaves the window asking for a card."""
+    number = next(n for n in range(60, 200)
+                  if not os.path.exists("/tmp/.X%d-lock" % n) and not os.path.exists("/tmp/.X11-unix/X%d" % n))
+    envx = dict(env, DISPLAY=":%d" % number)
+    xvfb = subprocess.Popen(["Xvfb", envx["DISPLAY"], "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: os.path.exists("/tmp/.X11-unix/X%d" % number), 10)
+        wc = wrclient.Client(CLIENT, envx, port, None, "800x600", ["--smartcard=" + wrpcsc.READERS[1], "--name",
+                                                                   "window"], stdin=False)
+        terminals.append(wc)
+        wc.expect(r"^state insert-card$", 30)
+        pcscd.insert(1, piv=key, key_slot="9a", pin="123456")
+        check("the window client asks for the card's PIN", wc.expect(r"^state pin-wanted$", 30) is not None,
+              "\n".join(wc.lines[-6:]))
+        wid = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "WayRay"], env=envx,
+                             capture_output=True, text=True).stdout.split()
+        if wid:
+            subprocess.run(["xdotool", "windowactivate", "--sync", wid[0]], env=envx, capture_output=True)
+            time.sleep(0.3)
+            subprocess.run(["xdotool", "type", "--delay", "40", "123456"], env=envx)
+            subprocess.run(["xdotool", "key", "Return"], env=envx)
+        check("the PIN typed into its window logs the card in (its session, reattached)",
+              wid != [] and wc.expect(r"^pin accepted$", 20) is not None and
+              wc.expect(r"^state attached .* new=0", 30) is not None and wc.expect(r"^first-frame", 20) is not None,
+              "\n".join(wc.lines[-8:]))
+        pcscd.remove(1)
+        check("taking the card out, the window asks for a card again",
+              wc.expect(r"^state insert-card$", 10) is not None, "\n".join(wc.lines[-4:]))
+        wc.quit()
+    finally:
+        xvfb.terminate()
+        xvfb.wait()
+
+
 def main():
     why = wrpcsc.missing()
     if why:
@@ -289,6 +327,9 @@ def main():
         pcscd.remove(1)
         t2.expect(r"^state insert-card$", 10)
         t2.quit()
+
+        # --- the window client asks for the PIN in its window -----------------
+        window_pin(env, base, pcscd, keys["k1"], tmp, terminals)
 
         # --- a fake front door learns nothing it can use ---------------------
         # The card's ID is a password: the hello names its id only, and a
