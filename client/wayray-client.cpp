@@ -35,6 +35,7 @@
 #include "wrpipelinefile.h"
 #ifdef HAVE_LIBINPUT
 #include "wrlibinput.h"
+#include <linux/input-event-codes.h>
 #endif
 #ifdef HAVE_PCSC
 #include "wrsmartcard.h"
@@ -89,6 +90,7 @@ struct Client {
   Pkcs11 p11;
   CardKey card_key;
   bool key_login = false, pin_wanted = false;
+  std::string console_pin;      /* the digits typed so far on the console */
   unsigned card_epoch = 0;      /* a card's jobs whose card went are dropped */
   std::atomic<int> card_jobs { 0 };   /* running: the client waits for them at exit */
   void ask_pin (const std::string &text);
@@ -882,8 +884,28 @@ Client::card_job (std::function<void ()> work, std::function<void ()> done)
       }).detach ();
 }
 
+#ifdef HAVE_LIBINPUT
+/* A console key while the PIN is asked for: digits (the top row or the
+ * keypad), Backspace, Escape (starts over), Enter. */
+static int
+console_pin_digit (unsigned code)
+{
+  static const unsigned keypad[10] = { KEY_KP0, KEY_KP1, KEY_KP2, KEY_KP3, KEY_KP4, KEY_KP5, KEY_KP6, KEY_KP7,
+                                       KEY_KP8, KEY_KP9 };
+  if (code >= KEY_1 && code <= KEY_9)
+    return (int) (code - KEY_1) + 1;
+  if (code == KEY_0)
+    return 0;
+  for (int d = 0; d < 10; d++)
+    if (keypad[d] == code)
+      return d;
+  return -1;
+}
+#endif
+
 /* The card wants its PIN: asked for on the screen (a PIN entry in the
- * window), or with the `pin` command headless. */
+ * window, the console's keyboard, one dot per digit), or with the `pin`
+ * command headless. */
 void
 Client::ask_pin (const std::string &text)
 {
@@ -893,6 +915,35 @@ Client::ask_pin (const std::string &text)
 #ifdef HAVE_GTK
   if (window)
     window->ask_secret ([this] (const std::string &pin) { card_pin (pin); });
+#endif
+#ifdef HAVE_LIBINPUT
+  if (console) {
+    console_pin.clear ();
+    GError *err = nullptr;
+    if (!console_input.start_keys ([this, text] (unsigned code) {
+          int digit = console_pin_digit (code);
+          if (digit >= 0 && console_pin.size () < 16)
+            console_pin.push_back ('0' + digit);
+          else if (code == KEY_BACKSPACE && !console_pin.empty ())
+            console_pin.pop_back ();
+          else if (code == KEY_ESC)
+            console_pin.clear ();
+          else if ((code == KEY_ENTER || code == KEY_KPENTER) && !console_pin.empty ()) {
+            std::string pin;
+            pin.swap (console_pin);
+            console_input.stop ();
+            card_pin (pin);
+            return;
+          }
+          std::string dots;
+          for (size_t i = 0; i < console_pin.size (); i++)
+            dots += "\u2022";
+          show_status (text + "\n" + dots);
+        }, "seat0", &err)) {
+      show_status (text + "\n(" + err->message + ")");
+      g_error_free (err);
+    }
+  }
 #endif
 }
 

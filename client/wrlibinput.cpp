@@ -20,14 +20,21 @@ namespace wayray {
 
 struct ConsoleInput::Impl {
   GstElement *sink = nullptr;
+  std::function<void (unsigned)> key;   /* start_keys (): the client's own keys */
   udev *ud = nullptr;
   libinput *li = nullptr;
   guint watch = 0;
   double x = 0, y = 0;
   int width = 0, height = 0;
 
-  void send (GstEvent *ev) { gst_element_send_event (sink, ev); }
+  void send (GstEvent *ev) {
+    if (sink)
+      gst_element_send_event (sink, ev);
+    else
+      gst_event_unref (ev);
+  }
   void dispatch ();
+  bool open (const char *seat, GError **error);
 };
 
 static int
@@ -70,6 +77,11 @@ ConsoleInput::Impl::dispatch ()
         auto *k = libinput_event_get_keyboard_event (ev);
         guint code = libinput_event_keyboard_get_key (k);
         bool pressed = libinput_event_keyboard_get_key_state (k) == LIBINPUT_KEY_STATE_PRESSED;
+        if (key) {
+          if (pressed)
+            key (code);
+          break;
+        }
         /* The evdev code travels as is; wayraysrc prefers it to the name,
          * so the session's keymap decides what the key means. */
         std::string name = "evdev-" + std::to_string (code);
@@ -129,6 +141,26 @@ ConsoleInput::~ConsoleInput ()
 }
 
 bool
+ConsoleInput::Impl::open (const char *seat, GError **error)
+{
+  ud = udev_new ();
+  li = ud ? libinput_udev_create_context (&interface, nullptr, ud) : nullptr;
+  if (!li || libinput_udev_assign_seat (li, seat) != 0) {
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+        "cannot read input devices of seat %s with libinput (run as root or in the 'input' group)", seat);
+    return false;
+  }
+  GIOChannel *ch = g_io_channel_unix_new (libinput_get_fd (li));
+  watch = g_io_add_watch (ch, G_IO_IN, [] (GIOChannel *, GIOCondition, gpointer data) -> gboolean {
+        static_cast<Impl *> (data)->dispatch ();
+        return G_SOURCE_CONTINUE;
+      }, this);
+  g_io_channel_unref (ch);
+  dispatch ();                  /* device-added events */
+  return true;
+}
+
+bool
 ConsoleInput::start (GstElement *sink, int width, int height, const char *seat, GError **error)
 {
   Impl *p = impl_.get ();
@@ -138,22 +170,22 @@ ConsoleInput::start (GstElement *sink, int width, int height, const char *seat, 
   p->height = height;
   p->x = width / 2.0;
   p->y = height / 2.0;
-  p->ud = udev_new ();
-  p->li = p->ud ? libinput_udev_create_context (&interface, nullptr, p->ud) : nullptr;
-  if (!p->li || libinput_udev_assign_seat (p->li, seat) != 0) {
-    g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
-        "cannot read input devices of seat %s with libinput (run as root or in the 'input' group)", seat);
-    stop ();
-    return false;
-  }
-  GIOChannel *ch = g_io_channel_unix_new (libinput_get_fd (p->li));
-  p->watch = g_io_add_watch (ch, G_IO_IN, [] (GIOChannel *, GIOCondition, gpointer data) -> gboolean {
-        static_cast<Impl *> (data)->dispatch ();
-        return G_SOURCE_CONTINUE;
-      }, p);
-  g_io_channel_unref (ch);
-  p->dispatch ();               /* device-added events */
-  return true;
+  if (p->open (seat, error))
+    return true;
+  stop ();
+  return false;
+}
+
+bool
+ConsoleInput::start_keys (std::function<void (unsigned code)> key, const char *seat, GError **error)
+{
+  Impl *p = impl_.get ();
+  stop ();
+  p->key = std::move (key);
+  if (p->open (seat, error))
+    return true;
+  stop ();
+  return false;
 }
 
 void
@@ -172,6 +204,7 @@ ConsoleInput::stop ()
   if (p->sink)
     gst_object_unref (p->sink);
   p->sink = nullptr;
+  p->key = nullptr;
 }
 
 }  // namespace wayray

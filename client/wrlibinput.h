@@ -8,6 +8,7 @@
 
 #include <gst/gst.h>
 
+#include <functional>
 #include <memory>
 
 namespace wayray {
@@ -19,6 +20,9 @@ class ConsoleInput {
   /* Reads the devices of @seat and sends their events into @sink (upstream).
    * The pointer is kept inside width x height. */
   bool start (GstElement *sink, int width, int height, const char *seat, GError **error);
+  /* Keys for the client itself (a card's PIN, with no session): each key
+   * pressed goes to @key by its evdev code; nothing else is read. */
+  bool start_keys (std::function<void (unsigned code)> key, const char *seat, GError **error);
   void stop ();
 
   struct Impl;
