@@ -149,23 +149,27 @@ CardWatcher::watch (const std::string &reader)
       present = true;
       CardIdentity id;
       std::string why;
-      SCARDHANDLE card = 0;
-      DWORD protocol = 0;
-      rc = SCARD_E_NO_SMARTCARD;
-      /* A card only just in may still be powering up: a few tries. */
+      bool ok = false;
+      /* A card only just in may still be powering up, and its first
+       * exchanges fail: a few tries, each on a fresh connection. */
       for (int i = 0; i < 5 && !stopping; i++) {
+        SCARDHANDLE card = 0;
+        DWORD protocol = 0;
+        bool lost = false;
         rc = SCardConnect (ctx, reader.c_str (), SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &card,
             &protocol);
-        if (rc == SCARD_S_SUCCESS || rc == SCARD_E_NO_SMARTCARD || rc == SCARD_E_CANCELLED)
-          break;
-        nap (stopping, 100);
+        if (rc == SCARD_S_SUCCESS) {
+          ok = card_identity_read (card, protocol, &id, &why, &lost);
+          SCardDisconnect (card, lost ? SCARD_RESET_CARD : SCARD_LEAVE_CARD);
+          if (ok || !lost)
+            break;
+        } else {
+          why = "the card does not answer (" + pcsc_error (rc) + ")";
+          if (rc == SCARD_E_NO_SMARTCARD || rc == SCARD_E_CANCELLED)
+            break;
+        }
+        nap (stopping, 200);
       }
-      bool ok = false;
-      if (rc == SCARD_S_SUCCESS) {
-        ok = card_identity_read (card, protocol, &id, &why);
-        SCardDisconnect (card, SCARD_LEAVE_CARD);
-      } else
-        why = "the card does not answer (" + pcsc_error (rc) + ")";
       if (ok) {
         auto fn = cb.inserted;
         run_on_main ([fn, reader, id, now] { fn (reader, id, now); });

@@ -21,7 +21,7 @@ pcsc_error (LONG rc)
  * few times at most. */
 static bool
 transmit (SCARDHANDLE card, DWORD protocol, std::vector<BYTE> apdu, std::vector<BYTE> *data, unsigned *sw,
-    std::string *why)
+    std::string *why, bool *lost)
 {
   const SCARD_IO_REQUEST *pci = protocol == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
   data->clear ();
@@ -31,6 +31,7 @@ transmit (SCARDHANDLE card, DWORD protocol, std::vector<BYTE> apdu, std::vector<
     LONG rc = SCardTransmit (card, pci, apdu.data (), apdu.size (), nullptr, buf, &len);
     if (rc != SCARD_S_SUCCESS) {
       *why = "the card did not answer (" + pcsc_error (rc) + ")";
+      *lost = true;
       return false;
     }
     if (len < 2) {
@@ -57,7 +58,7 @@ transmit (SCARDHANDLE card, DWORD protocol, std::vector<BYTE> apdu, std::vector<
 
 /* EF.ICCID: ten BCD bytes, each low digit first, padded with F. */
 static bool
-read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *why)
+read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *why, bool *lost)
 {
   std::vector<BYTE> data;
   unsigned sw = 0;
@@ -65,7 +66,7 @@ read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *
   /* By file ID in the current DF (the MF after a reset), else by path
    * from the MF; no FCI wanted (P2 0C). */
   for (BYTE p1 : { 0x00, 0x08 }) {
-    if (!transmit (card, protocol, { 0x00, 0xA4, p1, 0x0C, 0x02, 0x2F, 0xE2 }, &data, &sw, why))
+    if (!transmit (card, protocol, { 0x00, 0xA4, p1, 0x0C, 0x02, 0x2F, 0xE2 }, &data, &sw, why, lost))
       return false;
     if (sw == 0x9000) {
       selected = true;
@@ -76,7 +77,7 @@ read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *
     *why = "it has no EF.ICCID";
     return false;
   }
-  if (!transmit (card, protocol, { 0x00, 0xB0, 0x00, 0x00, 0x0A }, &data, &sw, why))
+  if (!transmit (card, protocol, { 0x00, 0xB0, 0x00, 0x00, 0x0A }, &data, &sw, why, lost))
     return false;
   /* 6282: the file ended before Le; what came is the file. */
   if ((sw != 0x9000 && sw != 0x6282) || data.empty ()) {
@@ -89,11 +90,11 @@ read_iccid (SCARDHANDLE card, DWORD protocol, std::string *digits, std::string *
 }
 
 static bool
-read_uid (SCARDHANDLE card, DWORD protocol, std::string *hex, std::string *why)
+read_uid (SCARDHANDLE card, DWORD protocol, std::string *hex, std::string *why, bool *lost)
 {
   std::vector<BYTE> data;
   unsigned sw = 0;
-  if (!transmit (card, protocol, { 0xFF, 0xCA, 0x00, 0x00, 0x00 }, &data, &sw, why))
+  if (!transmit (card, protocol, { 0xFF, 0xCA, 0x00, 0x00, 0x00 }, &data, &sw, why, lost))
     return false;
   if (sw != 0x9000) {
     *why = "the reader gives no UID for it";
@@ -103,18 +104,24 @@ read_uid (SCARDHANDLE card, DWORD protocol, std::string *hex, std::string *why)
 }
 
 bool
-card_identity_read (SCARDHANDLE card, DWORD protocol, CardIdentity *id, std::string *why)
+card_identity_read (SCARDHANDLE card, DWORD protocol, CardIdentity *id, std::string *why, bool *lost)
 {
   std::string value, why_iccid, why_uid;
-  if (read_iccid (card, protocol, &value, &why_iccid)) {
+  bool gone = false;
+  if (lost)
+    *lost = false;
+  if (read_iccid (card, protocol, &value, &why_iccid, &gone)) {
     *id = { "iccid", value };
     return true;
   }
-  if (read_uid (card, protocol, &value, &why_uid)) {
+  if (!gone && read_uid (card, protocol, &value, &why_uid, &gone)) {
     *id = { "uid", value };
     return true;
   }
-  *why = "this card has no ID WayRay can read (" + why_iccid + "; " + why_uid + ")";
+  if (lost)
+    *lost = gone;
+  *why = gone ? why_iccid.empty () ? why_uid : why_iccid
+              : "this card has no ID WayRay can read (" + why_iccid + "; " + why_uid + ")";
   return false;
 }
 

@@ -32,8 +32,11 @@ namespace wayray {
 std::string pcsc_error (LONG rc);
 
 /* Reads the identity of the connected card @card (no exclusive access
- * needed: it selects EF.ICCID and reads it, or asks the reader's UID). */
-bool card_identity_read (SCARDHANDLE card, DWORD protocol, CardIdentity *id, std::string *why);
+ * needed: it selects EF.ICCID and reads it, or asks the reader's UID).
+ * *lost (when given) tells an exchange that failed (a card only just in,
+ * or already out) from a card that has no ID. */
+bool card_identity_read (SCARDHANDLE card, DWORD protocol, CardIdentity *id, std::string *why,
+    bool *lost = nullptr);
 
 /* The readers pcscd knows, in its order. */
 bool card_readers (SCARDCONTEXT ctx, std::vector<std::string> *readers, std::string *why);
