@@ -9,7 +9,6 @@ environment; prints one line per check and closes with "N passed, N failed".
 """
 import hashlib
 import os
-import pwd
 import re
 import select
 import shutil
@@ -24,12 +23,7 @@ import wrclient  # noqa: E402
 import wrpcsc  # noqa: E402
 from wrclient import parse_listing, wait_for  # noqa: E402
 
-BUILD = os.environ["WAYRAY_BUILD_ROOT"]
-SOURCE = os.environ["WAYRAY_SOURCE_ROOT"]
-WAYRAYD = os.path.join(BUILD, "daemon", "wayrayd")
-WAYRAYCTL = os.path.join(BUILD, "daemon", "wayrayctl")
-CLIENT = os.path.join(BUILD, "client", "wayray-client")
-ME = pwd.getpwuid(os.getuid()).pw_name
+from e2e import BUILD, CLIENT, ME, SOURCE, WAYRAYCTL, WAYRAYD  # noqa: E402
 CARD_A = "8949012345678901234"
 CARD_B = "8949000011112222333"
 
@@ -339,38 +333,37 @@ def main():
                                  env=dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "relay")), stdout=subprocess.PIPE,
                                  stderr=subprocess.STDOUT)
         time.sleep(1.5)
+        def relayed_login(name, **card):
+            """A terminal behind the relay puts a card in: (its refusal line,
+            what the relay passed on)."""
+            victim = Terminal(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, name)), base + 5, wrpcsc.READERS[0],
+                              "800x600", name)
+            terminals.append(victim)
+            victim.expect(r"^state insert-card$", 20)
+            pcscd.insert(0, **card)
+            said = victim.expect(r"^refused", 30)
+            passed = drain(relay.stdout)
+            victim.quit()
+            pcscd.remove(0)
+            return said, passed, victim
+
         before = log().count("the token's proof does not verify")
-        victim = Terminal(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "victim")), base + 5, wrpcsc.READERS[0],
-                          "800x600", "victim")
-        terminals.append(victim)
-        victim.expect(r"^state insert-card$", 20)
-        pcscd.insert(0, CARD_A)
-        said = victim.expect(r"^refused", 30)
-        relayed = drain(relay.stdout)
+        said, relayed, victim = relayed_login("victim", iccid=CARD_A)
         check("a man in the middle relaying a card's login cannot complete it",
               "to-server proof" in relayed and said is not None and "proof does not verify" in said.string
               and log().count("the token's proof does not verify") > before,
               "relay: %s\nclient: %s" % (relayed[-300:], "\n".join(victim.lines[-4:])))
-        victim.quit()
-        pcscd.remove(0)
         before = log().count("the card's signature does not verify")
-        victim = Terminal(dict(env, XDG_CONFIG_HOME=os.path.join(tmp, "victim-key")), base + 5, wrpcsc.READERS[0],
-                          "800x600", "victim-key")
-        terminals.append(victim)
-        victim.expect(r"^state insert-card$", 20)
-        pcscd.insert(0, piv=keys["k2"], key_slot="9e")
-        said = victim.expect(r"^refused", 30)
+        said, relayed, victim = relayed_login("victim-key", piv=keys["k2"], key_slot="9e")
         check("nor a card's signed login: the signature covers the client's own connection",
               said is not None and "the card's signature does not verify" in said.string and
               log().count("the card's signature does not verify") > before, "\n".join(victim.lines[-4:]))
         relay.kill()
         relay.communicate()
-        pcscd.remove(0)
         pcscd.insert(0, CARD_A)
         check("the session stays detached, untouched",
               {r.get("token"): r.get("state") for r in parse_listing(ctl("list").stdout)}.get("desk-a") == "detached",
               ctl("list").stdout)
-        victim.quit()
         # A fake front door (a QUIC server with a certificate of its own)
         # collects the card's hello: the id of the card's secret, not the
         # card's ICCID.
