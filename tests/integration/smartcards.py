@@ -23,17 +23,9 @@ import wrclient  # noqa: E402
 import wrpcsc  # noqa: E402
 from wrclient import parse_listing, wait_for  # noqa: E402
 
-from e2e import BUILD, CLIENT, ME, SOURCE, WAYRAYCTL, WAYRAYD  # noqa: E402
+from e2e import BUILD, CLIENT, ME, SOURCE, WAYRAYCTL, WAYRAYD, check, results  # noqa: E402
 CARD_A = "8949012345678901234"
 CARD_B = "8949000011112222333"
-
-results = []
-
-
-def check(name, ok, detail=""):
-    results.append(ok)
-    print(("ok     " if ok else "FAILED ") + name + ("" if ok else ": " + detail), flush=True)
-    return ok
 
 
 class Terminal(wrclient.Client):
