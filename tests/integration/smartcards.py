@@ -185,7 +185,8 @@ def main():
         pcscd.insert(0, CARD_A)
         m = t1.expect(r"^card inserted (\S+) \(WayRay test reader 00 00\)", 20)
         check("inserting the card is seen, with its ID", m is not None and m.group(1) == "iccid:" + CARD_A,
-              "\n".join(t1.lines))
+              "\n".join(t1.lines) + "\n(pcscd %s the card in the reader)"
+              % ("has" if pcscd.seated(0, 1) else "does not have"))
         check("the card logs in: a new session, attached, first frame",
               t1.expect(r"^state attached .* new=1 size=800x600", 30) is not None and
               t1.expect(r"^first-frame", 20) is not None, "\n".join(t1.lines) + log()[-800:])

@@ -7,6 +7,7 @@ it through PCSCLITE_CSOCK_NAME (which libpcsclite reads). Its readers are
 vsmartcard's vpcd: "WayRay test reader 00 00" takes cards on PORT, "... 00 01"
 on PORT+1 (vpcd listens there; tests/smartcard/wrcard.py connects as the
 card)."""
+import ctypes
 import os
 import signal
 import subprocess
@@ -25,6 +26,25 @@ def missing():
         if not os.path.exists(path):
             return "%s is missing (install %s: ./dev deps)" % (path, package)
     return ""
+
+
+class _ReaderState(ctypes.Structure):
+    _fields_ = [("reader", ctypes.c_char_p), ("user", ctypes.c_void_p), ("current", ctypes.c_ulong),
+                ("event", ctypes.c_ulong), ("atr_len", ctypes.c_ulong), ("atr", ctypes.c_ubyte * 33)]
+
+
+def card_present(socket, reader):
+    """Whether the pcscd at @socket says a card is in @reader (libpcsclite,
+    SCardGetStatusChange with no wait)."""
+    os.environ["PCSCLITE_CSOCK_NAME"] = socket
+    lib = ctypes.CDLL("libpcsclite.so.1")
+    ctx = ctypes.c_long(0)
+    if lib.SCardEstablishContext(2, None, None, ctypes.byref(ctx)) != 0:
+        return False
+    st = _ReaderState(reader.encode(), None, 0, 0, 0)
+    rc = lib.SCardGetStatusChange(ctx, ctypes.c_ulong(0), ctypes.byref(st), ctypes.c_ulong(1))
+    lib.SCardReleaseContext(ctx)
+    return rc == 0 and bool(st.event & 0x20)      # SCARD_STATE_PRESENT
 
 
 class Pcscd:
@@ -79,6 +99,16 @@ class Pcscd:
             p.wait()
             time.sleep(0.1)           # vpcd not listening yet
         raise RuntimeError("no card could be put in reader %d" % slot)
+
+    def seated(self, slot, timeout=3):
+        """Whether pcscd has seen the card in reader @slot (it polls a vpcd
+        reader about every 0.4 s)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if card_present(self.socket, READERS[slot]):
+                return True
+            time.sleep(0.05)
+        return False
 
     def remove(self, slot):
         """Takes the card out of reader @slot; the time it left."""
