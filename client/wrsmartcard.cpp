@@ -150,8 +150,9 @@ CardWatcher::watch (const std::string &reader)
       CardIdentity id;
       std::string why;
       bool ok = false;
-      /* A card only just in may still be powering up, and its first
-       * exchanges fail: a few tries, each on a fresh connection. */
+      /* A card still being pushed in can fail its first exchanges while
+       * its contacts settle: a few tries, each on a fresh connection
+       * after a reset. */
       for (int i = 0; i < 5 && !stopping; i++) {
         SCARDHANDLE card = 0;
         DWORD protocol = 0;

@@ -106,7 +106,7 @@ def main():
                 ins_pcscd.append((seen - t0) * 1000)
                 time.sleep(1.0)           # the session shows a while
                 t0 = time.monotonic()
-                pcscd.remove(0)
+                pcscd.remove(0, settle=False)     # the next insert() waits for pcscd
                 m = client.expect(r"^card removed \(.*\) picture gone ([0-9.]+)$", 10)
                 if not m:
                     sys.exit("cycle %d: the removal was not seen:\n%s" % (i, "\n".join(client.lines[-10:])))

@@ -33,18 +33,21 @@ class _ReaderState(ctypes.Structure):
                 ("event", ctypes.c_ulong), ("atr_len", ctypes.c_ulong), ("atr", ctypes.c_ubyte * 33)]
 
 
-def card_present(socket, reader):
-    """Whether the pcscd at @socket says a card is in @reader (libpcsclite,
-    SCardGetStatusChange with no wait)."""
+def reader_state(socket, reader):
+    """What the pcscd at @socket says of @reader: (card present, its count
+    of insertions and removals), or None (libpcsclite, SCardGetStatusChange
+    with no wait)."""
     os.environ["PCSCLITE_CSOCK_NAME"] = socket
     lib = ctypes.CDLL("libpcsclite.so.1")
     ctx = ctypes.c_long(0)
     if lib.SCardEstablishContext(2, None, None, ctypes.byref(ctx)) != 0:
-        return False
+        return None
     st = _ReaderState(reader.encode(), None, 0, 0, 0)
     rc = lib.SCardGetStatusChange(ctx, ctypes.c_ulong(0), ctypes.byref(st), ctypes.c_ulong(1))
     lib.SCardReleaseContext(ctx)
-    return rc == 0 and bool(st.event & 0x20)      # SCARD_STATE_PRESENT
+    if rc != 0:
+        return None
+    return bool(st.event & 0x20), st.event >> 16       # SCARD_STATE_PRESENT
 
 
 class Pcscd:
@@ -63,9 +66,10 @@ class Pcscd:
         self.log = os.path.join(self.dir, "pcscd.log")
         self.p = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             'mount --bind "$0" /run/pcscd && exec pcscd --foreground --config "$1"', run, conf],
+             'mount --bind "$0" /run/pcscd && exec pcscd --foreground --debug --config "$1"', run, conf],
             stdout=open(self.log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
         self.cards = {}
+        self.gone = {}        # reader -> pcscd's event count before its card left
 
     def env(self, base):
         return dict(base, PCSCLITE_CSOCK_NAME=self.socket)
@@ -85,13 +89,16 @@ class Pcscd:
         card's process is connected); pcscd notices on its next look at the
         reader."""
         self.remove(slot)
-        args = ["/usr/bin/python3", CARD, "--port", str(self.port + slot)]
+        if slot in self.gone:
+            self.settled(slot)
+        args = ["/usr/bin/python3", CARD, "--port", str(self.port + slot), "--verbose"]
         if iccid:
             args += ["--iccid", iccid]
         if piv:
             args += ["--piv-key", piv[0], "--piv-cert", piv[1], "--slot", key_slot, "--pin", pin]
         for _ in range(50):
-            p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            p = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                 stderr=open(os.path.join(self.dir, "card-%d.log" % slot), "a"))
             line = p.stdout.readline()
             if b"card inserted" in line:
                 self.cards[slot] = p
@@ -105,23 +112,52 @@ class Pcscd:
         reader about every 0.4 s)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if card_present(self.socket, READERS[slot]):
+            state = reader_state(self.socket, READERS[slot])
+            if state and state[0]:
                 return True
             time.sleep(0.05)
         return False
 
-    def remove(self, slot):
-        """Takes the card out of reader @slot; the time it left."""
+    def remove(self, slot, settle=True):
+        """Takes the card out of reader @slot; the time it left. With
+        @settle, returns once pcscd has seen it go (settled())."""
         p = self.cards.pop(slot, None)
         if not p:
             return None
+        before = reader_state(self.socket, READERS[slot])
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=10)
-        return time.monotonic()
+        left = time.monotonic()
+        # pcscd had not seen this card yet: nothing to count, one look to wait.
+        self.gone[slot] = before[1] if before and before[0] else None
+        if settle:
+            self.settled(slot)
+        return left
+
+    def settled(self, slot, timeout=5):
+        """Waits until pcscd has seen the last card taken out of reader
+        @slot go: its reader empty, and one more removal counted.
+
+        A real reader tells of a removal at once. vpcd learns of it only
+        when pcscd next looks (about every 0.4 s), and a card put in before
+        that look takes the old one's place unseen: pcscd counts no removal
+        and no insertion, and a client that touched the old card in that
+        gap is left with a reader pcscd calls empty while the new card sits
+        in it. A person cannot swap cards that fast; the tests do not either."""
+        before = self.gone.pop(slot, None)
+        if before is None:
+            time.sleep(0.5)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = reader_state(self.socket, READERS[slot])
+            if state and not state[0] and (before is None or state[1] != before):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("pcscd did not see the card leave reader %d" % slot)
 
     def close(self):
         for slot in list(self.cards):
-            self.remove(slot)
+            self.remove(slot, settle=self.p.poll() is None)
         if self.p.poll() is None:
             os.killpg(self.p.pid, signal.SIGTERM)
             try:
