@@ -17,15 +17,16 @@ picture.
   (pcscd's event to the picture dropped) is in that line.
 
 The first cycle makes the session; the others reattach it. The same
-again with a PIV card whose key signs without a PIN (slot 9E), through
+again with PIV cards whose key signs without a PIN (slot 9E), through
 OpenSC's PKCS#11 module: the client finds the key, the card signs the
-login.
+login; one card with an ECDSA P-256 key, one with an RSA 2048 key.
 
 Usage: bench-cards [CYCLES] (default 20). Runs as root (pcscd runs in a
 mount namespace of its own).
 """
 import os
 import pwd
+import random
 import shutil
 import statistics
 import subprocess
@@ -76,12 +77,15 @@ def main():
     try:
         if not pcscd.ready():
             sys.exit("pcscd did not start:\n" + open(pcscd.log).read())
-        pem, der = os.path.join(tmp, "key.pem"), os.path.join(tmp, "cert.der")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", pem, "-subj", "/CN=wayray bench", "-days", "30", "-outform", "DER", "-out", der],
-                       check=True, capture_output=True)
+        keys = {}
+        for kind, newkey in (("ec", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), ("rsa", ["rsa:2048"])):
+            keys[kind] = (os.path.join(tmp, kind + ".pem"), os.path.join(tmp, kind + ".der"))
+            subprocess.run(["openssl", "req", "-x509", "-newkey"] + newkey + ["-nodes", "-keyout", keys[kind][0],
+                            "-subj", "/CN=wayray bench " + kind, "-days", "30", "-outform", "DER", "-out", keys[kind][1]],
+                           check=True, capture_output=True)
         for args in (("card-add", "bench", "--user", ME, "--id", "iccid:" + ICCID),
-                     ("card-add", "bench-key", "--user", ME, "--public-key", der)):
+                     ("card-add", "bench-ec", "--user", ME, "--public-key", keys["ec"][1]),
+                     ("card-add", "bench-rsa", "--user", ME, "--public-key", keys["rsa"][1])):
             subprocess.run([WAYRAYCTL, "--config", cfg] + list(args), env=env, check=True, capture_output=True)
         log = os.path.join(tmp, "wayrayd.log")
         daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
@@ -93,8 +97,10 @@ def main():
             sys.exit("the client did not come up:\n" + "\n".join(client.lines))
         print("bench-cards: %d cycles per card, a vpcd reader, a foot session at 1280x720" % cycles)
         for kind, card in (("registered card (EF.ICCID)", dict(iccid=ICCID)),
-                           ("PIV card, key without PIN (9E), OpenSC", dict(piv=(pem, der), key_slot="9e"))):
+                           ("PIV card, ECDSA P-256 key without PIN (9E), OpenSC", dict(piv=keys["ec"], key_slot="9e")),
+                           ("PIV card, RSA 2048 key without PIN (9E), OpenSC", dict(piv=keys["rsa"], key_slot="9e"))):
             ins, ins_pcscd, outs, outs_client = [], [], [], []
+            phases = random.Random(20)
             for i in range(cycles):
                 t0 = pcscd.insert(0, **card)
                 m = client.expect(r"^card inserted \S+ \(.*\)( [0-9.]+)?$", 20)
@@ -104,7 +110,10 @@ def main():
                                                                       open(log).read()[-1500:]))
                 ins.append((time.monotonic() - t0) * 1000)
                 ins_pcscd.append((seen - t0) * 1000)
-                time.sleep(1.0)           # the session shows a while
+                # The session shows a while: 1 s and a part of vpcd's 0.4 s
+                # polling period, so that removals fall at every point of
+                # it and not always at the same one.
+                time.sleep(1.0 + phases.uniform(0, 0.4))
                 t0 = time.monotonic()
                 pcscd.remove(0, settle=False)     # the next insert() waits for pcscd
                 m = client.expect(r"^card removed \(.*\) picture gone ([0-9.]+)$", 10)

@@ -313,6 +313,33 @@ def main():
               log().count("card not registered") > before, "\n".join(t2.lines[-6:]))
         pcscd.remove(1)
         t2.expect(r"^state insert-card$", 10)
+
+        # An RSA 2048 key: OpenSC pads, the card computes raw RSA, GnuTLS
+        # checks an RSA PKCS#1 v1.5 SHA-256 signature.
+        pem, der = os.path.join(tmp, "k4.pem"), os.path.join(tmp, "k4.der")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", pem,
+                        "-subj", "/CN=wayray test k4", "-days", "30", "-outform", "DER", "-out", der],
+                       check=True, capture_output=True)
+        pcscd.insert(1, piv=(pem, der), key_slot="9e")
+        m = t2.expect(r"^card key ([0-9a-f]{32}) \(.*\)$", 30)
+        r = ctl("card-read", "--reader", wrpcsc.READERS[1])
+        check("an RSA key on a card is found and named", m is not None and r.returncode == 0 and
+              r.stdout.strip() == "key %s (Certificate for Card Authentication, RSA, no PIN)" % m.group(1),
+              "\n".join(t2.lines[-4:]) + r.stdout + r.stderr)
+        check("an unregistered RSA key is refused", t2.expect(r"^refused: card not registered$", 30) is not None,
+              "\n".join(t2.lines[-4:]))
+        r = ctl("card-add", "key-4", "--user", ME, "--key", "--reader", wrpcsc.READERS[1])
+        check("card-add --key registers it", r.returncode == 0, r.stdout + r.stderr)
+        pcscd.remove(1)
+        t2.expect(r"^state insert-card$", 10)
+        pcscd.insert(1, piv=(pem, der), key_slot="9e")
+        check("the RSA card signs its login: a new session, first frame",
+              t2.expect(r"^state attached .* new=1", 30) is not None and t2.expect(r"^first-frame", 20) is not None,
+              "\n".join(t2.lines[-8:]) + log()[-600:])
+        rows = {r.get("token"): r for r in parse_listing(ctl("list").stdout)}
+        check("listed under the RSA card's name", rows.get("key-4", {}).get("state") == "attached", str(rows))
+        pcscd.remove(1)
+        t2.expect(r"^state insert-card$", 10)
         t2.quit()
 
         # --- the window client asks for the PIN in its window -----------------

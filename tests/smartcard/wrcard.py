@@ -11,11 +11,13 @@ cards. Without it the card has an empty MF and no serial. The card is
 python3-virtualsmartcard's ISO 7816 card; only its file system is ours.
 
 With --piv-key the card is a PIV card instead (NIST SP 800-73-4, the
-parts OpenSC's PIV driver uses): an application with one ECDSA P-256 key
-and its certificate, in slot 9A (PIV authentication: signing needs the
-PIN, --pin, default 123456) or 9E (card authentication: no PIN). The card
-answers SELECT, GET DATA, VERIFY, GENERAL AUTHENTICATE (the signature is
-computed here, over the hash it is given) and GET RESPONSE.
+parts OpenSC's PIV driver uses): an application with one key, ECDSA
+P-256 or RSA 2048, and its certificate, in slot 9A (PIV authentication:
+signing needs the PIN, --pin, default 123456) or 9E (card authentication:
+no PIN). The card answers SELECT, GET DATA, VERIFY, GENERAL AUTHENTICATE
+(computed here: ECDSA over the hash it is given, or raw RSA on the block
+the host padded) and GET RESPONSE, in short or extended APDUs, with
+command chaining.
 
 SIGTERM or SIGINT take the card out (the reader sees it gone at once).
 """
@@ -77,6 +79,8 @@ def iso_card(iccid):
 
 
 PIV_AID = bytes.fromhex("A000000308000010000100")
+# Algorithm references (SP 800-78-4 table 6-2).
+ALG_RSA_2048, ALG_ECC_P256 = 0x07, 0x11
 # Certificate objects by key reference (SP 800-73-4 table 3).
 PIV_CERT_OBJECT = {0x9A: bytes.fromhex("5FC105"), 0x9E: bytes.fromhex("5FC101")}
 
@@ -109,8 +113,14 @@ def untlv(data):
 
 class PivOS(SmartcardOS):
     def __init__(self, key, cert, slot, pin):
-        from Cryptodome.PublicKey import ECC
-        self.key = ECC.import_key(open(key).read())
+        from Cryptodome.PublicKey import ECC, RSA
+        text = open(key).read()
+        try:
+            self.key, self.alg = ECC.import_key(text), ALG_ECC_P256
+        except ValueError:
+            self.key, self.alg = RSA.import_key(text), ALG_RSA_2048
+            if self.key.size_in_bits() != 2048:
+                raise SystemExit("a PIV RSA key is 2048 bits")
         self.cert = open(cert, "rb").read()
         self.slot = slot
         self.pin = pin.encode()
@@ -118,6 +128,7 @@ class PivOS(SmartcardOS):
         self.verified = False
         self.selected = False
         self.pending = b""
+        self.chain = b""                          # command chaining (CLA 10)
         self.atr = bytes.fromhex("3B8880010000000000718100")  # no ATR OpenSC knows: found by its AID
 
     def getATR(self):
@@ -128,7 +139,7 @@ class PivOS(SmartcardOS):
 
     def reset(self):
         self.verified = self.selected = False
-        self.pending = b""
+        self.pending = self.chain = b""
 
     def powerDown(self):
         self.reset()
@@ -142,8 +153,17 @@ class PivOS(SmartcardOS):
         self.pending = b""
         return data + bytes([sw >> 8, sw & 0xFF])
 
-    def sign(self, digest):
-        """ECDSA over @digest as the hash (the card's own arithmetic)."""
+    def sign(self, challenge):
+        """The card's own arithmetic: raw RSA on a block the host padded, or
+        ECDSA over @challenge as the hash."""
+        if self.alg == ALG_RSA_2048:
+            if len(challenge) != 256:
+                return None
+            m = int.from_bytes(challenge, "big")
+            if m >= self.key.n:
+                return None
+            return pow(m, self.key.d, self.key.n).to_bytes(256, "big")
+        digest = challenge
         import secrets
         curve_n = int(self.key._curve.order)
         z = int.from_bytes(digest[:32], "big")
@@ -164,8 +184,14 @@ class PivOS(SmartcardOS):
             return b"\x67\x00"
         cla, ins, p1, p2 = msg[0], msg[1], msg[2], msg[3]
         data = b""
-        if len(msg) > 5:
+        if len(msg) > 7 and msg[4] == 0:          # extended length
+            data = msg[7:7 + (msg[5] << 8 | msg[6])]
+        elif len(msg) > 5:
             data = msg[5:5 + msg[4]]
+        if cla & 0x10:                            # more of the command follows
+            self.chain += data
+            return b"\x90\x00"
+        data, self.chain = self.chain + data, b""
         if ins == 0xC0:                           # GET RESPONSE
             return self.answer(self.pending) if self.pending else b"\x6a\x88"
         if cla & 0xEF != 0x00:
@@ -174,7 +200,7 @@ class PivOS(SmartcardOS):
             if data and PIV_AID.startswith(data):
                 self.selected = True
                 apt = tlv(0x61, tlv(0x4F, PIV_AID[5:]) + tlv(0x79, tlv(0x4F, PIV_AID[:5])) +
-                          tlv(0xAC, tlv(0x80, bytes([0x11])) + tlv(0x06, b"\x00")))
+                          tlv(0xAC, tlv(0x80, bytes([self.alg])) + tlv(0x06, b"\x00")))
                 return self.answer(apt)
             return b"\x6a\x82"
         if not self.selected:
@@ -196,7 +222,7 @@ class PivOS(SmartcardOS):
             self.verified = False
             return bytes([0x63, 0xC0 | self.tries])
         if ins == 0x87:                          # GENERAL AUTHENTICATE
-            if p1 != 0x11 or p2 != self.slot:
+            if p1 != self.alg or p2 != self.slot:
                 return b"\x6a\x86"
             if self.slot == 0x9A and not self.verified:
                 return b"\x69\x82"
@@ -204,7 +230,10 @@ class PivOS(SmartcardOS):
             challenge = inner.get(0x81)
             if not challenge:
                 return b"\x6a\x80"
-            return self.answer(tlv(0x7C, tlv(0x82, self.sign(challenge))))
+            signature = self.sign(challenge)
+            if signature is None:
+                return b"\x6a\x80"
+            return self.answer(tlv(0x7C, tlv(0x82, signature)))
         return b"\x6d\x00"
 
 
@@ -212,7 +241,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True, help="the vpcd reader's port")
     ap.add_argument("--iccid", default="", help="the card's serial (digits)")
-    ap.add_argument("--piv-key", help="a PIV card with this ECDSA P-256 key (PEM)")
+    ap.add_argument("--piv-key", help="a PIV card with this ECDSA P-256 or RSA 2048 key (PEM)")
     ap.add_argument("--piv-cert", help="... and its certificate (DER)")
     ap.add_argument("--slot", default="9a", choices=["9a", "9e"], help="the key's PIV slot")
     ap.add_argument("--pin", default="123456", help="the PIV application PIN")
