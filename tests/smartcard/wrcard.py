@@ -163,10 +163,9 @@ class PivOS(SmartcardOS):
             if m >= self.key.n:
                 return None
             return pow(m, self.key.d, self.key.n).to_bytes(256, "big")
-        digest = challenge
         import secrets
         curve_n = int(self.key._curve.order)
-        z = int.from_bytes(digest[:32], "big")
+        z = int.from_bytes(challenge[:32], "big")
         while True:
             k = secrets.randbelow(curve_n - 1) + 1
             r = int((self.key._curve.G * k).x) % curve_n
@@ -188,14 +187,14 @@ class PivOS(SmartcardOS):
             data = msg[7:7 + (msg[5] << 8 | msg[6])]
         elif len(msg) > 5:
             data = msg[5:5 + msg[4]]
+        if cla & 0xEF != 0x00:                    # not 00 or 10: no secure messaging,
+            return b"\x6e\x00"                   # no reader-class (FF) commands
         if cla & 0x10:                            # more of the command follows
             self.chain += data
             return b"\x90\x00"
         data, self.chain = self.chain + data, b""
         if ins == 0xC0:                           # GET RESPONSE
             return self.answer(self.pending) if self.pending else b"\x6a\x88"
-        if cla & 0xEF != 0x00:
-            return b"\x6e\x00"
         if ins == 0xA4 and p1 == 0x04:           # SELECT by AID (a prefix will do)
             if data and PIV_AID.startswith(data):
                 self.selected = True
