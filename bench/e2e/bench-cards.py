@@ -77,12 +77,7 @@ def main():
     try:
         if not pcscd.ready():
             sys.exit("pcscd did not start:\n" + open(pcscd.log).read())
-        keys = {}
-        for kind, newkey in (("ec", ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"]), ("rsa", ["rsa:2048"])):
-            keys[kind] = (os.path.join(tmp, kind + ".pem"), os.path.join(tmp, kind + ".der"))
-            subprocess.run(["openssl", "req", "-x509", "-newkey"] + newkey + ["-nodes", "-keyout", keys[kind][0],
-                            "-subj", "/CN=wayray bench " + kind, "-days", "30", "-outform", "DER", "-out", keys[kind][1]],
-                           check=True, capture_output=True)
+        keys = {kind: wrpcsc.piv_key(tmp, kind, kind) for kind in ("ec", "rsa")}
         for args in (("card-add", "bench", "--user", ME, "--id", "iccid:" + ICCID),
                      ("card-add", "bench-ec", "--user", ME, "--public-key", keys["ec"][1]),
                      ("card-add", "bench-rsa", "--user", ME, "--public-key", keys["rsa"][1])):

@@ -256,13 +256,8 @@ def main():
         t2.expect(r"^state insert-card$", 10)
 
         # --- cards with a key: PIV through OpenSC's PKCS#11 module -------------
-        keys = {}
-        for name in ("k1", "k2", "k3"):
-            pem, der = os.path.join(tmp, name + ".pem"), os.path.join(tmp, name + ".der")
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                            "-nodes", "-keyout", pem, "-subj", "/CN=wayray test %s" % name, "-days", "30",
-                            "-outform", "DER", "-out", der], check=True, capture_output=True)
-            keys[name] = (pem, der)
+        keys = {name: wrpcsc.piv_key(tmp, name) for name in ("k1", "k2", "k3")}
+        keys["k4"] = wrpcsc.piv_key(tmp, "k4", "rsa")
         pcscd.insert(1, piv=keys["k1"], key_slot="9a", pin="123456")
         m = t2.expect(r"^card key ([0-9a-f]{32}) \(.*\) PIN$", 30)
         check("a PIV card's key is found through PKCS#11, and it wants its PIN", m is not None and
@@ -316,11 +311,7 @@ def main():
 
         # An RSA 2048 key: OpenSC pads, the card computes raw RSA, GnuTLS
         # checks an RSA PKCS#1 v1.5 SHA-256 signature.
-        pem, der = os.path.join(tmp, "k4.pem"), os.path.join(tmp, "k4.der")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", pem,
-                        "-subj", "/CN=wayray test k4", "-days", "30", "-outform", "DER", "-out", der],
-                       check=True, capture_output=True)
-        pcscd.insert(1, piv=(pem, der), key_slot="9e")
+        pcscd.insert(1, piv=keys["k4"], key_slot="9e")
         m = t2.expect(r"^card key ([0-9a-f]{32}) \(.*\)$", 30)
         r = ctl("card-read", "--reader", wrpcsc.READERS[1])
         check("an RSA key on a card is found and named", m is not None and r.returncode == 0 and
@@ -332,7 +323,7 @@ def main():
         check("card-add --key registers it", r.returncode == 0, r.stdout + r.stderr)
         pcscd.remove(1)
         t2.expect(r"^state insert-card$", 10)
-        pcscd.insert(1, piv=(pem, der), key_slot="9e")
+        pcscd.insert(1, piv=keys["k4"], key_slot="9e")
         check("the RSA card signs its login: a new session, first frame",
               t2.expect(r"^state attached .* new=1", 30) is not None and t2.expect(r"^first-frame", 20) is not None,
               "\n".join(t2.lines[-8:]) + log()[-600:])

@@ -28,6 +28,18 @@ def missing():
     return ""
 
 
+def piv_key(directory, name, kind="ec"):
+    """A key and its self-signed certificate for an emulated PIV card:
+    (key PEM, certificate DER) in @directory; @kind "ec" (P-256) or "rsa"
+    (2048 bits)."""
+    pem, der = os.path.join(directory, name + ".pem"), os.path.join(directory, name + ".der")
+    newkey = ["ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else ["rsa:2048"]
+    subprocess.run(["openssl", "req", "-x509", "-newkey"] + newkey + ["-nodes", "-keyout", pem,
+                    "-subj", "/CN=wayray test " + name, "-days", "30", "-outform", "DER", "-out", der],
+                   check=True, capture_output=True)
+    return pem, der
+
+
 class _ReaderState(ctypes.Structure):
     _fields_ = [("reader", ctypes.c_char_p), ("user", ctypes.c_void_p), ("current", ctypes.c_ulong),
                 ("event", ctypes.c_ulong), ("atr_len", ctypes.c_ulong), ("atr", ctypes.c_ubyte * 33)]
