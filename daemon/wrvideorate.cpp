@@ -32,14 +32,24 @@ RateControl::step (const RateInput & in)
   bool dropped = in.groups_dropped > dropped_;
   dropped_ = std::max (dropped_, in.groups_dropped);
   bool cwnd_limited = in.cwnd > 0 && in.bytes_in_flight * 10 >= in.cwnd * 9;
+  /* What the link delivered is its capacity only while the sender had more
+   * than it took (a backlog in the step before): otherwise it is merely
+   * what was sent, and a cut to it takes a quiet picture's 50 kbit/s for
+   * the link's. A queue counts when it follows a backlog or lasts two
+   * steps: one key frame caught on its way out of a quiet link is not
+   * congestion. */
+  const bool link_known = backlog_;
+  backlog_ = queued_s > 0.02 || cwnd_limited;
+  const bool queued = queued_s > 0.1 && (queued_before_ || link_known);
+  queued_before_ = queued_s > 0.1;
   /* Queueing delay: what the round trip has gained over its minimum. The
    * transport lets display and video queue about kMediaQueueDelay at a
    * bottleneck (gstquicsend.cpp); more than that and 30 ms is someone
    * else's queue, or ours growing. */
   double delay_s = in.min_rtt_ns && in.rtt_ns > in.min_rtt_ns ? (in.rtt_ns - in.min_rtt_ns) / 1e9 : 0;
   bool delayed = in.min_rtt_ns && delay_s > std::max (kMediaQueueDelay + 0.03, in.min_rtt_ns / 1e9);
-  bool congestion = delayed || queued_s > 0.1 || dropped || lost || cwnd_limited;
-  const char *why = delayed ? "congestion: delay" : queued_s > 0.1 ? "congestion: queue" : dropped ?
+  bool congestion = delayed || queued || dropped || lost || cwnd_limited;
+  const char *why = delayed ? "congestion: delay" : queued ? "congestion: queue" : dropped ?
       "congestion: dropped" : lost ? "congestion: loss" : "congestion: window";
   if (hold_ > 0)
     hold_--;
@@ -48,7 +58,7 @@ RateControl::step (const RateInput & in)
      * cut, then a hold: the signals of one congestion (the queue behind
      * it draining, losses found a round trip later) do not cut again
      * until a round trip and 250 ms have passed. */
-    uint64_t link = in.delivery_rate * 8;
+    uint64_t link = link_known ? in.delivery_rate * 8 : 0;
     uint64_t base = link ? std::min (target_, link) : target_;
     target_ = (uint64_t) (base * kCut);
     recent_ = 40;
@@ -60,7 +70,9 @@ RateControl::step (const RateInput & in)
   } else if (queued_s < 0.02 && delay_s < 0.015 && target_ < need_) {
     /* Carefully just after a congestion (2 % a step for 3 s), so that it
      * settles under a bottleneck instead of swinging across it; then 5 %
-     * until 10 s have passed; then quickly. */
+     * until 10 s have passed; then quickly. Between 15 ms of delay and
+     * congestion it holds: at its own bottleneck the transport keeps
+     * about kMediaQueueDelay queued there by design. */
     double up = recent_ > 28 ? 1.02 : recent_ > 0 ? 1.05 : 1.15;
     target_ = std::min (need_, (uint64_t) (target_ * up) + 1);
     reason_ = target_ == need_ ? "need" : "probing";

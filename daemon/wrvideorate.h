@@ -14,15 +14,18 @@
  * - *congestion*: when the round trip grew by more than 30 ms (and more
  *   than the link's own minimum) over its minimum — a queue building up at
  *   a bottleneck —, when the send queue holds more than 100 ms of what the
- *   link delivers, when packets were lost since the last step, or when the
- *   connection is limited by its congestion window (bytes in flight at 90 %
- *   of it), the target drops to 75 % of the lower of itself and the
- *   delivery rate; when none of that holds, the round trip is within 15 ms
- *   of its minimum and the queue is (nearly) empty, it rises by 15 % per
- *   step, up to the need — by 2 % only in the 10 s after a congestion, so
- *   the rate settles under a bottleneck instead of swinging across it. A
- *   cut for delay alone waits 500 ms before the next, for the queue
- *   behind it to drain.
+ *   link delivers after a backlog or in two steps running, when packets
+ *   were lost since the
+ *   last step, or when the connection is limited by its congestion window
+ *   (bytes in flight at 90 % of it), the target drops to 70 % of itself,
+ *   or of the delivery rate when that is lower and measured while the
+ *   sender had a backlog (otherwise it is only what a quiet picture sent);
+ *   when none of that holds, the round trip is within 15 ms of its minimum
+ *   and the queue is (nearly) empty, it rises by 15 % per step, up to the
+ *   need — by 2 % only in the 3 s after a congestion, so the rate settles
+ *   under a bottleneck instead of swinging across it, and by 5 % until
+ *   10 s have passed. A cut waits a round trip and 250 ms before the next,
+ *   for the queue behind it to drain.
  *
  * The encoder is the element named `venc` in the session pipeline (any of
  * the H.264 encoders wrcodecs picks; openh264enc counts bits, the others
@@ -71,6 +74,8 @@ private:
   uint64_t target_ = 0, need_ = 0, lost_ = 0, dropped_ = 0;
   int recent_ = 0;              /* steps since congestion, counting down from 40 */
   int hold_ = 0;                /* steps before congestion may cut again */
+  bool backlog_ = false;        /* the last step had more to send than the link took */
+  bool queued_before_ = false;  /* the last step's queue held more than 100 ms */
   const char *reason_ = "start";
 };
 

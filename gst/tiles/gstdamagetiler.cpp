@@ -33,11 +33,13 @@
  * frame (a scroll: where the block is now, with a "wayray-move-from"
  * parameter x, y saying where it was), which wayraytileenc takes instead of
  * searching again. A tile of a
- * region that has not changed for #GstWayrayDamageTiler:settle-time is sent
- * losslessly once more (refinement, tile by tile, so text beside a playing
- * video is sharp as soon as it stops changing), also when no new frame
- * arrives (then after a second without frames), and the client no longer
- * takes it from the video. Without a
+ * region that has not changed for #GstWayrayDamageTiler:settle-time while
+ * the rest of the region still changes is sent losslessly once more
+ * (refinement, tile by tile, so text beside a playing video is sharp as
+ * soon as it stops changing), and the client no longer takes it from the
+ * video; a region without any change for
+ * #GstWayrayDamageTiler:region-settle-time ends and all of it is refined,
+ * also when no new frame arrives. Without a
  * linked `video` pad, or with #GstWayrayDamageTiler:video-enabled FALSE,
  * everything is lossless.
  *
@@ -86,6 +88,7 @@ enum
   PROP_TRANSIENT_WINDOW,
   PROP_MIN_VIDEO_TILES,
   PROP_SETTLE_TIME,
+  PROP_REGION_SETTLE_TIME,
   PROP_EVIDENCE_PERCENT,
   PROP_VIDEO_ENABLED,
   PROP_STATS,
@@ -96,6 +99,7 @@ enum
 #define DEFAULT_TRANSIENT_WINDOW 500    /* ms */
 #define DEFAULT_MIN_VIDEO_TILES 4
 #define DEFAULT_SETTLE_TIME 300 /* ms */
+#define DEFAULT_REGION_SETTLE_TIME 1000 /* ms */
 #define DEFAULT_EVIDENCE_PERCENT 25
 
 struct GstWayrayDamageTilerPrivate
@@ -114,6 +118,7 @@ struct GstWayrayDamageTilerPrivate
   GstBuffer *last = nullptr;    /* the last input frame */
   GstClockTime last_pts = GST_CLOCK_TIME_NONE;
   gint64 last_frame_mono = 0;   /* when last_pts was taken, monotonic µs */
+  std::atomic<gint64> busy_us { 0 };    /* how long the last frame took to go through, pushes included */
   std::atomic<bool> lossy_pending { false };    /* the timer has tiles to watch */
 
   bool video_started = false;   /* stream-start/segment sent on the video pad */
@@ -333,8 +338,11 @@ refine (GstWayrayDamageTiler * self, GstClockTime pts, bool all, std::vector<Pus
   for (size_t t = 0; t < unknown.size (); t++)
     unknown[t] |= settled[t];
   priv->refinements++;
-  GST_DEBUG_OBJECT (self, "%u refinement rectangles, %u regions left",
-      (guint) priv->classifier.rects_of (settled).size (), (guint) priv->classifier.regions ().size ());
+  GST_DEBUG_OBJECT (self, "%u refinement rectangles, %u regions left (settle times %" G_GUINT64_FORMAT
+      " and %" G_GUINT64_FORMAT " ms, evidence window %" G_GUINT64_FORMAT " ms)",
+      (guint) priv->classifier.rects_of (settled).size (), (guint) priv->classifier.regions ().size (),
+      priv->classifier.settle_ns () / 1000000, priv->classifier.region_settle_ns () / 1000000,
+      priv->classifier.window_ns () / 1000000);
   queue_tiles (self, q, priv->last, pts, settled, unknown, false);
 }
 
@@ -343,6 +351,7 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
 {
   GstWayrayDamageTiler *self = GST_WAYRAY_DAMAGE_TILER (parent);
   GstWayrayDamageTilerPrivate *priv = self->priv;
+  const gint64 entered = g_get_monotonic_time ();
   std::unique_lock<std::recursive_mutex> lk (priv->lock);
   if (!priv->have_info) {
     gst_buffer_unref (buf);
@@ -390,9 +399,14 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     }
   }
 
+  if (full)
+    GST_DEBUG_OBJECT (self, "a full frame: every tile losslessly");
   const bool video_linked = priv->video_enabled && self->videopad && gst_pad_is_linked (self->videopad);
   const size_t regions_before = priv->classifier.regions ().size ();
   Classifier::Result res;
+  /* Whether this pipeline holds the frames back (wayrayclassifier.h, "A
+   * busy pipeline"). */
+  priv->classifier.pace ((uint64_t) priv->busy_us.load () * 1000);
   priv->classifier.process (cur, damage, full, now, video_linked, res);
   for (uint8_t l : res.lossless)
     priv->tiles_changed += l;
@@ -437,7 +451,9 @@ gst_wayray_damage_tiler_chain (GstPad * pad, GstObject * parent, GstBuffer * buf
     priv->timer_cond.notify_all ();
   gst_buffer_unref (buf);
   lk.unlock ();
-  return run_pushes (self, q);
+  GstFlowReturn ret = run_pushes (self, q);
+  priv->busy_us = g_get_monotonic_time () - entered;
+  return ret;
 }
 
 /* Only once the source went quiet: while frames come, each refines what
@@ -448,8 +464,8 @@ static bool
 source_quiet (GstWayrayDamageTilerPrivate * priv)
 {
   return GST_CLOCK_TIME_IS_VALID (priv->last_pts) &&
-      g_get_monotonic_time () - priv->last_frame_mono >= (gint64) std::max (priv->settings.settle_ms,
-      1000u) * 1000;
+      g_get_monotonic_time () - priv->last_frame_mono >= (gint64) std::max<guint64> (priv->classifier.region_settle_ns (),
+      1000 * GST_MSECOND) / 1000;
 }
 
 /* Runs while PLAYING or PAUSED: refines tiles that settled while no frames
@@ -688,6 +704,9 @@ gst_wayray_damage_tiler_set_property (GObject * object, guint prop_id, const GVa
     case PROP_SETTLE_TIME:
       s.settle_ms = g_value_get_uint (value);
       break;
+    case PROP_REGION_SETTLE_TIME:
+      s.region_settle_ms = g_value_get_uint (value);
+      break;
     case PROP_EVIDENCE_PERCENT:
       s.evidence_percent = g_value_get_uint (value);
       break;
@@ -725,6 +744,9 @@ gst_wayray_damage_tiler_get_property (GObject * object, guint prop_id, GValue * 
       break;
     case PROP_SETTLE_TIME:
       g_value_set_uint (value, s.settle_ms);
+      break;
+    case PROP_REGION_SETTLE_TIME:
+      g_value_set_uint (value, s.region_settle_ms);
       break;
     case PROP_EVIDENCE_PERCENT:
       g_value_set_uint (value, s.evidence_percent);
@@ -792,7 +814,8 @@ gst_wayray_damage_tiler_class_init (GstWayrayDamageTilerClass * klass)
           2, Classifier::kHistory, DEFAULT_TRANSIENT_CHANGES, rw_playing));
   g_object_class_install_property (gobject_class, PROP_TRANSIENT_WINDOW,
       g_param_spec_uint ("transient-window", "Transient window",
-          "Time window for transient-changes, in milliseconds", 1, 60000,
+          "Time window for transient-changes, in milliseconds (stretched, up to 4 times, while "
+          "the pipeline holds frames back)", 1, 60000,
           DEFAULT_TRANSIENT_WINDOW, rw_playing));
   g_object_class_install_property (gobject_class, PROP_MIN_VIDEO_TILES,
       g_param_spec_uint ("min-video-tiles", "Minimum video tiles",
@@ -802,8 +825,13 @@ gst_wayray_damage_tiler_class_init (GstWayrayDamageTilerClass * klass)
   g_object_class_install_property (gobject_class, PROP_SETTLE_TIME,
       g_param_spec_uint ("settle-time", "Settle time",
           "Milliseconds without change after which a tile shown from the video path is sent "
-          "losslessly (and a region without any change ends)",
+          "losslessly while the rest of its region still changes",
           1, 60000, DEFAULT_SETTLE_TIME, rw_playing));
+  g_object_class_install_property (gobject_class, PROP_REGION_SETTLE_TIME,
+      g_param_spec_uint ("region-settle-time", "Region settle time",
+          "Milliseconds without any change after which a video region ends and all of it is "
+          "sent losslessly (at least settle-time): a busy host's pauses do not send a playing "
+          "video losslessly", 1, 60000, DEFAULT_REGION_SETTLE_TIME, rw_playing));
   g_object_class_install_property (gobject_class, PROP_EVIDENCE_PERCENT,
       g_param_spec_uint ("evidence-percent", "Evidence percent",
           "Share of a tile's pixels a change must touch to count towards transient-changes "

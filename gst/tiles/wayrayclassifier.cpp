@@ -53,6 +53,30 @@ Classifier::reset (int width, int height, const ClassifierSettings & settings)
   lossy_.assign (n, 0);
   last_change_.assign (n, kNone);
   regions_.clear ();
+  last_frame_ns_ = kNone;
+  gaps_n_ = 0;
+  pending_.ns = kNone;
+  gap_ns_ = busy_ns_ = 0;
+}
+
+uint64_t
+Classifier::window_ns () const
+{
+  uint64_t base = s_.transient_window_ms * kMs;
+  return std::min (4 * base, std::max (base, gap_ns_ * s_.transient_changes));
+}
+
+uint64_t
+Classifier::region_settle_ns () const
+{
+  return std::max (settle_ns (), (uint64_t) s_.region_settle_ms * kMs);
+}
+
+uint64_t
+Classifier::settle_ns () const
+{
+  uint64_t base = s_.settle_ms * kMs;
+  return std::min (4 * base, std::max (base, gap_ns_ * 3));
 }
 
 /* The tiles lying wholly inside @box (a box's 16-alignment at the screen's
@@ -75,7 +99,7 @@ bool
 Classifier::transient (size_t t, uint64_t now_ns) const
 {
   uint64_t kth = history_[t * kHistory + s_.transient_changes - 1];
-  return kth != kNone && now_ns >= kth && now_ns - kth <= s_.transient_window_ms * kMs;
+  return kth != kNone && now_ns >= kth && now_ns - kth <= window_ns ();
 }
 
 void
@@ -112,12 +136,32 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
   out.video = out.layout_changed = out.paste_changed = false;
   out.unchanged = 0;
   out.moves.clear ();
+  /* The gaps between frames, and whether the pipeline imposed them (the
+   * last frame kept it busy for most of the gap); a pause longer than a
+   * second says nothing about the rate of what changes after it. */
+  /* This frame is judged by the gaps before it; its own (maybe the pause
+   * that lets a region settle now) counts from the next frame on. */
+  if (pending_.ns != kNone) {
+    gaps_[gaps_n_++ % kHistory] = pending_;
+    unsigned n = std::min<unsigned> (gaps_n_, kHistory);
+    uint64_t sorted[kHistory];
+    for (unsigned i = 0; i < n; i++)
+      sorted[i] = gaps_[i].busy ? gaps_[i].ns : 0;
+    std::nth_element (sorted, sorted + n / 2, sorted + n);
+    gap_ns_ = sorted[n / 2];
+    pending_.ns = kNone;
+  }
+  if (last_frame_ns_ != kNone && now_ns >= last_frame_ns_ && now_ns - last_frame_ns_ <= 1000 * kMs) {
+    uint64_t gap = now_ns - last_frame_ns_;
+    pending_ = {gap, busy_ns_ * 4 >= gap * 3};
+  }
+  last_frame_ns_ = now_ns;
+  busy_ns_ = 0;
   if (full) {
     /* Everything is sent losslessly: what the client showed from video is
-     * replaced too. */
+     * replaced too. The evidence stays. */
     bool had = !regions_.empty ();
     std::fill (lossy_.begin (), lossy_.end (), 0);
-    std::fill (history_.begin (), history_.end (), kNone);
     regions_.clear ();
     out.layout_changed = had;
   }
@@ -212,7 +256,7 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
       record (t, now_ns);
   }
 
-  if (video)
+  if (video && !full)
     out.layout_changed |= update_regions (now_ns);
 
   /* Changes inside a region go to the video path, the rest losslessly
@@ -379,12 +423,22 @@ Classifier::settle (uint64_t now_ns, bool all, std::vector<uint8_t> & refine, bo
   refine.assign (n, 0);
   layout_changed = false;
   bool any = false;
-  const uint64_t settle = s_.settle_ms * kMs;
+  const uint64_t settle = settle_ns (), region_settle = region_settle_ns ();
+  auto still = [now_ns] (uint64_t since, uint64_t d) {
+    return now_ns >= since && now_ns - since >= d;
+  };
+  /* Tiles of regions that still change (the others wait for their
+   * region's end, below). */
+  std::vector<uint8_t> alive (n, 0);
+  for (const VideoRegion & r : regions_)
+    if (!still (r.last_change_ns, settle))
+      for (size_t t : tiles_in (r.box))
+        alive[t] = 1;
   for (size_t t = 0; t < n; t++) {
     if (!lossy_[t])
       continue;
     uint64_t lc = last_change_[t];
-    if (all || lc == kNone || (now_ns >= lc && now_ns - lc >= settle)) {
+    if (all || lc == kNone || (alive[t] && still (lc, settle))) {
       lossy_[t] = 0;
       refine[t] = 1;
       any = true;
@@ -392,7 +446,7 @@ Classifier::settle (uint64_t now_ns, bool all, std::vector<uint8_t> & refine, bo
   }
   size_t before = regions_.size ();
   regions_.erase (std::remove_if (regions_.begin (), regions_.end (), [&] (const VideoRegion & r) {
-            return all || (now_ns >= r.last_change_ns && now_ns - r.last_change_ns >= settle);
+            return all || still (r.last_change_ns, region_settle);
           }), regions_.end ());
   if (regions_.size () != before) {
     layout_changed = true;

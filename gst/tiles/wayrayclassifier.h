@@ -22,10 +22,31 @@
  * bottom at x = 0.
  *
  * Refinement per tile. A tile that changed inside a region is shown from
- * the video path (lossy) until it has not changed for #settle_ms; then it
- * is sent losslessly once more and the client stops taking it from the
- * video (paste_rects). A region in which nothing changed for #settle_ms
- * ends.
+ * the video path (lossy) until it has not changed for #settle_ms while the
+ * rest of its region still changes; then it is sent losslessly once more
+ * and the client stops taking it from the video (paste_rects). A region in
+ * which nothing changed for #region_settle_ms (at least #settle_ms) ends,
+ * and all its tiles are sent losslessly: a paused video is sharp a second
+ * later, and a busy host's pause of a few hundred milliseconds does not
+ * send a whole playing video losslessly (on a slow link, seconds of it
+ * before the video may go on).
+ *
+ * A busy pipeline. When the pipeline itself holds the frames back (the
+ * previous frame took most of the gap to this one to go through: a busy
+ * server, a congested link, or the lossless path slowed by the very frames
+ * it should not be sending), both times are judged against the rate frames
+ * really come at (the median of the last 8 gaps, so that one pause does
+ * not count): the evidence window stretches to #transient_changes gaps (at
+ * most 4 x #transient_window_ms) and the settle time to 3 gaps (at most
+ * 4 x #settle_ms). Judged at the nominal rate, an animation delivered at
+ * a few frames a second would never become video, and every one of its
+ * frames would go losslessly, slowing the pipeline further. An application
+ * that is merely slow (Alt+Tab four times a second) keeps the nominal
+ * times: its frames come when it makes them.
+ *
+ * A full frame (a new client, a key unit) sends everything losslessly and
+ * ends the regions, but keeps the evidence: an animation that goes on is
+ * video again with its next frame.
  *
  * SPDX-License-Identifier: LGPL-2.1-or-later
  */
@@ -45,6 +66,7 @@ struct ClassifierSettings {
   unsigned transient_window_ms = 500;
   unsigned min_video_tiles = 4;
   unsigned settle_ms = 300;
+  unsigned region_settle_ms = 1000;
   unsigned evidence_percent = 25;
 };
 
@@ -85,6 +107,10 @@ public:
   /* New settings, all but the tile size (which takes a reset). */
   void tune (const ClassifierSettings & settings);
 
+  /* How long the previous frame took to go through the pipeline (the
+   * caller's measure), for the next process (): see "A busy pipeline". */
+  void pace (uint64_t busy_ns) { busy_ns_ = busy_ns; }
+
   /* Takes the next frame. @damage: where the source says pixels may have
    * changed (clipped to the screen); @full: everything counts as changed
    * (a new client, a key unit). With @video false nothing is classified
@@ -98,6 +124,13 @@ public:
    * for settle_ms (all with @all) end. Returns whether anything was marked;
    * @layout_changed tells whether regions ended. */
   bool settle (uint64_t now_ns, bool all, std::vector<uint8_t> & refine, bool & layout_changed);
+
+  /* How long a tile must not change to settle (while its region changes),
+   * how long a region must not change to end, and the evidence window,
+   * at the rate frames come now (see "A busy pipeline" above). */
+  uint64_t settle_ns () const;
+  uint64_t region_settle_ns () const;
+  uint64_t window_ns () const;
 
   const std::vector<VideoRegion> & regions () const { return regions_; }
   const std::vector<uint8_t> & lossy () const { return lossy_; }
@@ -131,6 +164,16 @@ private:
   std::vector<uint8_t> lossy_;
   std::vector<uint64_t> last_change_;   /* per tile */
   std::vector<VideoRegion> regions_;
+  uint64_t last_frame_ns_ = UINT64_MAX;
+  struct Gap {
+    uint64_t ns;                /* between two frames, a second at most (longer ones are not kept) */
+    bool busy;                  /* the pipeline imposed it */
+  };
+  Gap gaps_[kHistory] = { };    /* the last gaps, a ring */
+  unsigned gaps_n_ = 0;         /* how many were recorded */
+  uint64_t gap_ns_ = 0;         /* the median of the imposed ones; 0: frames come as fast as they are made */
+  Gap pending_ = {UINT64_MAX, false};   /* the last frame's, counted from the next */
+  uint64_t busy_ns_ = 0;                /* pace () */
 };
 
 /* @r grown to 16-pixel boundaries, within @width x @height. */

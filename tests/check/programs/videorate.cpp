@@ -143,7 +143,8 @@ GST_START_TEST (test_queueing_delay)
   }
   fail_unless (steps <= 8, "%d steps", steps);
   fail_unless_equals_string (rc.reason (), "congestion: delay");
-  /* 20 ms of delay: neither down nor up */
+  /* 20 ms of delay (what the transport keeps queued at its own
+   * bottleneck): neither down nor up */
   in.rtt_ns = 22000000;
   uint64_t held = rc.target ();
   rc.step (in);
@@ -157,6 +158,49 @@ GST_START_TEST (test_queueing_delay)
   for (int i = 0; i < 80; i++)
     rc.step (in);
   fail_unless_equals_uint64 (rc.target (), need);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_quiet_link_is_not_its_capacity)
+{
+  /* A picture that sent little (50 kbit/s delivered, nothing waiting),
+   * then a burst (a window opening) fills the congestion window: a cut,
+   * but from the target, not to 70 % of the quiet picture's 50 kbit/s. */
+  RateControl rc;
+  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  RateInput quiet = frames (1280, 720, 0, 6250);
+  rc.step (quiet);
+  fail_unless_equals_uint64 (rc.target (), need);
+  RateInput burst = frames (1280, 720, 800000, 6250);
+  burst.bytes_in_flight = burst.cwnd = 120000;
+  rc.step (burst);
+  fail_unless_equals_string (rc.reason (), "congestion: window");
+  fail_unless_equals_uint64 (rc.target (), (uint64_t) (need * RateControl::kCut));
+  /* still limited a step later: now the rate delivered was measured with a
+   * backlog, and it bounds the next cut */
+  burst.delivery_rate = 100000;
+  for (int i = 0; i < 3; i++)
+    rc.step (burst);
+  fail_unless (rc.target () <= 800000 * RateControl::kCut + 1, "%" G_GUINT64_FORMAT, rc.target ());
+}
+GST_END_TEST;
+
+GST_START_TEST (test_one_key_frame_is_not_a_queue)
+{
+  /* A key frame of 14 kB caught on its way out of a quiet link (80 kB/s
+   * delivered: 0.17 s of it) is no congestion; the same queue a step
+   * later is (and one that follows a backlog at once: the cap tests
+   * above). */
+  RateControl rc;
+  const uint64_t need = rc.step (frames (1280, 720, 0, 0));
+  rc.step (frames (1280, 720, 14000, 80000));
+  fail_unless_equals_uint64 (rc.target (), need);
+  rc.step (frames (1280, 720, 0, 80000));
+  rc.step (frames (1280, 720, 14000, 80000));
+  fail_unless_equals_uint64 (rc.target (), need);
+  rc.step (frames (1280, 720, 14000, 80000));
+  fail_unless (rc.target () < need);
+  fail_unless_equals_string (rc.reason (), "congestion: queue");
 }
 GST_END_TEST;
 
@@ -179,6 +223,8 @@ videorate_suite (void)
   tcase_add_test (tc, test_loss_and_window);
   tcase_add_test (tc, test_queueing_delay);
   tcase_add_test (tc, test_dropped_groups);
+  tcase_add_test (tc, test_quiet_link_is_not_its_capacity);
+  tcase_add_test (tc, test_one_key_frame_is_not_a_queue);
   tcase_add_test (tc, test_no_video);
   return s;
 }

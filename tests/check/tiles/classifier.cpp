@@ -216,7 +216,7 @@ GST_START_TEST (test_video_beside_text)
   for (int y = d.term.area.y; y < 720; y++)
     fail_unless (memcmp (&d.cl.px[(size_t) y * 1280 * 4], d.s.at (0, y), 1280 * 4) == 0, "text row %d differs", y);
   /* the video stops: everything settles, exactly */
-  d.frame ({}, 91 * 33 + 400);
+  d.frame ({}, 91 * 33 + 1100);
   fail_unless (d.c.regions ().empty ());
   fail_unless (d.cl.equals (d.s));
 }
@@ -246,7 +246,7 @@ GST_START_TEST (test_video_edge_through_tiles)
       box.w, box.h);
   for (int y = d.term.area.y; y < 720; y++)
     fail_unless (memcmp (&d.cl.px[(size_t) y * 1280 * 4], d.s.at (0, y), 1280 * 4) == 0, "text row %d differs", y);
-  d.frame ({}, 61 * 33 + 400);
+  d.frame ({}, 61 * 33 + 1100);
   fail_unless (d.cl.equals (d.s));
 }
 GST_END_TEST;
@@ -271,8 +271,110 @@ GST_START_TEST (test_two_videos_two_regions)
   /* the atlas holds both, stacked */
   fail_unless_equals_int (d.c.atlas_width (), 320);
   fail_unless_equals_int (d.c.atlas_height (), 192 + 192);
-  d.frame ({}, 61 * 33 + 400);
+  d.frame ({}, 61 * 33 + 1100);
   fail_unless (d.cl.equals (d.s));
+}
+GST_END_TEST;
+
+/* A 512x256 animation at 3 frames a second; @busy: the pipeline held
+ * every frame back (each took the whole gap to go through). Returns the
+ * frames that went to video; @regions_after: the regions right after the
+ * last frame. */
+static int
+slow_animation (Desk & d, bool busy, size_t *regions_after)
+{
+  Rect area = {128, 128, 512, 256};
+  int video = 0;
+  for (int i = 1; i <= 12; i++) {
+    d.s.noise (area, d.rng);
+    if (busy)
+      d.c.pace (333 * kMs);
+    video += d.frame ({area}, i * 333);
+  }
+  *regions_after = d.c.regions ().size ();
+  return video;
+}
+
+GST_START_TEST (test_busy_pipeline_animation_is_video)
+{
+  /* a busy server delivers an animation at 3 frames a second: it is still
+   * video, and stays so between its frames (no refinement, no region
+   * ending 300 ms after each frame); once it stops, it settles */
+  Desk d (13, {0, 0, 0, 0});
+  size_t regions = 0;
+  int video = slow_animation (d, true, &regions);
+  fail_unless (video >= 6, "only %d of 12 frames went to video", video);
+  fail_unless_equals_int (regions, 1);
+  /* a frame of something else, 500 ms later: the animation's tiles are
+   * not refined yet */
+  std::vector<uint8_t> refine;
+  bool layout = false;
+  fail_if (d.c.settle (12 * 333 * kMs + 500 * kMs, false, refine, layout), "refined 500 ms after a frame");
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+  /* it stopped: 4 x 300 ms later everything is exact again */
+  d.frame ({}, 12 * 333 + 1300);
+  fail_unless (d.c.regions ().empty () && !d.c.has_lossy ());
+  fail_unless (d.cl.equals (d.s));
+}
+GST_END_TEST;
+
+GST_START_TEST (test_slow_application_is_not_video)
+{
+  /* the same 3 frames a second from an application that draws no faster
+   * (the pipeline idle between its frames): lossless, as Alt+Tab four
+   * times a second is */
+  Desk d (13, {0, 0, 0, 0});
+  size_t regions = 0;
+  fail_unless_equals_int (slow_animation (d, false, &regions), 0);
+  fail_unless_equals_int (regions, 0);
+  fail_unless (d.cl.equals (d.s));
+}
+GST_END_TEST;
+
+/* @frames of noise over @area at 30 fps, from @t (ms, advanced). */
+static void
+animate (Desk & d, Rect area, int frames, uint64_t & t)
+{
+  for (int i = 0; i < frames; i++) {
+    t += 33;
+    d.s.noise (area, d.rng);
+    d.frame ({area}, t);
+  }
+}
+
+GST_START_TEST (test_paused_region_waits_for_region_settle)
+{
+  /* an animation at 30 fps that stalls for 600 ms (a busy host): its
+   * region is not refined in the pause; a real stop refines all of it a
+   * second later */
+  Desk d (19, {0, 0, 0, 0});
+  uint64_t t = 0;
+  animate (d, {128, 128, 512, 256}, 24, t);
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+  std::vector<uint8_t> refine;
+  bool layout = false;
+  fail_if (d.c.settle ((t + 600) * kMs, false, refine, layout), "refined in a pause of 600 ms");
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+  fail_unless (d.c.settle ((t + 1000) * kMs, false, refine, layout), "not refined a second after it stopped");
+  fail_unless (d.c.regions ().empty () && layout);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_key_unit_keeps_evidence)
+{
+  /* a new client (a full frame) in the middle of a video: everything goes
+   * losslessly once, and the next frame is video again */
+  Desk d (17, {0, 0, 0, 0});
+  Rect area = {128, 128, 512, 256};
+  uint64_t t = 0;
+  animate (d, area, 20, t);
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+  d.s.noise (area, d.rng);
+  fail_if (step (d.c, d.cl, d.s, {}, true, t + 33), "a full frame went to video");
+  fail_unless (d.c.regions ().empty ());
+  fail_unless (d.cl.equals (d.s));
+  d.s.noise (area, d.rng);
+  fail_unless (d.frame ({area}, t + 66), "the video did not resume after the full frame");
 }
 GST_END_TEST;
 
@@ -332,6 +434,10 @@ classifier_suite (void)
   tcase_add_test (tc, test_two_videos_two_regions);
   tcase_add_test (tc, test_video_edge_through_tiles);
   tcase_add_test (tc, test_refinement_per_tile);
+  tcase_add_test (tc, test_busy_pipeline_animation_is_video);
+  tcase_add_test (tc, test_slow_application_is_not_video);
+  tcase_add_test (tc, test_key_unit_keeps_evidence);
+  tcase_add_test (tc, test_paused_region_waits_for_region_settle);
   tcase_add_test (tc, test_without_video_all_lossless);
   return s;
 }

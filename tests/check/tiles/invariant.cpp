@@ -105,7 +105,7 @@ GST_START_TEST (test_invariant_with_video_path)
   /* The video pad linked straight to the compositor (raw crops are exact):
    * the split into tiles and video regions, the lossy marking and the
    * refinement must still give the exact picture after every frame. */
-  run_invariant ("damagetiler name=t settle-time=200 ! "
+  run_invariant ("damagetiler name=t settle-time=200 region-settle-time=200 ! "
       "wayraytileenc cache-size=64 ! wayraytiledec ! wayraycompositor name=c "
       "t.video ! c.video", 320, 240, 13, 2500, false, true);
 }
@@ -187,8 +187,9 @@ GST_START_TEST (test_video_path_with_h264)
   fail_unless (stat_of (h, "wayraycompositor", "video-updates") >= 25);
   /* lossy but in the right place: a misplaced region would be far off */
   fail_unless (worst < 12.0, "video region error %.1f", worst);
-  /* it settles: a typed character later, the region comes back exact */
-  t += 400 * GST_MSECOND;
+  /* it settles: a typed character a second later (region-settle-time),
+   * the region comes back exact */
+  t += 1100 * GST_MSECOND;
   Rect d = term.type (s, 'x');
   gst_harness_push (h, frame_buffer (s, {d}, false, t));
   drain ();
