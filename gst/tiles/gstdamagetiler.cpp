@@ -34,7 +34,7 @@
  * parameter x, y saying where it was), which wayraytileenc takes instead of
  * searching again. A tile of a
  * region that has not changed for #GstWayrayDamageTiler:settle-time while
- * the rest of the region still changes is sent losslessly once more
+ * most of the region still changes is sent losslessly once more
  * (refinement, tile by tile, so text beside a playing video is sharp as
  * soon as it stops changing), and the client no longer takes it from the
  * video; a region without any change for
@@ -825,7 +825,7 @@ gst_wayray_damage_tiler_class_init (GstWayrayDamageTilerClass * klass)
   g_object_class_install_property (gobject_class, PROP_SETTLE_TIME,
       g_param_spec_uint ("settle-time", "Settle time",
           "Milliseconds without change after which a tile shown from the video path is sent "
-          "losslessly while the rest of its region still changes",
+          "losslessly while most of its region still changes",
           1, 60000, DEFAULT_SETTLE_TIME, rw_playing));
   g_object_class_install_property (gobject_class, PROP_REGION_SETTLE_TIME,
       g_param_spec_uint ("region-settle-time", "Region settle time",

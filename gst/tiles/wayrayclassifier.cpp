@@ -430,10 +430,25 @@ Classifier::settle (uint64_t now_ns, bool all, std::vector<uint8_t> & refine, bo
   /* Tiles of regions that still change (the others wait for their
    * region's end, below). */
   std::vector<uint8_t> alive (n, 0);
-  for (const VideoRegion & r : regions_)
-    if (!still (r.last_change_ns, settle))
-      for (size_t t : tiles_in (r.box))
-        alive[t] = 1;
+  for (const VideoRegion & r : regions_) {
+    if (still (r.last_change_ns, settle))
+      continue;
+    /* Only while most of the region plays on: when most of its lossy
+     * tiles are still, the video stalls (a busy host drawing a small
+     * overlay on time and the video behind it late) and waits for the
+     * region's end like a whole pause. */
+    std::vector<size_t> in = tiles_in (r.box);
+    size_t lossy = 0, quiet = 0;
+    for (size_t t : in)
+      if (lossy_[t]) {
+        lossy++;
+        quiet += last_change_[t] == kNone || still (last_change_[t], settle);
+      }
+    if (quiet * 2 > lossy)
+      continue;
+    for (size_t t : in)
+      alive[t] = 1;
+  }
   for (size_t t = 0; t < n; t++) {
     if (!lossy_[t])
       continue;

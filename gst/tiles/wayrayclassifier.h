@@ -22,8 +22,8 @@
  * bottom at x = 0.
  *
  * Refinement per tile. A tile that changed inside a region is shown from
- * the video path (lossy) until it has not changed for #settle_ms while the
- * rest of its region still changes; then it is sent losslessly once more
+ * the video path (lossy) until it has not changed for #settle_ms while
+ * most of its region still changes; then it is sent losslessly once more
  * and the client stops taking it from the video (paste_rects). A region in
  * which nothing changed for #region_settle_ms (at least #settle_ms) ends,
  * and all its tiles are sent losslessly: a paused video is sharp a second

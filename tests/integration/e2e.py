@@ -406,8 +406,23 @@ def adaptation_session(env, tmp, port):
     token = subprocess.run([WAYRAYCTL, "--config", cfg, "token-add", "rate", "--user", ME], env=env,
                            capture_output=True, text=True).stdout.strip()
     logpath = os.path.join(tmp, "rate-daemon.log")
-    daemon = subprocess.Popen([WAYRAYD, "--config", cfg], env=env, stdout=open(logpath, "w"),
-                              stderr=subprocess.STDOUT)
+    # The rate decisions, the classifier's regions and refinements, and the
+    # transport's resets and key-unit requests: what a failure here needs.
+    daemon = subprocess.Popen([WAYRAYD, "--config", cfg],
+                              env=dict(env, GST_DEBUG="wayray-videorate:4,damagetiler:5,quicsink:5"),
+                              stdout=open(logpath, "w"), stderr=subprocess.STDOUT)
+
+    def story():
+        """The daemon's decisions, the relay's drops, and the client's
+        statistics: the detail of a failed check."""
+        keep = re.compile(r"bitrate |refinement|video regions|full frame|requesting a key|resetting|superseded")
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in open(logpath, errors="replace")
+                 if keep.search(ln)]
+        c.send("stats")
+        c.expect(r"^frames \d+", 3)
+        c.expect(r"^never-matches", 0.5)        # the rest of the statistics
+        return ("\n  daemon: " + "\n  daemon: ".join(lines[-40:]) + "\n  relay: dropped %d, peak wait %.3f s"
+                % (relay.peak()[1], relay.peak()[0]) + "\n  client: " + "\n  client: ".join(c.lines[-12:]))
     c = None
     try:
         wait_for(lambda: "ready on port" in open(logpath).read(), timeout=20)
@@ -425,8 +440,8 @@ def adaptation_session(env, tmp, port):
         # (how fast is the benchmarks' business: docs/benchmarks.md, "A slow
         # link"; here only that it gets there, given time on a loaded
         # machine or under the sanitizers)
-        check("on a free link the video gets what a 1280x720 picture needs", wait_for(at_need, timeout=90),
-              str(free[0]))
+        ok = wait_for(at_need, timeout=90)
+        check("on a free link the video gets what a 1280x720 picture needs", ok, str(free[0]) + ("" if ok else story()))
         # A 0.8 Mbit/s bottleneck with a 64 KiB queue (x264enc makes about
         # 1.5 Mbit/s of this picture at the 2.8 Mbit/s it is allowed).
         relay.set_rate(800000)
@@ -441,13 +456,15 @@ def adaptation_session(env, tmp, port):
               % (time.monotonic() - t0), down, str(capped[0]))
         # (over 5 s: in the first seconds of the cap the queue built at the
         # old rate drains, and a loaded machine may show only a few frames)
-        check("and the picture keeps coming over the capped link", *frames_grow(c, 5, 10))
+        grew, counted = frames_grow(c, 5, 10)
+        check("and the picture keeps coming over the capped link", grew, counted + ("" if grew else story()))
         relay.set_rate(0)
         t0 = time.monotonic()
         # From a deep dip (a slow machine's capped rate can fall far under
         # the cap) the climb at a few per cent a step takes its time.
         up = wait_for(at_need, timeout=90)
-        check("lifting the cap brings it back to the need (%.1f s)" % (time.monotonic() - t0), up, str(free[0]))
+        check("lifting the cap brings it back to the need (%.1f s)" % (time.monotonic() - t0), up,
+              str(free[0]) + ("" if up else story()))
     finally:
         if c:
             c.quit()

@@ -360,6 +360,32 @@ GST_START_TEST (test_paused_region_waits_for_region_settle)
 }
 GST_END_TEST;
 
+GST_START_TEST (test_stalled_video_beside_overlay_waits)
+{
+  /* a 512x256 video with a small overlay (128x64) that keeps changing
+   * while the video behind it stalls for 600 ms (a busy host): the
+   * video's tiles are not refined in the stall */
+  Desk d (23, {0, 0, 0, 0});
+  Rect area = {128, 128, 512, 256}, overlay = {320, 192, 128, 64};
+  uint64_t t = 0;
+  animate (d, area, 24, t);
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+  size_t lossy = 0;
+  for (uint8_t l : d.c.lossy ())
+    lossy += l;
+  for (int i = 0; i < 18; i++) {
+    t += 33;
+    d.s.noise (overlay, d.rng);
+    d.frame ({overlay}, t);
+  }
+  size_t still_lossy = 0;
+  for (uint8_t l : d.c.lossy ())
+    still_lossy += l;
+  fail_unless_equals_int (still_lossy, lossy);
+  fail_unless_equals_int (d.c.regions ().size (), 1);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_key_unit_keeps_evidence)
 {
   /* a new client (a full frame) in the middle of a video: everything goes
@@ -437,6 +463,7 @@ classifier_suite (void)
   tcase_add_test (tc, test_busy_pipeline_animation_is_video);
   tcase_add_test (tc, test_slow_application_is_not_video);
   tcase_add_test (tc, test_key_unit_keeps_evidence);
+  tcase_add_test (tc, test_stalled_video_beside_overlay_waits);
   tcase_add_test (tc, test_paused_region_waits_for_region_settle);
   tcase_add_test (tc, test_without_video_all_lossless);
   return s;
