@@ -138,9 +138,9 @@ Classifier::process (const ConstSurface & cur, const std::vector<Rect> & damage,
   out.moves.clear ();
   /* The gaps between frames, and whether the pipeline imposed them (the
    * last frame kept it busy for most of the gap); a pause longer than a
-   * second says nothing about the rate of what changes after it. */
-  /* This frame is judged by the gaps before it; its own (maybe the pause
-   * that lets a region settle now) counts from the next frame on. */
+   * second says nothing about the rate of what changes after it. This
+   * frame is judged by the gaps before it; its own (maybe the pause that
+   * lets a region settle now) counts from the next frame on. */
   if (pending_.ns != kNone) {
     gaps_[gaps_n_++ % kHistory] = pending_;
     unsigned n = std::min<unsigned> (gaps_n_, kHistory);
